@@ -1,0 +1,387 @@
+//! Bytes to an owned [`Inbound`]: addresses, threading keys, text, and the
+//! headers later stages look at.
+//!
+//! Parsing is best effort and never fails: broken mail is data. What could
+//! not be understood is listed in [`Inbound::warnings`]. mail-parser does
+//! the MIME work; this module only picks what recoverydesk needs and owns it,
+//! so nothing downstream borrows from the raw bytes.
+
+use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::domain::EmailAddress;
+
+/// Longest text body kept for reading; the raw message is always kept whole.
+const MAX_TEXT_CHARS: usize = 256 * 1024;
+/// Longest header value kept; a 135 KB header of encoded words is cut here.
+const MAX_HEADER_CHARS: usize = 8 * 1024;
+/// Most headers kept, so a message of 10,000 headers stays cheap to store.
+const MAX_HEADERS: usize = 500;
+
+/// A display name and address, as written in From/To/Cc/Reply-To.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mailbox {
+    /// The display name, if any, with control characters removed.
+    pub name: Option<String>,
+    /// The address.
+    pub address: EmailAddress,
+}
+
+/// The parts of a `multipart/report` (RFC 3464/6522) that classification needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// The `report-type` parameter, lower-cased (e.g. `delivery-status`).
+    pub report_type: String,
+    /// The text of the `message/delivery-status` (or similar) part.
+    pub status: String,
+    /// Headers of the returned original message, when it was attached.
+    pub original_headers: String,
+}
+
+/// One inbound message, owned and ready for classification and threading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inbound {
+    /// Message-ID without angle brackets; synthesised when missing.
+    pub message_id: String,
+    /// True when the message carried no usable Message-ID.
+    pub message_id_synthesized: bool,
+    /// In-Reply-To ids, without angle brackets.
+    pub in_reply_to: Vec<String>,
+    /// References ids, without angle brackets, oldest first.
+    pub references: Vec<String>,
+    /// The first From mailbox that parses as an address.
+    pub from: Option<Mailbox>,
+    /// Reply-To, when present and valid.
+    pub reply_to: Option<Mailbox>,
+    /// Sender header, when present and valid.
+    pub sender: Option<Mailbox>,
+    /// To recipients that parse.
+    pub to: Vec<Mailbox>,
+    /// Cc recipients that parse.
+    pub cc: Vec<Mailbox>,
+    /// Decoded subject, one line.
+    pub subject: String,
+    /// Date header as Unix seconds, when it parses.
+    pub date: Option<i64>,
+    /// The best plain text: text/plain, else the HTML rendered to text.
+    pub text: String,
+    /// The first HTML body, when there is one (for quote detection).
+    pub html: Option<String>,
+    /// True when the message had HTML but no text/plain body.
+    pub html_only: bool,
+    /// Every header as (lower-case name, decoded value), in order.
+    pub headers: Vec<(String, String)>,
+    /// The top-level content type, lower-cased, e.g. `multipart/report`.
+    pub content_type: String,
+    /// Delivery or disposition report parts, when the message is a report.
+    pub report: Option<Report>,
+    /// Size of the raw message in bytes.
+    pub size: usize,
+    /// SHA-256 of the raw bytes, hex; the key of the raw message in the store.
+    pub content_hash: String,
+    /// What could not be understood (missing From, undecodable parts, ...).
+    pub warnings: Vec<String>,
+}
+
+impl Inbound {
+    /// The first value of a header (name matched case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header, in order.
+    pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The From address, when there is one.
+    pub fn from_address(&self) -> Option<&EmailAddress> {
+        self.from.as_ref().map(|m| &m.address)
+    }
+
+    /// Every recipient address (To then Cc).
+    pub fn recipients(&self) -> impl Iterator<Item = &EmailAddress> {
+        self.to.iter().chain(self.cc.iter()).map(|m| &m.address)
+    }
+
+    /// Every Message-ID this message points at: In-Reply-To, then References
+    /// newest first.
+    pub fn thread_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = self.in_reply_to.iter().map(String::as_str).collect();
+        keys.extend(self.references.iter().rev().map(String::as_str));
+        keys.dedup();
+        keys
+    }
+}
+
+/// The hex SHA-256 of a raw message.
+pub fn content_hash(raw: &[u8]) -> String {
+    hex::encode(Sha256::digest(raw))
+}
+
+/// Parses raw bytes; never fails and never panics on hostile input.
+pub fn parse(raw: &[u8]) -> Inbound {
+    let hash = content_hash(raw);
+    let parsed = MessageParser::default().parse(raw);
+    match parsed {
+        Some(message) => from_message(&message, raw.len(), hash),
+        None => unparseable(raw.len(), hash),
+    }
+}
+
+fn unparseable(size: usize, hash: String) -> Inbound {
+    Inbound {
+        message_id: synthesized_id(&hash),
+        message_id_synthesized: true,
+        in_reply_to: Vec::new(),
+        references: Vec::new(),
+        from: None,
+        reply_to: None,
+        sender: None,
+        to: Vec::new(),
+        cc: Vec::new(),
+        subject: String::new(),
+        date: None,
+        text: String::new(),
+        html: None,
+        html_only: false,
+        headers: Vec::new(),
+        content_type: String::new(),
+        report: None,
+        size,
+        content_hash: hash,
+        warnings: vec!["not a parseable message".into()],
+    }
+}
+
+fn synthesized_id(hash: &str) -> String {
+    format!("{}@synthesized.recoverydesk.invalid", &hash[..32])
+}
+
+fn from_message(message: &Message<'_>, size: usize, hash: String) -> Inbound {
+    let mut warnings = Vec::new();
+    let (message_id, message_id_synthesized) = match message.message_id().map(clean_id) {
+        Some(id) if !id.is_empty() => (id, false),
+        _ => {
+            warnings.push("no Message-ID; synthesised from the content hash".into());
+            (synthesized_id(&hash), true)
+        }
+    };
+    let from = first_mailbox(message.from());
+    if from.is_none() {
+        warnings.push("no usable From address".into());
+    }
+    let text_plain = message
+        .text_bodies()
+        .find(|p| matches!(p.body, PartType::Text(_)))
+        .and_then(|p| p.text_contents())
+        .map(str::to_owned);
+    let html = message
+        .html_bodies()
+        .find(|p| matches!(p.body, PartType::Html(_)))
+        .and_then(|p| p.text_contents())
+        .map(|h| truncate_chars(h, MAX_TEXT_CHARS));
+    let html_only = text_plain.is_none() && html.is_some();
+    let text = match (&text_plain, &html) {
+        (Some(t), _) => truncate_chars(t, MAX_TEXT_CHARS),
+        (None, Some(h)) => truncate_chars(&mail_parser::decoders::html::html_to_text(h), MAX_TEXT_CHARS),
+        (None, None) => String::new(),
+    };
+    if message.parts.iter().any(|p| p.is_encoding_problem) {
+        warnings.push("a part could not be decoded".into());
+    }
+    let content_type = message
+        .root_part()
+        .content_type()
+        .map(content_type_string)
+        .unwrap_or_default();
+    Inbound {
+        message_id,
+        message_id_synthesized,
+        in_reply_to: id_list(message.in_reply_to()),
+        references: id_list(message.references()),
+        from,
+        reply_to: first_mailbox(message.reply_to()),
+        sender: first_mailbox(message.sender()),
+        to: all_mailboxes(message.to()),
+        cc: all_mailboxes(message.cc()),
+        subject: crate::domain::header_safe(message.subject().unwrap_or("")),
+        date: message.date().map(|d| d.to_timestamp()),
+        text,
+        html,
+        html_only,
+        headers: header_pairs(message),
+        report: report_parts(message, &content_type),
+        content_type,
+        size,
+        content_hash: hash,
+        warnings,
+    }
+}
+
+fn clean_id(id: &str) -> String {
+    crate::domain::header_safe(id.trim().trim_start_matches('<').trim_end_matches('>'))
+}
+
+fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
+    let ids: Vec<String> = match value {
+        HeaderValue::Text(t) => vec![clean_id(t)],
+        HeaderValue::TextList(list) => list.iter().map(|t| clean_id(t)).collect(),
+        _ => Vec::new(),
+    };
+    ids.into_iter().filter(|id| !id.is_empty()).take(100).collect()
+}
+
+fn to_mailbox(name: Option<&str>, address: Option<&str>) -> Option<Mailbox> {
+    let address = EmailAddress::parse(address?)?;
+    let name = name
+        .map(crate::domain::header_safe)
+        .filter(|n| !n.is_empty());
+    Some(Mailbox { name, address })
+}
+
+fn all_mailboxes(address: Option<&Address<'_>>) -> Vec<Mailbox> {
+    address
+        .map(|a| {
+            a.iter()
+                .filter_map(|addr| to_mailbox(addr.name(), addr.address()))
+                .take(100)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn first_mailbox(address: Option<&Address<'_>>) -> Option<Mailbox> {
+    all_mailboxes(address).into_iter().next()
+}
+
+fn content_type_string(ct: &mail_parser::ContentType<'_>) -> String {
+    match ct.subtype() {
+        Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
+        None => ct.ctype().to_ascii_lowercase(),
+    }
+}
+
+fn header_pairs(message: &Message<'_>) -> Vec<(String, String)> {
+    message
+        .root_part()
+        .headers
+        .iter()
+        .take(MAX_HEADERS)
+        .map(|h| {
+            let raw = &message.raw_message[(h.offset_start as usize).min(message.raw_message.len())
+                ..(h.offset_end as usize).min(message.raw_message.len())];
+            let value = match h.value() {
+                HeaderValue::Text(t) => t.to_string(),
+                HeaderValue::TextList(list) => list.join(", "),
+                _ => unfold(&String::from_utf8_lossy(raw)),
+            };
+            (h.name().to_ascii_lowercase(), truncate_chars(&value, MAX_HEADER_CHARS))
+        })
+        .collect()
+}
+
+fn unfold(raw: &str) -> String {
+    raw.split(['\r', '\n']).map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+fn report_parts(message: &Message<'_>, content_type: &str) -> Option<Report> {
+    if content_type != "multipart/report" {
+        return None;
+    }
+    let report_type = message
+        .root_part()
+        .content_type()
+        .and_then(|ct| ct.attribute("report-type"))
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mut report = Report { report_type, ..Report::default() };
+    for part in message.parts.iter().skip(1) {
+        let ct = part.content_type().map(content_type_string).unwrap_or_default();
+        let body_text = || match &part.body {
+            PartType::Text(t) | PartType::Html(t) => t.to_string(),
+            PartType::Binary(b) | PartType::InlineBinary(b) => String::from_utf8_lossy(b).into_owned(),
+            PartType::Message(m) => String::from_utf8_lossy(
+                &m.raw_message[..(m.root_part().offset_body as usize).min(m.raw_message.len())],
+            )
+            .into_owned(),
+            PartType::Multipart(_) => String::new(),
+        };
+        match ct.as_str() {
+            "message/delivery-status" | "message/global-delivery-status" | "message/disposition-notification"
+            | "message/feedback-report" => report.status = truncate_chars(&body_text(), MAX_TEXT_CHARS),
+            "message/rfc822" | "text/rfc822-headers" | "message/rfc822-headers" | "message/global"
+            | "message/global-headers" if report.original_headers.is_empty() => {
+                report.original_headers = truncate_chars(&body_text(), MAX_TEXT_CHARS)
+            }
+            _ => {}
+        }
+    }
+    Some(report)
+}
+
+fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((idx, _)) => text[..idx].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_message_yields_addresses_ids_and_text() {
+        let raw = b"From: Jo Doe <Jo@Example.org>\r\nTo: support@pypi.test\r\nSubject: Lost 2FA\r\nMessage-ID: <abc@x>\r\nIn-Reply-To: <p@x>\r\nReferences: <o@x> <p@x>\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\r\nHello, my username is jodoe.\r\n";
+        let m = parse(raw);
+        assert_eq!(m.message_id, "abc@x");
+        assert_eq!(m.from_address().unwrap().as_str(), "jo@example.org");
+        assert_eq!(m.in_reply_to, vec!["p@x"]);
+        assert_eq!(m.references, vec!["o@x", "p@x"]);
+        assert_eq!(m.thread_keys(), vec!["p@x", "o@x"]);
+        assert!(m.text.contains("username is jodoe"));
+        assert_eq!(m.subject, "Lost 2FA");
+        assert!(m.date.is_some());
+    }
+
+    #[test]
+    fn missing_message_id_is_synthesised_from_content() {
+        let m = parse(b"From: a@b.org\r\n\r\nhi\r\n");
+        assert!(m.message_id_synthesized);
+        assert!(m.message_id.ends_with("@synthesized.recoverydesk.invalid"));
+        assert_eq!(m.message_id, parse(b"From: a@b.org\r\n\r\nhi\r\n").message_id);
+    }
+
+    #[test]
+    fn random_bytes_do_not_panic_and_are_flagged() {
+        let m = parse(&[0xff, 0x00, 0x13, 0x37, b'\n', b'\n', 0xfe]);
+        assert!(m.from.is_none());
+        assert!(!m.warnings.is_empty());
+    }
+
+    #[test]
+    fn html_only_mail_is_rendered_to_text() {
+        let raw = b"From: a@b.org\r\nContent-Type: text/html\r\n\r\n<p>My username is <b>jodoe</b></p>";
+        let m = parse(raw);
+        assert!(m.html_only);
+        assert!(m.text.contains("jodoe"), "{}", m.text);
+    }
+
+    #[test]
+    fn delivery_report_parts_are_kept() {
+        let raw = b"From: MAILER-DAEMON@x.org\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; jo@example.org\r\nStatus: 5.1.1\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <sent@rd>\r\n--b--\r\n";
+        let m = parse(raw);
+        let report = m.report.expect("report");
+        assert_eq!(report.report_type, "delivery-status");
+        assert!(report.status.contains("jo@example.org"));
+        assert!(report.original_headers.contains("sent@rd"));
+    }
+}

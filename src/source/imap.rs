@@ -1,0 +1,3 @@
+//! The IMAP source (async-imap over tokio and native-tls).
+//!
+//! Placeholder; the real-mailboxes issue implements it.

@@ -1,0 +1,1 @@
+//! The Maildir source.

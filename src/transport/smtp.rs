@@ -1,0 +1,3 @@
+//! The SMTP transport (lettre, tokio, native-tls).
+//!
+//! Placeholder; the real-mailboxes issue implements it.
