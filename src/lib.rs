@@ -16,6 +16,7 @@
 
 pub mod domain;
 pub mod error;
+pub mod secret;
 
 pub mod authres;
 pub mod classify;

@@ -50,3 +50,6 @@ pub trait Source: Send {
     /// A short description for logs, e.g. `maildir:/srv/mail/support`.
     fn describe(&self) -> String;
 }
+
+/// Reads the last committed cursor value for a key from the store.
+pub type CursorReader = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
