@@ -27,6 +27,7 @@ pub mod request;
 pub mod request_rules;
 pub mod secrets;
 pub mod staff_cmd;
+pub mod ratelimit;
 
 pub mod directory;
 pub mod verify;
