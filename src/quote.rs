@@ -1,20 +1,473 @@
 //! What the sender newly wrote: quoted history, quote headers and
 //! signatures stripped.
 //!
-//! Pure. Placeholder rules; the reading issue replaces them.
+//! Owns: finding where a reply's own text ends (attribution lines such as
+//! "On … wrote:" in many languages, Outlook header blocks, "Original
+//! message" separators, phone footers, `-- ` signatures, closing
+//! valedictions) and dropping `>`-quoted lines; for HTML mail, dropping
+//! `blockquote`, `gmail_quote` and the Outlook/Thunderbird/Yahoo quote
+//! containers before the text rules run.
+//! Does not own: secrets (see [`crate::secrets`]) or what the text means
+//! (see [`crate::request`]).
+//!
+//! Pure; never panics. When in doubt it keeps text: losing a requester's
+//! sentence costs more than showing staff a line of history.
+
+use once_cell::sync::Lazy;
+use regex::Regex;
+
+/// How many lines a split attribution header ("On …\n… wrote:") may span.
+const MAX_HEADER_LINES: usize = 3;
+/// Attribution headers longer than this are sentences, not headers.
+const MAX_HEADER_CHARS: usize = 400;
+/// A valediction only ends the text when at most this many short lines follow.
+const MAX_SIGNATURE_LINES: usize = 4;
 
 /// The newly written part of a message body. `html` is the message's HTML
 /// body when it has one (used to drop `blockquote`/`gmail_quote` history).
-pub fn new_text(plain: &str, _html: Option<&str>) -> String {
-    let mut out = Vec::new();
-    for line in plain.lines() {
-        if line.starts_with('>') {
+///
+/// The HTML is only used when `plain` is empty or is the HTML rendered to
+/// text (an HTML-only message): a real text/plain part is what the sender's
+/// client chose to show and is read as it is.
+pub fn new_text(plain: &str, html: Option<&str>) -> String {
+    let source = match html {
+        Some(h) if plain_is_rendered_html(plain, h) => {
+            let stripped = strip_html_quotes(h);
+            mail_parser::decoders::html::html_to_text(&stripped)
+        }
+        _ => plain.to_string(),
+    };
+    strip_text(&source)
+}
+
+/// True when `plain` carries nothing the HTML does not: empty, or the same
+/// text as the HTML rendered (compared without whitespace differences).
+fn plain_is_rendered_html(plain: &str, html: &str) -> bool {
+    if plain.trim().is_empty() {
+        return true;
+    }
+    let rendered = mail_parser::decoders::html::html_to_text(html);
+    squash(plain) == squash(&rendered)
+}
+
+fn squash(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+// ---------------------------------------------------------------- HTML ----
+
+/// Quote containers whose whole element is history.
+static HTML_QUOTE_OPEN: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(
+        r#"(?is)<(blockquote)\b[^>]*>|<(div)\b[^>]*class\s*=\s*["']?[^"'>]*\b(?:gmail_quote|gmail_signature|yahoo_quoted|moz-cite-prefix|moz-signature|protonmail_quote|zmail_extra)\b[^>]*>"#,
+    )
+    .expect("valid regex")
+});
+
+/// Markers after which everything is history (Outlook puts the quoted
+/// message after these, not inside them).
+static HTML_CUT_REST: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(
+        r#"(?is)<div\b[^>]*id\s*=\s*["']?(?:divRplyFwdMsg|appendonsend|mail-editor-reference-message-container)\b|<hr\b[^>]*id\s*=\s*["']?stopSpelling"#,
+    )
+    .expect("valid regex")
+});
+
+static HTML_TAG: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"(?is)<(/?)([a-z][a-z0-9]*)\b[^>]*?(/?)>").expect("valid regex"));
+
+/// Removes quote containers from HTML. Works on tags only (no DOM): finds
+/// an opening container and skips to its balanced closing tag, so nested
+/// quotes go with their parent. Unbalanced markup drops the rest, which is
+/// the safe side for a quote that was never closed.
+fn strip_html_quotes(html: &str) -> String {
+    let html = match HTML_CUT_REST.find(html) {
+        Some(m) => &html[..m.start()],
+        None => html,
+    };
+    let mut out = String::with_capacity(html.len());
+    let mut pos = 0;
+    while let Some(open) = HTML_QUOTE_OPEN.find_at(html, pos) {
+        out.push_str(&html[pos..open.start()]);
+        let tag = if open
+            .as_str()
+            .to_ascii_lowercase()
+            .starts_with("<blockquote")
+        {
+            "blockquote"
+        } else {
+            "div"
+        };
+        pos = match balanced_end(html, open.end(), tag) {
+            Some(end) => end,
+            None => html.len(),
+        };
+    }
+    out.push_str(&html[pos..]);
+    out
+}
+
+/// Byte offset just after the closing tag that balances an opening `tag`
+/// whose start tag ended at `from`.
+fn balanced_end(html: &str, from: usize, tag: &str) -> Option<usize> {
+    let mut depth = 1usize;
+    for caps in HTML_TAG.captures_iter(&html[from..]) {
+        let name = caps.get(2).map_or("", |m| m.as_str());
+        if !name.eq_ignore_ascii_case(tag) {
             continue;
         }
-        if line == "-- " {
+        let closing = caps.get(1).is_some_and(|m| !m.as_str().is_empty());
+        let self_closing = caps.get(3).is_some_and(|m| !m.as_str().is_empty());
+        if closing {
+            depth -= 1;
+            if depth == 0 {
+                return caps.get(0).map(|m| from + m.end());
+            }
+        } else if !self_closing {
+            depth += 1;
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------- text ----
+
+/// Verbs of attribution lines ("X wrote:") in the languages we meet.
+const WROTE: &str = r"wrote|writes|a\s+écrit|a\s+ecrit|escribió|escribio|escreveu|schrieb|ha\s+scritto|schreef|skrev|kirjoitti|napisał(?:\(a\))?|napisala|napisal|napsal|написал|написала|написав|пишет|yazdı|írta|έγραψε|写道|寫道|が書きました|님이\s*작성";
+
+/// An attribution line: a verb of writing, ending the (joined) header with
+/// an optional colon or a run of dashes (Zoho "---- On … wrote ----"), or
+/// followed by the quoted author and a colon (German, Scandinavian).
+static ATTRIBUTION: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(&format!(
+        r"(?i)^(?:>\s*)*(?:-{{2,}}\s*)?\S.{{0,{MAX_HEADER_CHARS}}}?(?:\b|\s|^)(?:{WROTE})(?:\s*[:：]|\s*-{{2,}}|\s*$|\s.{{0,200}}[:：]\s*$)\s*(?:-{{2,}})?\s*$"
+    ))
+    .expect("valid regex")
+});
+
+/// Gmail in languages with no verb (Russian, Ukrainian): a date, an
+/// address in angle brackets, then a colon ends the line.
+static ADDRESS_COLON: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"<[^<>\s]+@[^<>\s]+>\s*\)?\s*[:：]\s*$").expect("valid regex"));
+
+/// Something that dates a header, so "On the other hand …" never counts.
+static DATE_HINT: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"\d{1,2}[:.h]\d{2}|\b(?:19|20)\d{2}\b|\d{4}年|@").expect("valid regex")
+});
+
+/// Separators that open forwarded or original messages.
+static SEPARATOR: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(
+        r"(?i)^\s*(?:-{2,}|_{2,}|={2,}|\*{2,})\s*(?:original\s+message|forwarded\s+message|message\s+d'origine|message\s+original|message\s+transféré|ursprüngliche\s+nachricht|weitergeleitete\s+nachricht|oprindelig\s+besked|videresendt\s+meddelelse|opprinnelig\s+melding|ursprungligt\s+meddelande|alkuperäinen\s+viesti|oorspronkelijk\s+bericht|doorgestuurd\s+bericht|messaggio\s+originale|messaggio\s+inoltrato|mensaje\s+original|mensaje\s+reenviado|mensagem\s+original|mensagem\s+encaminhada|wiadomość\s+oryginalna|původní\s+zpráva|исходное\s+сообщение|пересылаемое\s+сообщение|переслане\s+повідомлення|原始邮件|原始郵件|转发的邮件|元のメッセージ)\s*(?:-{2,}|_{2,}|={2,}|\*{2,})?\s*$|^\s*(?:begin\s+forwarded\s+message|début\s+du\s+message\s+réexpédié|anfang\s+der\s+weitergeleiteten\s+nachricht|inicio\s+del\s+mensaje\s+reenviado)\s*:\s*$",
+    )
+    .expect("valid regex")
+});
+
+/// First line of an Outlook-style header block, in many languages.
+static FROM_FIELD: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)^\s*\*?(?:from|von|de|da|van|fra|från|od|от|від|lähettäjä|feladó|gönderen|发件人|寄件者|差出人|보낸\s*사람)\*?\s*[:：]")
+        .expect("valid regex")
+});
+
+/// Other fields of such a block; two of them under a From line make it a
+/// header, which keeps "from: our database" in a sentence safe.
+static OTHER_FIELD: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)^\s*\*?(?:sent|date|to|cc|subject|message\s+du|sujet|copie\s+à|gesendet|datum|an|betreff|envoyé|date|à|objet|enviado|fecha|para|asunto|assunto|data|inviato|oggetto|a|verzonden|aan|onderwerp|sendt|dato|til|emne|skickat|till|ämne|wysłano|do|temat|отправлено|дата|кому|тема|lähetetty|päivämäärä|vastaanottaja|aihe|发送时间|时间|收件人|主题|傳送時間|收件者|主旨|送信日時|宛先|件名)\*?\s*[:：]")
+        .expect("valid regex")
+});
+
+/// Footers that phones and webmail append under the new text.
+static SENT_FROM: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)^\s*(?:sent\s+(?:from|via|with|using)\s+\S|get\s+outlook\s+for\s|envoyé\s+(?:de|depuis|à\s+partir\s+de)\s|von\s+meinem\s|gesendet\s+von\s|enviado\s+(?:desde|do|de)\s|inviato\s+da\s|verzonden\s+(?:met|vanaf|van)\s|sendt\s+fra\s|skickat\s+från\s|wysłane\s+z\s|отправлено\s+(?:с|из)\s|надіслано\s+з\s|发自我的|從我的|iPhoneから送信)")
+        .expect("valid regex")
+});
+
+/// Signature delimiters: RFC 3676 `-- `, its trimmed form, and underscores.
+static SIG_DELIM: Lazy<Regex> = Lazy::new(|| Regex::new(r"^(?:--|__+)\s*$").expect("valid regex"));
+
+/// A horizontal rule some clients draw above a quoted header block.
+static RULE: Lazy<Regex> = Lazy::new(|| Regex::new(r"^[=_*-]{3,}$").expect("valid regex"));
+
+/// Closing words that start a signature block.
+static VALEDICTION: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)^\s*(?:(?:best|kind|warm|warmest|many)\s+regards|regards|cheers|sincerely|yours\s+sincerely|yours\s+truly|best\s+wishes|thanks\s+(?:and|&)\s+regards|cordialement|bien\s+à\s+vous|mit\s+freundlichen\s+grüßen|viele\s+grüße|beste\s+grüße|saludos(?:\s+cordiales)?|atentamente|atenciosamente|abraços|cordiali\s+saluti|met\s+vriendelijke\s+groet|с\s+уважением|此致|敬礼)\s*[,.!]?\s*$")
+        .expect("valid regex")
+});
+
+/// Markdown code fences: nothing inside them is a header or signature.
+static FENCE: Lazy<Regex> = Lazy::new(|| Regex::new(r"^\s*(?:```|~~~)").expect("valid regex"));
+
+/// What ended the new text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// "On … wrote:"; the history below is `>`-quoted, so unquoted text
+    /// after it may be an inline or bottom-posted answer.
+    Attribution { next: usize },
+    /// Anything after which the rest is history or boilerplate.
+    Rest,
+}
+
+/// Applies the text rules to a plain body.
+fn strip_text(text: &str) -> String {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut kept = new_lines(&lines, 0);
+    tidy(&mut kept);
+    kept.join("\n")
+}
+
+/// The new lines of `lines`, looking again below an attribution when
+/// nothing was written above it (bottom posting, inline answers).
+fn new_lines<'a>(lines: &[&'a str], depth: usize) -> Vec<&'a str> {
+    let (end, cut) = find_cut(lines);
+    let mut top: Vec<&str> = unquoted(&lines[..end]);
+    // Only a greeting above the attribution ("Hi,"): the answer is below.
+    let words: Vec<&str> = top
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let trivial = words.len() <= 1 && words.iter().all(|l| l.chars().count() <= 30);
+    if let (true, Some(Cut::Attribution { next }), true) = (trivial, cut, depth < 4) {
+        top.push("");
+        top.extend(new_lines(
+            &unquoted(&lines[next.min(lines.len())..]),
+            depth + 1,
+        ));
+    }
+    top
+}
+
+fn unquoted<'a>(lines: &[&'a str]) -> Vec<&'a str> {
+    lines
+        .iter()
+        .copied()
+        .filter(|l| !l.trim_start().starts_with('>'))
+        .collect()
+}
+
+/// Index of the first line that is not new text, and why.
+fn find_cut(lines: &[&str]) -> (usize, Option<Cut>) {
+    let mut in_fence = false;
+    for i in 0..lines.len() {
+        let line = lines[i].trim_end();
+        if FENCE.is_match(line) {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        if let Some(next) = attribution_at(lines, i) {
+            return (i, Some(Cut::Attribution { next }));
+        }
+        if outlook_block_at(lines, i) {
+            return (block_start(lines, i), Some(Cut::Rest));
+        }
+        if SEPARATOR.is_match(line) || SENT_FROM.is_match(line) {
+            return (i, Some(Cut::Rest));
+        }
+        if SIG_DELIM.is_match(line) {
+            // An underline right above an Outlook block, or a plain
+            // signature delimiter: either way the rest is not new text.
+            return (i, Some(Cut::Rest));
+        }
+        if VALEDICTION.is_match(line) && short_tail(&lines[i + 1..]) {
+            return (i, Some(Cut::Rest));
+        }
+    }
+    (lines.len(), None)
+}
+
+/// If an attribution header starts at line `i` (possibly split over a few
+/// lines), the index of the first line after it.
+fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
+    let mut joined = String::new();
+    let first_dated = lines
+        .get(i)
+        .is_some_and(|l| l.chars().any(|c| c.is_ascii_digit()));
+    for (n, line) in lines.iter().enumerate().skip(i).take(MAX_HEADER_LINES) {
+        let line = line.trim();
+        if line.is_empty() || joined.len() > MAX_HEADER_CHARS {
+            return None;
+        }
+        if !joined.is_empty() {
+            joined.push(' ');
+        }
+        joined.push_str(line);
+        // A split header dates itself on its first line; prose above a
+        // header usually does not, and must not be joined into it.
+        if is_header(&joined) && (n == i || first_dated) {
+            return Some(n + 1);
+        }
+        // A full sentence means this is prose, not a header's first part.
+        if line.ends_with(['.', '!', '?']) {
+            return None;
+        }
+    }
+    None
+}
+
+/// One attribution header, already joined onto one line.
+fn is_header(text: &str) -> bool {
+    (ATTRIBUTION.is_match(text) || ADDRESS_COLON.is_match(text))
+        && DATE_HINT.is_match(text)
+        && text.chars().count() <= MAX_HEADER_CHARS
+}
+
+/// A From-like line followed closely by at least two other header fields
+/// (Sent/To/Subject or their translations).
+fn outlook_block_at(lines: &[&str], i: usize) -> bool {
+    FROM_FIELD.is_match(lines[i])
+        && lines
+            .iter()
+            .skip(i + 1)
+            .take(6)
+            .filter(|l| OTHER_FIELD.is_match(l))
+            .count()
+            >= 2
+}
+
+/// Walks back from a header block's From line over rules (`====`,
+/// `____`) and fields some clients put above it ("Message du : …").
+fn block_start(lines: &[&str], from: usize) -> usize {
+    let mut start = from;
+    for j in (0..from).rev() {
+        let above = lines[j].trim();
+        if RULE.is_match(above) || OTHER_FIELD.is_match(above) {
+            start = j;
+        } else if !above.is_empty() {
             break;
+        }
+    }
+    start
+}
+
+/// True when what follows a valediction looks like a name and a title, not
+/// more message.
+fn short_tail(rest: &[&str]) -> bool {
+    let non_empty: Vec<&str> = rest
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    non_empty.len() <= MAX_SIGNATURE_LINES && non_empty.iter().all(|l| l.chars().count() <= 60)
+}
+
+/// Trims trailing spaces on each line, collapses runs of blank lines, and
+/// drops blank lines at both ends.
+fn tidy(lines: &mut Vec<&str>) {
+    let mut out: Vec<&str> = Vec::with_capacity(lines.len());
+    for line in lines.iter() {
+        let line = line.trim_end();
+        if line.is_empty() && out.last().is_none_or(|l| l.is_empty()) {
+            continue;
         }
         out.push(line);
     }
-    out.join("\n").trim().to_string()
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    *lines = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gmail_attribution_ends_the_new_text() {
+        let body = "Here is my username: jodoe\n\nOn Mon, 2 Nov 2026 at 10:00, Support <support@x.org> wrote:\n> Please send your username";
+        assert_eq!(new_text(body, None), "Here is my username: jodoe");
+    }
+
+    #[test]
+    fn an_attribution_split_over_two_lines_is_found() {
+        let body =
+            "Thanks\n\nOn Mon, Aug 26, 2019 at 4:37 PM The Desk <\nsupport@x.org> wrote:\n\n> old";
+        assert_eq!(new_text(body, None), "Thanks");
+    }
+
+    #[test]
+    fn french_german_and_russian_attributions_are_found() {
+        for header in [
+            "Le 15 janv. 2024 à 14:30, Pierre <p@x.fr> a écrit :",
+            "Am 14.01.2024 um 10:00 schrieb Hans <h@x.de>:",
+            "ср, 30 апр. 2025 г. в 15:19, John Doe <doe@example.com>:",
+            "2025年4月30日 15:19 <a@b.cn> 写道：",
+        ] {
+            let body = format!("Nouveau texte\n\n{header}\n> ancien");
+            assert_eq!(new_text(&body, None), "Nouveau texte", "{header}");
+        }
+    }
+
+    #[test]
+    fn an_outlook_block_ends_the_new_text() {
+        let body = "New words\n________________________________\nFrom: Desk <d@x.org>\nSent: Monday\nTo: me\nSubject: hi\n\nold text";
+        assert_eq!(new_text(body, None), "New words");
+    }
+
+    #[test]
+    fn original_message_separators_end_the_new_text() {
+        let body = "Neu\n\n-----Ursprüngliche Nachricht-----\nVon: a\nold";
+        assert_eq!(new_text(body, None), "Neu");
+    }
+
+    #[test]
+    fn phone_footers_and_signatures_are_dropped() {
+        assert_eq!(new_text("Hi\n\nSent from my iPhone", None), "Hi");
+        assert_eq!(new_text("Hi\n-- \nJo Doe\n+1 555", None), "Hi");
+        assert_eq!(new_text("Hi\n\nBest regards,\nJo", None), "Hi");
+    }
+
+    #[test]
+    fn prose_that_resembles_headers_is_kept() {
+        let body = "On the other hand, I wrote to you before.\nThe data comes from: our database.\nIt was sent from my phone app to you.";
+        assert_eq!(new_text(body, None), body);
+    }
+
+    #[test]
+    fn a_bottom_posted_answer_under_a_greeting_is_kept() {
+        let body =
+            "Hi,\nOn Tue, 2011-03-01 at 18:02 +0530, Desk wrote:\n> old\n\nMy username is jodoe";
+        assert_eq!(new_text(body, None), "Hi,\n\nMy username is jodoe");
+    }
+
+    #[test]
+    fn quoted_lines_are_dropped_and_inline_answers_kept() {
+        let body = "On Dec 15, 2024, at 2:00 PM, Desk <d@x.org> wrote:\n> Username?\n\njodoe\n\n> Reason?\n\nlost phone";
+        assert_eq!(new_text(body, None), "jodoe\n\nlost phone");
+    }
+
+    #[test]
+    fn code_fences_protect_their_content() {
+        let body = "See:\n```\n--\nSent from my mailer\n```\nend";
+        assert_eq!(new_text(body, None), body);
+    }
+
+    #[test]
+    fn html_blockquotes_and_gmail_quotes_are_dropped() {
+        let html = "<div>My username is jodoe</div><div class=\"gmail_quote\"><div class=\"gmail_attr\">On Mon wrote:</div><blockquote>old <div>x</div></blockquote></div>";
+        let plain = mail_parser::decoders::html::html_to_text(html);
+        assert_eq!(new_text(&plain, Some(html)), "My username is jodoe");
+    }
+
+    #[test]
+    fn an_outlook_html_reply_is_cut_at_its_reply_marker() {
+        let html = "<p>New</p><div id=\"divRplyFwdMsg\">From: x</div><p>old</p>";
+        assert_eq!(new_text("", Some(html)), "New");
+    }
+
+    #[test]
+    fn a_real_plain_part_wins_over_the_html() {
+        let html = "<p>Other</p><blockquote>old</blockquote>";
+        assert_eq!(new_text("Plain words", Some(html)), "Plain words");
+    }
+
+    #[test]
+    fn odd_input_does_not_panic() {
+        for s in ["", ">", "\r\r\n", "On", "<blockquote>", "é\u{0}—", "-- "] {
+            let _ = new_text(s, Some(s));
+        }
+    }
 }
