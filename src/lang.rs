@@ -1,8 +1,208 @@
 //! Language of a message's new text, as an ISO 639-1 code.
 //!
-//! Pure. Placeholder; the reading issue replaces it.
+//! Owns: turning the sender's new text into a two-letter language code the
+//! case records and templates are chosen by. Does not own: which languages
+//! have templates (the operator's config does) or stripping quotes first
+//! (the caller passes [`crate::quote::new_text`] output).
+//!
+//! Pure. Uses `whatlang` on the prose only: URLs, addresses, form headings
+//! and code spans are English or no language at all, and a Spanish request
+//! that pastes an English form is still a Spanish request.
+
+use once_cell::sync::Lazy;
+use regex::Regex;
+use whatlang::Lang;
+
+/// Fewer letters than this and trigram statistics are a guess.
+const MIN_LETTERS: usize = 20;
+/// Han, kana or hangul characters carry a lot per character; this many are
+/// enough to tell Chinese from Japanese from Korean.
+const MIN_CJK: usize = 4;
+
+/// Things in a request that are not prose in any language.
+static NOT_PROSE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(
+        r"(?m)https?://\S+|\S+@\S+|`[^`\n]*`|^\s*#{1,6}\s.*$|^\s*-\s*\[[ xX]\]|\[redacted [a-z_]+\]",
+    )
+    .expect("valid regex")
+});
 
 /// Detects the language; `None` when the text is too short to tell.
-pub fn detect(_text: &str) -> Option<String> {
-    None
+pub fn detect(text: &str) -> Option<String> {
+    let prose = NOT_PROSE.replace_all(text, " ");
+    let letters = prose.chars().filter(|c| c.is_alphabetic()).count();
+    let cjk = prose.chars().filter(|&c| is_cjk(c)).count();
+    if letters < MIN_LETTERS && cjk < MIN_CJK {
+        return None;
+    }
+    // whatlang reads Chinese with no script ambiguity; a short Chinese
+    // message ("账户无法登录") has too few trigrams for it to be "reliable",
+    // so the script alone decides.
+    if cjk >= MIN_CJK && cjk * 2 >= letters {
+        if prose
+            .chars()
+            .any(|c| ('\u{3040}'..='\u{30ff}').contains(&c))
+        {
+            return Some("ja".into());
+        }
+        if prose
+            .chars()
+            .any(|c| ('\u{ac00}'..='\u{d7af}').contains(&c))
+        {
+            return Some("ko".into());
+        }
+        return Some("zh".into());
+    }
+    let info = whatlang::detect(&prose)?;
+    // Short texts are accepted at a lower confidence: a two-line reply in
+    // Spanish is still better answered in Spanish than in nothing.
+    if !info.is_reliable() && letters < 30 {
+        return None;
+    }
+    let lang = match info.lang() {
+        Lang::Spa | Lang::Por => iberian(&prose),
+        other => other,
+    };
+    iso_639_1(lang).map(str::to_string)
+}
+
+/// Spanish or Portuguese: trigrams confuse the two on short texts, while
+/// a few spellings and function words tell them apart at once.
+fn iberian(prose: &str) -> Lang {
+    static SPANISH: Lazy<Regex> = Lazy::new(|| {
+        Regex::new(r"(?i)[ñ¿¡]|\b(?:y|el|mi|mis|ya|puedo|tengo|pero|cuenta|usuario|perdí|teléfono|correo|gracias|ayuda|hola|estoy|desde|muy)\b")
+            .expect("valid regex")
+    });
+    static PORTUGUESE: Lazy<Regex> = Lazy::new(|| {
+        Regex::new(r"(?i)[ãõç]|\b(?:e|o|meu|minha|não|é|um|uma|você|consigo|conta|usuário|perdi|telefone|celular|obrigad[oa]|olá|estou|muito|ajuda)\b")
+            .expect("valid regex")
+    });
+    let es = SPANISH.find_iter(prose).count();
+    let pt = PORTUGUESE.find_iter(prose).count();
+    if pt > es {
+        Lang::Por
+    } else {
+        Lang::Spa
+    }
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c,
+        '\u{4e00}'..='\u{9fff}' | '\u{3400}'..='\u{4dbf}' | '\u{3040}'..='\u{30ff}' | '\u{ac00}'..='\u{d7af}')
+}
+
+/// whatlang speaks ISO 639-3; the case and templates speak 639-1.
+fn iso_639_1(lang: Lang) -> Option<&'static str> {
+    Some(match lang {
+        Lang::Epo => "eo",
+        Lang::Eng => "en",
+        Lang::Rus => "ru",
+        Lang::Cmn => "zh",
+        Lang::Spa => "es",
+        Lang::Por => "pt",
+        Lang::Ita => "it",
+        Lang::Ben => "bn",
+        Lang::Fra => "fr",
+        Lang::Deu => "de",
+        Lang::Ukr => "uk",
+        Lang::Kat => "ka",
+        Lang::Ara => "ar",
+        Lang::Hin => "hi",
+        Lang::Jpn => "ja",
+        Lang::Heb => "he",
+        Lang::Yid => "yi",
+        Lang::Pol => "pl",
+        Lang::Amh => "am",
+        Lang::Jav => "jv",
+        Lang::Kor => "ko",
+        Lang::Nob => "nb",
+        Lang::Dan => "da",
+        Lang::Swe => "sv",
+        Lang::Fin => "fi",
+        Lang::Tur => "tr",
+        Lang::Nld => "nl",
+        Lang::Hun => "hu",
+        Lang::Ces => "cs",
+        Lang::Ell => "el",
+        Lang::Bul => "bg",
+        Lang::Bel => "be",
+        Lang::Mar => "mr",
+        Lang::Kan => "kn",
+        Lang::Ron => "ro",
+        Lang::Slv => "sl",
+        Lang::Hrv => "hr",
+        Lang::Srp => "sr",
+        Lang::Mkd => "mk",
+        Lang::Lit => "lt",
+        Lang::Lav => "lv",
+        Lang::Est => "et",
+        Lang::Tam => "ta",
+        Lang::Vie => "vi",
+        Lang::Urd => "ur",
+        Lang::Tha => "th",
+        Lang::Guj => "gu",
+        Lang::Uzb => "uz",
+        Lang::Pan => "pa",
+        Lang::Aze => "az",
+        Lang::Ind => "id",
+        Lang::Tel => "te",
+        Lang::Pes => "fa",
+        Lang::Mal => "ml",
+        Lang::Ori => "or",
+        Lang::Mya => "my",
+        Lang::Nep => "ne",
+        Lang::Sin => "si",
+        Lang::Khm => "km",
+        Lang::Tuk => "tk",
+        Lang::Aka => "ak",
+        Lang::Zul => "zu",
+        Lang::Sna => "sn",
+        Lang::Afr => "af",
+        Lang::Lat => "la",
+        Lang::Slk => "sk",
+        Lang::Cat => "ca",
+        Lang::Tgl => "tl",
+        Lang::Hye => "hy",
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn english_prose_is_english() {
+        let t = "I lost my phone with the authenticator app and cannot log in to my account.";
+        assert_eq!(detect(t).as_deref(), Some("en"));
+    }
+
+    #[test]
+    fn other_languages_get_their_two_letter_code() {
+        let cases = [
+            ("es", "Perdí mi teléfono y ya no puedo entrar en mi cuenta, necesito ayuda por favor."),
+            ("pt", "Perdi meu celular e não consigo mais acessar minha conta, preciso de ajuda."),
+            ("fr", "J'ai perdu mon téléphone et je ne peux plus accéder à mon compte, merci de m'aider."),
+            ("de", "Ich habe mein Handy verloren und kann mich nicht mehr in mein Konto einloggen."),
+            ("ru", "Я потерял телефон и больше не могу войти в свою учётную запись, помогите."),
+            ("zh", "我的手机丢了，无法登录账户"),
+        ];
+        for (code, text) in cases {
+            assert_eq!(detect(text).as_deref(), Some(code), "{text}");
+        }
+    }
+
+    #[test]
+    fn very_short_text_has_no_language() {
+        assert_eq!(detect("ok"), None);
+        assert_eq!(detect("thanks!"), None);
+        assert_eq!(detect(""), None);
+    }
+
+    #[test]
+    fn a_pasted_english_form_does_not_outvote_the_prose() {
+        let t = "### PyPI Username\n\n`jodoe`\n\n### Reason\n\nPerdí mi teléfono y ya no puedo entrar en mi cuenta de ninguna manera.";
+        assert_eq!(detect(t).as_deref(), Some("es"));
+    }
 }
