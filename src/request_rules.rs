@@ -1,33 +1,154 @@
 //! The extraction rules behind [`crate::request::extract`].
 //!
-//! Placeholder rules; the reading issue replaces this file.
+//! Owns: reading recovery fields out of a message's new text: the form
+//! sections people paste, the prose they write around them, and the
+//! sentences that contradict a ticked box. Does not own: quote stripping
+//! ([`crate::quote`]), redaction ([`crate::secrets`]), language detection
+//! ([`crate::lang`]) or what to do with the fields (the case core).
+//!
+//! The rules are split by field: [`sections`] turns the text into a
+//! [`sections::Document`] (form sections, ticks, prose), and [`username`],
+//! [`reasons`], [`claims`] and [`proofs`] read it. Every rule is pure,
+//! compiled once, and never panics; an empty [`RequestFields`] is a valid
+//! answer, because asking for a missing field is cheap and misreading one
+//! is not.
 
-use crate::request::{Claim, Reason, RequestFields, Tick};
+mod claims;
+mod proofs;
+mod reasons;
+mod sections;
+mod username;
+
+use crate::request::RequestFields;
 
 /// Reads recovery fields; see [`crate::request::extract`].
-pub fn extract(new_text: &str, subject: &str, _ignore: &[String]) -> RequestFields {
-    let lower = format!("{subject}\n{new_text}").to_lowercase();
+pub fn extract(new_text: &str, subject: &str, ignore: &[String]) -> RequestFields {
+    let text = normalise(new_text);
+    let (own_subject, body) = sections::split_own_subject(&text);
+    let subject = match own_subject {
+        Some(own) => format!("{} {own}", normalise(subject)),
+        None => normalise(subject),
+    };
+    let ignore: Vec<String> = ignore.iter().map(|a| a.trim().to_lowercase()).collect();
+    let doc = sections::Document::parse(&body);
+
     let mut fields = RequestFields::default();
-    for line in new_text.lines() {
-        let l = line.trim();
-        if let Some(rest) = l.to_lowercase().strip_prefix("username:") {
-            let v = rest.trim().trim_matches('`').to_string();
-            if !v.is_empty() {
-                fields.username = Some(v);
+    let found = username::find(&doc, &subject, &ignore);
+    fields.username = found.username;
+    fields.lookup_address = found.lookup_address;
+    fields.reasons = reasons::find(&doc, &subject);
+    fields.claims_email_access = claims::email_access(&doc, &fields.reasons);
+    fields.agreed_code_of_conduct = claims::code_of_conduct(&doc);
+    fields.acknowledged_delay = claims::delay(&doc);
+    fields.proofs = proofs::find(&doc, &ignore, fields.lookup_address.as_deref());
+    fields.solved = claims::solved(&doc.text, &subject);
+    fields.status_chase = !fields.solved && claims::status_chase(&doc);
+    fields
+}
+
+/// One spelling for the many ways mail clients and keyboards write the
+/// same thing: CRLF, typographic quotes, accents used as quotes,
+/// non-breaking and zero-width spaces, full-width colons.
+fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() != Some(&'\n') {
+                    out.push('\n');
+                }
             }
+            '\u{2018}' | '\u{2019}' | '\u{201a}' | '\u{201b}' | '\u{2032}' | '\u{00b4}' => {
+                out.push('\'')
+            }
+            '\u{201c}' | '\u{201d}' | '\u{201e}' | '\u{201f}' | '\u{2033}' => out.push('"'),
+            '\u{00a0}' | '\u{2007}' | '\u{202f}' | '\u{3000}' | '\t' => out.push(' '),
+            '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}' => {}
+            '\u{ff1a}' => out.push(':'),
+            _ => out.push(c),
         }
     }
-    if lower.contains("2fa") {
-        fields.reasons.push(Reason::Lost2faDevice);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{Claim, Reason, Tick};
+
+    const FORM: &str = "### PyPI Username\n\n`jodoe`\n\n### Reason for request\n\nI lost my phone with the authenticator app, and my recovery codes do not work.\n\n### Code of Conduct\n\n- [X] I agree to follow the PSF Code of Conduct\n\n### Acknowledgement\n\n- [x] I acknowledge that it may take a significant amount of time to process this request";
+
+    #[test]
+    fn a_pasted_form_yields_every_field() {
+        let f = extract(FORM, "Account recovery", &[]);
+        assert_eq!(f.username.as_deref(), Some("jodoe"));
+        assert_eq!(
+            f.reasons,
+            vec![Reason::Lost2faDevice, Reason::RecoveryCodesLostOrNotWorking]
+        );
+        assert_eq!(f.agreed_code_of_conduct, Tick::Weak);
+        assert_eq!(f.acknowledged_delay, Tick::Weak);
+        assert!(!f.status_chase && !f.solved);
     }
-    if lower.contains("password") {
-        fields.reasons.push(Reason::ForgotPassword);
+
+    #[test]
+    fn prose_that_contradicts_a_tick_wins() {
+        let text = format!("{FORM}\n\nTo be honest I do not agree to the code of conduct.");
+        assert_eq!(
+            extract(&text, "", &[]).agreed_code_of_conduct,
+            Tick::Refused
+        );
     }
-    if lower.contains("code of conduct") {
-        fields.agreed_code_of_conduct = Tick::Weak;
+
+    #[test]
+    fn an_address_where_the_username_belongs_is_a_lookup_address() {
+        let f = extract("### PyPI Username\n\njo@example.org\n", "", &[]);
+        assert_eq!(f.username, None);
+        assert_eq!(f.lookup_address.as_deref(), Some("jo@example.org"));
     }
-    if lower.contains("still have access") {
-        fields.claims_email_access = Claim::Yes;
+
+    #[test]
+    fn the_support_address_is_never_taken() {
+        let ignore = vec!["support@desk.example".to_string()];
+        let f = extract("Username: support@desk.example", "", &ignore);
+        assert_eq!(f.lookup_address, None);
+        assert_eq!(f.username, None);
     }
-    fields
+
+    #[test]
+    fn prose_requests_are_read() {
+        let f = extract(
+            "Hello, my username is \u{201c}jo.doe\u{201d}. I forgot my password and I still have access to my email.",
+            "",
+            &[],
+        );
+        assert_eq!(f.username.as_deref(), Some("jo.doe"));
+        assert_eq!(f.reasons, vec![Reason::ForgotPassword]);
+        assert_eq!(f.claims_email_access, Claim::Yes);
+    }
+
+    #[test]
+    fn solved_and_status_chases_are_recognised() {
+        assert!(extract("solved", "", &[]).solved);
+        assert!(extract("Hi, any update on this?", "", &[]).status_chase);
+        assert!(extract("¿Alguna novedad?", "", &[]).status_chase);
+        assert!(!extract(FORM, "", &[]).status_chase);
+    }
+
+    #[test]
+    fn odd_input_does_not_panic() {
+        for s in [
+            "",
+            "###",
+            "- [",
+            "Username:",
+            "\r\n\r",
+            "用户名：",
+            "my username is",
+            "`",
+        ] {
+            let _ = extract(s, s, &[s.to_string()]);
+        }
+    }
 }

@@ -1,0 +1,232 @@
+//! Claims and agreements: still controls the linked address, Code of
+//! Conduct, review delay; and the two message shapes that are not requests
+//! at all ("solved", "any update?").
+//!
+//! Ticks are weak evidence; the requester's own words are stronger, in
+//! both directions: "I do not agree" beats `- [x]`, "I understand it takes
+//! time" beats `- [ ]`.
+
+use once_cell::sync::Lazy;
+use regex::Regex;
+
+use super::sections::{Document, SectionKind};
+use crate::request::{Claim, Reason, Tick};
+
+/// Clause boundaries for the email-access reading: a sentence may say
+/// "I lost my phone, but I still have access to my email".
+static CLAUSE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(
+        r"(?i)[.!?;\n。！？]+|,?\s+\b(?:but|however|although|though|pero|mas|mais|aber|но|但是?)\b",
+    )
+    .expect("valid regex")
+});
+
+static MAIL_WORD: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)e-?mail|mailbox|inbox|linked\s+address|registered\s+address|correo|courriel|adresse|почт|ящик|邮箱|郵箱|电子邮件")
+        .expect("valid regex")
+});
+
+static ACCESS_WORD: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)access|receive|control|log\s*in|still\s+(?:use|have|own)|acceso|acesso|accès|zugriff|zugang|доступ|получ|访问|收到|登录|控制")
+        .expect("valid regex")
+});
+
+static NEGATION: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:not|no|never|cannot|without|unable|lost|deleted|expired|closed|gone)\b|n't|no\s+longer|ya\s+no|\bsin\b|não|\bsem\b|perdi|plus\s+accès|\bpas\b|kein\w*|nicht|нет|не\s|потерял|无法|不能|没有|丢失|失效|不再")
+        .expect("valid regex")
+});
+
+static YES_NO: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)^\s*(?:[-*]\s*)?(yes|yep|sí|si|sim|oui|ja|да|是|有|no|nope|não|nao|non|nein|нет|否|没有)\b")
+        .expect("valid regex")
+});
+
+/// Whether the requester still reads the linked address.
+pub(super) fn email_access(doc: &Document, reasons: &[Reason]) -> Claim {
+    // Prose first: it is what the requester actually said.
+    for clause in CLAUSE.split(&doc.prose) {
+        if MAIL_WORD.is_match(clause) && ACCESS_WORD.is_match(clause) {
+            return if NEGATION.is_match(clause) {
+                Claim::No
+            } else {
+                Claim::Yes
+            };
+        }
+    }
+    let answer = doc.answers(SectionKind::EmailAccess);
+    if let Some(caps) = YES_NO.captures(&answer) {
+        let word = caps.get(1).map_or("", |m| m.as_str()).to_lowercase();
+        let yes = [
+            "yes", "yep", "sí", "si", "sim", "oui", "ja", "да", "是", "有",
+        ];
+        return if yes.contains(&word.as_str()) {
+            Claim::Yes
+        } else {
+            Claim::No
+        };
+    }
+    if reasons.contains(&Reason::LostEmailAccess) {
+        return Claim::No;
+    }
+    Claim::Unknown
+}
+
+static COC: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)code\s+of\s+conduct|\bcoc\b|código\s+de\s+conduct[ao]|code\s+de\s+conduite|verhaltenskodex|кодекс\w*\s+поведения|行为准则|行為準則")
+        .expect("valid regex")
+});
+
+static AGREE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:agree|accept|abide|follow|comply|respect|read|acepto|de\s+acuerdo|concordo|aceito|cumplir|seguir|j'accepte|d'accord|respecter|akzeptiere|stimme|einverstanden|halte|согласен|согласна|принимаю|同意|遵守|接受)")
+        .expect("valid regex")
+});
+
+static DISAGREE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)(?:do\s+not|don'?t|won'?t|will\s+not|refuse\s+to|cannot|can'?t)\s+(?:\w+\s+){0,2}?(?:agree|accept|abide|follow|comply)|disagree|no\s+acepto|não\s+(?:concordo|aceito)|je\s+n'accepte\s+pas|nicht\s+einverstanden|не\s+согласен|不同意")
+        .expect("valid regex")
+});
+
+static DELAY: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)(?:take|takes|taking|need|needs)\s+(?:\w+\s+){0,5}?(?:time|while|weeks|days)|significant\s+amount\s+of\s+time|(?:happy|willing|ok|okay|fine|prepared|able)\s+to\s+wait|take\s+your\s+time|no\s+rush|acknowledg\w*\s+(?:the\s+)?(?:delay|wait|time|processing)|puede\s+tardar|llevar\s+tiempo|tomar\s+tiempo|pode\s+demorar|levar\s+(?:algum\s+)?tempo|peut\s+prendre\s+du\s+temps|prendre\s+(?:un\s+)?(?:certain\s+)?temps|(?:kann|dauert)\s+(?:\w+\s+){0,3}?(?:zeit|dauern)|может\s+занять\s+(?:\w+\s+)?времени|需要\S{0,6}时间|需要\S{0,4}時間|耐心等待")
+        .expect("valid regex")
+});
+
+static UNDERSTAND: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)understand|acknowledg|aware|know|realize|realise|accept|entiendo|comprendo|entendo|compreendo|je\s+comprends|je\s+sais|verstehe|weiß|понимаю|знаю|理解|明白|知道|happy|willing|prepared|fine|okay|ok|no\s+rush|take\s+your\s+time|耐心")
+        .expect("valid regex")
+});
+
+static IMPATIENT: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)(?:can'?t|cannot|can\s+not)\s+wait|(?:do\s+not|don'?t)\s+(?:accept|acknowledge)\s+(?:\w+\s+){0,3}?(?:delay|wait|time)")
+        .expect("valid regex")
+});
+
+/// Code of Conduct agreement: prose, else the tick.
+pub(super) fn code_of_conduct(doc: &Document) -> Tick {
+    for sentence in CLAUSE_SENTENCE.split(&doc.prose) {
+        if COC.is_match(sentence) {
+            if DISAGREE.is_match(sentence) {
+                return Tick::Refused;
+            }
+            if AGREE.is_match(sentence) {
+                return Tick::Stated;
+            }
+        }
+    }
+    tick_for(doc, SectionKind::CodeOfConduct, |label| COC.is_match(label))
+}
+
+/// Acknowledgement that review takes time: prose, else the tick.
+pub(super) fn delay(doc: &Document) -> Tick {
+    for sentence in CLAUSE_SENTENCE.split(&doc.prose) {
+        if IMPATIENT.is_match(sentence) {
+            return Tick::Refused;
+        }
+        if DELAY.is_match(sentence) && UNDERSTAND.is_match(sentence) && !COC.is_match(sentence) {
+            return Tick::Stated;
+        }
+    }
+    tick_for(doc, SectionKind::Acknowledgement, |label| {
+        DELAY.is_match(label) || label.to_lowercase().contains("acknowledg")
+    })
+}
+
+/// Sentences, for agreement phrases (a comma does not end a promise).
+static CLAUSE_SENTENCE: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"[.!?;\n。！？]+").expect("valid regex"));
+
+/// The tick in the section of `kind`, or any tick whose label matches.
+fn tick_for(doc: &Document, kind: SectionKind, label_matches: impl Fn(&str) -> bool) -> Tick {
+    let tick = doc
+        .ticks
+        .iter()
+        .find(|t| t.section == Some(kind))
+        .or_else(|| doc.ticks.iter().find(|t| label_matches(&t.label)));
+    match tick {
+        Some(t) if t.checked => Tick::Weak,
+        Some(_) => Tick::Refused,
+        None => Tick::Unknown,
+    }
+}
+
+static SOLVED: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:solved|resolved|fixed|sorted\s+(?:it\s+)?out|figured\s+(?:it\s+)?out|never\s*mind|got\s+(?:back\s+)?(?:in|access)|regained\s+access|managed\s+to\s+(?:log|sign|get)|(?:can|could)\s+(?:log|sign)\s+in\s+(?:again|now)|no\s+longer\s+need|please\s+close|you\s+can\s+close|can\s+be\s+closed)\b|resuelto|solucionado|resolvido|résolu|gelöst|erledigt|решено|решил|已解决|已解決|解决了")
+        .expect("valid regex")
+});
+
+static NOT_SOLVED: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:not|never|isn'?t|wasn'?t|hasn'?t|un)\s*(?:been\s+|yet\s+)?(?:solved|resolved|fixed)|still\s+(?:not|can'?t|cannot)|no\s+(?:está\s+)?resuelto|não\s+(?:foi\s+)?resolvido|pas\s+résolu|nicht\s+gelöst|не\s+решено|没有?解决")
+        .expect("valid regex")
+});
+
+/// The body says the problem is gone ("solved", "never mind, I got back
+/// in"): short, and not "still not solved". A subject starting with
+/// "[solved]" counts too.
+pub(super) fn solved(text: &str, subject: &str) -> bool {
+    let subject_says = subject.trim_start().to_lowercase().starts_with("[solved]")
+        || subject.trim_start().to_lowercase().starts_with("solved");
+    let words = text.split_whitespace().count();
+    let body_says = SOLVED.is_match(text) && words <= 40;
+    (body_says || subject_says) && !NOT_SOLVED.is_match(text)
+}
+
+static CHASE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)any\s+(?:update|news|progress|word)|(?:is\s+there\s+)?(?:an?\s+)?update\s+on|status\s+(?:of|on)\s+(?:my|this|the)|following\s+up|follow(?:ing)?[-\s]up|checking\s+in|\bbump\b|still\s+waiting|haven'?t\s+heard|have\s+not\s+heard|no\s+(?:reply|response)\s+(?:yet|so\s+far)|any\s+eta|alguna\s+(?:novedad|actualización|actualizacion|noticia)|hay\s+novedades|alguma\s+(?:novidade|atualização|atualizacao|notícia)|des\s+nouvelles|du\s+nouveau|où\s+en\s+est|gibt\s+es\s+(?:schon\s+)?(?:neuigkeiten|ein\s+update|etwas\s+neues)|какие[-\s]то\s+новости|есть\s+(?:ли\s+)?новости|какие\s+новости|有进展吗|有進展嗎|有更新吗|进展如何|进度如何|请问进度|有消息吗")
+        .expect("valid regex")
+});
+
+/// The message is mainly "any update?": it chases, is short, and brings
+/// no form.
+pub(super) fn status_chase(doc: &Document) -> bool {
+    let words = doc.text.split_whitespace().count();
+    let chars = doc.text.chars().count();
+    CHASE.is_match(&doc.text) && !doc.is_form() && words <= 60 && chars <= 500
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> Document {
+        Document::parse(text)
+    }
+
+    #[test]
+    fn email_access_is_read_clause_by_clause() {
+        let d = doc("I lost my phone, but I still have access to my email.");
+        assert_eq!(email_access(&d, &[]), Claim::Yes);
+        let d = doc("I no longer have access to the email address on the account.");
+        assert_eq!(email_access(&d, &[]), Claim::No);
+        assert_eq!(email_access(&doc("Hello"), &[]), Claim::Unknown);
+    }
+
+    #[test]
+    fn a_ticked_box_is_weak_and_an_empty_box_refused() {
+        let d = doc("### Code of Conduct\n- [X] I agree to follow the PSF Code of Conduct\n### Acknowledgement\n- [ ] I acknowledge that it may take time");
+        assert_eq!(code_of_conduct(&d), Tick::Weak);
+        assert_eq!(delay(&d), Tick::Refused);
+    }
+
+    #[test]
+    fn own_words_beat_ticks() {
+        let d =
+            doc("- [ ] I acknowledge it may take time\n\nI understand this may take a few weeks.");
+        assert_eq!(delay(&d), Tick::Stated);
+        let d = doc("I agree to the Code of Conduct.");
+        assert_eq!(code_of_conduct(&d), Tick::Stated);
+    }
+
+    #[test]
+    fn solved_needs_no_negation() {
+        assert!(solved("Solved, thanks!", ""));
+        assert!(!solved("This is still not solved.", ""));
+        assert!(solved("", "[Solved] Account recovery"));
+    }
+
+    #[test]
+    fn a_long_request_mentioning_an_update_is_not_a_chase() {
+        let long = "any update? ".to_string() + &"word ".repeat(80);
+        assert!(!status_chase(&doc(&long)));
+        assert!(status_chase(&doc("有进展吗？")));
+    }
+}

@@ -1,0 +1,359 @@
+//! A request's text as a document: the form sections people paste
+//! (`### PyPI Username` and its answer), the checkboxes, and the prose.
+//!
+//! Only headings whose title names a known field split the text, so a
+//! `###` a requester types inside an answer stays part of that answer, and
+//! the last section simply runs to the end of the text.
+
+use once_cell::sync::Lazy;
+use regex::Regex;
+
+/// Which form field a section answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SectionKind {
+    /// The account username.
+    Username,
+    /// Why access was lost.
+    Reason,
+    /// Whether the linked address still works.
+    EmailAccess,
+    /// The Code of Conduct checkbox.
+    CodeOfConduct,
+    /// The review-delay checkbox.
+    Acknowledgement,
+    /// Packages or project URLs owned.
+    Projects,
+    /// Any other known heading (additional information, …): prose.
+    Other,
+}
+
+/// One form section and its answer.
+#[derive(Debug, Clone)]
+pub(super) struct Section {
+    /// What the heading asked.
+    pub kind: SectionKind,
+    /// The answer, without "_No response_" placeholders and tick lines.
+    pub answer: String,
+}
+
+/// One checkbox line.
+#[derive(Debug, Clone)]
+pub(super) struct TickLine {
+    /// `[x]` or `[X]`.
+    pub checked: bool,
+    /// The text after the box.
+    pub label: String,
+    /// The section it sits in, when it sits in one.
+    pub section: Option<SectionKind>,
+}
+
+/// A request's text, split for reading.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Document {
+    /// The whole (normalised) text.
+    pub text: String,
+    /// Known form sections, in order.
+    pub sections: Vec<Section>,
+    /// Checkbox lines, in order.
+    pub ticks: Vec<TickLine>,
+    /// What the requester wrote in their own words: reason answers first,
+    /// then everything outside username/project answers, ticks and headings.
+    pub prose: String,
+}
+
+static HEADING: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^\s{0,3}(?:#{1,6}\s*(.+?)\s*#*|\*\*(.+?)\*\*\s*:?|__(.+?)__\s*:?)\s*$")
+        .expect("valid regex")
+});
+
+static TICK: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"^\s*(?:[-*+]\s*)?\[([ xX✓✔])\]\s*(.*)$").expect("valid regex"));
+
+static NO_RESPONSE: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"(?i)^\s*_?(?:no response|n/?a|none|-)_?\s*$").expect("valid regex"));
+
+static OWN_SUBJECT: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)^\s*(?:subject|betreff|asunto|assunto|objet|sujet|тема|主题|主旨)\s*:\s*(.+)$")
+        .expect("valid regex")
+});
+
+/// A letter that carries its own "Subject:" line at the top: the line is
+/// read as subject and removed from the body, so it is not mistaken for
+/// prose or a quoted header.
+pub(super) fn split_own_subject(text: &str) -> (Option<String>, String) {
+    let mut lines = text.lines();
+    let mut skipped = 0usize;
+    for line in lines.by_ref() {
+        if line.trim().is_empty() {
+            skipped += 1;
+            continue;
+        }
+        if let Some(caps) = OWN_SUBJECT.captures(line) {
+            let subject = caps.get(1).map(|m| m.as_str().trim().to_string());
+            let rest: Vec<&str> = text.lines().skip(skipped + 1).collect();
+            return (subject, rest.join("\n"));
+        }
+        break;
+    }
+    (None, text.to_string())
+}
+
+/// The field a heading's title names, if any.
+pub(super) fn classify(title: &str) -> Option<SectionKind> {
+    let t = title.to_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| t.contains(w));
+    if has(&[
+        "code of conduct",
+        "conducta",
+        "conduta",
+        "conduite",
+        "verhaltenskodex",
+        "кодекс",
+        "行为准则",
+    ]) {
+        return Some(SectionKind::CodeOfConduct);
+    }
+    if has(&[
+        "acknowledg",
+        "reconocimiento",
+        "reconhecimento",
+        "bestätigung",
+        "confirmation",
+        "подтвержд",
+        "确认",
+    ]) {
+        return Some(SectionKind::Acknowledgement);
+    }
+    let mail = has(&[
+        "email",
+        "e-mail",
+        "mail address",
+        "correo",
+        "adresse",
+        "почт",
+        "邮箱",
+        "电子邮件",
+    ]);
+    if mail
+        && has(&[
+            "access",
+            "acceso",
+            "acesso",
+            "accès",
+            "zugriff",
+            "zugang",
+            "доступ",
+            "访问",
+            "control",
+        ])
+    {
+        return Some(SectionKind::EmailAccess);
+    }
+    if has(&[
+        "username",
+        "user name",
+        "account name",
+        "usuario",
+        "usuário",
+        "utilisateur",
+        "benutzername",
+        "пользовател",
+        "логин",
+        "用户名",
+    ]) {
+        return Some(SectionKind::Username);
+    }
+    if has(&[
+        "reason",
+        "what happened",
+        "motivo",
+        "raison",
+        "grund",
+        "причина",
+        "原因",
+        "describe the problem",
+    ]) {
+        return Some(SectionKind::Reason);
+    }
+    if has(&[
+        "project",
+        "package",
+        "proyecto",
+        "paquete",
+        "projet",
+        "paket",
+        "pacote",
+        "проект",
+        "项目",
+    ]) {
+        return Some(SectionKind::Projects);
+    }
+    if has(&[
+        "additional",
+        "information",
+        "details",
+        "context",
+        "anything else",
+        "verification",
+        "proof",
+        "notes",
+        "información",
+        "informações",
+        "informations",
+        "informationen",
+        "информация",
+    ]) {
+        return Some(SectionKind::Other);
+    }
+    None
+}
+
+/// A line that is a known heading: `### …`, `**…**`, or a bare short label
+/// ("PyPI Username") left when an HTML form was rendered to text.
+fn heading_kind(line: &str) -> Option<SectionKind> {
+    if let Some(caps) = HEADING.captures(line) {
+        let title = caps
+            .get(1)
+            .or_else(|| caps.get(2))
+            .or_else(|| caps.get(3))
+            .map_or("", |m| m.as_str());
+        return classify(title);
+    }
+    let bare = line.trim().trim_end_matches(':').trim();
+    let words = bare.split_whitespace().count();
+    let sentence =
+        bare.ends_with(['.', '!', '?']) || bare.contains(" my ") || bare.contains(" is ");
+    if (1..=5).contains(&words) && !sentence {
+        // Only the labels a form actually prints, never prose like "code of
+        // conduct" inside a sentence: a bare line must be nothing but it.
+        let kind = classify(bare)?;
+        if matches!(kind, SectionKind::Other) {
+            return None;
+        }
+        return Some(kind);
+    }
+    None
+}
+
+impl Document {
+    /// Splits `text` into sections, ticks and prose.
+    pub(super) fn parse(text: &str) -> Document {
+        let mut doc = Document {
+            text: text.to_string(),
+            ..Document::default()
+        };
+        let mut current: Option<usize> = None;
+        let mut outside: Vec<&str> = Vec::new();
+        let mut in_fence = false;
+        for line in text.lines() {
+            if line.trim_start().starts_with("```") {
+                in_fence = !in_fence;
+            }
+            if !in_fence {
+                if let Some(kind) = heading_kind(line) {
+                    doc.sections.push(Section {
+                        kind,
+                        answer: String::new(),
+                    });
+                    current = Some(doc.sections.len() - 1);
+                    continue;
+                }
+                if let Some(caps) = TICK.captures(line) {
+                    let checked = caps.get(1).is_some_and(|m| m.as_str() != " ");
+                    let label = caps.get(2).map_or("", |m| m.as_str()).trim().to_string();
+                    let section = current.map(|i| doc.sections[i].kind);
+                    doc.ticks.push(TickLine {
+                        checked,
+                        label,
+                        section,
+                    });
+                    continue;
+                }
+            }
+            if NO_RESPONSE.is_match(line) && current.is_some() {
+                continue;
+            }
+            match current {
+                Some(i) => {
+                    let answer = &mut doc.sections[i].answer;
+                    answer.push_str(line);
+                    answer.push('\n');
+                }
+                None => outside.push(line),
+            }
+        }
+        let mut prose = String::new();
+        for s in doc
+            .sections
+            .iter()
+            .filter(|s| s.kind == SectionKind::Reason)
+        {
+            prose.push_str(&s.answer);
+            prose.push('\n');
+        }
+        for s in &doc.sections {
+            if !matches!(
+                s.kind,
+                SectionKind::Reason | SectionKind::Username | SectionKind::Projects
+            ) {
+                prose.push_str(&s.answer);
+                prose.push('\n');
+            }
+        }
+        prose.push_str(&outside.join("\n"));
+        doc.prose = prose;
+        doc
+    }
+
+    /// Answers of every section of `kind`, joined.
+    pub(super) fn answers(&self, kind: SectionKind) -> String {
+        self.sections
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| s.answer.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// True when the text contains a pasted form.
+    pub(super) fn is_form(&self) -> bool {
+        !self.sections.is_empty() || !self.ticks.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_heading_inside_an_answer_stays_in_the_answer() {
+        let doc = Document::parse("### Reason for request\n\nlost phone\n### not a heading, my words\nmore\n### Code of Conduct\n- [x] agree");
+        assert_eq!(doc.sections.len(), 2);
+        assert!(doc.sections[0].answer.contains("not a heading"));
+        assert_eq!(doc.ticks.len(), 1);
+        assert_eq!(doc.ticks[0].section, Some(SectionKind::CodeOfConduct));
+    }
+
+    #[test]
+    fn the_last_section_runs_to_the_end() {
+        let doc = Document::parse("## PyPI Username\njodoe\n## Reason\nlost phone\nand codes");
+        assert_eq!(
+            doc.answers(SectionKind::Reason).trim(),
+            "lost phone\nand codes"
+        );
+    }
+
+    #[test]
+    fn bare_labels_from_rendered_html_forms_are_headings() {
+        let doc =
+            Document::parse("PyPI Username\n\njodoe\n\nReason for request\n\nI lost my phone.");
+        assert_eq!(doc.answers(SectionKind::Username).trim(), "jodoe");
+    }
+
+    #[test]
+    fn an_own_subject_line_is_split_off() {
+        let (subject, body) = split_own_subject("\nSubject: Lost 2FA for jodoe\nHello");
+        assert_eq!(subject.as_deref(), Some("Lost 2FA for jodoe"));
+        assert_eq!(body, "Hello");
+    }
+}

@@ -1,0 +1,386 @@
+//! The account username, or the address to look the account up by.
+//!
+//! Strategies run from the most to the least explicit: the form's username
+//! section, `Username: x` labels, a pasted system mail ("your account
+//! 'x'"), prose ("my username is x"), a profile URL, the subject. The first
+//! valid name wins; the first address seen where a name belongs becomes
+//! the lookup address (support addresses never do).
+
+use once_cell::sync::Lazy;
+use regex::Regex;
+
+use super::sections::{Document, SectionKind};
+
+/// What was found.
+#[derive(Debug, Default)]
+pub(super) struct Found {
+    /// A cleaned username.
+    pub username: Option<String>,
+    /// An address given where the username belongs.
+    pub lookup_address: Option<String>,
+}
+
+/// A value as written, possibly wrapped in quotes or brackets.
+const TOKEN: &str = r#"((?:[`'"«\[(<*]+\s*[^`'"»\])>*\n]{1,60}?\s*[`'"»\])>*]+)|[^\s,;:!?]+)"#;
+
+/// `Username: x`, `PyPI username = [x]`, and translations, at line start.
+static LABEL: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(&format!(
+        r"(?im)^\s*(?:[-*]\s*)?(?:\*\*)?(?:pypi\s+)?(?:user\s*name|username|user|account(?:\s+name)?|nombre\s+de\s+usuario|usuario|nome\s+de\s+usu[aá]rio|usu[aá]rio|nom\s+d'utilisateur|identifiant|benutzername|имя\s+пользователя|логин|用户名|账号|帐号)(?:\*\*)?\s*[:=]\s*(?:\*\*)?{TOKEN}"
+    ))
+    .expect("valid regex")
+});
+
+/// "my username is x" and relatives: the name follows a word that can only
+/// introduce a username.
+static PROSE_STRONG: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(&format!(
+        r"(?i)(?:user\s*name|username|user\s+id|login\s+name|account\s+name|nombre\s+de\s+usuario|mi\s+usuario|nome\s+de\s+usu[aá]rio|meu\s+usu[aá]rio|nom\s+d'utilisateur|benutzername|имя\s+пользователя|логин|用户名|账号|帳號)(?:\s+(?:on|at|for|in)\s+pypi)?\s*(?:is|was|es|era|é|est|ist|lautet|是|为|:|=|-|—)?\s*(?:called\s+|named\s+)?{TOKEN}"
+    ))
+    .expect("valid regex")
+});
+
+/// "account x", "user x": the word is also used in ordinary sentences, so
+/// the name must look like one (quoted, or with a digit, dot, dash or
+/// underscore).
+static PROSE_WEAK: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(&format!(
+        r"(?i)\b(?:account|user|cuenta|conta|compte|konto|аккаунт|учетн\w+\s+запис\w+)(?:\s+(?:on|at)\s+pypi)?\s+(?:is\s+|named\s+|called\s+)?{TOKEN}"
+    ))
+    .expect("valid regex")
+});
+
+/// The account name inside a pasted notification: "your PyPI account 'x'".
+static SYSTEM_MAIL: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r#"(?i)your\s+(?:pypi\s+)?account\s+['"`]([^'"`\s]{1,60})['"`]"#)
+        .expect("valid regex")
+});
+
+/// A profile URL on any host: `/user/<name>/`.
+static PROFILE_URL: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"https?://[^\s/]+/user/([A-Za-z0-9._-]+)").expect("valid regex"));
+
+/// Subjects such as "Account recovery for jodoe" or "Lost 2FA - jodoe".
+static SUBJECT: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(&format!(
+        r"(?i)(?:recovery|2fa|access|locked\s+out|reset)(?:\s+request)?\s*(?:for|of|[-–:])\s*(?:user\s+|account\s+)?{TOKEN}"
+    ))
+    .expect("valid regex")
+});
+
+static VALID: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,48}[A-Za-z0-9])?$").expect("valid regex")
+});
+
+static ADDRESS: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$").expect("valid regex")
+});
+
+/// Words that follow "account"/"username" in sentences and are no name.
+const STOP: &[&str] = &[
+    "a",
+    "an",
+    "the",
+    "my",
+    "is",
+    "was",
+    "and",
+    "or",
+    "but",
+    "to",
+    "for",
+    "of",
+    "on",
+    "in",
+    "at",
+    "it",
+    "this",
+    "that",
+    "with",
+    "without",
+    "has",
+    "have",
+    "had",
+    "been",
+    "be",
+    "name",
+    "names",
+    "username",
+    "user",
+    "account",
+    "accounts",
+    "pypi",
+    "none",
+    "n/a",
+    "na",
+    "unknown",
+    "no",
+    "yes",
+    "same",
+    "below",
+    "above",
+    "here",
+    "there",
+    "recovery",
+    "please",
+    "help",
+    "locked",
+    "lost",
+    "access",
+    "because",
+    "since",
+    "so",
+    "as",
+    "which",
+    "who",
+    "not",
+    "also",
+    "still",
+    "again",
+    "email",
+    "e-mail",
+    "address",
+    "password",
+    "and/or",
+    "id",
+    "login",
+    "is:",
+    "are",
+    "were",
+    "i",
+    "me",
+    "we",
+    "you",
+    "your",
+    "our",
+    "their",
+    "his",
+    "her",
+    "its",
+    "from",
+    "by",
+    "settings",
+    "page",
+    "security",
+    "2fa",
+    "information",
+    "details",
+    "request",
+    "created",
+    "registered",
+    "associated",
+    "linked",
+    "via",
+    "using",
+    "if",
+    "when",
+    "then",
+    "any",
+    "all",
+    "can",
+    "cannot",
+    "can't",
+    "will",
+    "would",
+    "should",
+    "could",
+    "may",
+    "might",
+    "must",
+    "does",
+    "do",
+    "did",
+    "mit",
+    "de",
+    "la",
+    "el",
+    "es",
+    "le",
+    "une",
+    "un",
+    "ist",
+    "der",
+    "die",
+    "das",
+    "meu",
+    "minha",
+    "mi",
+    "mon",
+    "ma",
+    "mein",
+    "meine",
+    "est",
+    "é",
+    "что",
+    "на",
+    "и",
+    "owner",
+    "holder",
+    "recover",
+    "recovering",
+    "back",
+    "reset",
+    "working",
+    "blocked",
+];
+
+/// Runs the strategies in order.
+pub(super) fn find(doc: &Document, subject: &str, ignore: &[String]) -> Found {
+    let mut found = Found::default();
+    let offer = |raw: &str, strict: bool, found: &mut Found| -> bool {
+        match clean(raw, strict) {
+            Some(Value::Name(name)) if found.username.is_none() => {
+                found.username = Some(name);
+                true
+            }
+            Some(Value::Address(addr)) => {
+                if found.lookup_address.is_none() && !ignore.contains(&addr) {
+                    found.lookup_address = Some(addr);
+                }
+                false
+            }
+            _ => false,
+        }
+    };
+    // 1. The form's username section: its first meaningful line.
+    let answer = doc.answers(SectionKind::Username);
+    for line in answer.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let value = LABEL
+            .captures(line)
+            .and_then(|c| c.get(1))
+            .map_or(line, |m| m.as_str());
+        offer(value, false, &mut found);
+        break;
+    }
+    if found.username.is_some() {
+        return found;
+    }
+    // 2. Labels, 3. pasted notifications, 4. prose, 5. profile URLs.
+    let text = &doc.text;
+    let passes: [(&Lazy<Regex>, bool); 5] = [
+        (&LABEL, false),
+        (&SYSTEM_MAIL, false),
+        (&PROSE_STRONG, false),
+        (&PROSE_WEAK, true),
+        (&PROFILE_URL, false),
+    ];
+    for (re, strict) in passes {
+        for caps in re.captures_iter(text) {
+            if let Some(m) = caps.get(1) {
+                if offer(m.as_str(), strict, &mut found) {
+                    return found;
+                }
+            }
+        }
+    }
+    // 6. The subject, last: it is often generic ("Account recovery").
+    for re in [&*LABEL, &*PROSE_STRONG, &*SUBJECT] {
+        for caps in re.captures_iter(subject) {
+            if let Some(m) = caps.get(1) {
+                if offer(m.as_str(), true, &mut found) {
+                    return found;
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A cleaned value.
+#[derive(Debug, PartialEq, Eq)]
+enum Value {
+    Name(String),
+    Address(String),
+}
+
+/// Strips quotes, backticks, brackets, markdown and stray spaces; turns
+/// `username=[x]` and profile URLs into `x`; tells names from addresses.
+/// `strict` asks for a name that looks like one unless it was quoted.
+fn clean(raw: &str, strict: bool) -> Option<Value> {
+    const WRAP: &[char] = &[
+        '`', '\'', '"', '«', '»', '[', ']', '(', ')', '<', '>', '*', '{', '}',
+    ];
+    let trimmed = raw.trim();
+    let wrapped = trimmed.starts_with(WRAP);
+    let mut value = trimmed.trim_matches(WRAP).trim();
+    // "username=[x]" pasted whole into the answer.
+    if let Some(rest) = value.split_once(['=', ':']).and_then(|(k, v)| {
+        let k = k.trim().to_lowercase();
+        (k.ends_with("username") || k.ends_with("user") || k == "login").then_some(v)
+    }) {
+        value = rest.trim().trim_matches(WRAP).trim();
+    }
+    if let Some(caps) = PROFILE_URL.captures(value) {
+        return caps.get(1).map(|m| Value::Name(m.as_str().to_string()));
+    }
+    // Inside quotes a space is a slip ("` jodoe `"); outside, the first
+    // word is the name and the rest is commentary ("jodoe (old account)").
+    let value: String = if wrapped {
+        value.split_whitespace().collect()
+    } else {
+        value.split_whitespace().next().unwrap_or("").to_string()
+    };
+    let value = value
+        .trim_matches(WRAP)
+        .trim_start_matches('@')
+        .trim_end_matches(['.', ',', ';', ':', '!', '?'])
+        .trim_matches(WRAP);
+    if ADDRESS.is_match(value) {
+        return Some(Value::Address(value.to_lowercase()));
+    }
+    if !VALID.is_match(value) || STOP.contains(&value.to_lowercase().as_str()) {
+        return None;
+    }
+    let looks_like_name = value
+        .chars()
+        .any(|c| c.is_ascii_digit() || "._-".contains(c))
+        || value.chars().skip(1).any(|c| c.is_ascii_uppercase());
+    if strict && !wrapped && !looks_like_name {
+        return None;
+    }
+    Some(Value::Name(value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(raw: &str) -> Option<String> {
+        match clean(raw, false) {
+            Some(Value::Name(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn wrappers_and_stray_spaces_are_removed() {
+        assert_eq!(name("` jodoe `").as_deref(), Some("jodoe"));
+        assert_eq!(name("'jodoe'").as_deref(), Some("jodoe"));
+        assert_eq!(name("username=[jodoe]").as_deref(), Some("jodoe"));
+        assert_eq!(name("**jo_doe**").as_deref(), Some("jo_doe"));
+        assert_eq!(name("jodoe (my old account)").as_deref(), Some("jodoe"));
+    }
+
+    #[test]
+    fn placeholders_and_sentence_words_are_not_names() {
+        for raw in ["N/A", "the", "_No response_", "is", ""] {
+            assert_eq!(name(raw), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_profile_url_gives_its_name() {
+        assert_eq!(
+            name("https://index.example/user/jodoe/").as_deref(),
+            Some("jodoe")
+        );
+    }
+
+    #[test]
+    fn weak_prose_needs_a_name_shaped_value() {
+        assert_eq!(clean("locked", true), None);
+        assert_eq!(clean("jodoe", true), None);
+        assert_eq!(clean("jo-doe", true), Some(Value::Name("jo-doe".into())));
+        assert_eq!(clean("`jodoe`", true), Some(Value::Name("jodoe".into())));
+    }
+}
