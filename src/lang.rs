@@ -22,7 +22,7 @@ const MIN_CJK: usize = 4;
 /// Things in a request that are not prose in any language.
 static NOT_PROSE: Lazy<Regex> = Lazy::new(|| {
     Regex::new(
-        r"(?m)https?://\S+|\S+@\S+|`[^`\n]*`|^\s*#{1,6}\s.*$|^\s*-\s*\[[ xX]\]|\[redacted [a-z_]+\]",
+        r"(?m)https?://\S+|\S+@\S+|`[^`\n]*`|^\s*#{1,6}\s.*$|^\s*(?:[-*]\s*)?\[[ xX]\].*$|\[redacted [a-z_]+\]|\b\w+[_.-]\w[\w.-]*",
     )
     .expect("valid regex")
 });
@@ -56,11 +56,20 @@ pub fn detect(text: &str) -> Option<String> {
     let info = whatlang::detect(&prose)?;
     // Short texts are accepted at a lower confidence: a two-line reply in
     // Spanish is still better answered in Spanish than in nothing.
-    if !info.is_reliable() && letters < 30 {
-        return None;
-    }
     let lang = match info.lang() {
         Lang::Spa | Lang::Por => iberian(&prose),
+        // Short Russian is often read as a neighbour. Each neighbour has
+        // letters Russian lacks (Bulgarian ъ as a vowel, Ukrainian і ї є ґ,
+        // Belarusian ў і, Macedonian and Serbian ј љ њ …); without any of
+        // them, or with Russian-only ы э ё, the text is Russian.
+        Lang::Bul | Lang::Ukr | Lang::Bel | Lang::Mkd | Lang::Srp
+            if prose.contains(['ы', 'э', 'ё', 'Ы', 'Э', 'Ё'])
+                || !prose.contains([
+                    'ъ', 'і', 'ї', 'є', 'ґ', 'ў', 'ј', 'љ', 'њ', 'џ', 'ђ', 'ћ', 'ѓ', 'ќ',
+                ]) =>
+        {
+            Lang::Rus
+        }
         other => other,
     };
     iso_639_1(lang).map(str::to_string)
@@ -191,6 +200,12 @@ mod tests {
         for (code, text) in cases {
             assert_eq!(detect(text).as_deref(), Some(code), "{text}");
         }
+    }
+
+    #[test]
+    fn short_russian_is_not_taken_for_a_neighbour() {
+        let t = "Да, я согласен с кодексом поведения. Мой логин — sergei_k.";
+        assert_eq!(detect(t).as_deref(), Some("ru"));
     }
 
     #[test]

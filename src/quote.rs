@@ -33,7 +33,7 @@ pub fn new_text(plain: &str, html: Option<&str>) -> String {
     let source = match html {
         Some(h) if plain_is_rendered_html(plain, h) => {
             let stripped = strip_html_quotes(h);
-            mail_parser::decoders::html::html_to_text(&stripped)
+            mail_parser::decoders::html::html_to_text(&mark_blocks(&stripped))
         }
         _ => plain.to_string(),
     };
@@ -55,6 +55,24 @@ fn squash(text: &str) -> String {
 }
 
 // ---------------------------------------------------------------- HTML ----
+
+/// Block boundaries the text renderer would run together
+/// ("PyPI Usernamejodoe"): closing block tags become line breaks, list
+/// items become `- ` lines and headings markdown headings, so a rendered
+/// HTML form reads like the pasted markdown one.
+static BLOCK_END: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)</(?:h[1-6]|p|div|li|tr|ul|ol|table|pre|blockquote|section|article|header|footer|dd|dt)\s*>")
+        .expect("valid regex")
+});
+static LIST_ITEM: Lazy<Regex> = Lazy::new(|| Regex::new(r"(?i)<li\b[^>]*>").expect("valid regex"));
+static HEADING_START: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"(?i)<h[1-6]\b[^>]*>").expect("valid regex"));
+
+fn mark_blocks(html: &str) -> String {
+    let html = BLOCK_END.replace_all(html, "$0<br>");
+    let html = LIST_ITEM.replace_all(&html, "<br>- ");
+    HEADING_START.replace_all(&html, "<br>### ").into_owned()
+}
 
 /// Quote containers whose whole element is history.
 static HTML_QUOTE_OPEN: Lazy<Regex> = Lazy::new(|| {
@@ -456,6 +474,15 @@ mod tests {
     fn an_outlook_html_reply_is_cut_at_its_reply_marker() {
         let html = "<p>New</p><div id=\"divRplyFwdMsg\">From: x</div><p>old</p>";
         assert_eq!(new_text("", Some(html)), "New");
+    }
+
+    #[test]
+    fn rendered_html_keeps_its_block_boundaries() {
+        let html = "<h3>PyPI Username</h3><p>jodoe</p><ul><li>[X] I agree</li></ul>";
+        assert_eq!(
+            new_text("", Some(html)),
+            "### PyPI Username\njodoe\n\n- [X] I agree"
+        );
     }
 
     #[test]

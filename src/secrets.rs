@@ -76,6 +76,14 @@ static PASSWORD: Lazy<Regex> = Lazy::new(|| {
     .expect("valid regex")
 });
 
+/// A password named loosely ("my password, I think it was X"): only a
+/// value that looks like a password (letters with digits or symbols)
+/// counts, since the words in between could be anything.
+static PASSWORD_LOOSE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r#"(?i)\b(?:password|passwort|contraseña|senha|mot\s+de\s+passe|пароль)\b[^.\n]{0,40}?\b(?:it|which|that)\s+(?:is|was)\s+["'`]?([^\s"'`]{6,64})"#)
+        .expect("valid regex")
+});
+
 /// PyPI recovery codes: 16 lower-case hex characters.
 static RECOVERY_CODE: Lazy<Regex> =
     Lazy::new(|| Regex::new(r"(?i)\b[0-9a-f]{16}\b").expect("valid regex"));
@@ -213,6 +221,18 @@ pub fn redact(text: &str) -> Redacted {
             }
         }
     }
+    for caps in PASSWORD_LOOSE.captures_iter(text) {
+        if let Some(value) = caps.get(1) {
+            let trimmed = value.as_str().trim_end_matches(['.', ',', ';', ')']);
+            if looks_like_password(trimmed) && password_shaped(trimmed) {
+                add(
+                    value.start(),
+                    value.start() + trimmed.len(),
+                    SecretKind::Password,
+                );
+            }
+        }
+    }
     for m in RECOVERY_CODE.find_iter(text) {
         if is_recovery_code(m.as_str()) && !inside_url(text, m.start()) {
             add(m.start(), m.end(), SecretKind::RecoveryCode);
@@ -248,6 +268,15 @@ fn looks_like_password(value: &str) -> bool {
         && !value.starts_with('[')
         // "password: ***" or "password: ........" hides nothing.
         && value.chars().any(|c| c.is_alphanumeric())
+}
+
+/// Letters together with digits or symbols: "Sunfl0wer!88", not "lost".
+fn password_shaped(value: &str) -> bool {
+    let letters = value.chars().any(char::is_alphabetic);
+    let others = value
+        .chars()
+        .any(|c| c.is_ascii_digit() || c.is_ascii_punctuation());
+    letters && others
 }
 
 /// Sixteen hex characters with both letters and digits: a run of digits
@@ -322,6 +351,18 @@ mod tests {
         ] {
             assert_eq!(redact(clean).found, vec![], "{clean}");
         }
+    }
+
+    #[test]
+    fn a_loosely_stated_password_is_redacted_when_it_looks_like_one() {
+        let r = redact("my password, I think it was Sunfl0wer!88 but");
+        assert_eq!(
+            r.text,
+            "my password, I think it was [redacted password] but"
+        );
+        assert!(redact("my password, I think it was stolen")
+            .found
+            .is_empty());
     }
 
     #[test]

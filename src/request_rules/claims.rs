@@ -16,7 +16,7 @@ use crate::request::{Claim, Reason, Tick};
 /// "I lost my phone, but I still have access to my email".
 static CLAUSE: Lazy<Regex> = Lazy::new(|| {
     Regex::new(
-        r"(?i)[.!?;\n。！？]+|,?\s+\b(?:but|however|although|though|pero|mas|mais|aber|но|但是?)\b",
+        r"(?i)[.!?;\n。！？]+|,?\s+\b(?:but|however|although|though|pero|mas|aber|но|但是?)\b",
     )
     .expect("valid regex")
 });
@@ -122,7 +122,7 @@ pub(super) fn delay(doc: &Document) -> Tick {
         if IMPATIENT.is_match(sentence) {
             return Tick::Refused;
         }
-        if DELAY.is_match(sentence) && UNDERSTAND.is_match(sentence) && !COC.is_match(sentence) {
+        if DELAY.is_match(sentence) && UNDERSTAND.is_match(sentence) {
             return Tick::Stated;
         }
     }

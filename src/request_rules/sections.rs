@@ -220,10 +220,15 @@ fn heading_kind(line: &str) -> Option<SectionKind> {
         return classify(title);
     }
     let bare = line.trim().trim_end_matches(':').trim();
+    // "Username: jodoe" is a label with its value, not a heading.
+    if bare.contains([':', '=', '`', '@']) {
+        return None;
+    }
     let words = bare.split_whitespace().count();
-    let sentence =
-        bare.ends_with(['.', '!', '?']) || bare.contains(" my ") || bare.contains(" is ");
-    if (1..=5).contains(&words) && !sentence {
+    let sentence = bare.contains(['.', ',', '!', '?', '。', '，', '！', '？'])
+        || bare.contains(" my ")
+        || bare.contains(" is ");
+    if (1..=5).contains(&words) && bare.chars().count() <= 40 && !sentence {
         // Only the labels a form actually prints, never prose like "code of
         // conduct" inside a sentence: a bare line must be nothing but it.
         let kind = classify(bare)?;

@@ -21,7 +21,7 @@ pub(super) struct Found {
 }
 
 /// A value as written, possibly wrapped in quotes or brackets.
-const TOKEN: &str = r#"((?:[`'"«\[(<*]+\s*[^`'"»\])>*\n]{1,60}?\s*[`'"»\])>*]+)|[^\s,;:!?]+)"#;
+const TOKEN: &str = r#"(https?://\S+|(?:[`'"«\[(<*]+\s*[^`'"»\])>*\n]{1,60}?\s*[`'"»\])>*]+)|[^\s,;:!?。，、；：！？（）]+)"#;
 
 /// `Username: x`, `PyPI username = [x]`, and translations, at line start.
 static LABEL: Lazy<Regex> = Lazy::new(|| {
@@ -35,7 +35,7 @@ static LABEL: Lazy<Regex> = Lazy::new(|| {
 /// introduce a username.
 static PROSE_STRONG: Lazy<Regex> = Lazy::new(|| {
     Regex::new(&format!(
-        r"(?i)(?:user\s*name|username|user\s+id|login\s+name|account\s+name|nombre\s+de\s+usuario|mi\s+usuario|nome\s+de\s+usu[aá]rio|meu\s+usu[aá]rio|nom\s+d'utilisateur|benutzername|имя\s+пользователя|логин|用户名|账号|帳號)(?:\s+(?:on|at|for|in)\s+pypi)?\s*(?:is|was|es|era|é|est|ist|lautet|是|为|:|=|-|—)?\s*(?:called\s+|named\s+)?{TOKEN}"
+        r"(?i)(?:user\s*name|username|user\s+id|(?:for|of)\s+(?:the\s+)?(?:user|account)|(?:registered|signed\s+up|linked)\s+(?:under|with|to)(?:\s+the)?(?:\s+(?:e-?mail|address))?|login\s+name|account\s+name|nombre\s+de\s+usuario|mi\s+usuario|nome\s+de\s+usu[aá]rio|meu\s+usu[aá]rio|nom\s+d'utilisateur|benutzername|имя\s+пользователя|логин|用户名|账号|帳號)(?:\s+(?:on|at|for|in)\s+pypi)?\s*(?:(?:is|was|es|era|é|est|ist|lautet)\b|是|为|:|=|-|—)?\s*(?:called\s+|named\s+)?{TOKEN}"
     ))
     .expect("valid regex")
 });
@@ -274,10 +274,10 @@ pub(super) fn find(doc: &Document, subject: &str, ignore: &[String]) -> Found {
         }
     }
     // 6. The subject, last: it is often generic ("Account recovery").
-    for re in [&*LABEL, &*PROSE_STRONG, &*SUBJECT] {
+    for (re, strict) in [(&*LABEL, false), (&*PROSE_STRONG, false), (&*SUBJECT, true)] {
         for caps in re.captures_iter(subject) {
             if let Some(m) = caps.get(1) {
-                if offer(m.as_str(), true, &mut found) {
+                if offer(m.as_str(), strict, &mut found) {
                     return found;
                 }
             }
