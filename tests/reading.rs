@@ -40,6 +40,25 @@ struct Set {
     request: Vec<Labelled>,
 }
 
+#[test]
+fn the_labelled_sets_are_large_enough() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/requests");
+    let count = |file: &str| {
+        let set: Set =
+            toml::from_str(&std::fs::read_to_string(dir.join(file)).expect("fixture file"))
+                .expect("TOML");
+        set.request.len()
+    };
+    assert!(
+        count("requests.toml") >= 60,
+        "the development set must hold at least 60 requests"
+    );
+    assert!(
+        count("holdout.toml") >= 20,
+        "the held-out set must hold at least 20 requests"
+    );
+}
+
 /// What the reading pipeline produces for one request, in the order the
 /// worker runs it: new text, redaction, fields, language.
 struct Read {
@@ -53,9 +72,18 @@ fn read(case: &Labelled) -> Read {
     let new = quote::new_text(&case.text, case.html.as_deref());
     let redacted = secrets::redact(&new);
     let fields = request::extract(&redacted.text, &case.subject, &[SUPPORT.to_string()]);
-    let mut kinds: Vec<String> = redacted.found.iter().map(|k| k.code().to_string()).collect();
+    let mut kinds: Vec<String> = redacted
+        .found
+        .iter()
+        .map(|k| k.code().to_string())
+        .collect();
     kinds.sort();
-    Read { fields, secrets: kinds, lang: lang::detect(&redacted.text), text: redacted.text }
+    Read {
+        fields,
+        secrets: kinds,
+        lang: lang::detect(&redacted.text),
+        text: redacted.text,
+    }
 }
 
 fn claim_code(c: Claim) -> &'static str {
@@ -75,19 +103,27 @@ fn tick_code(t: Tick) -> &'static str {
     }
 }
 
-/// Per-field accuracy over the labelled set. The floors sit a little under
-/// what the rules reach today (printed by the test), so a change that
-/// costs one or two requests is visible but not fatal, and a real
-/// regression fails. Username and secrets carry the highest floors: a wrong
-/// username sends a challenge to the wrong account's address, and a missed
-/// secret is stored in clear.
-#[test]
-fn fields_are_read_accurately_on_the_labelled_set() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/requests/requests.toml");
-    let set: Set = toml::from_str(&std::fs::read_to_string(path).expect("fixture file")).expect("fixture TOML");
-    assert!(set.request.len() >= 60, "the labelled set must hold at least 60 requests");
-    let mut right: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut wrong: Vec<String> = Vec::new();
+/// Field names in report order.
+const FIELDS: [&str; 8] = [
+    "username",
+    "reason",
+    "email_access",
+    "code_of_conduct",
+    "delay_ack",
+    "secrets",
+    "language",
+    "chase_solved",
+];
+
+/// Reads every request of a fixture file and returns, per field, the share
+/// read right, printing each miss.
+fn measure(file: &str) -> BTreeMap<&'static str, f64> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/requests")
+        .join(file);
+    let set: Set = toml::from_str(&std::fs::read_to_string(path).expect("fixture file"))
+        .expect("fixture TOML");
+    let mut right: BTreeMap<&'static str, usize> = FIELDS.iter().map(|f| (*f, 0)).collect();
     for case in &set.request {
         let got = read(case);
         let f = &got.fields;
@@ -95,58 +131,132 @@ fn fields_are_read_accurately_on_the_labelled_set() {
             if ok {
                 *right.entry(field).or_default() += 1;
             } else {
-                right.entry(field).or_default();
-                wrong.push(format!("{} {field}: {detail}  [{}]", case.id, case.note));
+                println!("miss {} {field}: {detail}  [{}]", case.id, case.note);
             }
         };
         check(
             "username",
             f.username == case.username && f.lookup_address == case.lookup_address,
-            format!("got {:?}/{:?}, want {:?}/{:?}", f.username, f.lookup_address, case.username, case.lookup_address),
+            format!(
+                "got {:?}/{:?}, want {:?}/{:?}",
+                f.username, f.lookup_address, case.username, case.lookup_address
+            ),
         );
         let primary = f.reasons.first().map(|r| r.code().to_string());
-        check("reason", primary == case.reason, format!("got {:?}, want {:?}", f.reasons, case.reason));
+        check(
+            "reason",
+            primary == case.reason,
+            format!("got {:?}, want {:?}", f.reasons, case.reason),
+        );
         let access = claim_code(f.claims_email_access);
-        check("email_access", access == case.email_access, format!("got {access}, want {}", case.email_access));
+        check(
+            "email_access",
+            access == case.email_access,
+            format!("got {access}, want {}", case.email_access),
+        );
         let coc = tick_code(f.agreed_code_of_conduct);
-        check("code_of_conduct", coc == case.coc, format!("got {coc}, want {}", case.coc));
+        check(
+            "code_of_conduct",
+            coc == case.coc,
+            format!("got {coc}, want {}", case.coc),
+        );
         let delay = tick_code(f.acknowledged_delay);
-        check("delay_ack", delay == case.delay, format!("got {delay}, want {}", case.delay));
+        check(
+            "delay_ack",
+            delay == case.delay,
+            format!("got {delay}, want {}", case.delay),
+        );
         let mut want_secrets = case.secrets.clone();
         want_secrets.sort();
-        check("secrets", got.secrets == want_secrets, format!("got {:?}, want {want_secrets:?}", got.secrets));
-        check("language", got.lang == case.lang, format!("got {:?}, want {:?}", got.lang, case.lang));
+        check(
+            "secrets",
+            got.secrets == want_secrets,
+            format!("got {:?}, want {want_secrets:?}", got.secrets),
+        );
+        check(
+            "language",
+            got.lang == case.lang,
+            format!("got {:?}, want {:?}", got.lang, case.lang),
+        );
         check(
             "chase_solved",
             f.status_chase == case.status_chase && f.solved == case.solved,
             format!("got chase={} solved={}", f.status_chase, f.solved),
         );
-        // Redaction must hold in the text that goes on: no secret survives.
-        assert!(!got.text.contains("pypi-AgE"), "{}: token left in text", case.id);
+        // Redaction must hold in the text that goes on: no token survives.
+        assert!(
+            !got.text.contains("pypi-AgE"),
+            "{}: token left in text",
+            case.id
+        );
     }
-    for line in &wrong {
-        println!("miss {line}");
-    }
-    let n = set.request.len() as f64;
+    let n = set.request.len();
+    println!("{file}: {n} requests");
+    right
+        .into_iter()
+        .map(|(field, ok)| {
+            let acc = ok as f64 / n.max(1) as f64;
+            println!("  {field:16} {:5.1}%  ({ok}/{n})", acc * 100.0);
+            (field, acc)
+        })
+        .collect()
+}
+
+fn assert_floors(file: &str, acc: &BTreeMap<&'static str, f64>, floors: &[(&str, f64)]) {
+    let failed: Vec<String> = floors
+        .iter()
+        .filter(|(field, floor)| acc.get(field).copied().unwrap_or(0.0) < *floor)
+        .map(|(field, floor)| {
+            format!(
+                "{field} {:.3} < {floor}",
+                acc.get(field).copied().unwrap_or(0.0)
+            )
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{file}: fields below their floor: {failed:?}"
+    );
+}
+
+/// Per-field accuracy over the development set (the rules were tuned on
+/// it). The floors sit under what the rules reach today (printed by the
+/// test), so a change that costs a request or two is visible but not fatal,
+/// and a real regression fails. Username and secrets carry the highest
+/// floors: a wrong username sends a challenge to the wrong account's
+/// address, and a missed secret is stored in clear.
+#[test]
+fn fields_are_read_accurately_on_the_labelled_set() {
+    let acc = measure("requests.toml");
     let floors = [
-        ("username", 0.90),
-        ("reason", 0.85),
-        ("email_access", 0.85),
-        ("code_of_conduct", 0.90),
-        ("delay_ack", 0.90),
-        ("secrets", 0.95),
-        ("language", 0.90),
-        ("chase_solved", 0.95),
+        ("username", 0.95),
+        ("reason", 0.92),
+        ("email_access", 0.92),
+        ("code_of_conduct", 0.95),
+        ("delay_ack", 0.95),
+        ("secrets", 0.97),
+        ("language", 0.92),
+        ("chase_solved", 0.97),
     ];
-    let mut failed = Vec::new();
-    for (field, floor) in floors {
-        let acc = *right.get(field).unwrap_or(&0) as f64 / n;
-        println!("{field:16} {:5.1}%  (floor {:.0}%)", acc * 100.0, floor * 100.0);
-        if acc < floor {
-            failed.push(format!("{field} {acc:.3} < {floor}"));
-        }
-    }
-    assert!(failed.is_empty(), "fields below their floor: {failed:?}");
+    assert_floors("requests.toml", &acc, &floors);
+}
+
+/// The same measure on requests written after the rules were tuned: the
+/// honest estimate for unseen mail, with floors set from its first run.
+#[test]
+fn fields_are_read_accurately_on_held_out_requests() {
+    let acc = measure("holdout.toml");
+    let floors = [
+        ("username", 0.80),
+        ("reason", 0.70),
+        ("email_access", 0.70),
+        ("code_of_conduct", 0.80),
+        ("delay_ack", 0.80),
+        ("secrets", 0.85),
+        ("language", 0.80),
+        ("chase_solved", 0.85),
+    ];
+    assert_floors("holdout.toml", &acc, &floors);
 }
 
 /// Where the shared corpus lives, relative to the crate root.
