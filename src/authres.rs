@@ -596,7 +596,7 @@ fn tokens(segment: &str) -> Vec<String> {
             }
             let next_is_eq = j < chars.len() && chars[j] == '=';
             let prev_is_eq = current.ends_with('=');
-            if !(next_is_eq || prev_is_eq) && !current.is_empty() {
+            if !(next_is_eq || prev_is_eq || current.is_empty()) {
                 tokens.push(std::mem::take(&mut current));
             }
             i = j;
