@@ -29,7 +29,23 @@ static NOT_PROSE: Lazy<Regex> = Lazy::new(|| {
 
 /// Detects the language; `None` when the text is too short to tell.
 pub fn detect(text: &str) -> Option<String> {
-    let prose = NOT_PROSE.replace_all(text, " ");
+    detect_prose(&NOT_PROSE.replace_all(text, " ")).or_else(|| {
+        // A form answered in a few words ("Forgot password, no 2FA.") is
+        // still written in the form's language: with too little prose,
+        // the headings and box labels decide.
+        let with_form = FORM_MARKUP.replace_all(text, " ");
+        detect_prose(&with_form)
+    })
+}
+
+/// Markdown markup around form headings and boxes, dropped so their words
+/// can be read when the prose alone is too short.
+static FORM_MARKUP: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?m)https?://\S+|\S+@\S+|`[^`\n]*`|^\s*#{1,6}|^\s*(?:[-*]\s*)?\[[ xX]\]|\[redacted [a-z_]+\]")
+        .expect("valid regex")
+});
+
+fn detect_prose(prose: &str) -> Option<String> {
     let letters = prose.chars().filter(|c| c.is_alphabetic()).count();
     let cjk = prose.chars().filter(|&c| is_cjk(c)).count();
     if letters < MIN_LETTERS && cjk < MIN_CJK {
@@ -53,11 +69,11 @@ pub fn detect(text: &str) -> Option<String> {
         }
         return Some("zh".into());
     }
-    let info = whatlang::detect(&prose)?;
+    let info = whatlang::detect(prose)?;
     // Short texts are accepted at a lower confidence: a two-line reply in
     // Spanish is still better answered in Spanish than in nothing.
     let lang = match info.lang() {
-        Lang::Spa | Lang::Por => iberian(&prose),
+        Lang::Spa | Lang::Por => iberian(prose),
         // Short Russian is often read as a neighbour. Each neighbour has
         // letters Russian lacks (Bulgarian ъ as a vowel, Ukrainian і ї є ґ,
         // Belarusian ў і, Macedonian and Serbian ј љ њ …); without any of

@@ -22,12 +22,12 @@ static CLAUSE: Lazy<Regex> = Lazy::new(|| {
 });
 
 static MAIL_WORD: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)e-?mail|mailbox|inbox|linked\s+address|registered\s+address|correo|courriel|adresse|почт|ящик|邮箱|郵箱|电子邮件")
+    Regex::new(r"(?i)e-?mail|\bmails?\b|mailbox|inbox|linked\s+address|registered\s+address|correo|courriel|adresse|почт|ящик|邮箱|郵箱|电子邮件")
         .expect("valid regex")
 });
 
 static ACCESS_WORD: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)access|receive|control|log\s*in|still\s+(?:use|have|own)|acceso|acesso|accès|zugriff|zugang|доступ|получ|访问|收到|登录|控制")
+    Regex::new(r"(?i)access|receive|control|log\s*in|still\s+(?:use|have|own)|(?:get|getting|read|reading)\s+(?:e-?)?mails?|e-?mail\s+(?:is\s+fine|works|still\s+works|is\s+ok)|acceso|acesso|accès|zugriff|zugang|доступ|получ|访问|收到|登录|控制")
         .expect("valid regex")
 });
 
@@ -87,7 +87,7 @@ static DISAGREE: Lazy<Regex> = Lazy::new(|| {
 });
 
 static DELAY: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)(?:take|takes|taking|need|needs)\s+(?:\w+\s+){0,5}?(?:time|while|weeks|days)|significant\s+amount\s+of\s+time|(?:happy|willing|ok|okay|fine|prepared|able)\s+to\s+wait|take\s+your\s+time|no\s+rush|acknowledg\w*\s+(?:the\s+)?(?:delay|wait|time|processing)|puede\s+tardar|llevar\s+tiempo|tomar\s+tiempo|pode\s+demorar|levar\s+(?:algum\s+)?tempo|peut\s+prendre\s+du\s+temps|prendre\s+(?:un\s+)?(?:certain\s+)?temps|(?:kann|dauert)\s+(?:\w+\s+){0,3}?(?:zeit|dauern)|может\s+занять\s+(?:\w+\s+)?времени|需要\S{0,6}时间|需要\S{0,4}時間|耐心等待")
+    Regex::new(r"(?i)(?:take|takes|taking|need|needs)\s+(?:\w+\s+){0,5}?(?:time|while|weeks|days)|significant\s+amount\s+of\s+time|(?:happy|willing|ok|okay|fine|prepared|able)\s+to\s+wait|take\s+your\s+time|no\s+rush|acknowledg\w*\s+(?:the\s+)?(?:delay|wait|time|processing)|puede\s+tardar|llevar\s+tiempo|tomar\s+tiempo|pode\s+demorar|levar\s+(?:algum\s+)?tempo|peut\s+prendre\s+du\s+temps|prendre\s+(?:un\s+)?(?:certain\s+)?temps|(?:kann|dauert)\s+(?:\w+\s+){0,3}?(?:zeit|dauern)|zeit\s+(?:\w+\s+){0,2}?(?:dauern|brauchen|benötigen|in\s+anspruch)|может\s+занять\s+(?:\w+\s+)?времени|需要\S{0,6}时间|需要\S{0,4}時間|耐心等待")
         .expect("valid regex")
 });
 

@@ -45,7 +45,7 @@ static PROSE_STRONG: Lazy<Regex> = Lazy::new(|| {
 /// underscore).
 static PROSE_WEAK: Lazy<Regex> = Lazy::new(|| {
     Regex::new(&format!(
-        r"(?i)\b(?:account|user|cuenta|conta|compte|konto|аккаунт|учетн\w+\s+запис\w+)(?:\s+(?:on|at)\s+pypi)?\s+(?:is\s+|named\s+|called\s+)?{TOKEN}"
+        r"(?i)\b(?:account|user|cuenta|conta|compte|konto|аккаунт\w*|учетн\w+\s+запис\w+)(?:\s+(?:on|at)\s+pypi)?(?:\s*[:=]\s*|\s+)(?:is\s+|named\s+|called\s+)?{TOKEN}"
     ))
     .expect("valid regex")
 });
