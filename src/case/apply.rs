@@ -1,0 +1,588 @@
+//! The transitions: one function per event, all pure.
+
+use crate::case::{
+    Case, CaseState, Challenge, Ctx, Event, Flag, LogEntry, LookupOutcome, Mail, OwnerAnswerKind, Outcome, Recipient,
+    RequesterMessage, TimerKind, Verification,
+};
+use crate::domain::Priority;
+use crate::request::{Claim, Reason};
+use crate::staff_cmd::{Command, StaffMessage};
+use crate::thread::Role;
+use crate::verify;
+
+/// Applies one event to a case. Never fails: every input leads somewhere.
+pub fn apply(case: &Case, event: &Event, ctx: &Ctx<'_>) -> Outcome {
+    let mut step = Step { case: case.clone(), mails: Vec::new(), log: Vec::new(), ctx, target: None };
+    step.case.updated_at = ctx.now;
+    match event {
+        Event::Requester(message) => step.requester(message),
+        Event::SecondRequester { from } => step.second_requester(from),
+        Event::UnverifiedTag { from } => {
+            step.case.flag(Flag::UnverifiedSubjectTag);
+            step.log("system", format!("{from} used this case's subject tag but is not a participant: held, not merged"));
+            step.notify("staff_forged", format!("{from} used the case tag without being a participant"));
+        }
+        Event::Owner { from, answer, codes } => step.owner(from, *answer, codes),
+        Event::Staff { from, name, message, direct, lookup } => {
+            step.staff(from, name.as_deref(), message, *direct, lookup.as_ref())
+        }
+        Event::ForgedStaff { from, why } => {
+            step.case.flag(Flag::ForgedStaff);
+            step.log("system", format!("mail claiming to be staff ({from}) was not trusted: {why}; nothing relayed or executed"));
+            step.notify("staff_forged", format!("{from}: {why}"));
+        }
+        Event::DeliveryFailed { bounce } => {
+            step.case.flag(Flag::DeliveryFailure);
+            let who = bounce.failed_recipients.join(", ");
+            step.log("system", format!("delivery failed to {who}: {}", bounce.diagnostic.clone().unwrap_or_default()));
+            step.notify("staff_delivery_failure", format!("delivery failed to {who}"));
+        }
+        Event::Machine { kind, reason } => {
+            step.log("system", format!("{kind} mail recorded, not answered ({reason})"));
+        }
+        Event::Timers { kinds, lookup } => step.timers(kinds, lookup.as_ref()),
+    }
+    Outcome { case: step.case, mails: step.mails, log: step.log }
+}
+
+pub(super) struct Step<'a> {
+    pub(super) case: Case,
+    pub(super) mails: Vec<Mail>,
+    pub(super) log: Vec<LogEntry>,
+    pub(super) ctx: &'a Ctx<'a>,
+    /// The directory's answer in this step: `Ok(address)` to challenge, or
+    /// `Err(why)` when there is nothing to challenge.
+    pub(super) target: Option<Result<String, String>>,
+}
+
+impl Step<'_> {
+    pub(super) fn log(&mut self, actor: &str, what: impl Into<String>) {
+        self.log.push(LogEntry { at: self.ctx.now, actor: actor.into(), what: what.into() });
+    }
+
+    pub(super) fn send(&mut self, mail: Mail) {
+        self.mails.push(mail);
+    }
+
+    pub(super) fn notify(&mut self, template: &str, reason: impl Into<String>) {
+        self.mails.push(Mail::new(template, Recipient::Staff).with("reason", reason));
+    }
+
+    pub(super) fn set_timer(&mut self, kind: TimerKind, due: i64) {
+        self.case.timers.insert(kind, due);
+    }
+
+    pub(super) fn clear_timers(&mut self, kinds: &[TimerKind]) {
+        for kind in kinds {
+            self.case.timers.remove(kind);
+        }
+    }
+
+    fn requester(&mut self, msg: &RequesterMessage) {
+        let now = self.ctx.now;
+        let was_new = self.case.state == CaseState::New;
+        if let Some(lang) = &msg.language {
+            if was_new || self.case.language == "en" {
+                self.case.language = lang.clone();
+            }
+        }
+        let had_compromise = self.case.fields.reasons.contains(&Reason::SuspectedCompromise);
+        self.case.fields.merge(&msg.fields);
+        for secret in &msg.secrets {
+            if !self.case.secrets_found.contains(secret) {
+                self.case.secrets_found.push(*secret);
+            }
+        }
+        if !msg.secrets.is_empty() {
+            self.case.flag(Flag::SecretsPosted);
+            self.log("system", "secrets found in the message were redacted; the requester is told to revoke them");
+        }
+        if msg.malformed {
+            self.case.flag(Flag::MalformedMail);
+        }
+        self.case.missing = self
+            .ctx
+            .policy
+            .required
+            .iter()
+            .copied()
+            .filter(|f| !self.case.fields.has(*f))
+            .collect();
+        self.log("requester", format!("message from {}", msg.from));
+        if let Some(size) = msg.oversize {
+            self.case.flag(Flag::Oversize);
+            self.log("system", format!("message of {size} bytes kept headers-only"));
+            self.send(Mail::new("too_large", Recipient::Requester).with("size_bytes", size.to_string()));
+            if !was_new {
+                return;
+            }
+        }
+        if !had_compromise && self.case.fields.reasons.contains(&Reason::SuspectedCompromise) {
+            self.case.priority = Priority::High;
+            self.case.flag(Flag::SuspectedCompromise);
+            self.notify("staff_compromise", "the requester describes signs that someone else changed the account");
+        }
+        if self.case.state == CaseState::Closed {
+            self.case.closed_at = None;
+            self.case.state = CaseState::AwaitingStaff;
+            self.log("system", "reopened by a reply from the requester");
+            self.send(Mail::new("reopened", Recipient::Requester));
+            self.advance(false);
+            return;
+        }
+        if msg.duplicate {
+            self.log("system", "a repeat of a request already in the queue: merged");
+            self.send(Mail::new("duplicate", Recipient::Requester));
+            self.advance(false);
+            return;
+        }
+        if was_new {
+            if let Some(lookup) = &msg.lookup {
+                self.take_lookup(lookup);
+            }
+            self.advance(true);
+            self.notify("staff_new_case", "a new recovery request");
+            return;
+        }
+        if let Verification::Pending(_) | Verification::NoTarget { .. } = self.case.verification {
+            if !msg.codes.is_empty() {
+                self.try_codes(&msg.codes, "requester");
+                return;
+            }
+            if !msg.quoted_codes.is_empty() {
+                self.log("system", "a code appears only in quoted text: not a confirmation");
+            }
+        }
+        if let Some(lookup) = &msg.lookup {
+            self.take_lookup(lookup);
+        }
+        let before = self.case.state;
+        if msg.fields.status_chase && self.case.missing.is_empty() {
+            self.status_reply(now);
+            return;
+        }
+        self.advance(false);
+        if self.mails.iter().all(|m| m.to != Recipient::Requester) {
+            if before == CaseState::AwaitingInfo || !self.case.missing.is_empty() {
+                self.send(Mail::new("request_info", Recipient::Requester));
+            } else {
+                self.status_reply(now);
+            }
+        }
+    }
+
+    fn status_reply(&mut self, now: i64) {
+        let interval = self.ctx.policy.status_reply_interval;
+        match self.case.last_status_reply_at {
+            Some(at) if now - at < interval => {
+                self.log("system", "no reply: a status reply was sent within the configured interval");
+            }
+            _ => {
+                self.case.last_status_reply_at = Some(now);
+                self.send(Mail::new("status_reply", Recipient::Requester));
+            }
+        }
+    }
+
+    fn second_requester(&mut self, from: &str) {
+        if from != self.case.requester && !self.case.other_requesters.iter().any(|r| r == from) {
+            self.case.other_requesters.push(from.to_owned());
+        }
+        self.case.flag(Flag::MultipleRequesters);
+        self.log("system", format!("{from} asked about the same account; joined to this case"));
+        // Neutral: never confirm to a second address that a case exists.
+        self.send(Mail::new("neutral", Recipient::Other(from.to_owned())));
+        self.notify("staff_new_case", format!("a second address ({from}) asked about the same account"));
+    }
+
+    /// Records a directory answer in the verification state.
+    pub(super) fn take_lookup(&mut self, lookup: &LookupOutcome) {
+        match lookup {
+            LookupOutcome::Unavailable { reason } => {
+                let tries = match self.case.verification {
+                    Verification::LookupPending { tries } => tries + 1,
+                    _ => 1,
+                };
+                self.case.verification = Verification::LookupPending { tries };
+                self.log("system", format!("account directory unavailable ({reason}); retrying later"));
+                let due = self.ctx.now + self.ctx.policy.directory_retry;
+                self.set_timer(TimerKind::DirectoryRetry, due);
+            }
+            LookupOutcome::Found { address: Some(address) } => {
+                self.case.linked_address_masked = Some(verify::mask_address(address));
+                self.case.timers.remove(&TimerKind::DirectoryRetry);
+                if matches!(self.case.verification, Verification::LookupPending { .. }) {
+                    self.case.verification = Verification::NotStarted;
+                }
+                self.target = Some(Ok(address.clone()));
+            }
+            LookupOutcome::Found { address: None } | LookupOutcome::NotFound => {
+                self.case.timers.remove(&TimerKind::DirectoryRetry);
+                if matches!(self.case.verification, Verification::LookupPending { .. }) {
+                    self.case.verification = Verification::NotStarted;
+                }
+                self.target = Some(Err(match lookup {
+                    LookupOutcome::NotFound => "no account matches".into(),
+                    _ => "the account has no linked address".into(),
+                }));
+            }
+        }
+    }
+}
+
+impl Step<'_> {
+    /// Moves the case to the state its fields and verification call for.
+    /// `first` is true for the message that opened the case: it gets the
+    /// acknowledgement, which already says what happens next.
+    pub(super) fn advance(&mut self, first: bool) {
+        let now = self.ctx.now;
+        if !self.case.missing.is_empty() {
+            self.case.state = CaseState::AwaitingInfo;
+            if first {
+                self.send(Mail::new("acknowledgement", Recipient::Requester));
+            }
+            self.wait_on_requester(now);
+            return;
+        }
+        match self.case.verification.clone() {
+            Verification::NotStarted | Verification::Expired { .. } => {
+                if self.case.fields.claims_email_access == Claim::No {
+                    self.case.verification = Verification::Skipped {
+                        why: "the requester lost access to the linked address".into(),
+                    };
+                    self.log("system", "no challenge: the requester lost the linked address; manual review by staff");
+                    self.to_staff(first);
+                    return;
+                }
+                match self.target.clone() {
+                    Some(Ok(address)) => {
+                        if self.issue_challenge(&address) {
+                            self.case.state = CaseState::AwaitingVerification;
+                            self.announce_challenge(first);
+                            self.wait_on_requester(now);
+                        } else {
+                            self.to_staff(first);
+                        }
+                    }
+                    Some(Err(why)) => {
+                        let ctx = self.ctx;
+                        let expires_at = now + ctx.policy.challenge_ttl;
+                        self.log("system", format!("no challenge sent ({why}); the requester is told the same as always"));
+                        self.case.verification = Verification::NoTarget {
+                            expires_at,
+                            why,
+                            attempts_left: ctx.policy.challenge_attempts,
+                        };
+                        self.set_timer(TimerKind::ChallengeExpiry, expires_at);
+                        self.case.state = CaseState::AwaitingVerification;
+                        self.announce_challenge(first);
+                        self.wait_on_requester(now);
+                    }
+                    None => {
+                        if first {
+                            self.send(Mail::new("acknowledgement", Recipient::Requester));
+                        }
+                        if !matches!(self.case.verification, Verification::Expired { .. }) {
+                            self.to_staff(false);
+                        }
+                    }
+                }
+            }
+            Verification::LookupPending { .. } => {
+                self.case.state = CaseState::AwaitingVerification;
+                if first {
+                    self.send(Mail::new("acknowledgement", Recipient::Requester));
+                }
+            }
+            Verification::Pending(_) | Verification::NoTarget { .. } => {
+                self.case.state = CaseState::AwaitingVerification;
+                if first {
+                    self.send(Mail::new("acknowledgement", Recipient::Requester));
+                }
+            }
+            Verification::Verified { .. } => {
+                if self.case.timers.contains_key(&TimerKind::WaitingPeriodEnd) {
+                    self.case.state = CaseState::WaitingPeriod;
+                } else {
+                    self.to_staff(first);
+                }
+            }
+            Verification::Denied { .. } | Verification::Locked { .. } | Verification::Skipped { .. } => {
+                self.to_staff(first)
+            }
+        }
+    }
+
+    fn announce_challenge(&mut self, first: bool) {
+        let template = if first { "acknowledgement" } else { "challenge_sent" };
+        self.send(Mail::new(template, Recipient::Requester));
+    }
+
+    fn wait_on_requester(&mut self, now: i64) {
+        self.case.timers.remove(&TimerKind::CloseInactive);
+        self.case.timers.remove(&TimerKind::StaffStatus);
+        self.set_timer(TimerKind::Reminder, now + self.ctx.policy.reminder_after);
+    }
+
+    pub(super) fn to_staff(&mut self, first: bool) {
+        self.case.state = CaseState::AwaitingStaff;
+        if first {
+            self.send(Mail::new("acknowledgement", Recipient::Requester));
+        }
+        self.clear_timers(&[TimerKind::Reminder, TimerKind::CloseInactive]);
+        if !self.case.timers.contains_key(&TimerKind::StaffStatus) {
+            let due = self.ctx.now + self.ctx.policy.staff_status_after;
+            self.set_timer(TimerKind::StaffStatus, due);
+        }
+    }
+
+    /// Issues a challenge to the linked address, within the per-day limit.
+    pub(super) fn issue_challenge(&mut self, address: &str) -> bool {
+        let (now, policy) = (self.ctx.now, self.ctx.policy);
+        self.case.challenges_issued.retain(|t| now - t < 86_400);
+        if self.case.challenges_issued.len() as u32 >= policy.challenges_per_day {
+            self.log("system", "no new challenge: the per-day limit for this case is reached");
+            return false;
+        }
+        self.case.challenges_issued.push(now);
+        let code = self.ctx.fresh_code.clone();
+        self.case.verification = Verification::Pending(Challenge {
+            code_mac: verify::code_mac(self.ctx.key, self.case.id.as_str(), &code),
+            issued_at: now,
+            expires_at: now + policy.challenge_ttl,
+            attempts_left: policy.challenge_attempts,
+            sent_to: address.to_owned(),
+            reminded: false,
+        });
+        self.set_timer(TimerKind::ChallengeReminder, now + policy.challenge_ttl / 2);
+        self.set_timer(TimerKind::ChallengeExpiry, now + policy.challenge_ttl);
+        self.log("system", format!("challenge sent to {}", verify::mask_address(address)));
+        let mut mail = Mail::new("challenge", Recipient::Linked(address.to_owned()));
+        mail.role = Role::Challenge;
+        mail.code = Some(code);
+        self.send(mail);
+        true
+    }
+
+    /// Checks code candidates against the pending challenge; one message
+    /// is one attempt however many candidates it holds.
+    pub(super) fn try_codes(&mut self, codes: &[String], actor: &str) {
+        let (now, key) = (self.ctx.now, self.ctx.key);
+        let case_id = self.case.id.as_str().to_owned();
+        let (matched, expired, attempts_left) = match &mut self.case.verification {
+            Verification::Pending(ch) => {
+                let matched = codes.iter().any(|c| verify::code_matches(key, &case_id, c, &ch.code_mac));
+                let expired = now >= ch.expires_at;
+                if !matched && !expired {
+                    ch.attempts_left = ch.attempts_left.saturating_sub(1);
+                }
+                (matched, expired, ch.attempts_left)
+            }
+            Verification::NoTarget { expires_at, attempts_left, .. } => {
+                let expired = now >= *expires_at;
+                if !expired {
+                    *attempts_left = attempts_left.saturating_sub(1);
+                }
+                (false, expired, *attempts_left)
+            }
+            _ => return,
+        };
+        if expired {
+            self.case.verification = Verification::Expired { at: now };
+            self.log("system", "a code arrived after the challenge expired");
+            self.advance(false);
+            return;
+        }
+        if matched {
+            let how = if actor == "owner" {
+                "the code was sent back on the challenge thread"
+            } else {
+                "the requester sent the code on the case"
+            };
+            self.verified(how);
+            return;
+        }
+        self.log(actor, "a wrong code was sent");
+        if attempts_left == 0 {
+            self.case.verification = Verification::Locked { at: now };
+            self.case.flag(Flag::ChallengeLocked);
+            self.clear_timers(&[TimerKind::ChallengeReminder, TimerKind::ChallengeExpiry]);
+            self.log("system", "challenge locked after too many wrong codes");
+            self.send(Mail::new("neutral", Recipient::Requester));
+            self.notify("staff_nudge", "the challenge locked after too many wrong codes");
+            self.to_staff(false);
+        } else {
+            self.send(
+                Mail::new("challenge_sent", Recipient::Requester)
+                    .with("wrong_code", "true")
+                    .with("attempts_left", attempts_left.to_string()),
+            );
+        }
+    }
+
+    pub(super) fn verified(&mut self, how: &str) {
+        let now = self.ctx.now;
+        self.case.verification = Verification::Verified { at: now, how: how.into() };
+        self.clear_timers(&[
+            TimerKind::ChallengeReminder,
+            TimerKind::ChallengeExpiry,
+            TimerKind::Reminder,
+            TimerKind::CloseInactive,
+        ]);
+        self.log("system", format!("verified: {how}"));
+        self.send(Mail::new("verified", Recipient::Requester));
+        self.notify("staff_verified", how.to_owned());
+        let wait = self.ctx.policy.waiting_period;
+        if wait > 0 {
+            self.case.state = CaseState::WaitingPeriod;
+            self.set_timer(TimerKind::WaitingPeriodEnd, now + wait);
+        } else {
+            self.to_staff(false);
+        }
+    }
+
+    fn owner(&mut self, from: &str, answer: OwnerAnswerKind, codes: &[String]) {
+        let now = self.ctx.now;
+        self.log("owner", format!("reply on the challenge thread from {from}"));
+        let objection_allowed = matches!(self.case.verification, Verification::Pending(_))
+            || (matches!(self.case.verification, Verification::Verified { .. })
+                && !matches!(self.case.state, CaseState::Resolved | CaseState::Closed));
+        match answer {
+            OwnerAnswerKind::Denied if objection_allowed => {
+                self.case.verification = Verification::Denied { at: now };
+                self.case.flag(Flag::TakeoverAttempt);
+                self.case.priority = Priority::High;
+                self.clear_timers(&[
+                    TimerKind::ChallengeReminder,
+                    TimerKind::ChallengeExpiry,
+                    TimerKind::WaitingPeriodEnd,
+                    TimerKind::Reminder,
+                    TimerKind::CloseInactive,
+                ]);
+                self.log("system", "the owner of the linked address did not ask for this: likely takeover attempt");
+                self.notify("staff_denied", "the owner of the linked address says they did not ask for this");
+                self.to_staff(false);
+            }
+            OwnerAnswerKind::Confirmed if matches!(self.case.verification, Verification::Pending(_)) => {
+                let expired = matches!(&self.case.verification, Verification::Pending(ch) if now >= ch.expires_at);
+                if expired {
+                    self.case.verification = Verification::Expired { at: now };
+                    self.log("system", "the owner confirmed after the challenge expired");
+                } else {
+                    self.verified("the owner of the linked address confirmed on the challenge thread");
+                }
+            }
+            _ if !codes.is_empty() && matches!(self.case.verification, Verification::Pending(_)) => {
+                self.try_codes(codes, "owner")
+            }
+            _ => self.log("system", "challenge-thread reply with no clear answer: recorded"),
+        }
+    }
+
+    fn staff(
+        &mut self,
+        from: &str,
+        name: Option<&str>,
+        message: &StaffMessage,
+        direct: bool,
+        lookup: Option<&LookupOutcome>,
+    ) {
+        let now = self.ctx.now;
+        let actor = format!("staff:{from}");
+        self.case.last_staff_action_at = Some(now);
+        if self.case.timers.contains_key(&TimerKind::StaffStatus) {
+            self.set_timer(TimerKind::StaffStatus, now + self.ctx.policy.staff_status_after);
+        }
+        if direct {
+            self.log(&actor, "wrote to the requester directly with support in Cc: recorded, not relayed");
+            return;
+        }
+        if !message.errors.is_empty() {
+            let error = message.errors.join("; ");
+            self.log(&actor, format!("command error: {error}; nothing relayed"));
+            self.send(Mail::new("staff_command_error", Recipient::StaffMember(from.to_owned())).with("error", error));
+            return;
+        }
+        let mut internal = false;
+        for command in &message.commands {
+            self.command(&actor, from, command, lookup);
+            internal |= matches!(command, Command::Note { .. });
+        }
+        if !internal && !message.relay_text.trim().is_empty() {
+            let mut mail = Mail::new("staff_relay", Recipient::Requester).with("text", message.relay_text.clone());
+            if let Some(name) = name {
+                mail = mail.with("staff_name", name);
+            }
+            self.send(mail);
+            self.log(&actor, "reply relayed to the requester");
+        }
+    }
+
+    fn command(&mut self, actor: &str, from: &str, command: &Command, lookup: Option<&LookupOutcome>) {
+        let now = self.ctx.now;
+        match command {
+            Command::Note { text } => self.log(actor, format!("note: {text}")),
+            Command::Close { reason } => {
+                self.close(now);
+                self.log(actor, format!("closed{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()));
+                self.send(Mail::new("closed", Recipient::Requester));
+            }
+            Command::Resolve => {
+                self.case.timers.clear();
+                self.case.state = CaseState::Resolved;
+                self.case.resolved_at = Some(now);
+                self.set_timer(TimerKind::ResolvedClose, now + self.ctx.policy.resolved_close_after);
+                self.log(actor, "resolved");
+                self.send(Mail::new("resolved", Recipient::Requester));
+            }
+            Command::Verify => {
+                if let Some(lookup) = lookup {
+                    self.take_lookup(lookup);
+                }
+                match self.target.clone() {
+                    Some(Ok(address)) if self.issue_challenge(&address) => {
+                        self.case.state = CaseState::AwaitingVerification;
+                        self.send(Mail::new("challenge_sent", Recipient::Requester));
+                        self.wait_on_requester(now);
+                        self.log(actor, "challenge issued on staff request");
+                    }
+                    _ => {
+                        let error = "no challenge could be sent: no linked address, the directory is unavailable, or the daily limit is reached".to_string();
+                        self.log(actor, format!("/verify failed: {error}"));
+                        self.send(Mail::new("staff_command_error", Recipient::StaffMember(from.to_owned())).with("error", error));
+                    }
+                }
+            }
+            Command::Ask { fields } => {
+                self.case.missing = fields.clone();
+                self.case.state = CaseState::AwaitingInfo;
+                self.wait_on_requester(now);
+                self.log(actor, format!("asked for {}", fields.iter().map(|f| f.code()).collect::<Vec<_>>().join(", ")));
+                self.send(Mail::new("request_info", Recipient::Requester));
+            }
+            Command::Reopen => {
+                if matches!(self.case.state, CaseState::Closed | CaseState::Resolved) {
+                    self.case.closed_at = None;
+                    self.case.timers.clear();
+                    self.to_staff(false);
+                    self.send(Mail::new("reopened", Recipient::Requester));
+                }
+                self.log(actor, "reopened");
+            }
+            Command::Priority { priority } => {
+                self.case.priority = *priority;
+                self.log(actor, format!("priority set to {}", priority.as_str()));
+            }
+            Command::AssignMe => {
+                self.case.assignee = Some(from.to_owned());
+                self.log(actor, "assigned to themself");
+            }
+        }
+    }
+
+    pub(super) fn close(&mut self, now: i64) {
+        self.case.state = CaseState::Closed;
+        self.case.closed_at = Some(now);
+        self.case.timers.clear();
+    }
+}

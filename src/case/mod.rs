@@ -1,0 +1,610 @@
+//! The case core: a case, the events that happen to it, and the pure
+//! function that applies one to the other.
+//!
+//! `apply(case, event, ctx) -> Outcome { case', effects, log }`. No I/O, no
+//! clock read, no randomness: the caller passes `now`, the policy, the
+//! installation key and a freshly drawn challenge code in [`Ctx`]. Every
+//! rule of DESIGN.md that concerns a case lives here and is unit-tested
+//! here. Sending, storing and looking up accounts are the caller's job.
+
+mod apply;
+mod timers;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::classify::Bounce;
+use crate::domain::{CaseId, Priority};
+use crate::request::{Field, RequestFields};
+use crate::secrets::SecretKind;
+use crate::staff_cmd::StaffMessage;
+use crate::thread::Role;
+
+pub use apply::apply;
+pub use timers::{next_allowed, QuietHours};
+
+/// Where a case stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseState {
+    /// Created, nothing decided yet.
+    New,
+    /// Waiting for the requester to send missing fields.
+    AwaitingInfo,
+    /// Waiting for the challenge to be answered.
+    AwaitingVerification,
+    /// Waiting for staff.
+    AwaitingStaff,
+    /// Verified; waiting out the period in which the owner may still object.
+    WaitingPeriod,
+    /// Staff resolved it; closes after a quiet period.
+    Resolved,
+    /// Closed.
+    Closed,
+}
+
+impl CaseState {
+    /// Stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseState::New => "new",
+            CaseState::AwaitingInfo => "awaiting_info",
+            CaseState::AwaitingVerification => "awaiting_verification",
+            CaseState::AwaitingStaff => "awaiting_staff",
+            CaseState::WaitingPeriod => "waiting_period",
+            CaseState::Resolved => "resolved",
+            CaseState::Closed => "closed",
+        }
+    }
+
+    /// True until the case is closed.
+    pub fn is_open(self) -> bool {
+        !matches!(self, CaseState::Closed)
+    }
+}
+
+/// A flag staff should see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// The requester describes signs of compromise.
+    SuspectedCompromise,
+    /// The linked mailbox's owner said they did not ask for this.
+    TakeoverAttempt,
+    /// A message claimed to be from staff without proof.
+    ForgedStaff,
+    /// Someone not on the case used its subject tag.
+    UnverifiedSubjectTag,
+    /// A message was too large and kept headers-only.
+    Oversize,
+    /// A message could not be fully parsed.
+    MalformedMail,
+    /// Mail we sent bounced or was refused.
+    DeliveryFailure,
+    /// The requester posted secrets (redacted).
+    SecretsPosted,
+    /// More than one address asked about this account.
+    MultipleRequesters,
+    /// The challenge locked after too many wrong codes.
+    ChallengeLocked,
+}
+
+/// The verification challenge and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Verification {
+    /// Not started.
+    NotStarted,
+    /// The directory could not answer; retried on a timer.
+    LookupPending {
+        /// Lookups tried so far.
+        tries: u32,
+    },
+    /// A code was sent to the linked address.
+    Pending(Challenge),
+    /// No account or no linked address: nothing was sent, but the requester
+    /// is told exactly what they would be told if something had been.
+    NoTarget {
+        /// When the pretend challenge expires.
+        expires_at: i64,
+        /// Why nothing was sent (staff only).
+        why: String,
+        /// Wrong codes still allowed (kept so the requester sees the same).
+        attempts_left: u32,
+    },
+    /// Proven.
+    Verified {
+        /// When.
+        at: i64,
+        /// How (code on the case, owner's yes, staff).
+        how: String,
+    },
+    /// The owner said it was not them.
+    Denied {
+        /// When.
+        at: i64,
+    },
+    /// Too many wrong codes.
+    Locked {
+        /// When.
+        at: i64,
+    },
+    /// The code expired unanswered.
+    Expired {
+        /// When.
+        at: i64,
+    },
+    /// No challenge: the requester lost the linked address; staff review.
+    Skipped {
+        /// Why.
+        why: String,
+    },
+}
+
+impl Verification {
+    /// Stable snake_case name.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verification::NotStarted => "not_started",
+            Verification::LookupPending { .. } => "lookup_pending",
+            Verification::Pending(_) => "pending",
+            Verification::NoTarget { .. } => "pending_no_target",
+            Verification::Verified { .. } => "verified",
+            Verification::Denied { .. } => "denied",
+            Verification::Locked { .. } => "locked",
+            Verification::Expired { .. } => "expired",
+            Verification::Skipped { .. } => "skipped",
+        }
+    }
+}
+
+/// An issued challenge; the code itself is never kept, only its MAC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// HMAC of the code bound to the case.
+    pub code_mac: String,
+    /// When it was issued.
+    pub issued_at: i64,
+    /// When it stops working.
+    pub expires_at: i64,
+    /// Wrong codes still allowed.
+    pub attempts_left: u32,
+    /// The linked address it went to.
+    pub sent_to: String,
+    /// Whether the one reminder was sent.
+    pub reminded: bool,
+}
+
+/// Timers a case can have; each at most once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// Remind a requester who owes us something.
+    Reminder,
+    /// Close a case whose requester stayed silent after the reminder.
+    CloseInactive,
+    /// Remind the linked address once before the challenge expires.
+    ChallengeReminder,
+    /// The challenge expires.
+    ChallengeExpiry,
+    /// The waiting period after verification ends.
+    WaitingPeriodEnd,
+    /// Tell the requester the case is still queued; nudge staff.
+    StaffStatus,
+    /// Close a resolved case.
+    ResolvedClose,
+    /// Retry an unavailable account directory.
+    DirectoryRetry,
+}
+
+impl TimerKind {
+    /// Stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::Reminder => "reminder",
+            TimerKind::CloseInactive => "close_inactive",
+            TimerKind::ChallengeReminder => "challenge_reminder",
+            TimerKind::ChallengeExpiry => "challenge_expiry",
+            TimerKind::WaitingPeriodEnd => "waiting_period_end",
+            TimerKind::StaffStatus => "staff_status",
+            TimerKind::ResolvedClose => "resolved_close",
+            TimerKind::DirectoryRetry => "directory_retry",
+        }
+    }
+
+    /// Parses the stable name.
+    pub fn parse(name: &str) -> Option<Self> {
+        ALL_TIMERS.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// Follow-ups that quiet hours postpone.
+    pub fn respects_quiet_hours(self) -> bool {
+        matches!(
+            self,
+            TimerKind::Reminder | TimerKind::CloseInactive | TimerKind::StaffStatus | TimerKind::ChallengeReminder
+        )
+    }
+}
+
+/// Every timer kind.
+pub const ALL_TIMERS: [TimerKind; 8] = [
+    TimerKind::Reminder,
+    TimerKind::CloseInactive,
+    TimerKind::ChallengeReminder,
+    TimerKind::ChallengeExpiry,
+    TimerKind::WaitingPeriodEnd,
+    TimerKind::StaffStatus,
+    TimerKind::ResolvedClose,
+    TimerKind::DirectoryRetry,
+];
+
+/// One message on the case, in or out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRef {
+    /// Message-ID without brackets.
+    pub message_id: String,
+    /// `in` or `out`.
+    pub direction: String,
+    /// Sender address.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Subject.
+    pub subject: String,
+    /// Unix seconds.
+    pub date: i64,
+    /// Message kind (`human`, `bounce`, ...) or the template for outgoing mail.
+    pub kind: String,
+    /// Which thread: the case's or the challenge's.
+    pub role: Role,
+}
+
+/// A case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    /// The id.
+    pub id: CaseId,
+    /// Where it stands.
+    pub state: CaseState,
+    /// How urgent.
+    pub priority: Priority,
+    /// ISO 639-1 language of the requester's writing.
+    pub language: String,
+    /// Unix seconds of creation.
+    pub created_at: i64,
+    /// Unix seconds of the last change.
+    pub updated_at: i64,
+    /// The address replies go to (the primary requester).
+    pub requester: String,
+    /// Every other address that asked about the same account.
+    pub other_requesters: Vec<String>,
+    /// What was understood, merged over all messages.
+    pub fields: RequestFields,
+    /// Required fields still missing.
+    pub missing: Vec<Field>,
+    /// Flags for staff.
+    pub flags: Vec<Flag>,
+    /// Secrets the requester posted (redacted before storing).
+    pub secrets_found: Vec<SecretKind>,
+    /// Verification.
+    pub verification: Verification,
+    /// The linked address, masked, for staff.
+    pub linked_address_masked: Option<String>,
+    /// Staff member the case is assigned to.
+    pub assignee: Option<String>,
+    /// Due times of pending timers (Unix seconds).
+    pub timers: BTreeMap<TimerKind, i64>,
+    /// Reminders sent while waiting on the requester.
+    pub reminders_sent: u32,
+    /// Status notes sent while waiting on staff.
+    pub status_notes_sent: u32,
+    /// Last answer to a status chase.
+    pub last_status_reply_at: Option<i64>,
+    /// Challenges issued, Unix seconds (for the per-day limit).
+    pub challenges_issued: Vec<i64>,
+    /// Last staff action.
+    pub last_staff_action_at: Option<i64>,
+    /// When it was resolved.
+    pub resolved_at: Option<i64>,
+    /// When it was closed.
+    pub closed_at: Option<i64>,
+    /// A closed case this one continues.
+    pub continues: Option<CaseId>,
+    /// Messages in and out.
+    pub messages: Vec<MessageRef>,
+}
+
+impl Case {
+    /// A fresh case for a requester.
+    pub fn new(id: CaseId, requester: &str, now: i64) -> Self {
+        Case {
+            id,
+            state: CaseState::New,
+            priority: Priority::Normal,
+            language: "en".into(),
+            created_at: now,
+            updated_at: now,
+            requester: requester.to_owned(),
+            other_requesters: Vec::new(),
+            fields: RequestFields::default(),
+            missing: Vec::new(),
+            flags: Vec::new(),
+            secrets_found: Vec::new(),
+            verification: Verification::NotStarted,
+            linked_address_masked: None,
+            assignee: None,
+            timers: BTreeMap::new(),
+            reminders_sent: 0,
+            status_notes_sent: 0,
+            last_status_reply_at: None,
+            challenges_issued: Vec::new(),
+            last_staff_action_at: None,
+            resolved_at: None,
+            closed_at: None,
+            continues: None,
+            messages: Vec::new(),
+        }
+    }
+
+    /// Adds a flag once.
+    pub fn flag(&mut self, flag: Flag) {
+        if !self.flags.contains(&flag) {
+            self.flags.push(flag);
+        }
+    }
+
+    /// Whether a reply now may reopen this closed case (else a new linked case).
+    pub fn accepts_reopen(&self, now: i64, policy: &Policy) -> bool {
+        match self.closed_at {
+            Some(at) if self.state == CaseState::Closed => now - at <= policy.reopen_window,
+            _ => true,
+        }
+    }
+
+    /// Every address that took part as a requester.
+    pub fn requesters(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.requester.as_str()).chain(self.other_requesters.iter().map(String::as_str))
+    }
+}
+
+/// The rules' numbers, all in seconds (resolved from `[policy]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Fields a request must contain.
+    pub required: Vec<Field>,
+    /// Challenge lifetime.
+    pub challenge_ttl: i64,
+    /// Wrong codes allowed.
+    pub challenge_attempts: u32,
+    /// Challenges per case per day.
+    pub challenges_per_day: u32,
+    /// Waiting period after verification (0 = none).
+    pub waiting_period: i64,
+    /// Reminder delay while waiting on the requester.
+    pub reminder_after: i64,
+    /// Close delay after the reminder.
+    pub close_after: i64,
+    /// First status note delay while waiting on staff.
+    pub staff_status_after: i64,
+    /// Status note repeat interval.
+    pub status_repeat: i64,
+    /// Status notes cap.
+    pub status_cap: u32,
+    /// One answer to "any update?" per this interval.
+    pub status_reply_interval: i64,
+    /// Resolved cases close after this.
+    pub resolved_close_after: i64,
+    /// Closed cases reopen within this; later a new linked case.
+    pub reopen_window: i64,
+    /// Directory retry delay.
+    pub directory_retry: i64,
+    /// Quiet hours for follow-ups.
+    pub quiet_hours: Option<QuietHours>,
+}
+
+/// Who mail goes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "to", content = "address", rename_all = "snake_case")]
+pub enum Recipient {
+    /// The case's requester.
+    Requester,
+    /// The account's linked address (challenge thread only).
+    Linked(String),
+    /// The configured staff notification addresses.
+    Staff,
+    /// One staff member (command errors).
+    StaffMember(String),
+    /// A secondary requester (neutral notes only).
+    Other(String),
+}
+
+/// One mail to send, described, not rendered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mail {
+    /// Template file stem, e.g. `acknowledgement`.
+    pub template: String,
+    /// Who gets it.
+    pub to: Recipient,
+    /// Which thread it belongs to.
+    pub role: Role,
+    /// The challenge code, only on challenge mails to the linked address.
+    pub code: Option<String>,
+    /// Extra template values (`extra.<key>`), e.g. a relayed text.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Mail {
+    /// A mail on the case thread with no extras.
+    pub fn new(template: &str, to: Recipient) -> Self {
+        Mail { template: template.into(), to, role: Role::Case, code: None, extra: BTreeMap::new() }
+    }
+
+    /// Adds an extra template value.
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.extra.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// Result of a directory lookup, as the core needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum LookupOutcome {
+    /// The account exists; its challenge address, if it has one.
+    Found {
+        /// Where a challenge may go.
+        address: Option<String>,
+    },
+    /// No such account.
+    NotFound,
+    /// The directory could not answer.
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A message from a person on the case thread (the requester or anyone
+/// writing as one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequesterMessage {
+    /// Sender address (reply target).
+    pub from: String,
+    /// Fields read from the new text (after redaction).
+    pub fields: RequestFields,
+    /// Code-shaped tokens in the new text (attempt candidates).
+    pub codes: Vec<String>,
+    /// Code-shaped tokens that appear only in quoted text.
+    pub quoted_codes: Vec<String>,
+    /// Secrets found in this message.
+    pub secrets: Vec<SecretKind>,
+    /// Detected language.
+    pub language: Option<String>,
+    /// The message opened the case.
+    pub opens_case: bool,
+    /// A repeat of a request already in the queue (same sender or account).
+    pub duplicate: bool,
+    /// The directory's answer, when the caller looked the account up.
+    pub lookup: Option<LookupOutcome>,
+    /// Full size when the message was too large and kept headers-only.
+    pub oversize: Option<u64>,
+    /// The message could not be fully parsed.
+    pub malformed: bool,
+}
+
+/// Something that happens to a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A person wrote on the case thread.
+    Requester(RequesterMessage),
+    /// Another address asked about the same account.
+    SecondRequester {
+        /// Their address.
+        from: String,
+    },
+    /// A subject tag from a non-participant: held, not merged.
+    UnverifiedTag {
+        /// Sender.
+        from: String,
+    },
+    /// Someone wrote on the challenge thread.
+    Owner {
+        /// Sender.
+        from: String,
+        /// The new text (for yes/no).
+        answer: OwnerAnswerKind,
+        /// Code-shaped tokens in the new text.
+        codes: Vec<String>,
+    },
+    /// Authenticated staff wrote on the case.
+    Staff {
+        /// Staff address.
+        from: String,
+        /// Display name.
+        name: Option<String>,
+        /// Commands, relay text, errors.
+        message: StaffMessage,
+        /// Staff wrote to the requester directly with support in Cc.
+        direct: bool,
+        /// Directory answer when a `/verify` needs one.
+        lookup: Option<LookupOutcome>,
+    },
+    /// A message claimed to be staff without proof.
+    ForgedStaff {
+        /// Claimed address.
+        from: String,
+        /// Why it was not trusted.
+        why: String,
+    },
+    /// A bounce or refusal of mail we sent.
+    DeliveryFailed {
+        /// Failed recipient(s).
+        bounce: Bounce,
+    },
+    /// Machine mail on the case, recorded only.
+    Machine {
+        /// Which kind.
+        kind: String,
+        /// Which rule decided.
+        reason: String,
+    },
+    /// Due timers (all of one case, processed together).
+    Timers {
+        /// Which timers fired.
+        kinds: Vec<TimerKind>,
+        /// Directory answer for a directory retry.
+        lookup: Option<LookupOutcome>,
+    },
+}
+
+/// The owner's answer on the challenge thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerAnswerKind {
+    /// "Yes, that was me."
+    Confirmed,
+    /// "No, that wasn't me."
+    Denied,
+    /// Neither.
+    Unclear,
+}
+
+/// What the caller supplies besides the case and the event.
+#[derive(Debug, Clone)]
+pub struct Ctx<'a> {
+    /// The time, Unix seconds.
+    pub now: i64,
+    /// The rules.
+    pub policy: &'a Policy,
+    /// The installation key (for code MACs).
+    pub key: &'a [u8],
+    /// A freshly drawn challenge code, used if a challenge is issued.
+    pub fresh_code: String,
+}
+
+/// A line for the case's event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Unix seconds.
+    pub at: i64,
+    /// Who: `requester`, `owner`, `staff:<addr>`, `system`.
+    pub actor: String,
+    /// What happened.
+    pub what: String,
+}
+
+/// The result of applying an event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The case after the event.
+    pub case: Case,
+    /// Mail to send.
+    pub mails: Vec<Mail>,
+    /// Log lines.
+    pub log: Vec<LogEntry>,
+}

@@ -1,0 +1,363 @@
+//! Turns a [`Mail`] effect into a finished message: the template context
+//! (documented in `templates/README.md`), the rendered parts, and the
+//! RFC 5322 bytes with Message-ID, threading headers, Reply-To and the
+//! automatic-mail headers (RFC 3834).
+//!
+//! No I/O: the caller supplies the Message-ID, the time and the queue
+//! position. Header values that come from user input are made header-safe.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::Message;
+use serde_json::{json, Value};
+
+use crate::case::{Case, Mail, MessageRef, Recipient, Verification};
+use crate::classify::LOOP_HEADER;
+use crate::config::Settings;
+use crate::domain::header_safe;
+use crate::error::{Error, Result};
+use crate::request::{Claim, Field, Reason, Tick};
+use crate::templates::{Rendered, TemplateSet};
+use crate::thread::{reply_address, tag_for, Role};
+use crate::verify::mask_address;
+
+/// Facts about the message that caused the mail, for staff notifications.
+#[derive(Debug, Clone, Default)]
+pub struct Trigger {
+    /// The redacted new text of the latest message.
+    pub excerpt: Option<String>,
+    /// Trust signals as (label, value).
+    pub trust: Vec<(String, String)>,
+}
+
+/// A finished message ready for the outbox.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    /// Envelope recipients.
+    pub to: Vec<String>,
+    /// Subject.
+    pub subject: String,
+    /// Formatted bytes.
+    pub bytes: Vec<u8>,
+    /// Envelope sender.
+    pub envelope_from: String,
+}
+
+/// Everything needed to compose, borrowed from the worker.
+pub struct Composer<'a> {
+    /// Resolved settings.
+    pub settings: &'a Settings,
+    /// The template set in use.
+    pub templates: &'a TemplateSet,
+}
+
+/// Human label of a field.
+pub fn field_label(field: Field) -> (&'static str, &'static str) {
+    match field {
+        Field::Username => ("Your account username", "the name you log in with, not your email address"),
+        Field::Reason => ("Why you lost access", "for example a lost 2FA device, lost recovery codes or a forgotten password"),
+        Field::EmailAccess => ("Whether you can still read the email address linked to the account", "yes or no"),
+        Field::CodeOfConduct => ("That you agree to the Code of Conduct", ""),
+        Field::DelayAcknowledged => ("That you understand review can take a while", ""),
+        Field::Proofs => ("Anything that shows the account is yours", "packages you maintain, earlier addresses, roughly when you created the account"),
+    }
+}
+
+/// Human label of a reason.
+pub fn reason_label(reason: Reason) -> &'static str {
+    match reason {
+        Reason::Lost2faDevice => "lost two-factor device",
+        Reason::RecoveryCodesLostOrNotWorking => "recovery codes lost or not working",
+        Reason::ForgotPassword => "forgotten password",
+        Reason::LostEmailAccess => "lost access to the linked email address",
+        Reason::SuspectedCompromise => "suspected compromise",
+        Reason::Other => "other",
+    }
+}
+
+fn secret_label(code: &str) -> &'static str {
+    match code {
+        "api_token" => "an API token",
+        "recovery_code" => "recovery codes",
+        "totp_seed" => "a two-factor (TOTP) secret",
+        _ => "a password",
+    }
+}
+
+impl Composer<'_> {
+    /// The address a recipient resolves to (empty when staff has no notify list).
+    pub fn recipients(&self, case: &Case, to: &Recipient) -> Vec<String> {
+        match to {
+            Recipient::Requester => vec![case.requester.clone()],
+            Recipient::Linked(a) | Recipient::StaffMember(a) | Recipient::Other(a) => vec![a.clone()],
+            Recipient::Staff => self.settings.raw.staff.notify.clone(),
+        }
+    }
+
+    /// Builds the template context for one mail.
+    pub fn context(&self, case: &Case, mail: &Mail, queue_position: usize, now: i64, trigger: &Trigger) -> Value {
+        let raw = &self.settings.raw;
+        let key = self.settings.secret_key.expose().as_bytes();
+        let support = &self.settings.support_address;
+        let fields = &case.fields;
+        let mut understood = Vec::new();
+        if let Some(u) = &fields.username {
+            understood.push(json!({"label": "Username", "value": u}));
+        }
+        if let Some(a) = &fields.lookup_address {
+            understood.push(json!({"label": "Account looked up by address", "value": a}));
+        }
+        if !fields.reasons.is_empty() {
+            let reasons: Vec<&str> = fields.reasons.iter().map(|r| reason_label(*r)).collect();
+            understood.push(json!({"label": "Reason", "value": reasons.join(", ")}));
+        }
+        match fields.claims_email_access {
+            Claim::Yes => understood.push(json!({"label": "Access to the linked email address", "value": "yes"})),
+            Claim::No => understood.push(json!({"label": "Access to the linked email address", "value": "no"})),
+            Claim::Unknown => {}
+        }
+        let tick = |t: Tick| match t {
+            Tick::Stated => Some("yes"),
+            Tick::Weak => Some("yes (ticked)"),
+            Tick::Refused => Some("no"),
+            Tick::Unknown => None,
+        };
+        if let Some(v) = tick(fields.agreed_code_of_conduct) {
+            understood.push(json!({"label": "Agrees to the Code of Conduct", "value": v}));
+        }
+        if let Some(v) = tick(fields.acknowledged_delay) {
+            understood.push(json!({"label": "Understands review takes time", "value": v}));
+        }
+        let mut proofs = Vec::new();
+        for p in &fields.proofs.packages {
+            proofs.push(json!({"label": "Package", "value": p}));
+        }
+        for p in &fields.proofs.repository_urls {
+            proofs.push(json!({"label": "Repository", "value": p}));
+        }
+        for p in &fields.proofs.previous_addresses {
+            proofs.push(json!({"label": "Earlier address", "value": p}));
+        }
+        if let Some(p) = &fields.proofs.account_created {
+            proofs.push(json!({"label": "Account created", "value": p}));
+        }
+        let missing: Vec<Value> = case
+            .missing
+            .iter()
+            .map(|f| {
+                let (label, hint) = field_label(*f);
+                json!({"code": f.code(), "label": label, "hint": hint})
+            })
+            .collect();
+        let requester_facing = matches!(mail.to, Recipient::Requester | Recipient::Other(_));
+        let secrets: Vec<Value> = if requester_facing {
+            case.secrets_found.iter().map(|s| json!({"code": s.code(), "label": secret_label(s.code())})).collect()
+        } else {
+            Vec::new()
+        };
+        let date = |t: i64| {
+            chrono::DateTime::from_timestamp(t, 0)
+                .map(|d| d.format("%A %-d %B %Y, %H:%M UTC").to_string())
+                .unwrap_or_default()
+        };
+        let day = 86_400;
+        let policy = &raw.policy;
+        let mut ctx = json!({
+            "case": {
+                "id": case.id.as_str(),
+                "subject_tag": tag_for(&case.id),
+                "state": case.state.as_str(),
+                "priority": case.priority.as_str(),
+                "language": case.language,
+                "username": fields.username,
+                "lookup_address": fields.lookup_address,
+                "reasons": fields.reasons.iter().map(|r| json!({"code": r.code(), "label": reason_label(*r)})).collect::<Vec<_>>(),
+                "understood": understood,
+                "missing": missing,
+                "queue_position": queue_position,
+                "expected_wait": raw.instance.expected_wait,
+                "created": date(case.created_at),
+                "age_days": (now - case.created_at).max(0) / day,
+                "reply_address": reply_address(support, key, &case.id, Role::Case),
+                "requester": case.requester,
+                "secrets_found": secrets,
+                "flags": case.flags.iter().map(|f| serde_json::to_value(f).unwrap_or(Value::Null)).collect::<Vec<_>>(),
+                "proofs": proofs,
+            },
+            "support": {
+                "name": raw.instance.support_name,
+                "address": support.as_str(),
+                "code_of_conduct_url": raw.instance.code_of_conduct_url,
+                "team": raw.instance.team.clone().unwrap_or_else(|| raw.instance.support_name.clone()),
+            },
+            "now": date(now),
+            "policy": {
+                "reopen_days": policy.reopen_window.as_secs() / day as u64,
+                "close_after_days": policy.close_after.as_secs() / day as u64,
+                "waiting_period_days": policy.waiting_period.as_secs() / day as u64,
+            },
+            "extra": mail.extra,
+        });
+        let requested = case.challenges_issued.last().copied().unwrap_or(now);
+        let expires = match &case.verification {
+            Verification::Pending(ch) => ch.expires_at,
+            Verification::NoTarget { expires_at, .. } => *expires_at,
+            _ => now + policy.challenge_ttl.as_secs() as i64,
+        };
+        ctx["challenge"] = json!({
+            "code": mail.code,
+            "expires": date(expires),
+            "requested": date(requested),
+            "requester_masked": mask_address(&case.requester),
+            "reply_address": reply_address(support, key, &case.id, Role::Challenge),
+            "account": fields.username.clone().or_else(|| fields.lookup_address.clone()),
+            "wrong_code": mail.extra.get("wrong_code").is_some(),
+            "attempts_left": mail.extra.get("attempts_left").and_then(|a| a.parse::<u32>().ok()),
+        });
+        let show_name = raw.staff.show_staff_name;
+        ctx["relay"] = json!({
+            "text": mail.extra.get("text"),
+            "staff_name": mail.extra.get("staff_name").filter(|_| show_name),
+        });
+        ctx["limits"] = json!({
+            "size_bytes": mail.extra.get("size_bytes").and_then(|s| s.parse::<u64>().ok()),
+            "limit_bytes": raw.source.max_message_bytes,
+        });
+        if !requester_facing {
+            ctx["staff"] = json!({
+                "linked_address_masked": case.linked_address_masked,
+                "verification": verification_label(&case.verification),
+                "trust": trigger.trust.iter().map(|(l, v)| json!({"label": l, "value": v})).collect::<Vec<_>>(),
+                "excerpt": trigger.excerpt,
+                "requesters": case.requesters().collect::<Vec<_>>(),
+                "commands_help": "/note <text> · /close [reason] · /resolve · /verify · /ask <fields> · /reopen · /priority high|normal · /assign me",
+                "events": Vec::<Value>::new(),
+                "reason": mail.extra.get("reason"),
+                "failed_recipient": mail.extra.get("failed_recipient"),
+                "error": mail.extra.get("error"),
+            });
+        }
+        ctx
+    }
+
+    /// Renders a mail and formats it as RFC 5322 bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn compose(
+        &self,
+        case: &Case,
+        mail: &Mail,
+        message_id: &str,
+        queue_position: usize,
+        now: i64,
+        trigger: &Trigger,
+    ) -> Result<Composed> {
+        let to = self.recipients(case, &mail.to);
+        if to.is_empty() {
+            return Err(Error::Permanent(format!("no recipient for {}", mail.template)));
+        }
+        let context = self.context(case, mail, queue_position, now, trigger);
+        let kind = crate::templates::TemplateKind::from_name(&mail.template)
+            .ok_or_else(|| Error::Template(format!("no template kind named {}", mail.template)))?;
+        let lang = if matches!(mail.to, Recipient::Staff | Recipient::StaffMember(_)) { "en" } else { case.language.as_str() };
+        let rendered = self.templates.render(kind, lang, &context)?;
+        let bytes = self.format(case, mail, &to, &rendered, message_id, now)?;
+        Ok(Composed {
+            to,
+            subject: rendered.subject,
+            bytes,
+            envelope_from: self.envelope_from(),
+        })
+    }
+
+    fn envelope_from(&self) -> String {
+        self.settings.support_address.to_string()
+    }
+
+    fn format(&self, case: &Case, mail: &Mail, to: &[String], rendered: &Rendered, message_id: &str, now: i64) -> Result<Vec<u8>> {
+        let raw = &self.settings.raw;
+        let key = self.settings.secret_key.expose().as_bytes();
+        let support = &self.settings.support_address;
+        let bad = |e: &dyn std::fmt::Display| Error::Permanent(format!("cannot build {}: {e}", mail.template));
+        let from: Mailbox = format!("{} <{}>", header_safe(&raw.instance.support_name).replace(['<', '>', '"'], ""), support)
+            .parse()
+            .map_err(|e| bad(&e))?;
+        let reply_to: Mailbox = reply_address(support, key, &case.id, mail.role).parse().map_err(|e| bad(&e))?;
+        let mut builder = Message::builder()
+            .from(from)
+            .reply_to(reply_to)
+            .subject(header_safe(&rendered.subject))
+            .message_id(Some(format!("<{message_id}>")))
+            .date(SystemTime::UNIX_EPOCH + Duration::from_secs(now.max(0) as u64));
+        for address in to {
+            builder = builder.to(address.parse::<Mailbox>().map_err(|e| bad(&e))?);
+        }
+        let (in_reply_to, references) = thread_headers(&case.messages, mail);
+        if let Some(parent) = in_reply_to {
+            builder = builder.in_reply_to(format!("<{parent}>"));
+        }
+        if !references.is_empty() {
+            let refs: Vec<String> = references.iter().map(|r| format!("<{r}>")).collect();
+            builder = builder.references(refs.join(" "));
+        }
+        let auto = match mail.template.as_str() {
+            "reminder" | "close_notice" | "status_note" | "challenge" | "challenge_reminder" => "auto-generated",
+            t if t.starts_with("staff_") || t == "digest" => "auto-generated",
+            _ => "auto-replied",
+        };
+        let headers: BTreeMap<&'static str, String> = BTreeMap::from([
+            ("Auto-Submitted", auto.to_string()),
+            ("X-Auto-Response-Suppress", "All".to_string()),
+            (LOOP_HEADER_STATIC, header_safe(&raw.instance.id)),
+            ("X-Recoverydesk-Case", case.id.to_string()),
+        ]);
+        for (name, value) in headers {
+            builder = builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(name), value));
+        }
+        let message = match &rendered.html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(rendered.text.clone(), html.clone())),
+            None => builder.singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(rendered.text.clone())),
+        }
+        .map_err(|e| bad(&e))?;
+        Ok(message.formatted())
+    }
+}
+
+/// The loop header name as a `'static` literal for lettre.
+const LOOP_HEADER_STATIC: &str = "X-Recoverydesk-Loop";
+const _: () = assert!(LOOP_HEADER_STATIC.len() == LOOP_HEADER.len());
+
+fn verification_label(v: &Verification) -> String {
+    match v {
+        Verification::Pending(ch) => format!("code sent to {}, {} attempts left", mask_address(&ch.sent_to), ch.attempts_left),
+        Verification::NoTarget { why, .. } => format!("nothing sent: {why} (the requester was told the usual text)"),
+        Verification::Verified { how, .. } => format!("verified: {how}"),
+        Verification::Skipped { why } => format!("no challenge: {why}"),
+        other => other.label().replace('_', " "),
+    }
+}
+
+/// In-Reply-To and References for a new mail on a thread: the latest
+/// message on that thread is the parent; References holds the thread's
+/// first message and its last few (RFC 5322 §3.6.4 allows trimming).
+fn thread_headers(messages: &[MessageRef], mail: &Mail) -> (Option<String>, Vec<String>) {
+    let on_thread: Vec<&MessageRef> = messages.iter().filter(|m| m.role == mail.role).collect();
+    let parent = if matches!(mail.to, Recipient::Requester) {
+        on_thread.iter().rev().find(|m| m.direction == "in").or(on_thread.last())
+    } else {
+        on_thread.last()
+    }
+    .map(|m| m.message_id.clone());
+    let mut references: Vec<String> = Vec::new();
+    if let Some(first) = on_thread.first() {
+        references.push(first.message_id.clone());
+    }
+    for m in on_thread.iter().rev().take(8).rev() {
+        if !references.contains(&m.message_id) {
+            references.push(m.message_id.clone());
+        }
+    }
+    (parent, references)
+}

@@ -1,0 +1,387 @@
+//! The TOML configuration: raw sections as written, checked with
+//! `deny_unknown_fields` so a typo names the key and the line, then resolved
+//! once into typed [`Settings`] (durations, paths, the installation key).
+//!
+//! Relative paths resolve against the config file's folder. Secrets are
+//! read from an environment variable or a file (see [`crate::secret`]).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::authres::StaffPolicy;
+use crate::error::{Error, Result};
+use crate::ratelimit::RateLimits;
+use crate::request::Field;
+use crate::secret::{Secret, SecretSource};
+
+/// The embedded default configuration (`config/demo.toml`).
+pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
+
+/// The whole file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[instance]`: who we are.
+    pub instance: InstanceSection,
+    /// `[store]`: where sled keeps its data.
+    pub store: StoreSection,
+    /// `[source]`: where mail comes from.
+    pub source: SourceSection,
+    /// `[transport]`: where replies go.
+    pub transport: TransportSection,
+    /// `[directory]`: where accounts are looked up.
+    pub directory: toml::Value,
+    /// `[templates]`: which template set.
+    #[serde(default)]
+    pub templates: TemplatesSection,
+    /// `[staff]`: who is staff and where notifications go.
+    #[serde(default)]
+    pub staff: StaffSection,
+    /// `[policy]`: required fields, timers, limits.
+    #[serde(default)]
+    pub policy: PolicySection,
+    /// `[metrics]`: optional Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// `[instance]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSection {
+    /// Instance id, stamped in the loop header of everything we send.
+    pub id: String,
+    /// The support address requesters write to, e.g. `support@example.org`.
+    pub support_address: String,
+    /// Display name on outgoing mail.
+    pub support_name: String,
+    /// Sign-off name in templates.
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Link to the Code of Conduct.
+    #[serde(default)]
+    pub code_of_conduct_url: Option<String>,
+    /// The installation key for reply-address MACs and challenge MACs.
+    pub secret_key: SecretSource,
+    /// What to tell requesters about review time.
+    #[serde(default = "default_expected_wait")]
+    pub expected_wait: String,
+}
+
+fn default_expected_wait() -> String {
+    "one to two weeks".into()
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Folder of the sled database.
+    pub path: PathBuf,
+}
+
+/// `[source]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// `maildir` or `imap`.
+    pub kind: SourceKind,
+    /// Messages handled per batch (one durable flush per batch).
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// How long to wait between polls when nothing signals new mail.
+    #[serde(default = "default_poll", deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    /// Larger messages are stored headers-only and the requester is told.
+    #[serde(default = "default_max_bytes")]
+    pub max_message_bytes: u64,
+    /// `[source.maildir]`.
+    #[serde(default)]
+    pub maildir: Option<MaildirSection>,
+    /// `[source.imap]`, see `source::imap::ImapSettings`.
+    #[serde(default)]
+    pub imap: Option<toml::Value>,
+}
+
+fn default_batch() -> usize {
+    100
+}
+fn default_poll() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+
+/// Which mailbox source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// A local Maildir folder.
+    Maildir,
+    /// An IMAP mailbox.
+    Imap,
+}
+
+/// `[source.maildir]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaildirSection {
+    /// The Maildir folder (with `new/`, `cur/`, `tmp/`).
+    pub path: PathBuf,
+}
+
+/// `[transport]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransportSection {
+    /// `file` or `smtp`.
+    pub kind: TransportKind,
+    /// `[transport.file]`.
+    #[serde(default)]
+    pub file: Option<FileTransportSection>,
+    /// `[transport.smtp]`, see `transport::smtp::SmtpSettings`.
+    #[serde(default)]
+    pub smtp: Option<toml::Value>,
+}
+
+/// Which transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// One `.eml` file per message in a folder.
+    File,
+    /// An SMTP server.
+    Smtp,
+}
+
+/// `[transport.file]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTransportSection {
+    /// Folder the `.eml` files are written to.
+    pub dir: PathBuf,
+}
+
+/// `[templates]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesSection {
+    /// Template folder; the embedded set when absent.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Reload when a template file changes.
+    #[serde(default)]
+    pub watch: bool,
+}
+
+/// `[staff]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffSection {
+    /// Staff addresses.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Staff domains.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Where staff notifications go.
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// authserv-ids whose Authentication-Results are trusted.
+    #[serde(default)]
+    pub trusted_authserv_ids: Vec<String>,
+    /// Whether relayed replies show the staff member's name.
+    #[serde(default)]
+    pub show_staff_name: bool,
+}
+
+/// `[policy]`: every timeframe is a duration such as `"48h"` or `"7d"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    /// Fields a request must contain.
+    pub required_fields: Vec<Field>,
+    /// How long a challenge code stays valid.
+    #[serde(deserialize_with = "duration")]
+    pub challenge_ttl: Duration,
+    /// Wrong codes allowed before the challenge locks.
+    pub challenge_attempts: u32,
+    /// Challenges per case per day.
+    pub challenges_per_day: u32,
+    /// Wait after verification before the case is ready for staff (0 = off).
+    #[serde(deserialize_with = "duration")]
+    pub waiting_period: Duration,
+    /// Remind a requester who owes us information after this long.
+    #[serde(deserialize_with = "duration")]
+    pub reminder_after: Duration,
+    /// Close a silent case this long after the reminder.
+    #[serde(deserialize_with = "duration")]
+    pub close_after: Duration,
+    /// Tell the requester the case is still queued after this long without staff action.
+    #[serde(deserialize_with = "duration")]
+    pub staff_status_after: Duration,
+    /// Repeat that status note at this interval.
+    #[serde(deserialize_with = "duration")]
+    pub status_repeat: Duration,
+    /// At most this many status notes per case.
+    pub status_cap: u32,
+    /// At most one answer to "any update?" per this interval.
+    #[serde(deserialize_with = "duration")]
+    pub status_reply_interval: Duration,
+    /// Close a resolved case after this long without a reply.
+    #[serde(deserialize_with = "duration")]
+    pub resolved_close_after: Duration,
+    /// A reply to a case closed longer ago than this opens a new linked case.
+    #[serde(deserialize_with = "duration")]
+    pub reopen_window: Duration,
+    /// Retry an unavailable account directory after this long.
+    #[serde(deserialize_with = "duration")]
+    pub directory_retry: Duration,
+    /// Per-recipient reply limits.
+    pub rate_limit: RateLimits,
+    /// Optional quiet hours for reminders and status notes.
+    pub quiet_hours: Option<QuietHoursSection>,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        let day = 86_400;
+        PolicySection {
+            required_fields: vec![
+                Field::Username,
+                Field::Reason,
+                Field::EmailAccess,
+                Field::CodeOfConduct,
+                Field::DelayAcknowledged,
+            ],
+            challenge_ttl: Duration::from_secs(2 * day),
+            challenge_attempts: 5,
+            challenges_per_day: 3,
+            waiting_period: Duration::from_secs(7 * day),
+            reminder_after: Duration::from_secs(5 * day),
+            close_after: Duration::from_secs(7 * day),
+            staff_status_after: Duration::from_secs(10 * day),
+            status_repeat: Duration::from_secs(7 * day),
+            status_cap: 3,
+            status_reply_interval: Duration::from_secs(3 * day),
+            resolved_close_after: Duration::from_secs(7 * day),
+            reopen_window: Duration::from_secs(30 * day),
+            directory_retry: Duration::from_secs(15 * 60),
+            rate_limit: RateLimits { per_hour: 3, per_day: 10 },
+            quiet_hours: None,
+        }
+    }
+}
+
+/// `[policy.quiet_hours]`: no reminders or status notes then.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHoursSection {
+    /// IANA time zone, e.g. `Europe/Berlin`.
+    pub timezone: String,
+    /// No reminders on Saturday and Sunday.
+    #[serde(default)]
+    pub weekends: bool,
+    /// Start of the quiet night, `HH:MM` (optional).
+    #[serde(default)]
+    pub start: Option<String>,
+    /// End of the quiet night, `HH:MM` (optional).
+    #[serde(default)]
+    pub end: Option<String>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Address for the Prometheus text endpoint, e.g. `127.0.0.1:9187`.
+    #[serde(default)]
+    pub listen: Option<String>,
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(text.trim())
+        .map_err(|e| serde::de::Error::custom(format!("{e} (write durations like \"48h\" or \"7d\")")))
+}
+
+/// The resolved configuration the rest of the program uses.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file as written.
+    pub raw: RawConfig,
+    /// The folder relative paths resolve against.
+    pub base_dir: PathBuf,
+    /// The installation key.
+    pub secret_key: Secret,
+    /// The support address, parsed.
+    pub support_address: crate::domain::EmailAddress,
+    /// Staff trust policy.
+    pub staff: StaffPolicy,
+}
+
+impl Settings {
+    /// Loads and resolves a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        Self::from_toml(&text, &base, &path.display().to_string())
+    }
+
+    /// Parses and resolves TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, base_dir: &Path, origin: &str) -> Result<Self> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        let secret_key = raw.instance.secret_key.resolve("instance.secret_key", base_dir)?;
+        if secret_key.expose().len() < 16 {
+            return Err(Error::Config(format!(
+                "{origin}: instance.secret_key: the key must be at least 16 characters"
+            )));
+        }
+        let support_address = crate::domain::EmailAddress::parse(&raw.instance.support_address).ok_or_else(|| {
+            Error::Config(format!("{origin}: instance.support_address: not an address"))
+        })?;
+        match raw.source.kind {
+            SourceKind::Maildir if raw.source.maildir.is_none() => {
+                return Err(Error::Config(format!("{origin}: source.maildir: missing for kind = \"maildir\"")))
+            }
+            SourceKind::Imap if raw.source.imap.is_none() => {
+                return Err(Error::Config(format!("{origin}: source.imap: missing for kind = \"imap\"")))
+            }
+            _ => {}
+        }
+        match raw.transport.kind {
+            TransportKind::File if raw.transport.file.is_none() => {
+                return Err(Error::Config(format!("{origin}: transport.file: missing for kind = \"file\"")))
+            }
+            TransportKind::Smtp if raw.transport.smtp.is_none() => {
+                return Err(Error::Config(format!("{origin}: transport.smtp: missing for kind = \"smtp\"")))
+            }
+            _ => {}
+        }
+        if let Some(quiet) = &raw.policy.quiet_hours {
+            quiet.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
+                Error::Config(format!("{origin}: policy.quiet_hours.timezone: unknown time zone {}", quiet.timezone))
+            })?;
+        }
+        let staff = StaffPolicy {
+            addresses: raw.staff.addresses.iter().map(|a| a.to_lowercase()).collect(),
+            domains: raw.staff.domains.iter().map(|d| d.to_lowercase()).collect(),
+            trusted_authserv_ids: raw.staff.trusted_authserv_ids.clone(),
+            ..StaffPolicy::default()
+        };
+        Ok(Settings { base_dir: base_dir.to_path_buf(), secret_key, support_address, staff, raw })
+    }
+
+    /// Resolves a configured path against the config's folder.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+}

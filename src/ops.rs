@@ -1,0 +1,143 @@
+//! Running the daemon for operators: signals (SIGINT/SIGTERM stop, SIGHUP
+//! reloads templates), the template watcher, the metrics endpoint and
+//! `doctor`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::config::Settings;
+use crate::pipeline::Pipeline;
+use crate::templates::SharedTemplates;
+
+/// Resolves on SIGINT or SIGTERM; reloads templates on SIGHUP meanwhile.
+pub async fn shutdown_signal(templates: SharedTemplates) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => match templates.reload() {
+                Ok(()) => tracing::info!("templates reloaded on SIGHUP"),
+                Err(e) => tracing::error!(error.message = %e, "template reload failed; keeping the previous set"),
+            },
+        }
+    }
+}
+
+/// Starts the template watcher when `templates.watch` is on.
+pub fn watch_templates(settings: &Settings, pipeline: &Pipeline) -> anyhow::Result<Option<notify::RecommendedWatcher>> {
+    match (&settings.raw.templates.dir, settings.raw.templates.watch) {
+        (Some(dir), true) => Ok(Some(crate::templates::watch(pipeline.templates.clone(), &settings.path(dir))?)),
+        _ => Ok(None),
+    }
+}
+
+/// Serves `/metrics` (Prometheus text) and `/healthz` when configured.
+pub async fn start_metrics(settings: &Settings, pipeline: &Pipeline) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(listen) = &settings.raw.metrics.listen else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| crate::error::Error::Config(format!("metrics.listen: cannot bind {listen}: {e}")))?;
+    let pipeline = Arc::new(pipeline.clone());
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let pipeline = pipeline.clone();
+                async move { metrics_text(&pipeline, crate::clock::now()) }
+            }),
+        );
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error.message = %e, "metrics endpoint stopped");
+        }
+    })))
+}
+
+/// The Prometheus text exposition, computed from the store at scrape time.
+pub fn metrics_text(pipeline: &Pipeline, now: i64) -> String {
+    let store = &pipeline.store;
+    let mut out = String::new();
+    let cases = store.cases().unwrap_or_default();
+    out.push_str("# HELP recoverydesk_cases Cases by state.\n# TYPE recoverydesk_cases gauge\n");
+    for state in ["awaiting_info", "awaiting_verification", "awaiting_staff", "waiting_period", "resolved", "closed"] {
+        let n = cases.iter().filter(|c| c.state.as_str() == state).count();
+        out.push_str(&format!("recoverydesk_cases{{state=\"{state}\"}} {n}\n"));
+    }
+    let oldest = cases.iter().filter(|c| c.state.is_open()).map(|c| now - c.created_at).max().unwrap_or(0);
+    out.push_str("# HELP recoverydesk_oldest_open_case_seconds Age of the oldest open case.\n# TYPE recoverydesk_oldest_open_case_seconds gauge\n");
+    out.push_str(&format!("recoverydesk_oldest_open_case_seconds {oldest}\n"));
+    let (ingested, by_kind) = store.inbound_counts().unwrap_or_default();
+    out.push_str("# HELP recoverydesk_messages_ingested_total Inbound messages by kind.\n# TYPE recoverydesk_messages_ingested_total counter\n");
+    for (kind, n) in by_kind {
+        out.push_str(&format!("recoverydesk_messages_ingested_total{{kind=\"{kind}\"}} {n}\n"));
+    }
+    let _ = ingested;
+    let (sent, failed, pending) = store.outbox_counts().unwrap_or_default();
+    out.push_str("# HELP recoverydesk_replies_total Outgoing mail by result.\n# TYPE recoverydesk_replies_total counter\n");
+    out.push_str(&format!("recoverydesk_replies_total{{result=\"sent\"}} {sent}\n"));
+    out.push_str(&format!("recoverydesk_replies_total{{result=\"failed\"}} {failed}\n"));
+    out.push_str("# HELP recoverydesk_outbox_pending Replies waiting to be sent.\n# TYPE recoverydesk_outbox_pending gauge\n");
+    out.push_str(&format!("recoverydesk_outbox_pending {pending}\n"));
+    out
+}
+
+/// `doctor`: checks each part and prints a table.
+pub async fn doctor(config: Option<&Path>) -> anyhow::Result<()> {
+    let path = config.map(Path::to_path_buf).unwrap_or_else(|| "config.toml".into());
+    let mut rows: Vec<(String, Result<String, String>)> = Vec::new();
+    let settings = match Settings::load(&path) {
+        Ok(s) => {
+            rows.push(("config".into(), Ok(path.display().to_string())));
+            Arc::new(s)
+        }
+        Err(e) => {
+            println!("✗ config      {e}");
+            anyhow::bail!("the config does not load");
+        }
+    };
+    let pipeline = crate::worker::open_pipeline(settings.clone());
+    match &pipeline {
+        Ok(p) => {
+            rows.push(("store".into(), Ok(format!("{} open case(s)", p.store.open_count()))));
+            rows.push(("templates".into(), {
+                let report = crate::templates::check::check_set(&p.templates.current());
+                if report.is_ok() { Ok("all templates render".into()) } else { Err(report.to_string()) }
+            }));
+            rows.push(("directory".into(), Ok("opened".into())));
+            rows.push(("source".into(), match crate::worker::open_source(&settings, &p.store).await {
+                Ok(s) => Ok(s.describe()),
+                Err(e) => Err(e.to_string()),
+            }));
+        }
+        Err(e) => rows.push(("store/templates/directory".into(), Err(e.to_string()))),
+    }
+    rows.push(("transport".into(), match crate::worker::open_transport(&settings) {
+        Ok(t) => Ok(t.describe()),
+        Err(e) => Err(e.to_string()),
+    }));
+    let mut failed = 0;
+    for (name, result) in &rows {
+        match result {
+            Ok(what) => println!("✓ {name:<12} {what}"),
+            Err(why) => {
+                failed += 1;
+                println!("✗ {name:<12} {why}");
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} check(s) failed");
+    }
+    Ok(())
+}

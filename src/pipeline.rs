@@ -1,0 +1,559 @@
+//! One inbound message, end to end: parse → classify → thread → read →
+//! (look the account up) → case core → compose → one store transaction.
+//! Also the timer pass and delivery failures, which end the same way.
+//!
+//! The pipeline never sends and never marks the source: it commits; the
+//! worker flushes, marks and lets the outbox send. The only I/O here is
+//! the store and the account directory.
+
+use std::sync::Arc;
+
+use rand::rngs::OsRng;
+
+use crate::authres::{self, StaffTrust};
+use crate::case::{self, Case, Ctx, Event, LogEntry, LookupOutcome, Mail, MessageRef, OwnerAnswerKind, Policy, Recipient, RequesterMessage, Verification};
+use crate::classify::{self, Bounce, MessageKind};
+use crate::compose::{Composer, Trigger};
+use crate::config::Settings;
+use crate::directory::{Directory, Lookup};
+use crate::domain::CaseId;
+use crate::error::{Error, Result};
+use crate::parse::{self, Inbound};
+use crate::request::{self, Claim};
+use crate::source::Fetched;
+use crate::store::{Commit, InboundRecord, MsgIndex, OutboxItem, Store};
+use crate::templates::SharedTemplates;
+use crate::thread::{self, CaseMatch, Role};
+use crate::{quote, secrets, staff_cmd, verify};
+
+/// What happened to one inbound message (for logs, replay and metrics).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Handled {
+    /// Message-ID.
+    pub message_id: String,
+    /// Classification code.
+    pub kind: String,
+    /// The case it went to.
+    pub case_id: Option<CaseId>,
+    /// How it was threaded.
+    pub via: String,
+    /// Templates queued for sending.
+    pub queued: Vec<String>,
+    /// Notes (why not answered, warnings).
+    pub notes: Vec<String>,
+    /// True when the message had been handled before (a repeat).
+    pub repeat: bool,
+}
+
+/// The pipeline's shared parts.
+#[derive(Clone)]
+pub struct Pipeline {
+    /// Resolved settings.
+    pub settings: Arc<Settings>,
+    /// The store.
+    pub store: Store,
+    /// The template set (hot-reloadable).
+    pub templates: SharedTemplates,
+    /// The account directory.
+    pub directory: Arc<dyn Directory>,
+    /// The rules in seconds.
+    pub policy: Arc<Policy>,
+}
+
+impl Pipeline {
+    fn key(&self) -> &[u8] {
+        self.settings.secret_key.expose().as_bytes()
+    }
+
+    fn ctx(&self, now: i64) -> Ctx<'_> {
+        Ctx { now, policy: &self.policy, key: self.key(), fresh_code: verify::generate_code(&mut OsRng) }
+    }
+
+    /// Handles one fetched message and commits everything it causes.
+    pub async fn ingest(&self, fetched: &Fetched, now: i64) -> Result<Handled> {
+        let inbound = parse::parse(&fetched.raw);
+        let cursor = fetched.cursor.as_ref().map(|c| (c.key.clone(), c.value.clone()));
+        let mut handled = Handled {
+            message_id: inbound.message_id.clone(),
+            kind: String::new(),
+            case_id: None,
+            via: String::new(),
+            queued: Vec::new(),
+            notes: inbound.warnings.clone(),
+            repeat: false,
+        };
+        if self.store.seen_content(&inbound.content_hash)? {
+            handled.repeat = true;
+            handled.kind = "repeat".into();
+            handled.notes.push("already handled (same content)".into());
+            self.store.commit(&Commit { cursor, ..Commit::default() })?;
+            return Ok(handled);
+        }
+        let mut commit = Commit {
+            raw: Some((inbound.content_hash.clone(), fetched.raw.clone())),
+            cursor,
+            ..Commit::default()
+        };
+        let known = if inbound.message_id_synthesized { None } else { self.store.message(&inbound.message_id)? };
+        let classification = match &known {
+            Some(m) if m.direction == "out" => classify::Classification {
+                kind: MessageKind::OwnLoop,
+                reason: "Message-ID of mail we sent".into(),
+            },
+            _ => classify::classify(&inbound, &self.settings.raw.instance.id),
+        };
+        handled.kind = classification.kind.code().into();
+        if let Some(m) = known.filter(|m| m.direction == "in") {
+            handled.repeat = true;
+            handled.case_id = Some(m.case_id.clone());
+            handled.notes.push("a second delivery of a message already handled (same Message-ID)".into());
+            self.finish(&mut commit, &inbound, fetched, &handled, now);
+            self.store.commit(&commit)?;
+            return Ok(handled);
+        }
+        let matched = thread::match_case(&inbound, &self.store, &self.settings.support_address, self.key());
+        handled.via = matched.via().into();
+        let target = self.event_for(&inbound, fetched, &classification.kind, &classification.reason, &matched, now, &mut handled).await?;
+        if let Some(target) = target {
+            self.apply_event(&mut commit, target, Some(&inbound), now, &mut handled)?;
+        }
+        self.finish(&mut commit, &inbound, fetched, &handled, now);
+        self.store.commit(&commit)?;
+        Ok(handled)
+    }
+
+    fn finish(&self, commit: &mut Commit, inbound: &Inbound, fetched: &Fetched, handled: &Handled, now: i64) {
+        commit.inbound = Some((
+            inbound.content_hash.clone(),
+            InboundRecord {
+                message_id: inbound.message_id.clone(),
+                case_id: handled.case_id.clone(),
+                kind: handled.kind.clone(),
+                received_at: now,
+                source_id: fetched.source_id.clone(),
+                notes: handled.notes.clone(),
+            },
+        ));
+    }
+
+    /// Decides which case and event a message is. `None` means: record only.
+    #[allow(clippy::too_many_arguments)]
+    async fn event_for(
+        &self,
+        inbound: &Inbound,
+        fetched: &Fetched,
+        kind: &MessageKind,
+        reason: &str,
+        matched: &CaseMatch,
+        now: i64,
+        handled: &mut Handled,
+    ) -> Result<Option<Target>> {
+        let new_text_raw = quote::new_text(&inbound.text, inbound.html.as_deref());
+        let redacted = secrets::redact(&new_text_raw);
+        let trigger = Trigger { excerpt: Some(excerpt(&redacted.text)), trust: self.trust(inbound) };
+        if let MessageKind::Bounce(bounce) = kind {
+            let case = self.case_of_bounce(bounce, matched)?;
+            if case.is_none() {
+                handled.notes.push(format!("bounce not matched to a case ({reason})"));
+            }
+            return match case {
+                Some(c) => Ok(Some(self.target(&c, Event::DeliveryFailed { bounce: bounce.clone() }, trigger)?)),
+                None => Ok(None),
+            };
+        }
+        if kind.is_machine() {
+            handled.notes.push(format!("machine mail, not answered: {reason}"));
+            return match matched.case() {
+                Some(c) => Ok(Some(self.target(c, Event::Machine { kind: kind.code().into(), reason: reason.into() }, trigger)?)),
+                None => Ok(None),
+            };
+        }
+        let Some(from) = reply_target(inbound) else {
+            handled.notes.push("no usable From or Reply-To address: kept, not answered".into());
+            return Ok(None);
+        };
+        match authres::staff_trust(inbound, &self.settings.staff) {
+            StaffTrust::Staff { address } => {
+                let Some(case_id) = matched.case().cloned() else {
+                    handled.notes.push("staff mail that names no case: recorded".into());
+                    return Ok(None);
+                };
+                let case = self.load(&case_id)?;
+                let message = staff_cmd::parse(&redacted.text);
+                let direct = inbound.to.iter().any(|m| case.requesters().any(|r| r == m.address.as_str()));
+                let wants_lookup = message.commands.iter().any(|c| matches!(c, staff_cmd::Command::Verify));
+                let lookup = if wants_lookup { self.lookup(&case.fields).await } else { None };
+                let name = inbound.from.as_ref().and_then(|m| m.name.clone());
+                let event = Event::Staff { from: address, name, message, direct, lookup };
+                return Ok(Some(Target { previous: Some(case.clone()), case, event, trigger }));
+            }
+            StaffTrust::Forged { address, why } => {
+                if let Some(case_id) = matched.case() {
+                    return Ok(Some(self.target(case_id, Event::ForgedStaff { from: address, why }, trigger)?));
+                }
+                handled.notes.push(format!("unauthenticated mail from a staff address ({why}): treated as an outsider"));
+            }
+            StaffTrust::NotStaff => {}
+        }
+        if let CaseMatch::UnverifiedTag { case } = matched {
+            handled.notes.push("subject tag from a non-participant: held on the case, not merged".into());
+            return Ok(Some(self.target(case, Event::UnverifiedTag { from }, trigger)?));
+        }
+        let full_codes = verify::attempt_candidates(&inbound.text);
+        let new_codes = verify::attempt_candidates(&new_text_raw);
+        if matched.role() == Role::Challenge {
+            let case_id = matched.case().cloned().ok_or_else(|| Error::Permanent("challenge match without case".into()))?;
+            let answer = match verify::owner_answer(&new_text_raw) {
+                verify::OwnerAnswer::Confirmed => OwnerAnswerKind::Confirmed,
+                verify::OwnerAnswer::Denied => OwnerAnswerKind::Denied,
+                verify::OwnerAnswer::Unclear => OwnerAnswerKind::Unclear,
+            };
+            return Ok(Some(self.target(&case_id, Event::Owner { from, answer, codes: new_codes }, trigger)?));
+        }
+        let fields = if fetched.oversize.is_some() {
+            request::RequestFields::default()
+        } else {
+            request::extract(&redacted.text, &inbound.subject, &[self.settings.support_address.to_string()])
+        };
+        let mut message = RequesterMessage {
+            from: from.clone(),
+            fields,
+            quoted_codes: full_codes.into_iter().filter(|c| !new_codes.contains(c)).collect(),
+            codes: new_codes,
+            secrets: redacted.found.clone(),
+            language: crate::lang::detect(&redacted.text),
+            opens_case: false,
+            duplicate: matches!(matched, CaseMatch::OpenCaseOfSender { .. }),
+            lookup: None,
+            oversize: fetched.oversize,
+            malformed: !inbound.warnings.is_empty() && inbound.from.is_none(),
+        };
+        let existing = match matched.case() {
+            Some(id) => Some(self.load(id)?).filter(|c| c.accepts_reopen(now, &self.policy)),
+            None => None,
+        };
+        let (case, previous) = match existing {
+            Some(case) => (case.clone(), Some(case)),
+            None => {
+                if let Some(other) = self.open_case_of_account(&message.fields)? {
+                    return Ok(Some(self.target(&other, Event::SecondRequester { from }, trigger)?));
+                }
+                let mut case = Case::new(self.new_case_id()?, &from, now);
+                case.continues = matched.case().cloned();
+                message.opens_case = true;
+                message.duplicate = false;
+                (case, None)
+            }
+        };
+        let mut merged = case.fields.clone();
+        merged.merge(&message.fields);
+        let needs_lookup = matches!(
+            case.verification,
+            Verification::NotStarted | Verification::LookupPending { .. } | Verification::Expired { .. }
+        ) && merged.claims_email_access != Claim::No;
+        if needs_lookup {
+            message.lookup = self.lookup(&merged).await;
+        }
+        Ok(Some(Target { case, previous, event: Event::Requester(message), trigger }))
+    }
+}
+
+/// A case (loaded or fresh) and the event to apply to it.
+struct Target {
+    case: Case,
+    previous: Option<Case>,
+    event: Event,
+    trigger: Trigger,
+}
+
+impl Pipeline {
+    fn target(&self, case_id: &CaseId, event: Event, trigger: Trigger) -> Result<Target> {
+        let case = self.load(case_id)?;
+        Ok(Target { previous: Some(case.clone()), case, event, trigger })
+    }
+
+    fn load(&self, case_id: &CaseId) -> Result<Case> {
+        self.store
+            .case(case_id)?
+            .ok_or_else(|| Error::Permanent(format!("case {case_id} is indexed but missing")))
+    }
+
+    fn new_case_id(&self) -> Result<CaseId> {
+        loop {
+            let id = CaseId::generate(&mut OsRng);
+            if self.store.case(&id)?.is_none() {
+                return Ok(id);
+            }
+        }
+    }
+
+    fn open_case_of_account(&self, fields: &request::RequestFields) -> Result<Option<CaseId>> {
+        match &fields.username {
+            Some(username) => self.store.open_case_of_username(username),
+            None => Ok(None),
+        }
+    }
+
+    fn case_of_bounce(&self, bounce: &Bounce, matched: &CaseMatch) -> Result<Option<CaseId>> {
+        if let Some(id) = &bounce.original_message_id {
+            if let Some(m) = self.store.message(id)? {
+                return Ok(Some(m.case_id));
+            }
+        }
+        if let Some(case) = matched.case() {
+            return Ok(Some(case.clone()));
+        }
+        for recipient in &bounce.failed_recipients {
+            if let Some(case) = self.store.open_case_of_sender_id(recipient)? {
+                return Ok(Some(case));
+            }
+        }
+        Ok(None)
+    }
+
+    fn trust(&self, inbound: &Inbound) -> Vec<(String, String)> {
+        let summary = authres::summarize_with(inbound, &self.settings.staff);
+        let mut trust = Vec::new();
+        for (label, value) in [("DMARC", &summary.dmarc), ("DKIM", &summary.dkim), ("SPF", &summary.spf)] {
+            trust.push((label.to_string(), value.clone().unwrap_or_else(|| "none from a trusted server".into())));
+        }
+        if !summary.ignored.is_empty() {
+            trust.push(("Ignored results from".into(), summary.ignored.join(", ")));
+        }
+        trust
+    }
+
+    /// Looks the account up by username, else by the address given in its
+    /// place. `None` when there is nothing to look up.
+    pub async fn lookup(&self, fields: &request::RequestFields) -> Option<LookupOutcome> {
+        let result = match (&fields.username, &fields.lookup_address) {
+            (Some(username), _) => self.directory.by_username(username).await,
+            (None, Some(address)) => self.directory.by_address(address).await,
+            (None, None) => return None,
+        };
+        Some(match result {
+            Lookup::Found(account) => LookupOutcome::Found { address: account.challenge_address().map(str::to_owned) },
+            Lookup::NotFound => LookupOutcome::NotFound,
+            Lookup::Unavailable { reason } => LookupOutcome::Unavailable { reason },
+        })
+    }
+
+    fn apply_event(&self, commit: &mut Commit, target: Target, inbound: Option<&Inbound>, now: i64, handled: &mut Handled) -> Result<()> {
+        let Target { case, previous, event, trigger } = target;
+        let ctx = self.ctx(now);
+        let outcome = case::apply(&case, &event, &ctx);
+        let mut case = outcome.case;
+        let role = match &event {
+            Event::Owner { .. } => Role::Challenge,
+            _ => Role::Case,
+        };
+        if let Some(inbound) = inbound {
+            case.messages.push(MessageRef {
+                message_id: inbound.message_id.clone(),
+                direction: "in".into(),
+                from: inbound.from_address().map(|a| a.to_string()).unwrap_or_default(),
+                to: inbound.recipients().map(|a| a.to_string()).collect(),
+                subject: inbound.subject.clone(),
+                date: inbound.date.unwrap_or(now),
+                kind: handled.kind.clone(),
+                role,
+            });
+            commit.msgids.push((
+                inbound.message_id.clone(),
+                MsgIndex { case_id: case.id.clone(), role, direction: "in".into() },
+            ));
+        }
+        let mut log = outcome.log;
+        // Staff-written mail is not automatic: the per-recipient limit that
+        // protects against loops and floods does not apply to it.
+        let automatic = !matches!(event, Event::Staff { .. });
+        self.queue_mails(commit, &mut case, &outcome.mails, &trigger, now, automatic, &mut log, handled)?;
+        handled.case_id = Some(case.id.clone());
+        commit.events.extend(log.into_iter().map(|l| (case.id.clone(), l)));
+        commit.cases.push((case, previous));
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn queue_mails(
+        &self,
+        commit: &mut Commit,
+        case: &mut Case,
+        mails: &[Mail],
+        trigger: &Trigger,
+        now: i64,
+        automatic: bool,
+        log: &mut Vec<LogEntry>,
+        handled: &mut Handled,
+    ) -> Result<()> {
+        let templates = self.templates.current();
+        let composer = Composer { settings: &self.settings, templates: &templates };
+        let queue_position = self.store.queue_position(case)?;
+        for mail in mails {
+            let recipients = composer.recipients(case, &mail.to);
+            if recipients.is_empty() {
+                log.push(LogEntry { at: now, actor: "system".into(), what: format!("{} not sent: no staff notify address configured", mail.template) });
+                continue;
+            }
+            if automatic && !matches!(mail.to, Recipient::Staff | Recipient::StaffMember(_)) {
+                let address = recipients[0].to_lowercase();
+                let mut history = match commit.ratelimits.iter().find(|(a, _)| *a == address) {
+                    Some((_, h)) => h.clone(),
+                    None => self.store.ratelimit(&address)?,
+                };
+                history = crate::ratelimit::prune(&history, now);
+                if let Err(suppressed) = crate::ratelimit::check(&history, now, &self.settings.raw.policy.rate_limit) {
+                    let what = format!("{} to {} suppressed by the rate limit: {}", mail.template, address, suppressed.reason);
+                    handled.notes.push(what.clone());
+                    log.push(LogEntry { at: now, actor: "system".into(), what });
+                    continue;
+                }
+                history.push(now);
+                commit.ratelimits.retain(|(a, _)| *a != address);
+                commit.ratelimits.push((address, history));
+            }
+            let message_id = format!(
+                "{}.{}@{}",
+                case.id.as_str().to_ascii_lowercase(),
+                self.store.next_id()?,
+                self.settings.support_address.domain()
+            );
+            let composed = match composer.compose(case, mail, &message_id, queue_position, now, trigger) {
+                Ok(c) => c,
+                Err(e) => {
+                    // A broken template must not lose the inbound message: log and go on.
+                    let what = format!("{} could not be composed: {e}", mail.template);
+                    tracing::error!(case_id = %case.id, error.message = %e, "template failure");
+                    handled.notes.push(what.clone());
+                    log.push(LogEntry { at: now, actor: "system".into(), what });
+                    continue;
+                }
+            };
+            let seq = self.store.next_id()?;
+            case.messages.push(MessageRef {
+                message_id: message_id.clone(),
+                direction: "out".into(),
+                from: composed.envelope_from.clone(),
+                to: composed.to.clone(),
+                subject: composed.subject.clone(),
+                date: now,
+                kind: mail.template.clone(),
+                role: mail.role,
+            });
+            commit.msgids.push((message_id.clone(), MsgIndex { case_id: case.id.clone(), role: mail.role, direction: "out".into() }));
+            commit.outbox.push((
+                OutboxItem {
+                    seq,
+                    case_id: case.id.clone(),
+                    message_id,
+                    template: mail.template.clone(),
+                    envelope_from: composed.envelope_from,
+                    to: composed.to,
+                    subject: composed.subject,
+                    queued_at: now,
+                    sent_at: None,
+                    attempts: 0,
+                    next_attempt_at: now,
+                    last_error: None,
+                    failed: false,
+                },
+                composed.bytes,
+            ));
+            handled.queued.push(mail.template.clone());
+        }
+        Ok(())
+    }
+
+    /// Processes every due timer; returns how many cases were touched.
+    pub async fn run_timers(&self, now: i64) -> Result<usize> {
+        let due = self.store.due_timers(now)?;
+        let count = due.len();
+        for (case_id, kinds) in due {
+            let case = self.load(&case_id)?;
+            let lookup = if kinds.contains(&case::TimerKind::DirectoryRetry) { self.lookup(&case.fields).await } else { None };
+            let mut commit = Commit::default();
+            let mut handled = Handled {
+                message_id: String::new(),
+                kind: "timer".into(),
+                case_id: None,
+                via: "timer".into(),
+                queued: Vec::new(),
+                notes: Vec::new(),
+                repeat: false,
+            };
+            let target = Target { previous: Some(case.clone()), case, event: Event::Timers { kinds, lookup }, trigger: Trigger::default() };
+            self.apply_event(&mut commit, target, None, now, &mut handled)?;
+            self.store.commit(&commit)?;
+        }
+        Ok(count)
+    }
+
+    /// Records a permanent delivery failure reported by the transport.
+    pub fn record_delivery_failure(&self, case_id: &CaseId, recipient: &str, error: &str, now: i64) -> Result<()> {
+        let bounce = Bounce {
+            failed_recipients: vec![recipient.to_owned()],
+            diagnostic: Some(error.to_owned()),
+            ..Bounce::default()
+        };
+        let mut commit = Commit::default();
+        let mut handled = Handled {
+            message_id: String::new(),
+            kind: "delivery_failure".into(),
+            case_id: None,
+            via: "outbox".into(),
+            queued: Vec::new(),
+            notes: Vec::new(),
+            repeat: false,
+        };
+        let target = self.target(case_id, Event::DeliveryFailed { bounce }, Trigger::default())?;
+        self.apply_event(&mut commit, target, None, now, &mut handled)?;
+        self.store.commit(&commit)
+    }
+}
+
+/// Where a reply to this message goes: Reply-To if valid, else From.
+fn reply_target(inbound: &Inbound) -> Option<String> {
+    inbound
+        .reply_to
+        .as_ref()
+        .or(inbound.from.as_ref())
+        .map(|m| m.address.to_string())
+}
+
+fn excerpt(text: &str) -> String {
+    let mut out: String = text.chars().take(2000).collect();
+    if text.chars().count() > 2000 {
+        out.push_str("\n[…]");
+    }
+    out
+}
+
+impl From<&crate::config::PolicySection> for Policy {
+    fn from(p: &crate::config::PolicySection) -> Self {
+        let s = |d: std::time::Duration| d.as_secs() as i64;
+        Policy {
+            required: p.required_fields.clone(),
+            challenge_ttl: s(p.challenge_ttl),
+            challenge_attempts: p.challenge_attempts,
+            challenges_per_day: p.challenges_per_day,
+            waiting_period: s(p.waiting_period),
+            reminder_after: s(p.reminder_after),
+            close_after: s(p.close_after),
+            staff_status_after: s(p.staff_status_after),
+            status_repeat: s(p.status_repeat),
+            status_cap: p.status_cap,
+            status_reply_interval: s(p.status_reply_interval),
+            resolved_close_after: s(p.resolved_close_after),
+            reopen_window: s(p.reopen_window),
+            directory_retry: s(p.directory_retry),
+            quiet_hours: p.quiet_hours.as_ref().and_then(|q| {
+                Some(case::QuietHours {
+                    timezone: q.timezone.parse().ok()?,
+                    weekends: q.weekends,
+                    start: q.start.as_deref().and_then(|t| chrono::NaiveTime::parse_from_str(t, "%H:%M").ok()),
+                    end: q.end.as_deref().and_then(|t| chrono::NaiveTime::parse_from_str(t, "%H:%M").ok()),
+                })
+            }),
+        }
+    }
+}

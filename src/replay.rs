@@ -1,0 +1,202 @@
+//! `replay` and `inspect`: the real pipeline over saved mail, on a
+//! throwaway store, sending nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use futures::FutureExt;
+
+use crate::config::Settings;
+use crate::source::Fetched;
+use crate::store::Store;
+
+/// Loads the given config, or the embedded demo config in a temp folder.
+fn settings(config: Option<&Path>) -> anyhow::Result<(Option<tempfile::TempDir>, Arc<Settings>)> {
+    match config {
+        Some(path) => Ok((None, Arc::new(Settings::load(path)?))),
+        None => {
+            let dir = tempfile::tempdir().context("creating a temporary folder")?;
+            std::fs::write(dir.path().join("secret.key"), "replay-key-not-secret-0123456789")?;
+            std::fs::write(dir.path().join("accounts.toml"), crate::demo::ACCOUNTS)?;
+            let settings = Settings::from_toml(crate::config::DEMO_TOML, dir.path(), "embedded demo config")?;
+            Ok((Some(dir), Arc::new(settings)))
+        }
+    }
+}
+
+/// Every message under a path: a Maildir, a folder (recursively), an mbox, or one file.
+pub fn collect(path: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    if path.is_dir() {
+        let mut files = Vec::new();
+        walk(path, &mut files)?;
+        files.sort();
+        for file in files {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            out.extend(split_mbox(&file, bytes));
+        }
+    } else {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        out.extend(split_mbox(path, bytes));
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            walk(&path, files)?;
+        } else if entry.file_type()?.is_file() {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Splits an mbox (`From ` separator lines) into messages; anything else is one message.
+fn split_mbox(path: &Path, bytes: Vec<u8>) -> Vec<(String, Vec<u8>)> {
+    let name = path.display().to_string();
+    if !bytes.starts_with(b"From ") {
+        return vec![(name, bytes)];
+    }
+    let mut messages = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        if line.starts_with(b"From ") {
+            if !current.is_empty() {
+                messages.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        let unescaped = if line.starts_with(b">From ") { &line[1..] } else { line };
+        current.extend_from_slice(unescaped);
+    }
+    if !current.is_empty() {
+        messages.push(current);
+    }
+    messages.into_iter().enumerate().map(|(i, m)| (format!("{name}#{i}"), m)).collect()
+}
+
+/// `replay PATH [--json]`.
+pub async fn run(config: Option<&Path>, path: &Path, json: bool) -> anyhow::Result<()> {
+    let (_tmp, settings) = settings(config)?;
+    let store = Store::temporary()?;
+    let pipeline = crate::worker::open_pipeline_with_store(settings.clone(), store)?;
+    let messages = collect(path)?;
+    let bar = indicatif::ProgressBar::new(messages.len() as u64);
+    if json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let max = settings.raw.source.max_message_bytes;
+    let now = crate::clock::now();
+    let started = Instant::now();
+    let (mut failed, mut panicked, mut kept, mut queued) = (0usize, 0usize, 0usize, 0usize);
+    for (name, raw) in &messages {
+        let oversize = (raw.len() as u64 > max).then_some(raw.len() as u64);
+        let fetched = Fetched { source_id: name.clone(), raw: raw.clone(), oversize, cursor: None };
+        let result = std::panic::AssertUnwindSafe(pipeline.ingest(&fetched, now)).catch_unwind().await;
+        match result {
+            Ok(Ok(handled)) => {
+                kept += 1;
+                queued += handled.queued.len();
+                if json {
+                    println!("{}", serde_json::json!({"file": name, "handled": handled}));
+                }
+            }
+            Ok(Err(e)) => {
+                failed += 1;
+                crate::worker::quarantine(&pipeline.store, &fetched, &e, now)?;
+                if pipeline.store.seen_content(&crate::parse::content_hash(raw))? {
+                    kept += 1;
+                }
+                eprintln!("{name}: {e}");
+            }
+            Err(_) => {
+                panicked += 1;
+                eprintln!("{name}: PANIC in the pipeline (a bug)");
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    let cases = pipeline.store.cases()?;
+    if !json {
+        for case in &cases {
+            println!(
+                "{} {:<22} {:<16} {}",
+                case.id,
+                case.state.as_str(),
+                case.fields.username.as_deref().unwrap_or("-"),
+                case.messages.iter().filter(|m| m.direction == "out").map(|m| m.kind.as_str()).collect::<Vec<_>>().join(",")
+            );
+        }
+    }
+    eprintln!(
+        "replayed {} message(s) in {:.2}s ({:.0} msgs/s): kept {}, errors {}, panics {}, cases {}, replies that would be sent {}",
+        messages.len(),
+        elapsed,
+        messages.len() as f64 / elapsed.max(1e-9),
+        kept,
+        failed,
+        panicked,
+        cases.len(),
+        queued
+    );
+    if panicked > 0 {
+        anyhow::bail!("{panicked} message(s) made the pipeline panic");
+    }
+    Ok(())
+}
+
+/// `inspect FILE [--json]`.
+pub async fn inspect(config: Option<&Path>, file: &Path, json: bool) -> anyhow::Result<()> {
+    let (_tmp, settings) = settings(config)?;
+    let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let inbound = crate::parse::parse(&raw);
+    let class = crate::classify::classify(&inbound, &settings.raw.instance.id);
+    let staff = crate::authres::staff_trust(&inbound, &settings.staff);
+    let new_text = crate::quote::new_text(&inbound.text, inbound.html.as_deref());
+    let redacted = crate::secrets::redact(&new_text);
+    let fields = crate::request::extract(&redacted.text, &inbound.subject, &[settings.support_address.to_string()]);
+    let missing: Vec<&str> = crate::case::Policy::from(&settings.raw.policy)
+        .required
+        .iter()
+        .filter(|f| !fields.has(**f))
+        .map(|f| f.code())
+        .collect();
+    let report = serde_json::json!({
+        "message_id": inbound.message_id, "from": inbound.from_address(), "subject": inbound.subject,
+        "kind": class.kind, "kind_reason": class.reason, "staff": staff,
+        "language": crate::lang::detect(&redacted.text),
+        "thread_keys": { "in_reply_to": inbound.in_reply_to, "references": inbound.references,
+            "subject_tag": crate::thread::subject_tag(&inbound.subject), "recipients": inbound.recipients().collect::<Vec<_>>() },
+        "new_text": redacted.text, "secrets_found": redacted.found, "fields": fields, "missing": missing,
+        "warnings": inbound.warnings, "size": inbound.size, "html_only": inbound.html_only,
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("Message-ID   {}", inbound.message_id);
+        println!("From         {}", inbound.from_address().map(|a| a.to_string()).unwrap_or_else(|| "(none)".into()));
+        println!("Subject      {}", inbound.subject);
+        println!("Kind         {} ({})", class.kind.code(), class.reason);
+        println!("Staff        {}", serde_json::to_string(&staff)?);
+        println!("Language     {}", report["language"]);
+        println!("Thread keys  {}", report["thread_keys"]);
+        println!("Fields       {}", serde_json::to_string_pretty(&report["fields"])?);
+        println!("Missing      {}", missing.join(", "));
+        println!("Secrets      {:?}", redacted.found);
+        println!("Warnings     {:?}", inbound.warnings);
+        println!("--- new text ---\n{}", redacted.text);
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Read-only views of the store for operators: `cases list|show|export`
+//! and `followups`. Secrets never appear here: fields were redacted before
+//! they were stored, and challenge codes are kept only as MACs.
+
+use serde_json::json;
+
+use crate::case::{Case, TimerKind, Verification};
+use crate::cli::CasesView;
+use crate::domain::CaseId;
+use crate::store::Store;
+
+fn age(now: i64, then: i64) -> String {
+    let secs = (now - then).max(0);
+    match secs {
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// Prints a cases view.
+pub fn cases(store: &Store, view: CasesView, now: i64) -> anyhow::Result<()> {
+    match view {
+        CasesView::List => {
+            let cases = store.cases()?;
+            println!("{:<10} {:<22} {:<6} {:>4}  {:<16} {:<28} MISSING", "CASE", "STATE", "PRIO", "AGE", "USERNAME", "REQUESTER");
+            for c in &cases {
+                let missing: Vec<&str> = c.missing.iter().map(|f| f.code()).collect();
+                println!(
+                    "{:<10} {:<22} {:<6} {:>4}  {:<16} {:<28} {}",
+                    c.id.as_str(),
+                    c.state.as_str(),
+                    c.priority.as_str(),
+                    age(now, c.created_at),
+                    c.fields.username.as_deref().unwrap_or("-"),
+                    c.requester,
+                    if missing.is_empty() { "-".into() } else { missing.join(",") }
+                );
+            }
+            println!("{} case(s), {} open", cases.len(), cases.iter().filter(|c| c.state.is_open()).count());
+        }
+        CasesView::Show { id } => {
+            let id = CaseId::parse(&id).ok_or_else(|| anyhow::anyhow!("{id} is not a case id (RD-XXXXXX)"))?;
+            let case = store.case(&id)?.ok_or_else(|| anyhow::anyhow!("no case {id}"))?;
+            print!("{}", show(store, &case, now)?);
+        }
+        CasesView::Export { .. } => {
+            for case in store.cases()? {
+                println!("{}", export(store, &case)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A readable account of one case: facts, the thread, the log.
+pub fn show(store: &Store, c: &Case, now: i64) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let line = |out: &mut String, k: &str, v: String| out.push_str(&format!("{k:<22} {v}\n"));
+    line(&mut out, "Case", c.id.to_string());
+    line(&mut out, "State", format!("{} (priority {})", c.state.as_str(), c.priority.as_str()));
+    line(&mut out, "Opened", format!("{} ago", age(now, c.created_at)));
+    line(&mut out, "Requester", c.requesters().collect::<Vec<_>>().join(", "));
+    line(&mut out, "Language", c.language.clone());
+    line(&mut out, "Username", c.fields.username.clone().unwrap_or_else(|| "-".into()));
+    line(&mut out, "Reasons", c.fields.reasons.iter().map(|r| r.code()).collect::<Vec<_>>().join(", "));
+    line(&mut out, "Missing", c.missing.iter().map(|f| f.code()).collect::<Vec<_>>().join(", "));
+    line(&mut out, "Verification", c.verification.label().to_string());
+    line(&mut out, "Linked address", c.linked_address_masked.clone().unwrap_or_else(|| "-".into()));
+    line(&mut out, "Flags", format!("{:?}", c.flags));
+    out.push_str("\nThread:\n");
+    for m in &c.messages {
+        let (arrow, who) = if m.direction == "in" { ("<-", m.from.clone()) } else { ("->", m.to.join(", ")) };
+        out.push_str(&format!("  {:>4} {arrow} {:<30} {:<22} {}\n", age(now, m.date), who, m.kind, m.subject));
+    }
+    out.push_str("\nLog:\n");
+    for e in store.events(&c.id)? {
+        out.push_str(&format!("  {:>5} ago  {:<24} {}\n", age(now, e.at), e.actor, e.what));
+    }
+    Ok(out)
+}
+
+/// The documented JSON form of a case (README "Case JSON").
+pub fn export(store: &Store, c: &Case) -> anyhow::Result<serde_json::Value> {
+    let outgoing: Vec<_> = store
+        .outbox_of(&c.id)?
+        .into_iter()
+        .map(|o| json!({"to": o.to, "subject": o.subject, "template": o.template, "message_id": o.message_id, "sent": o.sent_at.is_some(), "failed": o.failed}))
+        .collect();
+    let verification = match &c.verification {
+        Verification::Pending(ch) => json!({"state": "pending", "expires_at": ch.expires_at, "attempts_left": ch.attempts_left}),
+        other => json!({"state": other.label()}),
+    };
+    Ok(json!({
+        "id": c.id, "state": c.state.as_str(), "priority": c.priority.as_str(), "language": c.language,
+        "created_at": c.created_at, "requesters": c.requesters().collect::<Vec<_>>(),
+        "username": c.fields.username, "lookup_address": c.fields.lookup_address,
+        "reasons": c.fields.reasons, "claims_email_access": c.fields.claims_email_access,
+        "agreed_code_of_conduct": c.fields.agreed_code_of_conduct, "acknowledged_delay": c.fields.acknowledged_delay,
+        "proofs": c.fields.proofs, "missing": c.missing, "flags": c.flags, "secrets_found": c.secrets_found,
+        "verification": verification, "linked_address_masked": c.linked_address_masked, "assignee": c.assignee,
+        "timers": c.timers.iter().map(|(k, d)| json!({"kind": k.as_str(), "due": d})).collect::<Vec<_>>(),
+        "messages": c.messages.iter().map(|m| json!({"message_id": m.message_id, "direction": m.direction, "from": m.from, "to": m.to, "subject": m.subject, "date": m.date, "kind": m.kind})).collect::<Vec<_>>(),
+        "outgoing": outgoing,
+        "events": store.events(&c.id)?,
+    }))
+}
+
+/// What a timer will send, and to whom.
+pub fn timer_effect(kind: TimerKind) -> (&'static str, &'static str) {
+    match kind {
+        TimerKind::Reminder => ("reminder (or close notice after a long outage)", "requester"),
+        TimerKind::CloseInactive => ("close_notice", "requester"),
+        TimerKind::ChallengeReminder => ("challenge_reminder", "linked address"),
+        TimerKind::ChallengeExpiry => ("nothing (challenge expires)", "-"),
+        TimerKind::WaitingPeriodEnd => ("nothing (ready for staff)", "-"),
+        TimerKind::StaffStatus => ("status_note + staff_nudge", "requester, staff"),
+        TimerKind::ResolvedClose => ("nothing (closes)", "-"),
+        TimerKind::DirectoryRetry => ("account lookup retry", "-"),
+    }
+}
+
+/// Prints the follow-ups due within `within` seconds.
+pub fn followups(store: &Store, now: i64, within: i64) -> anyhow::Result<()> {
+    let timers: Vec<_> = store.all_timers()?.into_iter().filter(|(due, _, _)| *due <= now + within).collect();
+    println!("{:<20} {:<10} {:<20} {:<48} TO", "DUE (UTC)", "CASE", "TIMER", "SENDS");
+    for (due, case, kind) in &timers {
+        let (what, to) = timer_effect(*kind);
+        let when = chrono::DateTime::from_timestamp(*due, 0).map(|d| d.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
+        let overdue = if *due <= now { " (due now)" } else { "" };
+        println!("{:<20} {:<10} {:<20} {:<48} {to}{overdue}", when, case.as_str(), kind.as_str(), what);
+    }
+    println!("{} follow-up(s) within {}", timers.len(), humantime::format_duration(std::time::Duration::from_secs(within.max(0) as u64)));
+    Ok(())
+}

@@ -1,0 +1,558 @@
+//! The sled store: the only module that knows the key layout.
+//!
+//! Trees: `raw` (content hash → bytes), `inbound` (content hash → record of
+//! how the message was handled), `msgid` (Message-ID → case and thread),
+//! `cases`, `events` (case id + sequence → log entry), `outbox` /
+//! `outbox_body` / `outbox_pending`, `cursor`, `timers` (due time + case +
+//! kind), `ratelimit`, `by_sender` and `by_username` (open cases), `open`
+//! (creation time + case, for queue positions), `meta` (schema version).
+//! Everything one inbound message causes is written by [`Store::commit`]
+//! in one transaction; durability comes from [`Store::flush`], called once
+//! per batch (group commit) before the source is marked.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Db, Transactional, Tree};
+
+use crate::case::{Case, LogEntry, TimerKind};
+use crate::domain::CaseId;
+use crate::error::{Error, Result};
+use crate::thread::{Role, ThreadLookup};
+
+/// Version of the key layout; bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const TREES: [&str; 15] = [
+    "raw",
+    "inbound",
+    "msgid",
+    "cases",
+    "events",
+    "outbox",
+    "outbox_body",
+    "outbox_pending",
+    "cursor",
+    "timers",
+    "ratelimit",
+    "by_sender",
+    "by_username",
+    "open",
+    "meta",
+];
+
+/// How an inbound message was handled (the processed marker).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundRecord {
+    /// Message-ID.
+    pub message_id: String,
+    /// The case it went to, if any.
+    pub case_id: Option<CaseId>,
+    /// Classification (`human`, `bounce`, ...).
+    pub kind: String,
+    /// Unix seconds.
+    pub received_at: i64,
+    /// The source's id for it.
+    pub source_id: String,
+    /// Anything noteworthy (parse warnings, why it was not answered).
+    pub notes: Vec<String>,
+}
+
+/// Which case and thread a Message-ID belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MsgIndex {
+    /// The case.
+    pub case_id: CaseId,
+    /// The thread.
+    pub role: Role,
+    /// `in` or `out`.
+    pub direction: String,
+}
+
+/// A queued outgoing message (the body is kept apart and dropped once sent,
+/// so a challenge code does not stay in the store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// Queue sequence number.
+    pub seq: u64,
+    /// The case.
+    pub case_id: CaseId,
+    /// Message-ID, fixed before sending.
+    pub message_id: String,
+    /// Template it was rendered from.
+    pub template: String,
+    /// Envelope sender.
+    pub envelope_from: String,
+    /// Envelope recipients.
+    pub to: Vec<String>,
+    /// Subject (for listings).
+    pub subject: String,
+    /// Unix seconds when queued.
+    pub queued_at: i64,
+    /// Unix seconds when sent.
+    pub sent_at: Option<i64>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Not before this time (backoff).
+    pub next_attempt_at: i64,
+    /// Last error, if any.
+    pub last_error: Option<String>,
+    /// Gave up (permanent failure).
+    pub failed: bool,
+}
+
+/// Everything one step writes, in one transaction.
+#[derive(Debug, Default)]
+pub struct Commit {
+    /// Raw message to keep, by content hash.
+    pub raw: Option<(String, Vec<u8>)>,
+    /// The processed marker of the inbound message.
+    pub inbound: Option<(String, InboundRecord)>,
+    /// Cases to write, each with its previous version (for index upkeep).
+    pub cases: Vec<(Case, Option<Case>)>,
+    /// Event log lines.
+    pub events: Vec<(CaseId, LogEntry)>,
+    /// Message-ID index entries.
+    pub msgids: Vec<(String, MsgIndex)>,
+    /// Outgoing messages with their bodies.
+    pub outbox: Vec<(OutboxItem, Vec<u8>)>,
+    /// Rate-limit histories to replace.
+    pub ratelimits: Vec<(String, Vec<i64>)>,
+    /// Source cursor to advance.
+    pub cursor: Option<(String, String)>,
+}
+
+/// A cheap-to-clone handle on the database.
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+    trees: std::sync::Arc<Vec<Tree>>,
+}
+
+fn tree_index(name: &str) -> usize {
+    TREES.iter().position(|t| *t == name).expect("known tree")
+}
+
+impl Store {
+    /// Opens (or creates) the store; refuses a newer schema.
+    pub fn open(path: &Path) -> Result<Self> {
+        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        let db = sled::Config::new().path(path).open()?;
+        Self::with_db(db)
+    }
+
+    /// A throwaway store in memory/temp (replay, tests).
+    pub fn temporary() -> Result<Self> {
+        Self::with_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn with_db(db: Db) -> Result<Self> {
+        let trees = TREES.iter().map(|t| db.open_tree(t)).collect::<sled::Result<Vec<_>>>()?;
+        let store = Store { db, trees: std::sync::Arc::new(trees) };
+        let meta = store.tree("meta");
+        match meta.get("schema_version")? {
+            None => {
+                meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+            }
+            Some(v) => {
+                let found = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4]));
+                if found > SCHEMA_VERSION {
+                    return Err(Error::Config(format!(
+                        "the store has schema version {found}; this build understands up to {SCHEMA_VERSION}"
+                    )));
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    fn tree(&self, name: &str) -> &Tree {
+        &self.trees[tree_index(name)]
+    }
+
+    /// Makes everything committed so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A fresh unique number (Message-IDs, sequences).
+    pub fn next_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// Whether a raw message with this hash was already handled.
+    pub fn seen_content(&self, hash: &str) -> Result<bool> {
+        Ok(self.tree("inbound").contains_key(hash)?)
+    }
+
+    /// How an inbound message was handled.
+    pub fn inbound_record(&self, hash: &str) -> Result<Option<InboundRecord>> {
+        self.get_json("inbound", hash.as_bytes())
+    }
+
+    /// A raw message by content hash.
+    pub fn raw(&self, hash: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree("raw").get(hash)?.map(|v| v.to_vec()))
+    }
+
+    /// The Message-ID index entry, if any.
+    pub fn message(&self, message_id: &str) -> Result<Option<MsgIndex>> {
+        self.get_json("msgid", message_id.as_bytes())
+    }
+
+    /// A case.
+    pub fn case(&self, id: &CaseId) -> Result<Option<Case>> {
+        self.get_json("cases", id.as_str().as_bytes())
+    }
+
+    /// Every case, in id order.
+    pub fn cases(&self) -> Result<Vec<Case>> {
+        self.tree("cases")
+            .iter()
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(|e| Error::Permanent(format!("corrupt case record: {e}"))))
+            .collect()
+    }
+
+    /// The event log of a case, oldest first.
+    pub fn events(&self, id: &CaseId) -> Result<Vec<LogEntry>> {
+        let prefix = format!("{}/", id.as_str());
+        self.tree("events")
+            .scan_prefix(prefix.as_bytes())
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(|e| Error::Permanent(format!("corrupt event: {e}"))))
+            .collect()
+    }
+
+    /// The open case of a sender.
+    pub fn open_case_of_sender_id(&self, address: &str) -> Result<Option<CaseId>> {
+        Ok(self.tree("by_sender").get(address.to_lowercase())?.and_then(|v| CaseId::parse(&String::from_utf8_lossy(&v))))
+    }
+
+    /// The open case of an account username.
+    pub fn open_case_of_username(&self, username: &str) -> Result<Option<CaseId>> {
+        Ok(self.tree("by_username").get(username.to_lowercase())?.and_then(|v| CaseId::parse(&String::from_utf8_lossy(&v))))
+    }
+
+    /// How many open cases were created before this one.
+    pub fn queue_position(&self, case: &Case) -> Result<usize> {
+        let end = open_key(case);
+        Ok(self.tree("open").range(..end).count())
+    }
+
+    /// Number of open cases.
+    pub fn open_count(&self) -> usize {
+        self.tree("open").len()
+    }
+
+    /// A committed cursor value.
+    pub fn cursor(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.tree("cursor").get(key)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The rate-limit history of an address.
+    pub fn ratelimit(&self, address: &str) -> Result<Vec<i64>> {
+        Ok(self.get_json("ratelimit", address.as_bytes())?.unwrap_or_default())
+    }
+
+    /// Timers due at or before `now`, grouped per case in due order.
+    pub fn due_timers(&self, now: i64) -> Result<Vec<(CaseId, Vec<TimerKind>)>> {
+        let mut grouped: Vec<(CaseId, Vec<TimerKind>)> = Vec::new();
+        let end = (now.max(0) as u64 + 1).to_be_bytes();
+        for key in self.tree("timers").range(..end.as_slice()).keys() {
+            let key = key?;
+            let Some((case, kind)) = parse_timer_key(&key) else { continue };
+            match grouped.iter_mut().find(|(c, _)| *c == case) {
+                Some((_, kinds)) => kinds.push(kind),
+                None => grouped.push((case, vec![kind])),
+            }
+        }
+        Ok(grouped)
+    }
+
+    /// Every pending timer as (due, case, kind), soonest first.
+    pub fn all_timers(&self) -> Result<Vec<(i64, CaseId, TimerKind)>> {
+        let mut out = Vec::new();
+        for key in self.tree("timers").iter().keys() {
+            let key = key?;
+            if key.len() < 8 {
+                continue;
+            }
+            let due = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8])) as i64;
+            if let Some((case, kind)) = parse_timer_key(&key) {
+                out.push((due, case, kind));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Outbox items waiting to be sent, in queue order.
+    pub fn pending_outbox(&self) -> Result<Vec<OutboxItem>> {
+        let mut items = Vec::new();
+        for key in self.tree("outbox_pending").iter().keys() {
+            if let Some(item) = self.get_json::<OutboxItem>("outbox", &key?)? {
+                items.push(item);
+            }
+        }
+        Ok(items)
+    }
+
+    /// Every outbox item of a case (sent or not).
+    pub fn outbox_of(&self, case: &CaseId) -> Result<Vec<OutboxItem>> {
+        let mut items = Vec::new();
+        for value in self.tree("outbox").iter().values() {
+            let item: OutboxItem = serde_json::from_slice(&value?).map_err(|e| Error::Permanent(e.to_string()))?;
+            if &item.case_id == case {
+                items.push(item);
+            }
+        }
+        Ok(items)
+    }
+
+    /// The body of a queued message (gone once sent).
+    pub fn outbox_body(&self, seq: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree("outbox_body").get(seq.to_be_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Records a send attempt's result; a sent or failed item leaves the
+    /// queue and its body is dropped.
+    pub fn update_outbox(&self, item: &OutboxItem, log: Option<LogEntry>) -> Result<()> {
+        let names = ["outbox", "outbox_body", "outbox_pending", "events"];
+        let trees: Vec<&Tree> = names.iter().map(|n| self.tree(n)).collect();
+        let value = serde_json::to_vec(item).map_err(|e| Error::Permanent(e.to_string()))?;
+        let event_key = match &log {
+            Some(_) => Some(event_key(&item.case_id, self.next_id()?)),
+            None => None,
+        };
+        let log_value = log.map(|l| serde_json::to_vec(&l)).transpose().map_err(|e| Error::Permanent(e.to_string()))?;
+        trees
+            .as_slice()
+            .transaction(|t| {
+                let key = item.seq.to_be_bytes();
+                t[0].insert(&key, value.as_slice())?;
+                if item.sent_at.is_some() || item.failed {
+                    t[1].remove(&key)?;
+                    t[2].remove(&key)?;
+                }
+                if let (Some(k), Some(v)) = (&event_key, &log_value) {
+                    t[3].insert(k.as_slice(), v.as_slice())?;
+                }
+                Ok::<(), ConflictableTransactionError<String>>(())
+            })
+            .map_err(tx_error)?;
+        Ok(())
+    }
+
+    /// Inbound messages handled, in total and by kind.
+    pub fn inbound_counts(&self) -> Result<(usize, std::collections::BTreeMap<String, usize>)> {
+        let mut by_kind = std::collections::BTreeMap::new();
+        let mut total = 0;
+        for value in self.tree("inbound").iter().values() {
+            let record: InboundRecord = serde_json::from_slice(&value?).map_err(|e| Error::Permanent(e.to_string()))?;
+            *by_kind.entry(record.kind).or_insert(0) += 1;
+            total += 1;
+        }
+        Ok((total, by_kind))
+    }
+
+    /// Outgoing mail: (sent, failed, pending).
+    pub fn outbox_counts(&self) -> Result<(usize, usize, usize)> {
+        let (mut sent, mut failed) = (0, 0);
+        for value in self.tree("outbox").iter().values() {
+            let item: OutboxItem = serde_json::from_slice(&value?).map_err(|e| Error::Permanent(e.to_string()))?;
+            sent += usize::from(item.sent_at.is_some());
+            failed += usize::from(item.failed);
+        }
+        Ok((sent, failed, self.tree("outbox_pending").len()))
+    }
+
+    /// Writes one step atomically.
+    pub fn commit(&self, commit: &Commit) -> Result<()> {
+        let trees: Vec<&Tree> = TREES.iter().map(|n| self.tree(n)).collect();
+        let mut event_keys = Vec::with_capacity(commit.events.len());
+        for (case, _) in &commit.events {
+            event_keys.push(event_key(case, self.next_id()?));
+        }
+        let encoded = Encoded::new(commit)?;
+        trees
+            .as_slice()
+            .transaction(|t| {
+                let tx = |name: &str| -> &TransactionalTree { &t[tree_index(name)] };
+                if let Some((hash, bytes)) = &commit.raw {
+                    tx("raw").insert(hash.as_bytes(), bytes.as_slice())?;
+                }
+                if let Some((hash, _)) = &commit.inbound {
+                    tx("inbound").insert(hash.as_bytes(), encoded.inbound.as_slice())?;
+                }
+                for ((case, previous), value) in commit.cases.iter().zip(&encoded.cases) {
+                    write_case(&tx, case, previous.as_ref(), value)?;
+                }
+                for (key, (_, value)) in event_keys.iter().zip(encoded.events.iter()) {
+                    tx("events").insert(key.as_slice(), value.as_slice())?;
+                }
+                for ((id, _), value) in commit.msgids.iter().zip(&encoded.msgids) {
+                    tx("msgid").insert(id.as_bytes(), value.as_slice())?;
+                }
+                for ((item, body), value) in commit.outbox.iter().zip(&encoded.outbox) {
+                    let key = item.seq.to_be_bytes();
+                    tx("outbox").insert(&key, value.as_slice())?;
+                    tx("outbox_body").insert(&key, body.as_slice())?;
+                    tx("outbox_pending").insert(&key, &[])?;
+                }
+                for ((address, _), value) in commit.ratelimits.iter().zip(&encoded.ratelimits) {
+                    tx("ratelimit").insert(address.as_bytes(), value.as_slice())?;
+                }
+                if let Some((key, value)) = &commit.cursor {
+                    tx("cursor").insert(key.as_bytes(), value.as_bytes())?;
+                }
+                Ok::<(), ConflictableTransactionError<String>>(())
+            })
+            .map_err(tx_error)?;
+        Ok(())
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&self, tree: &str, key: &[u8]) -> Result<Option<T>> {
+        match self.tree(tree).get(key)? {
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| Error::Permanent(format!("corrupt {tree} record: {e}"))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Pre-serialised values, so the transaction closure (which sled may retry)
+/// does no fallible encoding.
+struct Encoded {
+    inbound: Vec<u8>,
+    cases: Vec<Vec<u8>>,
+    events: Vec<(CaseId, Vec<u8>)>,
+    msgids: Vec<Vec<u8>>,
+    outbox: Vec<Vec<u8>>,
+    ratelimits: Vec<Vec<u8>>,
+}
+
+impl Encoded {
+    fn new(c: &Commit) -> Result<Self> {
+        let enc = |v: &dyn erased::Ser| v.to_json();
+        Ok(Encoded {
+            inbound: c.inbound.as_ref().map(|(_, r)| enc(r)).transpose()?.unwrap_or_default(),
+            cases: c.cases.iter().map(|(case, _)| enc(case)).collect::<Result<_>>()?,
+            events: c.events.iter().map(|(id, e)| Ok((id.clone(), enc(e)?))).collect::<Result<_>>()?,
+            msgids: c.msgids.iter().map(|(_, m)| enc(m)).collect::<Result<_>>()?,
+            outbox: c.outbox.iter().map(|(i, _)| enc(i)).collect::<Result<_>>()?,
+            ratelimits: c.ratelimits.iter().map(|(_, h)| enc(h)).collect::<Result<_>>()?,
+        })
+    }
+}
+
+mod erased {
+    use crate::error::{Error, Result};
+
+    /// Object-safe JSON encoding for the few record types.
+    pub trait Ser {
+        fn to_json(&self) -> Result<Vec<u8>>;
+    }
+
+    impl<T: serde::Serialize> Ser for T {
+        fn to_json(&self) -> Result<Vec<u8>> {
+            serde_json::to_vec(self).map_err(|e| Error::Permanent(format!("cannot encode record: {e}")))
+        }
+    }
+}
+
+fn write_case<'a>(
+    tx: &impl Fn(&str) -> &'a TransactionalTree,
+    case: &Case,
+    previous: Option<&Case>,
+    value: &[u8],
+) -> std::result::Result<(), ConflictableTransactionError<String>> {
+    let id = case.id.as_str();
+    tx("cases").insert(id.as_bytes(), value)?;
+    if let Some(prev) = previous {
+        for (kind, due) in &prev.timers {
+            tx("timers").remove(timer_key(*due, &prev.id, *kind))?;
+        }
+        for address in prev.requesters() {
+            if tx("by_sender").get(address.as_bytes())?.as_deref() == Some(id.as_bytes()) {
+                tx("by_sender").remove(address.as_bytes())?;
+            }
+        }
+        if let Some(username) = &prev.fields.username {
+            let key = username.to_lowercase();
+            if tx("by_username").get(key.as_bytes())?.as_deref() == Some(id.as_bytes()) {
+                tx("by_username").remove(key.as_bytes())?;
+            }
+        }
+        tx("open").remove(open_key(prev))?;
+    }
+    for (kind, due) in &case.timers {
+        tx("timers").insert(timer_key(*due, &case.id, *kind), &[])?;
+    }
+    if case.state.is_open() {
+        for address in case.requesters() {
+            tx("by_sender").insert(address.as_bytes(), id.as_bytes())?;
+        }
+        if let Some(username) = &case.fields.username {
+            tx("by_username").insert(username.to_lowercase().as_bytes(), id.as_bytes())?;
+        }
+        tx("open").insert(open_key(case), &[])?;
+    }
+    Ok(())
+}
+
+fn open_key(case: &Case) -> Vec<u8> {
+    let mut key = (case.created_at.max(0) as u64).to_be_bytes().to_vec();
+    key.extend_from_slice(case.id.as_str().as_bytes());
+    key
+}
+
+fn timer_key(due: i64, case: &CaseId, kind: TimerKind) -> Vec<u8> {
+    let mut key = (due.max(0) as u64).to_be_bytes().to_vec();
+    key.extend_from_slice(case.as_str().as_bytes());
+    key.push(b'/');
+    key.extend_from_slice(kind.as_str().as_bytes());
+    key
+}
+
+fn parse_timer_key(key: &[u8]) -> Option<(CaseId, TimerKind)> {
+    let rest = std::str::from_utf8(key.get(8..)?).ok()?;
+    let (case, kind) = rest.split_once('/')?;
+    Some((CaseId::parse(case)?, TimerKind::parse(kind)?))
+}
+
+fn event_key(case: &CaseId, seq: u64) -> Vec<u8> {
+    let mut key = format!("{}/", case.as_str()).into_bytes();
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn tx_error(e: TransactionError<String>) -> Error {
+    match e {
+        TransactionError::Abort(msg) => Error::Permanent(msg),
+        TransactionError::Storage(e) => Error::Store(e),
+    }
+}
+
+impl ThreadLookup for Store {
+    fn case_of_message(&self, message_id: &str) -> Option<(CaseId, Role)> {
+        self.message(message_id).ok().flatten().map(|m| (m.case_id, m.role))
+    }
+
+    fn case_exists(&self, case: &CaseId) -> bool {
+        self.tree("cases").contains_key(case.as_str()).unwrap_or(false)
+    }
+
+    fn is_participant(&self, case: &CaseId, address: &str) -> bool {
+        self.case(case)
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.requesters().any(|r| r.eq_ignore_ascii_case(address)))
+    }
+
+    fn open_case_of_sender(&self, address: &str) -> Option<CaseId> {
+        self.open_case_of_sender_id(address).ok().flatten()
+    }
+}

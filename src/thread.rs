@@ -1,0 +1,312 @@
+//! Which case a message belongs to (DESIGN.md "Threading", in order):
+//! the per-case reply address, then In-Reply-To/References, then a subject
+//! tag from a known participant, then an open case of the same sender;
+//! otherwise a new case. The username rule (one open case per account)
+//! needs the extracted fields and is applied by the pipeline afterwards.
+//!
+//! Pure: lookups go through [`ThreadLookup`], which the store implements.
+
+use hmac::{Hmac, Mac};
+use once_cell::sync::Lazy;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::domain::CaseId;
+use crate::parse::Inbound;
+
+/// Characters of the reply-address MAC (lower-case base32, 50 bits).
+const MAC_LEN: usize = 10;
+
+/// Which thread of a case a reply address or Message-ID belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The case thread (requester and staff).
+    Case,
+    /// The challenge thread to the account's linked address.
+    Challenge,
+}
+
+/// How a message was matched to a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "via", rename_all = "snake_case")]
+pub enum CaseMatch {
+    /// Sent to a valid per-case reply address.
+    ReplyAddress {
+        /// The case.
+        case: CaseId,
+        /// Which thread.
+        role: Role,
+    },
+    /// In-Reply-To/References names a message of the case.
+    Reference {
+        /// The case.
+        case: CaseId,
+        /// Which thread.
+        role: Role,
+    },
+    /// A `[Case RD-…]` tag in the subject from a known participant.
+    SubjectTag {
+        /// The case.
+        case: CaseId,
+    },
+    /// A subject tag from someone who is not a participant: held, not merged.
+    UnverifiedTag {
+        /// The case the tag names.
+        case: CaseId,
+    },
+    /// The sender already has an open case.
+    OpenCaseOfSender {
+        /// The case.
+        case: CaseId,
+    },
+    /// No match: a new case.
+    New,
+}
+
+impl CaseMatch {
+    /// The matched case, if any (an unverified tag is not a match).
+    pub fn case(&self) -> Option<&CaseId> {
+        match self {
+            CaseMatch::ReplyAddress { case, .. }
+            | CaseMatch::Reference { case, .. }
+            | CaseMatch::SubjectTag { case }
+            | CaseMatch::OpenCaseOfSender { case } => Some(case),
+            CaseMatch::UnverifiedTag { .. } | CaseMatch::New => None,
+        }
+    }
+
+    /// The thread matched (the case thread unless it is the challenge's).
+    pub fn role(&self) -> Role {
+        match self {
+            CaseMatch::ReplyAddress { role, .. } | CaseMatch::Reference { role, .. } => *role,
+            _ => Role::Case,
+        }
+    }
+
+    /// Short name for logs and JSON.
+    pub fn via(&self) -> &'static str {
+        match self {
+            CaseMatch::ReplyAddress { .. } => "reply_address",
+            CaseMatch::Reference { .. } => "reference",
+            CaseMatch::SubjectTag { .. } => "subject_tag",
+            CaseMatch::UnverifiedTag { .. } => "unverified_tag",
+            CaseMatch::OpenCaseOfSender { .. } => "open_case_of_sender",
+            CaseMatch::New => "new",
+        }
+    }
+}
+
+/// What threading needs to know from the store.
+pub trait ThreadLookup {
+    /// The case and thread of a Message-ID we received or sent.
+    fn case_of_message(&self, message_id: &str) -> Option<(CaseId, Role)>;
+    /// Whether a case exists.
+    fn case_exists(&self, case: &CaseId) -> bool;
+    /// Whether an address has written on, or been written to on, a case.
+    fn is_participant(&self, case: &CaseId, address: &str) -> bool;
+    /// The open case of a sender, if any.
+    fn open_case_of_sender(&self, address: &str) -> Option<CaseId>;
+}
+
+/// The reply-address token for a case thread: `rd-7k3m9q.<mac>` or
+/// `rd-7k3m9q-v.<mac>` for the challenge thread.
+pub fn reply_token(key: &[u8], case: &CaseId, role: Role) -> String {
+    let stem = match role {
+        Role::Case => case.as_str().to_ascii_lowercase(),
+        Role::Challenge => format!("{}-v", case.as_str().to_ascii_lowercase()),
+    };
+    format!("{stem}.{}", token_mac(key, &stem))
+}
+
+/// The full reply address: `support+<token>@domain`.
+pub fn reply_address(support: &crate::domain::EmailAddress, key: &[u8], case: &CaseId, role: Role) -> String {
+    format!("{}+{}@{}", support.local_part(), reply_token(key, case, role), support.domain())
+}
+
+/// Recognises one of our reply addresses and checks its MAC.
+pub fn parse_reply_address(address: &str, support: &crate::domain::EmailAddress, key: &[u8]) -> Option<(CaseId, Role)> {
+    let (local, domain) = address.rsplit_once('@')?;
+    if !domain.eq_ignore_ascii_case(support.domain()) {
+        return None;
+    }
+    let (base, token) = local.split_once('+')?;
+    if !base.eq_ignore_ascii_case(support.local_part()) {
+        return None;
+    }
+    let (stem, mac) = token.rsplit_once('.')?;
+    let stem = stem.to_ascii_lowercase();
+    let expected = token_mac(key, &stem);
+    if !bool::from(expected.as_bytes().ct_eq(mac.to_ascii_lowercase().as_bytes())) {
+        return None;
+    }
+    let (case_text, role) = match stem.strip_suffix("-v") {
+        Some(case_text) => (case_text, Role::Challenge),
+        None => (stem.as_str(), Role::Case),
+    };
+    Some((CaseId::parse(case_text)?, role))
+}
+
+fn token_mac(key: &[u8], stem: &str) -> String {
+    const B32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("hmac accepts any key length");
+    mac.update(b"reply-address:");
+    mac.update(stem.as_bytes());
+    let bytes = mac.finalize().into_bytes();
+    // Five bits per character from the first bytes of the MAC.
+    let mut bits: u64 = 0;
+    for b in &bytes[..8] {
+        bits = (bits << 8) | u64::from(*b);
+    }
+    (0..MAC_LEN)
+        .map(|i| B32[((bits >> (59 - 5 * i)) & 31) as usize] as char)
+        .collect()
+}
+
+static SUBJECT_TAG: Lazy<Regex> = Lazy::new(|| Regex::new(r"(?i)\[\s*case\s+(rd-[0-9a-z]{6})\s*\]").expect("valid regex"));
+
+/// The case named by a `[Case RD-…]` subject tag, if any.
+pub fn subject_tag(subject: &str) -> Option<CaseId> {
+    SUBJECT_TAG
+        .captures(subject)
+        .and_then(|c| CaseId::parse(c.get(1)?.as_str()))
+}
+
+/// The subject tag of a case.
+pub fn tag_for(case: &CaseId) -> String {
+    format!("[Case {case}]")
+}
+
+/// Applies threading rules 1–4 to one message.
+pub fn match_case(inbound: &Inbound, lookup: &impl ThreadLookup, support: &crate::domain::EmailAddress, key: &[u8]) -> CaseMatch {
+    for address in inbound.recipients() {
+        if let Some((case, role)) = parse_reply_address(address.as_str(), support, key) {
+            if lookup.case_exists(&case) {
+                return CaseMatch::ReplyAddress { case, role };
+            }
+        }
+    }
+    for id in inbound.thread_keys() {
+        if let Some((case, role)) = lookup.case_of_message(id) {
+            return CaseMatch::Reference { case, role };
+        }
+    }
+    let sender = inbound.from_address().map(|a| a.as_str().to_owned());
+    if let Some(case) = subject_tag(&inbound.subject).filter(|c| lookup.case_exists(c)) {
+        return match &sender {
+            Some(s) if lookup.is_participant(&case, s) => CaseMatch::SubjectTag { case },
+            _ => CaseMatch::UnverifiedTag { case },
+        };
+    }
+    if let Some(case) = sender.as_deref().and_then(|s| lookup.open_case_of_sender(s)) {
+        return CaseMatch::OpenCaseOfSender { case };
+    }
+    CaseMatch::New
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::EmailAddress;
+    use std::collections::HashMap;
+
+    const KEY: &[u8] = b"test-key-0123456789abcdef";
+
+    #[derive(Default)]
+    struct FakeLookup {
+        messages: HashMap<String, (CaseId, Role)>,
+        cases: Vec<CaseId>,
+        participants: Vec<(CaseId, String)>,
+        open: HashMap<String, CaseId>,
+    }
+
+    impl ThreadLookup for FakeLookup {
+        fn case_of_message(&self, id: &str) -> Option<(CaseId, Role)> {
+            self.messages.get(id).cloned()
+        }
+        fn case_exists(&self, case: &CaseId) -> bool {
+            self.cases.contains(case)
+        }
+        fn is_participant(&self, case: &CaseId, address: &str) -> bool {
+            self.participants.iter().any(|(c, a)| c == case && a == address)
+        }
+        fn open_case_of_sender(&self, address: &str) -> Option<CaseId> {
+            self.open.get(address).cloned()
+        }
+    }
+
+    fn support() -> EmailAddress {
+        EmailAddress::parse("support@pypi.example").unwrap()
+    }
+
+    fn case() -> CaseId {
+        CaseId::parse("RD-7K3M9Q").unwrap()
+    }
+
+    fn mail(headers: &str) -> Inbound {
+        crate::parse::parse(format!("From: jo@example.org\r\n{headers}\r\n\r\nhi\r\n").as_bytes())
+    }
+
+    #[test]
+    fn reply_address_round_trips_and_rejects_a_forged_mac() {
+        let addr = reply_address(&support(), KEY, &case(), Role::Case);
+        assert!(addr.starts_with("support+rd-7k3m9q."), "{addr}");
+        assert_eq!(parse_reply_address(&addr, &support(), KEY), Some((case(), Role::Case)));
+        assert_eq!(parse_reply_address(&addr.to_uppercase(), &support(), KEY), Some((case(), Role::Case)));
+        let forged = "support+rd-7k3m9q.aaaaaaaaaa@pypi.example";
+        assert_eq!(parse_reply_address(forged, &support(), KEY), None);
+        let other_key = reply_address(&support(), b"another-key-0123456789", &case(), Role::Case);
+        assert_eq!(parse_reply_address(&other_key, &support(), KEY), None);
+    }
+
+    #[test]
+    fn challenge_thread_has_its_own_reply_address() {
+        let case_addr = reply_address(&support(), KEY, &case(), Role::Case);
+        let challenge_addr = reply_address(&support(), KEY, &case(), Role::Challenge);
+        assert_ne!(case_addr, challenge_addr);
+        assert_eq!(parse_reply_address(&challenge_addr, &support(), KEY), Some((case(), Role::Challenge)));
+    }
+
+    #[test]
+    fn reply_address_wins_over_everything_else() {
+        let lookup = FakeLookup { cases: vec![case()], ..Default::default() };
+        let to = reply_address(&support(), KEY, &case(), Role::Case);
+        let m = mail(&format!("To: {to}\r\nSubject: re"));
+        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::ReplyAddress { case: case(), role: Role::Case });
+    }
+
+    #[test]
+    fn references_to_a_known_message_join_its_case() {
+        let mut lookup = FakeLookup { cases: vec![case()], ..Default::default() };
+        lookup.messages.insert("ack@pypi.example".into(), (case(), Role::Case));
+        let m = mail("To: support@pypi.example\r\nReferences: <x@y> <ack@pypi.example>");
+        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::Reference { case: case(), role: Role::Case });
+    }
+
+    #[test]
+    fn subject_tag_counts_only_from_a_participant() {
+        let mut lookup = FakeLookup { cases: vec![case()], ..Default::default() };
+        let m = mail("To: support@pypi.example\r\nSubject: Re: [Case RD-7K3M9Q] help");
+        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::UnverifiedTag { case: case() });
+        lookup.participants.push((case(), "jo@example.org".into()));
+        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::SubjectTag { case: case() });
+    }
+
+    #[test]
+    fn a_sender_with_an_open_case_joins_it_and_a_stranger_gets_a_new_case() {
+        let mut lookup = FakeLookup::default();
+        let m = mail("To: support@pypi.example\r\nSubject: help");
+        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::New);
+        lookup.open.insert("jo@example.org".into(), case());
+        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::OpenCaseOfSender { case: case() });
+    }
+
+    #[test]
+    fn subject_tag_is_found_in_any_letter_case() {
+        assert_eq!(subject_tag("Re: [case rd-7k3m9q] hello"), Some(case()));
+        assert_eq!(subject_tag("no tag"), None);
+        assert_eq!(tag_for(&case()), "[Case RD-7K3M9Q]");
+    }
+}
