@@ -17,6 +17,7 @@
 pub mod domain;
 pub mod error;
 pub mod secret;
+pub mod config;
 
 pub mod authres;
 pub mod classify;
@@ -27,12 +28,29 @@ pub mod request;
 pub mod request_rules;
 pub mod secrets;
 pub mod staff_cmd;
+pub mod thread;
 pub mod ratelimit;
 
 pub mod directory;
 pub mod verify;
 
+pub mod case;
+
 pub mod templates;
+pub mod compose;
+
+pub mod store;
+pub mod pipeline;
+pub mod outbox;
+pub mod clock;
+pub mod wiring;
+pub mod worker;
+
+pub mod cli;
+pub mod demo;
+pub mod ops;
+pub mod replay;
+pub mod report;
 
 pub mod source;
 pub mod transport;
