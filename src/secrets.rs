@@ -234,12 +234,12 @@ pub fn redact(text: &str) -> Redacted {
         }
     }
     for m in RECOVERY_CODE.find_iter(text) {
-        if is_recovery_code(m.as_str()) && !inside_url(text, m.start()) {
+        if is_recovery_code(m.as_str()) && standalone(text, m.start(), m.end()) {
             add(m.start(), m.end(), SecretKind::RecoveryCode);
         }
     }
     for m in BASE32_SEED.find_iter(text) {
-        if is_base32_seed(m.as_str()) && !inside_url(text, m.start()) {
+        if is_base32_seed(m.as_str()) && standalone(text, m.start(), m.end()) {
             add(m.start(), m.end(), SecretKind::TotpSeed);
         }
     }
@@ -291,6 +291,25 @@ fn is_base32_seed(s: &str) -> bool {
     let digits = s.chars().filter(|c| ('2'..='7').contains(c)).count();
     let letters = s.chars().filter(|c| c.is_ascii_alphabetic()).count();
     digits >= 2 && letters >= 6
+}
+
+/// True when a code-shaped match is a word of its own, not a piece of a
+/// larger identifier: Message-IDs (`<0000014a…-788e…@host>`), SMTP ids
+/// (`id 1a2b….222`), DKIM selectors (`s=…;`), addresses and URLs all glue
+/// their hex and base32 runs to `-`, `.`, `@`, `=` or `/`.
+fn standalone(text: &str, start: usize, end: usize) -> bool {
+    const GLUE: &[char] = &['-', '_', '.', '@', '/', '=', '+', '%', '#', '&', '<', '>'];
+    let before = text[..start].chars().next_back();
+    let mut after = text[end..].chars();
+    let next = after.next();
+    let glued_before = before.is_some_and(|c| GLUE.contains(&c) || c.is_alphanumeric());
+    // A full stop ends a sentence when whitespace or the end follows it.
+    let glued_after = match next {
+        Some('.') => after.next().is_some_and(|c| !c.is_whitespace()),
+        Some(c) => GLUE.contains(&c) || c.is_alphanumeric(),
+        None => false,
+    };
+    !glued_before && !glued_after && !inside_url(text, start)
 }
 
 /// True when the match sits inside a URL (commit hashes and ids in links
@@ -379,6 +398,9 @@ mod tests {
             "PLEASEHELPMEQUICKLY I LOST MY AUTHENTICATOR",
             "commit https://github.com/jo/x/commit/1a2b3c4d5e6f7a8b9c0d",
             "order 1234567890123456 and deadbeefdeadbeef",
+            "Message-ID: <0000014a1b2c3d4e-788e31c8-2be1@mail.example>",
+            "with SMTP id 1a2b3c4d5e6f7a8b.222; s=ug7nbtf4gccmlpwj322ax3p6ow6yfsug; d=x",
+            "Return-Path: 0000014a1b2c3d4e-788e@bounces.example",
         ] {
             let r = redact(clean);
             assert_eq!(r.text, clean);

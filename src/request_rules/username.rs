@@ -35,9 +35,16 @@ static LABEL: Lazy<Regex> = Lazy::new(|| {
 /// introduce a username.
 static PROSE_STRONG: Lazy<Regex> = Lazy::new(|| {
     Regex::new(&format!(
-        r"(?i)(?:user\s*name|username|user\s+id|(?:for|of)\s+(?:the\s+)?(?:user|account)|(?:registered|signed\s+up|linked)\s+(?:under|with|to)(?:\s+the)?(?:\s+(?:e-?mail|address))?|login\s+name|account\s+name|nombre\s+de\s+usuario|mi\s+usuario|nome\s+de\s+usu[aá]rio|meu\s+usu[aá]rio|nom\s+d'utilisateur|benutzername|имя\s+пользователя|логин|用户名|账号|帳號)(?:\s+(?:on|at|for|in)\s+pypi)?\s*(?:(?:is|was|es|era|é|est|ist|lautet)\b|是|为|:|=|-|—)?\s*(?:called\s+|named\s+)?{TOKEN}"
+        r"(?i)(?:\b(?:user\s*name|username|user\s+id|login\s+name|account\s+name|nombre\s+de\s+usuario|mi\s+usuario|nome\s+de\s+usu[aá]rio|meu\s+usu[aá]rio|nom\s+d'utilisateur|benutzername|имя\s+пользователя|логин)|用户名|账号|帳號)(?:\s+(?:on|at|for|in)\s+pypi)?\s*(?:(?:is|was|es|era|é|est|ist|lautet)\b|是|为|:|=|-|—)?\s*(?:called\s+|named\s+)?{TOKEN}"
     ))
     .expect("valid regex")
+});
+
+/// "registered under x@y": only ever an address to look the account up by
+/// ("linked to particular libraries" names nothing).
+static REGISTERED_UNDER: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:registered|signed\s+up|linked)\s+(?:under|with|to)(?:\s+the)?(?:\s+(?:e-?mail|address))?\s+<?([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+        .expect("valid regex")
 });
 
 /// "account x", "user x": the word is also used in ordinary sentences, so
@@ -45,7 +52,7 @@ static PROSE_STRONG: Lazy<Regex> = Lazy::new(|| {
 /// underscore).
 static PROSE_WEAK: Lazy<Regex> = Lazy::new(|| {
     Regex::new(&format!(
-        r"(?i)\b(?:account|user|cuenta|conta|compte|konto|аккаунт\w*|учетн\w+\s+запис\w+)(?:\s+(?:on|at)\s+pypi)?(?:\s*[:=]\s*|\s+)(?:is\s+|named\s+|called\s+)?{TOKEN}"
+        r"(?i)\b(?:account|user|cuenta|conta|compte|konto|аккаунт\w*|учетн\w+\s+запис\w+)(?:[ \t]+(?:on|at)[ \t]+pypi)?(?:[ \t]*[:=][ \t]*|[ \t]+)(?:is[ \t]+|named[ \t]+|called[ \t]+)?{TOKEN}"
     ))
     .expect("valid regex")
 });
@@ -59,6 +66,15 @@ static SYSTEM_MAIL: Lazy<Regex> = Lazy::new(|| {
 /// A profile URL on any host: `/user/<name>/`.
 static PROFILE_URL: Lazy<Regex> =
     Lazy::new(|| Regex::new(r"https?://[^\s/]+/user/([A-Za-z0-9._-]+)").expect("valid regex"));
+
+/// "for user x" and "of account x" in a subject line, where the words
+/// around are few and the phrase can only introduce a name.
+static SUBJECT_FOR: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(&format!(
+        r"(?i)\b(?:for|of)\s+(?:the\s+)?(?:user|account)\s+{TOKEN}"
+    ))
+    .expect("valid regex")
+});
 
 /// Subjects such as "Account recovery for jodoe" or "Lost 2FA - jodoe".
 static SUBJECT: Lazy<Regex> = Lazy::new(|| {
@@ -257,10 +273,11 @@ pub(super) fn find(doc: &Document, subject: &str, ignore: &[String]) -> Found {
     }
     // 2. Labels, 3. pasted notifications, 4. prose, 5. profile URLs.
     let text = &doc.text;
-    let passes: [(&Lazy<Regex>, bool); 5] = [
+    let passes: [(&Lazy<Regex>, bool); 6] = [
         (&LABEL, false),
         (&SYSTEM_MAIL, false),
         (&PROSE_STRONG, false),
+        (&REGISTERED_UNDER, false),
         (&PROSE_WEAK, true),
         (&PROFILE_URL, false),
     ];
@@ -274,7 +291,13 @@ pub(super) fn find(doc: &Document, subject: &str, ignore: &[String]) -> Found {
         }
     }
     // 6. The subject, last: it is often generic ("Account recovery").
-    for (re, strict) in [(&*LABEL, false), (&*PROSE_STRONG, false), (&*SUBJECT, true)] {
+    let subject_passes = [
+        (&*LABEL, false),
+        (&*PROSE_STRONG, false),
+        (&*SUBJECT_FOR, false),
+        (&*SUBJECT, true),
+    ];
+    for (re, strict) in subject_passes {
         for caps in re.captures_iter(subject) {
             if let Some(m) = caps.get(1) {
                 if offer(m.as_str(), strict, &mut found) {
@@ -335,7 +358,9 @@ fn clean(raw: &str, strict: bool) -> Option<Value> {
         .chars()
         .any(|c| c.is_ascii_digit() || "._-".contains(c))
         || value.chars().skip(1).any(|c| c.is_ascii_uppercase());
-    if strict && !wrapped && !looks_like_name {
+    // Digits alone in running text are SMTP codes, counts and years.
+    let digits_only = value.chars().all(|c| c.is_ascii_digit());
+    if strict && !wrapped && (!looks_like_name || digits_only) {
         return None;
     }
     Some(Value::Name(value.to_string()))
@@ -366,6 +391,13 @@ mod tests {
         for raw in ["N/A", "the", "_No response_", "is", ""] {
             assert_eq!(name(raw), None, "{raw}");
         }
+    }
+
+    #[test]
+    fn names_are_not_read_out_of_longer_words_or_bounces() {
+        let doc = Document::parse("Final-Recipient: theusername@mail.example\nmailbox for user is full\nnot our user\n550 5.1.1");
+        let found = find(&doc, "", &[]);
+        assert_eq!(found.username, None);
     }
 
     #[test]
