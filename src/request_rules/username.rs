@@ -260,13 +260,12 @@ pub(super) fn find(doc: &Document, subject: &str, ignore: &[String]) -> Found {
     };
     // 1. The form's username section: its first meaningful line.
     let answer = doc.answers(SectionKind::Username);
-    for line in answer.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    if let Some(line) = answer.lines().map(str::trim).find(|l| !l.is_empty()) {
         let value = LABEL
             .captures(line)
             .and_then(|c| c.get(1))
             .map_or(line, |m| m.as_str());
         offer(value, false, &mut found);
-        break;
     }
     if found.username.is_some() {
         return found;
