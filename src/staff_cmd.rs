@@ -67,7 +67,9 @@ pub struct StaffMessage {
     pub commands: Vec<Command>,
     /// Text for the requester (empty when there is nothing to relay).
     pub relay_text: String,
-    /// Unknown or malformed commands, explained; when any, nothing is relayed.
+    /// Unknown or malformed commands, explained; when any, nothing is relayed
+    /// and callers should run none of the commands either (the writer fixes
+    /// the message and sends it again).
     pub errors: Vec<String>,
     /// True when the message is internal (`/note`): nothing goes to the
     /// requester.
@@ -143,7 +145,13 @@ pub fn parse(new_text: &str) -> StaffMessage {
         }
     }
     if !message.internal && message.errors.is_empty() {
-        message.relay_text = rest.join("\n").trim().to_string();
+        let text = rest.join("\n").trim().to_string();
+        // Commands followed only by a signature (RFC 3676 §4.3 `-- `
+        // delimiter) leave nothing to say to the requester.
+        let only_signature = text.lines().next().is_some_and(|l| l.trim_end() == "--");
+        if !only_signature {
+            message.relay_text = text;
+        }
     }
     message
 }
@@ -356,6 +364,16 @@ mod tests {
         // An unknown slash word after text is just prose.
         let m = parse("Hi Jo,\n/shrug\n");
         assert!(m.is_ok());
+    }
+
+    #[test]
+    fn commands_followed_by_a_signature_relay_nothing() {
+        let m = parse("/close\n\n-- \nAnn, PyPI support\n");
+        assert!(m.is_ok());
+        assert_eq!(m.commands, vec![Command::Close { reason: None }]);
+        assert_eq!(m.relay_text, "");
+        let m = parse("Done.\n-- \nAnn");
+        assert_eq!(m.relay_text, "Done.\n-- \nAnn");
     }
 
     #[test]
