@@ -32,7 +32,7 @@ pub struct RawConfig {
     /// `[transport]`: where replies go.
     pub transport: TransportSection,
     /// `[directory]`: where accounts are looked up.
-    pub directory: toml::Value,
+    pub directory: crate::directory::DirectorySettings,
     /// `[templates]`: which template set.
     #[serde(default)]
     pub templates: TemplatesSection,
@@ -100,9 +100,9 @@ pub struct SourceSection {
     /// `[source.maildir]`.
     #[serde(default)]
     pub maildir: Option<MaildirSection>,
-    /// `[source.imap]`, see `source::imap::ImapSettings`.
+    /// `[source.imap]`.
     #[serde(default)]
-    pub imap: Option<toml::Value>,
+    pub imap: Option<crate::source::imap::ImapSettings>,
 }
 
 fn default_batch() -> usize {
@@ -142,9 +142,9 @@ pub struct TransportSection {
     /// `[transport.file]`.
     #[serde(default)]
     pub file: Option<FileTransportSection>,
-    /// `[transport.smtp]`, see `transport::smtp::SmtpSettings`.
+    /// `[transport.smtp]`.
     #[serde(default)]
-    pub smtp: Option<toml::Value>,
+    pub smtp: Option<crate::transport::smtp::SmtpSettings>,
 }
 
 /// Which transport.
@@ -196,6 +196,10 @@ pub struct StaffSection {
     /// Whether relayed replies show the staff member's name.
     #[serde(default)]
     pub show_staff_name: bool,
+    /// Received headers allowed above the trusted Authentication-Results
+    /// (hops your own servers add after stamping it).
+    #[serde(default)]
+    pub trusted_received_hops: usize,
 }
 
 /// `[policy]`: every timeframe is a duration such as `"48h"` or `"7d"`.
@@ -334,7 +338,13 @@ impl Settings {
 
     /// Parses and resolves TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, base_dir: &Path, origin: &str) -> Result<Self> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        if let Some(imap) = raw.source.imap.as_mut() {
+            // One place for these: [source] decides batch size, polling and the size limit.
+            imap.batch_size = raw.source.batch_size;
+            imap.poll_interval = raw.source.poll_interval;
+            imap.max_message_bytes = raw.source.max_message_bytes;
+        }
         let secret_key = raw.instance.secret_key.resolve("instance.secret_key", base_dir)?;
         if secret_key.expose().len() < 16 {
             return Err(Error::Config(format!(
@@ -371,6 +381,7 @@ impl Settings {
             addresses: raw.staff.addresses.iter().map(|a| a.to_lowercase()).collect(),
             domains: raw.staff.domains.iter().map(|d| d.to_lowercase()).collect(),
             trusted_authserv_ids: raw.staff.trusted_authserv_ids.clone(),
+            trusted_received_hops: raw.staff.trusted_received_hops,
             ..StaffPolicy::default()
         };
         Ok(Settings { base_dir: base_dir.to_path_buf(), secret_key, support_address, staff, raw })
@@ -383,5 +394,57 @@ impl Settings {
         } else {
             self.base_dir.join(p)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_key(text: &str) -> Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret.key"), "0123456789abcdef0123").unwrap();
+        std::fs::write(dir.path().join("accounts.toml"), "").unwrap();
+        Settings::from_toml(text, dir.path(), "test.toml")
+    }
+
+    #[test]
+    fn the_embedded_demo_config_loads() {
+        let settings = with_key(DEMO_TOML).unwrap();
+        assert_eq!(settings.support_address.as_str(), "support@pypi.example");
+        assert_eq!(settings.raw.source.kind, SourceKind::Maildir);
+    }
+
+    #[test]
+    fn the_example_config_documents_keys_that_all_parse() {
+        std::env::set_var("RECOVERYDESK_SECRET_KEY", "0123456789abcdef0123");
+        let text = include_str!("../config/example.toml");
+        let settings = with_key(text).unwrap();
+        assert_eq!(settings.raw.source.kind, SourceKind::Imap);
+        assert!(settings.raw.source.imap.is_some() && settings.raw.transport.smtp.is_some());
+        assert_eq!(settings.raw.policy.challenge_attempts, 5);
+    }
+
+    #[test]
+    fn a_typo_names_the_key_and_the_line() {
+        let text = DEMO_TOML.replace("poll_interval = \"2s\"", "polll_interval = \"2s\"");
+        let err = with_key(&text).unwrap_err().to_string();
+        assert!(err.contains("polll_interval"), "{err}");
+        assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_duration_is_explained() {
+        let text = DEMO_TOML.replace("challenge_ttl = \"48h\"", "challenge_ttl = \"two days\"");
+        let err = with_key(&text).unwrap_err().to_string();
+        assert!(err.contains("challenge_ttl") || err.contains("48h"), "{err}");
+    }
+
+    #[test]
+    fn a_short_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret.key"), "short").unwrap();
+        let err = Settings::from_toml(DEMO_TOML, dir.path(), "demo").unwrap_err().to_string();
+        assert!(err.contains("instance.secret_key"), "{err}");
     }
 }

@@ -61,13 +61,7 @@ pub fn open_pipeline_with_store(settings: Arc<Settings>, store: Store) -> Result
         Some(dir) => SharedTemplates::from_dir(&settings.path(dir))?,
         None => SharedTemplates::embedded()?,
     };
-    let directory_settings: crate::directory::DirectorySettings = settings
-        .raw
-        .directory
-        .clone()
-        .try_into()
-        .map_err(|e| Error::Config(format!("directory: {e}")))?;
-    let directory = crate::directory::open(&directory_settings, &settings.base_dir)?;
+    let directory = crate::directory::open(&settings.raw.directory, &settings.base_dir)?;
     let policy = Arc::new(crate::case::Policy::from(&settings.raw.policy));
     Ok(Pipeline { settings, store, templates, directory, policy })
 }
