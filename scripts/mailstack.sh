@@ -16,8 +16,11 @@
 #   start-postfix | stop-postfix | restart-postfix
 #
 # Ports (read at `up`; persisted in DIR/mailstack.env; env wins over file):
-#   MAILSTACK_SMTP_PORT=12525 MAILSTACK_IMAP_PORT=14143
-#   MAILSTACK_IMAPS_PORT=14993 MAILSTACK_LMTP_PORT=14024
+#   MAILSTACK_SMTP_PORT=12525 (STARTTLS may)  MAILSTACK_SMTPS_PORT=12465 (implicit TLS)
+#   MAILSTACK_IMAP_PORT=14143 MAILSTACK_IMAPS_PORT=14993 MAILSTACK_LMTP_PORT=14024
+#
+# Test recipients: rejected@mailstack.test gets a 550, deferred@mailstack.test
+# a 450, at RCPT time; every other address of every domain is delivered.
 #
 # Needs root: Postfix's master and Dovecot's master both start as root and
 # drop privileges themselves.
@@ -80,6 +83,7 @@ port_of() { # port_of NAME DEFAULT
 }
 
 SMTP_PORT=$(port_of SMTP 12525)
+SMTPS_PORT=$(port_of SMTPS 12465)
 IMAP_PORT=$(port_of IMAP 14143)
 IMAPS_PORT=$(port_of IMAPS 14993)
 LMTP_PORT=$(port_of LMTP 14024)
@@ -235,7 +239,7 @@ make_users() {
 write_dovecot_conf() {
   local instance
   instance=mailstack-$(printf '%s' "$DIR" | md5sum | cut -c1-8)
-  write_if_changed "$DC_CONF" 0644 <<EOF || true
+  write_if_changed "$DC_CONF" 0644 <<EOF && DC_CHANGED=1
 # Written by scripts/mailstack.sh; standalone, no /etc/dovecot includes.
 instance_name = $instance
 base_dir = $DC_BASE
@@ -332,10 +336,11 @@ protocol lmtp {
   postmaster_address = postmaster@mailstack.test
 }
 EOF
+  return 0
 }
 
 write_postfix_conf() {
-  write_if_changed "$PF_ETC/main.cf" 0644 <<EOF || true
+  write_if_changed "$PF_ETC/main.cf" 0644 <<EOF && PF_CHANGED=1
 # Written by scripts/mailstack.sh; run as postfix -c $PF_ETC
 compatibility_level = 3.6
 myhostname = mail.mailstack.test
@@ -357,6 +362,8 @@ alias_database =
 default_transport = lmtp:inet:$HOST:$LMTP_PORT
 relay_transport = lmtp:inet:$HOST:$LMTP_PORT
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+# Two fixed answers so that clients can test their 5xx and 4xx handling.
+smtpd_recipient_restrictions = check_recipient_access inline:{rejected@mailstack.test=550 5.1.1 Rejected by the mailstack test rule, deferred@mailstack.test=450 4.2.0 Deferred by the mailstack test rule}
 smtpd_peername_lookup = no
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = dovecot
@@ -375,9 +382,12 @@ EOF
   # The Debian default service list with chroot off, the listener moved to
   # loopback and a non-standard port, and no smtp/relay client: mail
   # cannot leave this machine whatever the address.
-  write_if_changed "$PF_ETC/master.cf" 0644 <<EOF || true
+  write_if_changed "$PF_ETC/master.cf" 0644 <<EOF && PF_CHANGED=1
 # service type  private unpriv  chroot  wakeup  maxproc command
 $HOST:$SMTP_PORT inet n - n - - smtpd
+$HOST:$SMTPS_PORT inet n - n - - smtpd
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_tls_security_level=encrypt
 pickup     unix  n - n 60   1 pickup
 cleanup    unix  n - n -    0 cleanup
 qmgr       unix  n - n 300  1 qmgr
@@ -399,6 +409,7 @@ anvil      unix  - - n -    1 anvil
 scache     unix  - - n -    1 scache
 postlog    unix-dgram n - n - 1 postlogd
 EOF
+  return 0
 }
 
 write_env() {
@@ -406,6 +417,7 @@ write_env() {
 MAILSTACK_DIR=$DIR
 MAILSTACK_HOST=$HOST
 MAILSTACK_SMTP_PORT=$SMTP_PORT
+MAILSTACK_SMTPS_PORT=$SMTPS_PORT
 MAILSTACK_IMAP_PORT=$IMAP_PORT
 MAILSTACK_IMAPS_PORT=$IMAPS_PORT
 MAILSTACK_LMTP_PORT=$LMTP_PORT
@@ -481,6 +493,7 @@ start_postfix() {
   postfix -c "$PF_ETC" start </dev/null >>"$LOG/postfix.stderr" 2>&1 9>&- ||
     die "postfix failed to start; see $LOG/postfix.stderr and $LOG/postfix.log"
   wait_port "$SMTP_PORT" 10 "postfix (smtp)"
+  wait_port "$SMTPS_PORT" 10 "postfix (smtps)"
 }
 
 stop_postfix() {
@@ -500,6 +513,11 @@ stop_postfix() {
 need_root() {
   [[ $(id -u) -eq 0 ]] || die "$CMD needs root (the daemons' masters start as root)"
 }
+
+# Set by the config writers when a file changed, so that a running daemon
+# picks the change up.
+DC_CHANGED=0
+PF_CHANGED=0
 
 configure() {
   need_root
@@ -523,7 +541,7 @@ status() {
   fi
   pid=$(postfix_pid)
   if postfix_running; then
-    echo "postfix: running (pid $pid) smtp $HOST:$SMTP_PORT"
+    echo "postfix: running (pid $pid) smtp $HOST:$SMTP_PORT smtps $HOST:$SMTPS_PORT"
   else
     echo "postfix: stopped"
     rc=1
@@ -535,9 +553,19 @@ status() {
 case $CMD in
   up)
     configure
+    if ((DC_CHANGED)) && dovecot_running; then
+      say "dovecot.conf changed; restarting dovecot"
+      stop_dovecot
+    fi
     start_dovecot
+    if ((PF_CHANGED)) && postfix_running; then
+      say "postfix config changed; reloading postfix"
+      postfix_check
+      postfix -c "$PF_ETC" reload </dev/null >>"$LOG/postfix.stderr" 2>&1 9>&- || die "postfix reload failed; see $LOG"
+      wait_port "$SMTPS_PORT" 10 "postfix (smtps)"
+    fi
     start_postfix
-    say "up: smtp $HOST:$SMTP_PORT imap $HOST:$IMAP_PORT imaps $HOST:$IMAPS_PORT; env in $ENV_FILE"
+    say "up: smtp $HOST:$SMTP_PORT smtps $HOST:$SMTPS_PORT imap $HOST:$IMAP_PORT imaps $HOST:$IMAPS_PORT; env in $ENV_FILE"
     ;;
   down)
     pids="$(postfix_pid) $(dovecot_pid)"
