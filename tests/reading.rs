@@ -328,3 +328,88 @@ fn reply_stripping_matches_most_of_the_crisp_corpus() {
     // that trade a corpus case for a real-mail case.
     assert!(rate >= 0.95, "exact-match rate {rate:.3} below the floor");
 }
+
+/// The crisp corpus also asserts facts without a full expected text: a
+/// regex that the first fragment (the new text) must match, or that the
+/// quoted part must match (so the new text must not). Each such fact is
+/// checked against `quote::new_text`; the rate is printed and floored.
+/// Bottom-posted replies are a known difference: crisp's first fragment is
+/// only the greeting above the quote, while we keep the answer below it.
+#[test]
+fn reply_stripping_keeps_the_facts_the_crisp_corpus_asserts() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(CRISP_DIR);
+    let Ok(expected) = std::fs::read_to_string(dir.join("expected.json")) else {
+        println!("crisp corpus not found at {}; skipping", dir.display());
+        return;
+    };
+    let expected: serde_json::Value =
+        serde_json::from_str(&expected).expect("expected.json parses");
+    let cases = expected["expectations"]
+        .as_object()
+        .expect("expectations object");
+    let (mut total, mut kept) = (0usize, 0usize);
+    for (name, case) in cases {
+        let Ok(body) = std::fs::read_to_string(dir.join("fixtures").join(name)) else {
+            continue;
+        };
+        let got = quote::new_text(&body, None);
+        for test in case["tests"].as_array().into_iter().flatten() {
+            for fact in test["facts"].as_array().into_iter().flatten() {
+                let target = fact["target"].as_str().unwrap_or("");
+                let first =
+                    target.starts_with("fragments[0]") || target.starts_with("reply.fragments[0]");
+                let first = first && !target.contains("is");
+                let ok = match (fact["check"].as_str(), first, target) {
+                    (Some("regex_match"), true, _) => {
+                        regex_matches(fact["regex"].as_str(), fact["flags"].as_str(), &got)
+                    }
+                    (Some("equal"), true, _) => fact["expected"]
+                        .as_str()
+                        .map(|e| normalise(e) == normalise(&got)),
+                    (Some("regex_match"), false, "quoted") => {
+                        regex_matches(fact["regex"].as_str(), fact["flags"].as_str(), &got)
+                            .map(|m| !m)
+                    }
+                    _ => None,
+                };
+                if let Some(ok) = ok {
+                    total += 1;
+                    if ok {
+                        kept += 1;
+                    } else {
+                        println!("fact missed in {name}: {target} {}", fact["regex"]);
+                    }
+                }
+            }
+        }
+    }
+    let rate = kept as f64 / total.max(1) as f64;
+    println!(
+        "crisp first-fragment and quoted facts: {kept}/{total} ({:.1}%)",
+        rate * 100.0
+    );
+    assert!(
+        total >= 15,
+        "expected at least 15 such facts, found {total}"
+    );
+    assert!(rate >= 0.85, "fact rate {rate:.3} below the floor");
+}
+
+/// The corpus regexes are JavaScript ones; the ones used there are plain
+/// enough for the `regex` crate once `\/` is unescaped.
+fn regex_matches(pattern: Option<&str>, flags: Option<&str>, text: &str) -> Option<bool> {
+    let pattern = pattern?.replace("\\/", "/");
+    // JavaScript flags i and m map to inline flags; without m, ^ and $
+    // anchor the whole text, as in JavaScript.
+    let inline: String = flags
+        .unwrap_or("")
+        .chars()
+        .filter(|c| matches!(c, 'i' | 'm'))
+        .collect();
+    let pattern = if inline.is_empty() {
+        pattern
+    } else {
+        format!("(?{inline}){pattern}")
+    };
+    regex::Regex::new(&pattern).ok().map(|re| re.is_match(text))
+}
