@@ -363,7 +363,7 @@ default_transport = lmtp:inet:$HOST:$LMTP_PORT
 relay_transport = lmtp:inet:$HOST:$LMTP_PORT
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
 # Two fixed answers so that clients can test their 5xx and 4xx handling.
-smtpd_recipient_restrictions = check_recipient_access inline:{rejected@mailstack.test=550 5.1.1 Rejected by the mailstack test rule, deferred@mailstack.test=450 4.2.0 Deferred by the mailstack test rule}
+smtpd_recipient_restrictions = check_recipient_access inline:{ { rejected@mailstack.test = 550 5.1.1 Rejected by the mailstack test rule }, { deferred@mailstack.test = 450 4.2.0 Deferred by the mailstack test rule } }
 smtpd_peername_lookup = no
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = dovecot
