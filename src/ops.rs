@@ -92,47 +92,68 @@ pub fn metrics_text(pipeline: &Pipeline, now: i64) -> String {
     out
 }
 
-/// `doctor`: checks each part and prints a table.
+/// `doctor`: checks each part for real (login, connect, render, open)
+/// and prints a ✓/✗ table with what to fix. Exit status 1 when any fails.
 pub async fn doctor(config: Option<&Path>) -> anyhow::Result<()> {
+    use crate::config::{SourceKind, TransportKind};
     let path = config.map(Path::to_path_buf).unwrap_or_else(|| "config.toml".into());
-    let mut rows: Vec<(String, Result<String, String>)> = Vec::new();
+    let mut rows: Vec<(&str, Result<String, String>)> = Vec::new();
     let settings = match Settings::load(&path) {
         Ok(s) => {
-            rows.push(("config".into(), Ok(path.display().to_string())));
+            rows.push(("config", Ok(path.display().to_string())));
             Arc::new(s)
         }
         Err(e) => {
-            println!("✗ config      {e}");
-            anyhow::bail!("the config does not load");
+            println!("✗ {:<10} {e}", "config");
+            return Err(e.into());
         }
     };
-    let pipeline = crate::worker::open_pipeline(settings.clone());
-    match &pipeline {
-        Ok(p) => {
-            rows.push(("store".into(), Ok(format!("{} open case(s)", p.store.open_count()))));
-            rows.push(("templates".into(), {
-                let report = crate::templates::check::check_set(&p.templates.current());
-                if report.is_ok() { Ok("all templates render".into()) } else { Err(report.to_string()) }
-            }));
-            rows.push(("directory".into(), Ok("opened".into())));
-            rows.push(("source".into(), match crate::worker::open_source(&settings, &p.store).await {
-                Ok(s) => Ok(s.describe()),
-                Err(e) => Err(e.to_string()),
-            }));
-        }
-        Err(e) => rows.push(("store/templates/directory".into(), Err(e.to_string()))),
-    }
-    rows.push(("transport".into(), match crate::worker::open_transport(&settings) {
-        Ok(t) => Ok(t.describe()),
+    let store_path = settings.path(&settings.raw.store.path);
+    let store = crate::store::Store::open(&store_path);
+    rows.push(("store", match &store {
+        Ok(s) => Ok(format!("{} ({} open case(s), {} reply(ies) queued)", store_path.display(), s.open_count(),
+            s.outbox_counts().map(|c| c.2).unwrap_or(0))),
+        Err(e) => Err(format!("{e} — is another recoverydesk running on this store?")),
+    }));
+    let templates = match &settings.raw.templates.dir {
+        Some(dir) => crate::templates::check::check_dir(Some(&settings.path(dir))),
+        None => crate::templates::check::check_dir(None),
+    };
+    rows.push(("templates", if templates.is_ok() { Ok("every template renders".into()) } else { Err(templates.to_string()) }));
+    rows.push(("directory", match crate::directory::open(&settings.raw.directory, &settings.base_dir) {
+        Ok(dir) => match dir.by_username("recoverydesk-doctor-probe").await {
+            crate::directory::Lookup::Unavailable { reason } => Err(format!("not answering: {reason}")),
+            _ => Ok("answers lookups".into()),
+        },
         Err(e) => Err(e.to_string()),
+    }));
+    rows.push(("source", match settings.raw.source.kind {
+        SourceKind::Imap => match &settings.raw.source.imap {
+            Some(imap) => crate::source::imap::check(imap, &settings.base_dir).await.map_err(|e| e.to_string()),
+            None => Err("source.imap missing".into()),
+        },
+        SourceKind::Maildir => match &settings.raw.source.maildir {
+            Some(m) => {
+                let p = settings.path(&m.path);
+                if p.join("new").is_dir() { Ok(format!("maildir {}", p.display())) } else { Err(format!("{} has no new/ folder", p.display())) }
+            }
+            None => Err("source.maildir missing".into()),
+        },
+    }));
+    rows.push(("transport", match settings.raw.transport.kind {
+        TransportKind::Smtp => match &settings.raw.transport.smtp {
+            Some(smtp) => crate::transport::smtp::check(smtp, &settings.base_dir).await.map_err(|e| e.to_string()),
+            None => Err("transport.smtp missing".into()),
+        },
+        TransportKind::File => crate::worker::open_transport(&settings).map(|t| t.describe()).map_err(|e| e.to_string()),
     }));
     let mut failed = 0;
     for (name, result) in &rows {
         match result {
-            Ok(what) => println!("✓ {name:<12} {what}"),
+            Ok(what) => println!("✓ {name:<10} {what}"),
             Err(why) => {
                 failed += 1;
-                println!("✗ {name:<12} {why}");
+                println!("✗ {name:<10} {why}");
             }
         }
     }
