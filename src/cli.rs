@@ -53,6 +53,9 @@ pub enum Command {
         /// One JSON object per message.
         #[arg(long)]
         json: bool,
+        /// Only parse each message (the benchmark's baseline), no pipeline.
+        #[arg(long, hide = true)]
+        parse_only: bool,
     },
     /// Show what the pipeline understands of one message.
     Inspect {
@@ -170,7 +173,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Replay { path, json } => crate::replay::run(cli.config.as_deref(), &path, json).await,
+        Command::Replay { path, json, parse_only } => {
+            if parse_only {
+                crate::replay::parse_only(&path)
+            } else {
+                crate::replay::run(cli.config.as_deref(), &path, json).await
+            }
+        }
         Command::Inspect { file, json } => crate::replay::inspect(cli.config.as_deref(), &file, json).await,
         Command::Cases { view } => {
             let settings = load(cli.config.as_deref())?;

@@ -157,6 +157,25 @@ pub async fn run(config: Option<&Path>, path: &Path, json: bool) -> anyhow::Resu
     Ok(())
 }
 
+/// The benchmark baseline: read and parse every message, nothing else.
+pub fn parse_only(path: &Path) -> anyhow::Result<()> {
+    let messages = collect(path)?;
+    let started = Instant::now();
+    let mut bytes = 0usize;
+    for (_, raw) in &messages {
+        bytes += crate::parse::parse(raw).text.len();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!(
+        "parsed {} message(s) in {:.2}s ({:.0} msgs/s, {} text bytes)",
+        messages.len(),
+        elapsed,
+        messages.len() as f64 / elapsed.max(1e-9),
+        bytes
+    );
+    Ok(())
+}
+
 /// `inspect FILE [--json]`.
 pub async fn inspect(config: Option<&Path>, file: &Path, json: bool) -> anyhow::Result<()> {
     let (_tmp, settings) = settings(config)?;
