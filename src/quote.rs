@@ -364,10 +364,13 @@ fn block_start(lines: &[&str], from: usize) -> usize {
 /// True when what follows a valediction looks like a name and a title, not
 /// more message.
 fn short_tail(rest: &[&str]) -> bool {
+    // Stop one past the limit: a long body below must not be scanned once
+    // per "Regards," line.
     let non_empty: Vec<&str> = rest
         .iter()
         .map(|l| l.trim())
         .filter(|l| !l.is_empty())
+        .take(MAX_SIGNATURE_LINES + 1)
         .collect();
     non_empty.len() <= MAX_SIGNATURE_LINES && non_empty.iter().all(|l| l.chars().count() <= 60)
 }

@@ -193,6 +193,30 @@ const NOT_A_PASSWORD: &[&str] = &[
 
 /// Finds and redacts secrets in `text`.
 pub fn redact(text: &str) -> Redacted {
+    // One pass cannot see a secret glued to another one it is replacing
+    // ("usernameotpauth://…"); passes repeat until nothing changes, so
+    // redacting redacted text is a no-op. Each pass only shortens the
+    // text's secrets, and a few passes always suffice.
+    let mut result = redact_once(text);
+    for _ in 0..MAX_PASSES {
+        let again = redact_once(&result.text);
+        if again.text == result.text {
+            break;
+        }
+        for kind in again.found {
+            if !result.found.contains(&kind) {
+                result.found.push(kind);
+            }
+        }
+        result.text = again.text;
+    }
+    result
+}
+
+/// Upper bound on extra redaction passes (pathological input only).
+const MAX_PASSES: usize = 4;
+
+fn redact_once(text: &str) -> Redacted {
     let mut spans: Vec<(usize, usize, SecretKind)> = Vec::new();
     let mut add = |start: usize, end: usize, kind: SecretKind| {
         // Earlier detectors are more specific; a later overlapping match
@@ -298,7 +322,11 @@ fn is_base32_seed(s: &str) -> bool {
 /// (`id 1a2b….222`), DKIM selectors (`s=…;`), addresses and URLs all glue
 /// their hex and base32 runs to `-`, `.`, `@`, `=` or `/`.
 fn standalone(text: &str, start: usize, end: usize) -> bool {
-    const GLUE: &[char] = &['-', '_', '.', '@', '/', '=', '+', '%', '#', '&', '<', '>'];
+    // `[` and `]` too: a run glued to a redaction marker was glued to the
+    // secret that marker replaced, and must stay as it was on a second pass.
+    const GLUE: &[char] = &[
+        '-', '_', '.', '@', '/', '=', '+', '%', '#', '&', '<', '>', '[', ']',
+    ];
     let before = text[..start].chars().next_back();
     let mut after = text[end..].chars();
     let next = after.next();
@@ -315,9 +343,13 @@ fn standalone(text: &str, start: usize, end: usize) -> bool {
 /// True when the match sits inside a URL (commit hashes and ids in links
 /// are not secrets).
 fn inside_url(text: &str, at: usize) -> bool {
+    // Walk back by chars, not bytes: the separator may be a multi-byte
+    // space (U+00A0, U+3000) and the slice must start on a boundary.
     let word_start = text[..at]
-        .rfind(|c: char| c.is_whitespace() || c == '<' || c == '(' || c == '"')
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| c.is_whitespace() || c == '<' || c == '(' || c == '"')
+        .map_or(0, |(i, c)| i + c.len_utf8());
     text[word_start..at].contains("://")
 }
 
@@ -417,6 +449,9 @@ mod tests {
             "пароль: ",
             "密码：é",
             "otpauth://",
+            "\u{3000}1a2b3c4d5e6f7a8b",
+            "x\u{a0}1a2b3c4d5e6f7a8b\u{3000}JBSWY3DPEHPK3PXP",
+            "https://x\u{3000}1a2b3c4d5e6f7a8b",
         ] {
             let _ = redact(s);
         }

@@ -413,3 +413,95 @@ fn regex_matches(pattern: Option<&str>, flags: Option<&str>, text: &str) -> Opti
     };
     regex::Regex::new(&pattern).ok().map(|re| re.is_match(text))
 }
+
+/// Builds odd texts from pieces that trigger every rule (quote headers,
+/// ticks, labels, code-shaped runs, multi-byte spaces and letters) with a
+/// fixed linear congruential sequence, and runs the whole reading pipeline
+/// on each: nothing may panic, and redaction must be idempotent.
+#[test]
+fn no_input_makes_the_reading_stages_panic() {
+    const PIECES: &[&str] = &[
+        ">",
+        "> ",
+        "#",
+        "### ",
+        "- [x] ",
+        "- [ ] ",
+        "[X]",
+        "`",
+        "'",
+        "\"",
+        "«",
+        "»",
+        "´",
+        "\n",
+        "\r\n",
+        " ",
+        "\u{a0}",
+        "\u{3000}",
+        "\u{200b}",
+        "é",
+        "用户名",
+        "：",
+        ":",
+        "=",
+        "@",
+        "x@y.example",
+        "username",
+        "Username: ",
+        "my username is ",
+        "account ",
+        "On Mon, 2 Nov 2026 at 10:00, A <a@b.example> wrote:",
+        "-- ",
+        "__",
+        "From: a\nSent: b\nTo: c\n",
+        "-----Original Message-----",
+        "Sent from my iPhone",
+        "<blockquote>",
+        "</blockquote>",
+        "<div class=\"gmail_quote\">",
+        "</div>",
+        "<h3>",
+        "<li>",
+        "pypi-AgE",
+        "1a2b3c4d5e6f7a8b",
+        "JBSWY3DPEHPK3PXP",
+        "otpauth://totp/x?secret=",
+        "password: ",
+        "Sunfl0wer!88",
+        "lost my phone",
+        "recovery codes",
+        "any update?",
+        "solved",
+        "Regards,",
+        "```",
+        "https://",
+        "/user/",
+        "Subject: ",
+        "😀",
+        "ß",
+        "ё",
+        "\u{feff}",
+    ];
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize
+    };
+    for _ in 0..600 {
+        let len = next() % 40;
+        let text: String = (0..len).map(|_| PIECES[next() % PIECES.len()]).collect();
+        let html = (next() % 2 == 0).then(|| text.clone());
+        let new = quote::new_text(&text, html.as_deref());
+        let redacted = secrets::redact(&new);
+        assert_eq!(
+            secrets::redact(&redacted.text).text,
+            redacted.text,
+            "redaction not idempotent on {text:?}"
+        );
+        let _ = request::extract(&redacted.text, &text, &[text.clone()]);
+        let _ = lang::detect(&redacted.text);
+    }
+}
