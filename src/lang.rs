@@ -71,8 +71,15 @@ fn detect_prose(prose: &str) -> Option<String> {
     }
     let info = whatlang::detect(prose)?;
     // Short texts are accepted at a lower confidence: a two-line reply in
-    // Spanish is still better answered in Spanish than in nothing.
-    let lang = match info.lang() {
+    // Spanish is still better answered in Spanish than in nothing. Where
+    // trigrams are unsure, the function words of the common Latin-script
+    // languages get a vote: they are what short texts are made of.
+    let guess = if info.is_reliable() {
+        info.lang()
+    } else {
+        function_word_vote(prose).unwrap_or(info.lang())
+    };
+    let lang = match guess {
         Lang::Spa | Lang::Por => iberian(prose),
         // Short Russian is often read as a neighbour. Each neighbour has
         // letters Russian lacks (Bulgarian ъ as a vowel, Ukrainian і ї є ґ,
@@ -89,6 +96,62 @@ fn detect_prose(prose: &str) -> Option<String> {
         other => other,
     };
     iso_639_1(lang).map(str::to_string)
+}
+
+/// Function words of the Latin-script languages requests come in.
+static FUNCTION_WORDS: Lazy<Vec<(Lang, Regex)>> = Lazy::new(|| {
+    [
+        (
+            Lang::Eng,
+            r"the|and|my|is|i|to|of|it|in|you|for|was|have|this|with|not|can|me|but|here|that|lost",
+        ),
+        (
+            Lang::Spa,
+            r"el|la|los|las|y|mi|es|de|que|en|no|por|con|para|una|un|lo|pero|ya|tengo|perdí",
+        ),
+        (
+            Lang::Por,
+            r"o|a|os|as|e|meu|minha|é|de|que|em|não|por|com|para|uma|um|mas|tenho|perdi",
+        ),
+        (
+            Lang::Fra,
+            r"le|la|les|et|mon|ma|est|de|que|en|ne|pas|pour|avec|une|un|je|j'ai|mais|perdu",
+        ),
+        (
+            Lang::Deu,
+            r"der|die|das|und|mein|meine|ist|zu|nicht|ich|mit|für|ein|eine|habe|aber|auf|verloren",
+        ),
+        (
+            Lang::Ita,
+            r"il|lo|la|e|mio|mia|è|di|che|non|per|con|una|un|ho|ma|perso",
+        ),
+        (
+            Lang::Nld,
+            r"de|het|en|mijn|is|van|dat|niet|ik|met|voor|een|heb|maar|verloren",
+        ),
+    ]
+    .into_iter()
+    .map(|(lang, words)| {
+        (
+            lang,
+            Regex::new(&format!(r"(?i)\b(?:{words})\b")).expect("valid regex"),
+        )
+    })
+    .collect()
+});
+
+/// The language whose function words occur most, when one clearly leads
+/// (at least two hits and more than any other).
+fn function_word_vote(prose: &str) -> Option<Lang> {
+    let mut counts: Vec<(usize, Lang)> = FUNCTION_WORDS
+        .iter()
+        .map(|(lang, re)| (re.find_iter(prose).count(), *lang))
+        .collect();
+    counts.sort_by(|a, b| b.0.cmp(&a.0));
+    match counts.as_slice() {
+        [(top, lang), (second, _), ..] if *top >= 2 && top > second => Some(*lang),
+        _ => None,
+    }
 }
 
 /// Spanish or Portuguese: trigrams confuse the two on short texts, while
@@ -222,6 +285,12 @@ mod tests {
     fn short_russian_is_not_taken_for_a_neighbour() {
         let t = "Да, я согласен с кодексом поведения. Мой логин — sergei_k.";
         assert_eq!(detect(t).as_deref(), Some("ru"));
+    }
+
+    #[test]
+    fn short_english_around_a_redacted_token_stays_english() {
+        let t = "My username is stint_py. I lost my phone. Here is my token in case: [redacted api_token]";
+        assert_eq!(detect(t).as_deref(), Some("en"));
     }
 
     #[test]
