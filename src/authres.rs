@@ -442,10 +442,12 @@ fn dkim_domain(result: &MethodResult) -> Option<String> {
         .filter(|d| !d.is_empty())
 }
 
-/// The SPF-checked domain: the domain of `smtp.mailfrom`.
+/// The SPF-checked domain: the domain of `smtp.mailfrom` (or `smtp.mail`,
+/// the older spelling some stampers still write).
 fn spf_domain(result: &MethodResult) -> Option<String> {
     result
         .property("smtp.mailfrom")
+        .or_else(|| result.property("smtp.mail"))
         .map(|d| domain_of(d).to_ascii_lowercase())
         .filter(|d| !d.is_empty())
 }
@@ -746,6 +748,35 @@ mod tests {
             staff_trust(&parse(raw.as_bytes()), &policy),
             StaffTrust::Staff { .. }
         ));
+    }
+
+    #[test]
+    fn provider_style_results_below_two_own_received_headers() {
+        // Large providers stamp their results below their own internal hops.
+        let raw = "Received: by 10.0.0.1 with SMTP id q1;\r\n        Mon, 2 Nov 2026 10:00:02 -0800\r\nReceived: from out.pypi.test (out.pypi.test. [192.0.2.7])\r\n        by mx.pypi.test with ESMTPS id q2;\r\n        Mon, 2 Nov 2026 10:00:01 -0800\r\nAuthentication-Results: mx.pypi.test;\r\n       spf=pass (mx.pypi.test: domain of lead@pypi.test designates 192.0.2.7 as permitted sender) smtp.mail=lead@pypi.test;\r\n       dkim=pass header.i=@pypi.test;\r\n       dmarc=pass (p=REJECT dis=NONE) header.from=pypi.test\r\nFrom: Lead <lead@pypi.test>\r\n\r\nhi\r\n";
+        let inbound = parse(raw.as_bytes());
+        assert!(matches!(
+            staff_trust(&inbound, &policy()),
+            StaffTrust::Forged { .. }
+        ));
+        let two_hops = StaffPolicy {
+            trusted_received_hops: 2,
+            ..policy()
+        };
+        assert!(matches!(
+            staff_trust(&inbound, &two_hops),
+            StaffTrust::Staff { .. }
+        ));
+        let only_spf = StaffPolicy {
+            accept: vec![AuthMethod::SpfAligned],
+            ..two_hops.clone()
+        };
+        assert!(matches!(
+            staff_trust(&inbound, &only_spf),
+            StaffTrust::Staff { .. }
+        ));
+        let summary = summarize_with(&inbound, &two_hops);
+        assert_eq!(summary.dkim.as_deref(), Some("pass (pypi.test)"));
     }
 
     #[test]
