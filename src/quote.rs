@@ -267,10 +267,15 @@ fn unquoted<'a>(lines: &[&'a str]) -> Vec<&'a str> {
 /// Index of the first line that is not new text, and why.
 fn find_cut(lines: &[&str]) -> (usize, Option<Cut>) {
     let mut in_fence = false;
+    // Nothing written yet: a header block or a forward separator here is
+    // the sender's own letter heading ("From: me / Subject: …") or a
+    // deliberate forward of a notice, not history under new text.
+    let mut written = false;
     for i in 0..lines.len() {
         let line = lines[i].trim_end();
         if FENCE.is_match(line) {
             in_fence = !in_fence;
+            written = true;
             continue;
         }
         if in_fence {
@@ -279,11 +284,16 @@ fn find_cut(lines: &[&str]) -> (usize, Option<Cut>) {
         if let Some(next) = attribution_at(lines, i) {
             return (i, Some(Cut::Attribution { next }));
         }
-        if outlook_block_at(lines, i) {
+        if written && outlook_block_at(lines, i) {
             return (block_start(lines, i), Some(Cut::Rest));
         }
-        if SEPARATOR.is_match(line) || SENT_FROM.is_match(line) {
+        if (written && SEPARATOR.is_match(line)) || SENT_FROM.is_match(line) {
             return (i, Some(Cut::Rest));
+        }
+        // A leading forward separator is not writing: the header block
+        // under it belongs to the forwarded notice too.
+        if !line.trim().is_empty() && !SEPARATOR.is_match(line) && !outlook_block_at(lines, i) {
+            written = true;
         }
         if SIG_DELIM.is_match(line) {
             // An underline right above an Outlook block, or a plain
@@ -426,6 +436,14 @@ mod tests {
     fn an_outlook_block_ends_the_new_text() {
         let body = "New words\n________________________________\nFrom: Desk <d@x.org>\nSent: Monday\nTo: me\nSubject: hi\n\nold text";
         assert_eq!(new_text(body, None), "New words");
+    }
+
+    #[test]
+    fn a_letter_that_starts_with_its_own_headers_is_kept() {
+        let body = "From: Jo Doe <jo@example.org>\nTo: Support\nSubject: Account recovery\n\nMy username is jodoe.";
+        assert_eq!(new_text(body, None), body);
+        let fwd = "---------- Forwarded message ---------\nFrom: Index <noreply@index.example>\nDate: Mon\nSubject: New recovery codes\nTo: jo\n\nNew recovery codes for your account 'jodoe' have been generated.";
+        assert!(new_text(fwd, None).contains("account 'jodoe'"));
     }
 
     #[test]

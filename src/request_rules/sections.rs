@@ -81,22 +81,31 @@ static OWN_SUBJECT: Lazy<Regex> = Lazy::new(|| {
 /// read as subject and removed from the body, so it is not mistaken for
 /// prose or a quoted header.
 pub(super) fn split_own_subject(text: &str) -> (Option<String>, String) {
-    let mut lines = text.lines();
-    let mut skipped = 0usize;
-    for line in lines.by_ref() {
-        if line.trim().is_empty() {
-            skipped += 1;
+    // The subject may sit under the letter's other header lines ("From:
+    // me", "To: support", "Date: …"), which stay in the body.
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || LETTER_HEADER.is_match(line) {
             continue;
         }
         if let Some(caps) = OWN_SUBJECT.captures(line) {
             let subject = caps.get(1).map(|m| m.as_str().trim().to_string());
-            let rest: Vec<&str> = text.lines().skip(skipped + 1).collect();
+            let rest: Vec<&str> = text
+                .lines()
+                .enumerate()
+                .filter(|&(n, _)| n != i)
+                .map(|(_, l)| l)
+                .collect();
             return (subject, rest.join("\n"));
         }
         break;
     }
     (None, text.to_string())
 }
+
+static LETTER_HEADER: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)^\s*(?:from|to|cc|date|sent|von|an|datum|de|para|à|fecha|от|кому|дата|发件人|收件人|日期)\s*:")
+        .expect("valid regex")
+});
 
 /// The field a heading's title names, if any.
 pub(super) fn classify(title: &str) -> Option<SectionKind> {
@@ -356,9 +365,16 @@ mod tests {
     }
 
     #[test]
+    fn an_own_subject_under_letter_headers_is_found() {
+        let (subject, body) = split_own_subject("From: Jo\nTo: Desk\nSubject: Lost 2FA\n\nHello");
+        assert_eq!(subject.as_deref(), Some("Lost 2FA"));
+        assert_eq!(body, "From: Jo\nTo: Desk\n\nHello");
+    }
+
+    #[test]
     fn an_own_subject_line_is_split_off() {
         let (subject, body) = split_own_subject("\nSubject: Lost 2FA for jodoe\nHello");
         assert_eq!(subject.as_deref(), Some("Lost 2FA for jodoe"));
-        assert_eq!(body, "Hello");
+        assert_eq!(body.trim(), "Hello");
     }
 }
