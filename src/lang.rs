@@ -147,7 +147,7 @@ fn function_word_vote(prose: &str) -> Option<Lang> {
         .iter()
         .map(|(lang, re)| (re.find_iter(prose).count(), *lang))
         .collect();
-    counts.sort_by(|a, b| b.0.cmp(&a.0));
+    counts.sort_by_key(|&(count, _)| std::cmp::Reverse(count));
     match counts.as_slice() {
         [(top, lang), (second, _), ..] if *top >= 2 && top > second => Some(*lang),
         _ => None,

@@ -505,7 +505,7 @@ fn no_input_makes_the_reading_stages_panic() {
             redacted.text,
             "redaction not idempotent on {text:?}"
         );
-        let _ = request::extract(&redacted.text, &text, &[text.clone()]);
+        let _ = request::extract(&redacted.text, &text, std::slice::from_ref(&text));
         let _ = lang::detect(&redacted.text);
     }
 }
