@@ -149,24 +149,40 @@ fn tick_for(doc: &Document, kind: SectionKind, label_matches: impl Fn(&str) -> b
     }
 }
 
-static SOLVED: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)\b(?:solved|resolved|fixed|sorted\s+(?:it\s+)?out|figured\s+(?:it\s+)?out|never\s*mind|got\s+(?:back\s+)?(?:in|access)|regained\s+access|managed\s+to\s+(?:log|sign|get)|(?:can|could)\s+(?:log|sign)\s+in\s+(?:again|now)|no\s+longer\s+need|please\s+close|you\s+can\s+close|can\s+be\s+closed)\b|resuelto|solucionado|resolvido|résolu|gelöst|erledigt|решено|решил|已解决|已解決|解决了")
+/// A solved word on its own ("solved", "Resuelto, gracias"): only counts in
+/// a message of a few words, where it can mean nothing else.
+static SOLVED_WORD: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:solved|resolved|fixed)\b|resuelto|solucionado|resolvido|résolu|gelöst|erledigt|решено|已解决|已解決|解决了")
+        .expect("valid regex")
+});
+
+/// Phrases that say the account is back or the request can go, whatever
+/// the length: "I managed to log in", "please close this".
+static SOLVED_PHRASE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:(?:it|this|the\s+(?:issue|problem)|my\s+(?:issue|problem|request))\s+(?:is|has\s+been|was|got)\s+(?:now\s+)?(?:solved|resolved|fixed|sorted)|i\s+(?:have\s+|'ve\s+)?(?:solved|resolved|fixed|sorted\s+out|figured\s+out)\s+(?:it|this|the\s+(?:issue|problem))|never\s*mind|got\s+back\s+(?:in|into)|regained\s+access|managed\s+to\s+(?:log|sign|get)\s+(?:in|back)|(?:was|were)\s+able\s+to\s+(?:log|sign)\s+in|(?:can|could)\s+(?:log|sign)\s+in\s+(?:again|now)|no\s+longer\s+need|please\s+close|you\s+can\s+close|can\s+be\s+closed)\b|ya\s+(?:pude|puedo)\s+(?:entrar|acceder)|já\s+consegui\s+(?:entrar|acessar)|problème\s+(?:est\s+)?résolu|j'ai\s+pu\s+me\s+connecter|hat\s+sich\s+erledigt|konnte\s+mich\s+(?:wieder\s+)?anmelden|проблема\s+решена|смог\s+войти|问题解决|已经可以登录")
         .expect("valid regex")
 });
 
 static NOT_SOLVED: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)\b(?:not|never|isn'?t|wasn'?t|hasn'?t|un)\s*(?:been\s+|yet\s+)?(?:solved|resolved|fixed)|still\s+(?:not|can'?t|cannot)|no\s+(?:está\s+)?resuelto|não\s+(?:foi\s+)?resolvido|pas\s+résolu|nicht\s+gelöst|не\s+решено|没有?解决")
+    Regex::new(r"(?i)\b(?:not|never|isn'?t|wasn'?t|hasn'?t|un)\s*(?:been\s+|yet\s+)?(?:solved|resolved|fixed)|still\s+(?:not|can'?t|cannot|unable)|can'?t\s+(?:log|sign)\s+in|cannot\s+(?:log|sign)\s+in|no\s+(?:está\s+)?resuelto|não\s+(?:foi\s+)?resolvido|pas\s+résolu|nicht\s+gelöst|не\s+решено|没有?解决")
         .expect("valid regex")
 });
 
-/// The body says the problem is gone ("solved", "never mind, I got back
-/// in"): short, and not "still not solved". A subject starting with
-/// "[solved]" counts too.
+/// Most words a message may have for a bare "solved" to count.
+const SOLVED_WORDS: usize = 8;
+
+/// The body says the problem is gone: a few words around "solved", or a
+/// phrase that can only mean it ("I managed to log in", "please close
+/// this"), and nothing saying it is not ("still can't log in"). A subject
+/// starting with "[solved]" counts too. Solved can close a case, so a
+/// sentence that merely contains "fixed" ("I fixed my phone but the app is
+/// gone") must not.
 pub(super) fn solved(text: &str, subject: &str) -> bool {
-    let subject_says = subject.trim_start().to_lowercase().starts_with("[solved]")
-        || subject.trim_start().to_lowercase().starts_with("solved");
+    let subject = subject.trim_start().to_lowercase();
+    let subject_says = subject.starts_with("[solved]") || subject.starts_with("solved");
     let words = text.split_whitespace().count();
-    let body_says = SOLVED.is_match(text) && words <= 40;
+    let body_says =
+        (SOLVED_WORD.is_match(text) && words <= SOLVED_WORDS) || SOLVED_PHRASE.is_match(text);
     (body_says || subject_says) && !NOT_SOLVED.is_match(text)
 }
 
@@ -220,6 +236,12 @@ mod tests {
     fn solved_needs_no_negation() {
         assert!(solved("Solved, thanks!", ""));
         assert!(!solved("This is still not solved.", ""));
+        assert!(!solved("I solved the captcha but still can't log in.", ""));
+        assert!(!solved("I fixed my phone screen but the app is gone.", ""));
+        assert!(solved(
+            "Good news: I managed to log in with an old backup code, you can close this request.",
+            ""
+        ));
         assert!(solved("", "[Solved] Account recovery"));
     }
 
