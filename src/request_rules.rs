@@ -42,7 +42,14 @@ pub fn extract(new_text: &str, subject: &str, ignore: &[String]) -> RequestField
     fields.acknowledged_delay = claims::delay(&doc);
     fields.proofs = proofs::find(&doc, &ignore, fields.lookup_address.as_deref());
     fields.solved = claims::solved(&doc.text, &subject);
-    fields.status_chase = !fields.solved && claims::status_chase(&doc);
+    // "Mainly" a chase: a message that also brings a username, a reason, a
+    // claim or a proof is new information and is answered as such.
+    let brings_news = fields.username.is_some()
+        || fields.lookup_address.is_some()
+        || !fields.reasons.is_empty()
+        || fields.claims_email_access != crate::request::Claim::Unknown
+        || !fields.proofs.is_empty();
+    fields.status_chase = !fields.solved && !brings_news && claims::status_chase(&doc);
     fields
 }
 
@@ -134,6 +141,7 @@ mod tests {
         assert!(extract("Hi, any update on this?", "", &[]).status_chase);
         assert!(extract("¿Alguna novedad?", "", &[]).status_chase);
         assert!(!extract(FORM, "", &[]).status_chase);
+        assert!(!extract("Any update? Also, my username is jodoe.", "", &[]).status_chase);
     }
 
     #[test]
