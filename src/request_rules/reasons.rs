@@ -25,7 +25,7 @@ const FORGOT_PASSWORD: &str = r"(?:forgot|forgotten|forget|lost|can'?t\s+remembe
 const LOST_EMAIL: &str = r"(?:lost|no\s+longer\s+have|don'?t\s+have|do\s+not\s+have|no)\s+access\s+to\s+(?:\w+\s+){0,3}?(?:e-?mail|mailbox|inbox|address)|(?:e-?mail|mailbox|address|domain)\s+(?:\S+\s+){0,5}?(?:no\s+longer\s+(?:exists|works|active|valid)|(?:was|is|has\s+been)\s+(?:deleted|closed|deactivated|disabled|expired|shut\s+down)|expired)|(?:can'?t|cannot|unable\s+to)\s+(?:access|log\s*in\s+to|get\s+into|receive|get|read)\s+(?:\w+\s+){0,3}?(?:(?:e-?)?mails?\b|mailbox|inbox)|(?:old|former|previous)\s+(?:work|university|school|company|employer'?s?)\s+(?:e-?mail|address)|left\s+(?:the|my)\s+(?:company|job|university)|(?:company|employer|university|school|job)\s+(?:that\s+)?i\s+(?:have\s+)?left|(?:correo|e-?mail)\s+(?:\w+\s+){0,6}?(?:ya\s+no\s+(?:existe|tengo|funciona)|no\s+tengo\s+acceso|já\s+não\s+existe|não\s+existe\s+mais)|(?:perdí|sin)\s+(?:el\s+)?acceso\s+(?:a\s+)?(?:mi\s+)?(?:correo|e-?mail)|(?:perdi|sem)\s+(?:o\s+)?acesso\s+(?:ao\s+)?(?:meu\s+)?e-?mail|não\s+tenho\s+mais\s+acesso\s+ao\s+(?:meu\s+)?e-?mail|(?:plus|pas)\s+accès\s+à\s+(?:mon\s+|l')?(?:adresse|e-?mail|courriel|boîte)|keinen\s+zugriff\s+(?:mehr\s+)?auf\s+(?:meine\s+)?(?:e-?mail|mailadresse|postfach)|нет\s+доступа\s+к\s+(?:\w+\s+)?(?:почте|email|ящику)|потерял\w*\s+доступ\s+к\s+(?:\w+\s+)?(?:почте|ящику)|(?:邮箱|郵箱|电子邮件|電子郵件)\S{0,8}(?:无法|不能|丢失|失效|不再|没有权限|登录不了)";
 
 /// Phrases for signs that someone else changed the account.
-const COMPROMISE: &str = r"without\s+my\s+(?:knowledge|consent|permission)|(?:i|we)\s+(?:did\s+not|didn'?t|never)\s+(?:add|enable|set\s+up|setup|configure|change|request|generate|reset|make|do|authori[sz]e)|(?:2fa|two[-\s]factor|mfa|authenticator|recovery\s+codes?|email|password)\s+(?:\w+\s+){0,3}?(?:i|we)\s+(?:did\s+not|didn'?t|never)\s+(?:add|enable|set|change|create|request)|someone\s+(?:else\s+)?(?:has\s+)?(?:changed|added|reset|logged|accessed|took|enabled|removed|hijacked|got)|hack(?:ed|er)|compromised|unauthori[sz]ed|account\s+(?:takeover|was\s+taken\s+over|stolen)|(?:was|wasn'?t)\s+not\s+me|wasn'?t\s+me|suspicious\s+(?:activity|login|change|email)|sin\s+mi\s+(?:conocimiento|consentimiento|permiso)|no\s+fui\s+yo|hackead[oa]|sem\s+(?:o\s+)?meu\s+(?:conhecimento|consentimento)|não\s+fui\s+eu|à\s+mon\s+insu|sans\s+mon\s+(?:accord|consentement)|piraté|ohne\s+mein\s+(?:wissen|zutun|einverständnis)|gehackt|без\s+моего\s+(?:ведома|согласия)|взлом\w*|被盗|被黑|被入侵|不是我|未经\S{0,4}(?:授权|许可|同意)|我没有\S{0,4}(?:添加|设置|修改|更改)";
+const COMPROMISE: &str = r"without\s+my\s+(?:knowledge|consent|permission)|(?:i|we)\s+(?:did\s+not|didn'?t)\s+(?:request|authori[sz]e|make|do|initiate|ask\s+for)\s+(?:this|that|these|those|the|any|it)\b|(?:i|we)\s+(?:did\s+not|didn'?t)\s+(?:add|change|reset|regenerate)\s+(?:\S+\s+){0,3}?(?:recovery\s+codes?|codes?|password|e-?mail|address|2fa|two[-\s]factor|device|authenticator|security\s+key|token)|(?:i|we)\s+never\s+(?:changed|reset|regenerated|requested|added)\s+(?:\S+\s+){0,3}?(?:recovery\s+codes?|codes?|password|e-?mail|address|2fa|device)|(?:2fa|two[-\s]factor|mfa|authenticator|device|recovery\s+codes?|codes|email|password)\s+(?:\w+\s+){0,3}?(?:i|we)\s+(?:did\s+not|didn'?t|never)\s+(?:add|enable|set|change|create|generate|request)|someone\s+(?:else\s+)?(?:has\s+)?(?:changed|added|reset|logged|accessed|took|enabled|removed|hijacked|got)|hack(?:ed|er)|compromised|unauthori[sz]ed|account\s+(?:takeover|was\s+taken\s+over|stolen)|(?:was|wasn'?t)\s+not\s+me|wasn'?t\s+me|suspicious\s+(?:activity|login|change|email)|sin\s+mi\s+(?:conocimiento|consentimiento|permiso)|no\s+fui\s+yo|hackead[oa]|sem\s+(?:o\s+)?meu\s+(?:conhecimento|consentimento)|não\s+fui\s+eu|à\s+mon\s+insu|sans\s+mon\s+(?:accord|consentement)|piraté|ohne\s+mein\s+(?:wissen|zutun|einverständnis)|gehackt|без\s+моего\s+(?:ведома|согласия)|взлом\w*|被盗|被黑|被入侵|不是我|未经\S{0,4}(?:授权|许可|同意)|我没有\S{0,4}(?:添加|设置|修改|更改)";
 
 /// Phrases the form template offers as options and people paste as is.
 const OTHER: &str = r"\bother\b|\botro\b|\boutro\b|\bautre\b|\bandere[rs]?\b|другое|其他";
@@ -96,6 +96,32 @@ mod tests {
             "My recovery codes were reset without my knowledge and there is a 2FA I did not add.",
         );
         assert_eq!(r[0], Reason::SuspectedCompromise);
+    }
+
+    #[test]
+    fn not_having_set_something_up_is_no_compromise() {
+        for text in [
+            "I never set up 2FA and forgot my password.",
+            "I didn't save my recovery codes.",
+            "I did not generate recovery codes when I enabled 2FA.",
+            "I never enabled 2FA.",
+        ] {
+            assert!(
+                !reasons(text).contains(&Reason::SuspectedCompromise),
+                "{text}"
+            );
+        }
+        for text in [
+            "I didn't change my email, someone did.",
+            "I did not request this reset.",
+            "There is a 2FA device I did not add.",
+        ] {
+            assert_eq!(
+                reasons(text).first(),
+                Some(&Reason::SuspectedCompromise),
+                "{text}"
+            );
+        }
     }
 
     #[test]
