@@ -16,7 +16,7 @@ use crate::request::Reason;
 const LOST_2FA: &str = r"(?:lost|lose|losing|broke|broken|stolen|reset|wiped|replaced|changed|new|died|dead|damaged|factory|switched|upgraded|no\s+longer\s+have|don'?t\s+have|can'?t\s+(?:access|find|open|use)|cannot\s+(?:access|find|open|use)|lost\s+access\s+to|no\s+access\s+to|without)\s+(?:\w+\s+){0,3}?(?:phone|fone|smartphone|iphone|android|mobile|device|authenticator|auth\s+app|2fa|two[-\s]factor|mfa|totp|otp|security\s+key|yubikey|hardware\s+key|webauthn|google\s+authenticator|authy)|(?:phone|device|authenticator(?:\s+app)?|2fa\s+(?:app|device)|security\s+key|yubikey)\s+(?:was\s+|got\s+|is\s+|has\s+been\s+)?(?:lost|stolen|broken|broke|reset|wiped|died|dead|damaged|gone|deleted|uninstalled|removed|crashed|corrupted|stopped\s+working)|lost\s+(?:my\s+)?2fa|2fa\s+(?:device|app)\s+(?:lost|gone)|(?:me\s+robaron|robaron|me\s+roubaram|roubaram|cambié\s+de|troquei\s+de|on\s+m'a\s+volé|j'ai\s+changé\s+de|украли|сменил\w*|поменял\w*|новый)\s+(?:\w+\s+){0,2}?(?:teléfono|telefone|celular|móvil|movil|dispositivo|téléphone|telephone|portable|телефон\w*|устройств\w*)|(?:neues|neuen)\s+(?:handy|telefon|smartphone)|(?:handy|telefon)\s+gewechselt|(?:perdí|perdi|roubad[oa]|robad[oa])\s+(?:\w+\s+){0,2}?(?:teléfono|telefone|celular|móvil|movil|dispositivo|autenticador|llave|chave)|(?:teléfono|celular|móvil|telefone|dispositivo)\s+(?:fue\s+|fui\s+|fo[io]\s+)?(?:robad[oa]|perdid[oa]|rot[oa]|quebrad[oa]|roubad[oa])|perdu\s+(?:\w+\s+){0,2}?(?:téléphone|telephone|portable|appareil|authentificateur|clé)|(?:téléphone|portable)\s+(?:a\s+été\s+)?(?:volé|perdu|cassé)|(?:handy|telefon|smartphone|gerät|authenticator|sicherheitsschlüssel)\s+(?:\w+\s+){0,3}?(?:verloren|gestohlen|kaputt|defekt|zurückgesetzt|gelöscht)|verloren\s+(?:\w+\s+){0,2}?(?:handy|telefon|gerät)|потерял\w*\s+(?:\w+\s+){0,2}?(?:телефон|устройств\w*|аутентификатор|ключ)|(?:телефон|устройство)\s+(?:\w+\s+){0,2}?(?:потерян|украден|сломан|сброшен)|(?:丢|丟|掉|坏|壞|被偷|遗失|遺失|换了|換了)\S{0,6}(?:手机|手機|设备|設備|验证器|驗證器)|(?:手机|手機|设备|設備)\S{0,4}(?:丢|丟|坏|壞|被偷|遗失|遺失)|(?:无法|不能|没法)\S{0,8}(?:验证器|身份验证|两步验证|双重验证|双因素|二次验证|2fa)";
 
 /// Phrases for "the recovery codes are lost or rejected".
-const RECOVERY_CODES: &str = r"(?:recovery|backup)\s+codes?\s+(?:\S+\s+){0,4}?(?:not\s+work|don'?t\s+work|do\s+not\s+work|doesn'?t\s+work|does\s+not\s+work|didn'?t\s+work|did\s+not\s+work|aren'?t\s+working|are\s+not\s+working|invalid|rejected|not\s+accepted|lost|gone|failed|fail|expired|used)|(?:lost|lose|misplaced|never\s+(?:saved|stored|downloaded|generated|got|received)|didn'?t\s+(?:save|store|download|keep)|did\s+not\s+(?:save|store|download|keep)|don'?t\s+have|do\s+not\s+have|no\s+longer\s+have|can'?t\s+find|cannot\s+find|no)\s+(?:\w+\s+){0,3}?(?:recovery|backup)\s+codes?|códigos?\s+de\s+(?:recuperación|recuperacion|recuperação|respaldo|backup)|codes?\s+de\s+(?:récupération|secours)|wiederherstellungscode\w*|backup-codes?|(?:коды?|кодов)\s+(?:\w+\s+)?восстановления|резервн\w+\s+код\w*|恢复码|恢復碼|恢复代码|备用码|備用碼|救援码";
+const RECOVERY_CODES: &str = r"(?:recovery|backup)\s+codes?\s+(?:\S+\s+){0,4}?(?:not\s+work|don'?t\s+work|do\s+not\s+work|doesn'?t\s+work|does\s+not\s+work|didn'?t\s+work|did\s+not\s+work|aren'?t\s+working|are\s+not\s+working|invalid|rejected|not\s+accepted|lost|gone|failed|fail|expired|used)|(?:lost|lose|misplaced|never\s+(?:saved|stored|downloaded|generated|got|received)|didn'?t\s+(?:save|store|download|keep)|did\s+not\s+(?:save|store|download|keep)|don'?t\s+have|do\s+not\s+have|no\s+longer\s+have|can'?t\s+find|cannot\s+find|no)\s+(?:\w+\s+){0,3}?(?:recovery|backup)\s+codes?|(?:códigos?\s+de\s+(?:recuperación|recuperacion|recuperação|respaldo|backup)|codes?\s+de\s+(?:récupération|secours)|wiederherstellungscode\w*|backup-codes?|(?:коды?|кодов)\s+(?:\w+\s+)?восстановления|резервн\w+\s+код\w*)\s+(?:\S+\s+){0,4}?(?:no\s+funciona\w*|inválid\w*|rechazad\w*|perdid\w*|não\s+funciona\w*|ne\s+(?:\S+\s+)?(?:fonctionn|march)\w*|invalides?|refusés?|perdus?|funktionier\w*\s+nicht|nicht\s+(?:mehr\s+)?(?:funktionier|akzeptiert|gespeichert)\w*|ungültig|verloren|abgelehnt|не\s+(?:работа|подход|принима)\w*|недействительн\w*|потерян\w*)|(?:perdí|no\s+tengo|sin|perdi|não\s+tenho|sem|perdu|pas\s+de|plus\s+de|keine|verloren|нет|потерял\w*)\s+(?:\w+\s+){0,2}?(?:códigos?\s+de\s+(?:recuperación|recuperacion|recuperação)|codes?\s+de\s+(?:récupération|secours)|wiederherstellungscode\w*|backup-codes?|код\w*\s+восстановления|резервн\w+\s+код\w*)|(?:恢复码|恢復碼|恢复代码|备用码|備用碼|救援码)\S{0,6}(?:不能|无法|無法|失效|无效|無效|丢|丟|找不到|没有|不对)|(?:没有|丢了|丢失|找不到|没保存|沒有)\S{0,4}(?:恢复码|恢復碼|恢复代码|备用码|備用碼)";
 
 /// Phrases for a forgotten password.
 const FORGOT_PASSWORD: &str = r"(?:forgot|forgotten|forget|lost|can'?t\s+remember|cannot\s+remember|don'?t\s+remember|do\s+not\s+remember|reset)\s+(?:\w+\s+){0,2}?password|password\s+(?:\w+\s+){0,2}?(?:forgotten|reset|lost)|olvidé\s+(?:\w+\s+)?contraseña|contraseña\s+olvidada|esqueci\s+(?:\w+\s+)?senha|mot\s+de\s+passe\s+oublié|oublié\s+(?:\w+\s+){0,2}?mot\s+de\s+passe|passwort\s+vergessen|kennwort\s+vergessen|забыл\w*\s+(?:\w+\s+)?пароль|忘记\S{0,2}密码|忘記\S{0,2}密碼|密码忘";
@@ -140,6 +140,22 @@ mod tests {
             ("Ich habe ein neues Handy", Reason::Lost2faDevice),
             (
                 "Meine Wiederherstellungscodes funktionieren nicht",
+                Reason::RecoveryCodesLostOrNotWorking,
+            ),
+            (
+                "Los códigos de recuperación no funcionan",
+                Reason::RecoveryCodesLostOrNotWorking,
+            ),
+            (
+                "Mes codes de récupération ne fonctionnent pas",
+                Reason::RecoveryCodesLostOrNotWorking,
+            ),
+            (
+                "我的恢复码都不能用了",
+                Reason::RecoveryCodesLostOrNotWorking,
+            ),
+            (
+                "Коды восстановления не работают",
                 Reason::RecoveryCodesLostOrNotWorking,
             ),
         ];
