@@ -224,11 +224,27 @@ fn tls_parameters(settings: &SmtpSettings, base_dir: &Path) -> Result<TlsParamet
 
 /// Auth refused (530/534/535/538) or a TLS failure: retrying does not help.
 fn is_config_problem(e: &lettre::transport::smtp::Error) -> bool {
-    if e.is_tls() {
+    if is_tls_problem(e) {
         return true;
     }
     let code = e.status().map(|c| c.to_string()).unwrap_or_default();
     matches!(code.as_str(), "530" | "534" | "535" | "538")
+}
+
+/// A certificate or TLS protocol mismatch. lettre reports a failed
+/// STARTTLS handshake as a connection error, so the words are checked too.
+fn is_tls_problem(e: &lettre::transport::smtp::Error) -> bool {
+    let text = error_chain(e).to_ascii_lowercase();
+    e.is_tls()
+        || [
+            "certificate",
+            "verify failed",
+            "wrong version number",
+            "unknown protocol",
+            "packet length",
+        ]
+        .iter()
+        .any(|needle| text.contains(needle))
 }
 
 /// Parses an envelope address; the empty sender is the null reverse-path.
@@ -270,7 +286,7 @@ impl SmtpTransport {
         if e.is_permanent() && !is_config_problem(e) {
             return Error::Permanent(format!("smtp {place}: {e}"));
         }
-        if is_config_problem(e) && e.is_tls() {
+        if is_tls_problem(e) {
             let text = error_chain(e);
             return Error::Transient(format!(
                 "smtp {place}: TLS failed for name {:?}: {text} \

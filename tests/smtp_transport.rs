@@ -1,0 +1,336 @@
+//! The SMTP transport against a real Postfix on loopback (delivering into
+//! Dovecot), started by `scripts/mailstack.sh up $MAILSTACK_DIR`.
+//!
+//! Tests use distinct users or unique subjects and run in parallel; the
+//! one that stops Postfix takes the write side of `GATE`. Set
+//! `RD_SKIP_MAILSTACK=1` to skip them (they say so); otherwise a stack that
+//! fails to start fails the tests.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use recoverydesk::error::Error;
+use recoverydesk::secret::SecretSource;
+use recoverydesk::transport::smtp::{self, SmtpSettings, SmtpTls};
+use recoverydesk::transport::{OutgoingMessage, Transport};
+use tokio::net::TcpStream;
+use tokio::sync::RwLock;
+
+/// Tests that stop a daemon take the write side.
+static GATE: RwLock<()> = RwLock::const_new(());
+
+struct Stack {
+    dir: PathBuf,
+    smtp_port: u16,
+    smtps_port: u16,
+    imap_port: u16,
+    ca_file: PathBuf,
+    secrets: tempfile::TempDir,
+}
+
+/// Starts the stack once per test binary; `None` means skip.
+fn stack() -> Option<&'static Stack> {
+    if std::env::var("RD_SKIP_MAILSTACK").as_deref() == Ok("1") {
+        eprintln!("skipped: RD_SKIP_MAILSTACK=1 (no mail stack for this run)");
+        return None;
+    }
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    Some(STACK.get_or_init(start_stack))
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack.sh")
+}
+
+fn start_stack() -> Stack {
+    let dir = PathBuf::from(
+        std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/rd-mailstack".to_string()),
+    );
+    let out = Command::new("bash")
+        .arg(script())
+        .arg("up")
+        .arg(&dir)
+        .output()
+        .expect("run scripts/mailstack.sh");
+    assert!(
+        out.status.success(),
+        "mailstack.sh up {} failed: {}\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env_text = std::fs::read_to_string(dir.join("mailstack.env")).expect("mailstack.env");
+    let env: HashMap<&str, &str> = env_text
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .collect();
+    let port = |key: &str| -> u16 {
+        env.get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in mailstack.env"))
+    };
+    let secrets = tempfile::tempdir().expect("tempdir");
+    std::fs::write(secrets.path().join("good"), "password\n").expect("write secret");
+    std::fs::write(secrets.path().join("bad"), "not-the-password\n").expect("write secret");
+    Stack {
+        smtp_port: port("MAILSTACK_SMTP_PORT"),
+        smtps_port: port("MAILSTACK_SMTPS_PORT"),
+        imap_port: port("MAILSTACK_IMAP_PORT"),
+        ca_file: PathBuf::from(env.get("MAILSTACK_CA_FILE").copied().unwrap_or_default()),
+        dir,
+        secrets,
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// STARTTLS on the SMTP port with the test CA and AUTH as `user`.
+fn starttls(stack: &Stack, user: &str) -> SmtpSettings {
+    SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: stack.smtp_port,
+        tls: SmtpTls::Starttls,
+        allow_plaintext: false,
+        ca_file: Some(stack.ca_file.clone()),
+        tls_server_name: None,
+        username: Some(user.into()),
+        password: Some(SecretSource {
+            env: None,
+            file: Some("good".into()),
+        }),
+        timeout: Duration::from_secs(10),
+    }
+}
+
+fn outgoing(to: &str, subject: &str) -> OutgoingMessage {
+    let message_id = format!("{}@support.mailstack.test", unique("out"));
+    let bytes = format!(
+        "From: Support <support@mailstack.test>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\
+         Message-ID: <{message_id}>\r\nAuto-Submitted: auto-replied\r\n\r\nWe got your request.\r\n"
+    )
+    .into_bytes();
+    OutgoingMessage {
+        message_id,
+        envelope_from: "support@mailstack.test".into(),
+        envelope_to: vec![to.into()],
+        bytes,
+    }
+}
+
+/// Waits until `user`'s INBOX holds a message with `subject`.
+async fn arrives(stack: &Stack, user: &str, subject: &str) -> bool {
+    let tcp = TcpStream::connect(("127.0.0.1", stack.imap_port))
+        .await
+        .expect("connect imap");
+    let mut client = async_imap::Client::new(tcp);
+    client
+        .read_response()
+        .await
+        .expect("greeting")
+        .expect("greeting");
+    let mut session = client
+        .login(user, "password")
+        .await
+        .map_err(|(e, _)| e)
+        .expect("login");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        session.select("INBOX").await.expect("select");
+        let found: HashSet<u32> = session
+            .uid_search(format!("HEADER Subject \"{subject}\""))
+            .await
+            .expect("search");
+        if !found.is_empty() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn starttls_with_auth_and_the_test_ca_delivers() {
+    let Some(stack) = stack() else { return };
+    let _gate = GATE.read().await;
+    let transport = smtp::build(&starttls(stack, "bob"), stack.secrets.path()).expect("build");
+    assert!(transport
+        .describe()
+        .starts_with("smtp+starttls://bob@127.0.0.1:"));
+    let subject = unique("starttls");
+    transport
+        .send(&outgoing("bob@mailstack.test", &subject))
+        .await
+        .expect("send");
+    assert!(arrives(stack, "bob", &subject).await, "delivered to bob");
+}
+
+#[tokio::test]
+async fn implicit_tls_on_the_submission_port_delivers() {
+    let Some(stack) = stack() else { return };
+    let _gate = GATE.read().await;
+    let mut settings = starttls(stack, "carol");
+    settings.tls = SmtpTls::Implicit;
+    settings.port = stack.smtps_port;
+    let report = smtp::check(&settings, stack.secrets.path())
+        .await
+        .expect("check");
+    assert!(report.contains("AUTH ok"), "{report}");
+    let transport = smtp::build(&settings, stack.secrets.path()).expect("build");
+    let subject = unique("implicit");
+    transport
+        .send(&outgoing("carol@mailstack.test", &subject))
+        .await
+        .expect("send");
+    assert!(
+        arrives(stack, "carol", &subject).await,
+        "delivered to carol"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_config_at_check_and_transient_at_send() {
+    let Some(stack) = stack() else { return };
+    let _gate = GATE.read().await;
+    let mut settings = starttls(stack, "dave");
+    settings.password = Some(SecretSource {
+        env: None,
+        file: Some("bad".into()),
+    });
+    let err = smtp::check(&settings, stack.secrets.path())
+        .await
+        .expect_err("bad password");
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    assert!(err.to_string().contains("authentication refused"), "{err}");
+    // At send time the message must stay queued, not be given up on.
+    let transport = smtp::build(&settings, stack.secrets.path()).expect("build");
+    let err = transport
+        .send(&outgoing("dave@mailstack.test", "never"))
+        .await
+        .expect_err("bad password");
+    assert!(err.is_transient(), "{err}");
+}
+
+#[tokio::test]
+async fn a_5xx_is_permanent_and_a_4xx_transient_with_the_servers_words() {
+    let Some(stack) = stack() else { return };
+    let _gate = GATE.read().await;
+    let transport = smtp::build(&starttls(stack, "agent"), stack.secrets.path()).expect("build");
+    let err = transport
+        .send(&outgoing("rejected@mailstack.test", "no"))
+        .await
+        .expect_err("550");
+    assert!(matches!(err, Error::Permanent(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("Rejected by the mailstack test rule"),
+        "{err}"
+    );
+    let err = transport
+        .send(&outgoing("deferred@mailstack.test", "later"))
+        .await
+        .expect_err("450");
+    assert!(err.is_transient(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("Deferred by the mailstack test rule"),
+        "{err}"
+    );
+    // The pooled connection is still good for the next message.
+    let subject = unique("after-reject");
+    transport
+        .send(&outgoing("agent@mailstack.test", &subject))
+        .await
+        .expect("send after a rejection");
+    assert!(arrives(stack, "agent", &subject).await);
+}
+
+#[tokio::test]
+async fn tls_with_the_wrong_name_fails_clearly() {
+    let Some(stack) = stack() else { return };
+    let _gate = GATE.read().await;
+    let mut settings = starttls(stack, "alice");
+    settings.tls_server_name = Some("wrong.example".into());
+    let err = smtp::check(&settings, stack.secrets.path())
+        .await
+        .expect_err("name mismatch");
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("wrong.example") && text.contains("certificate"),
+        "{text}"
+    );
+    let transport = smtp::build(&settings, stack.secrets.path()).expect("build");
+    let err = transport
+        .send(&outgoing("alice@mailstack.test", "never"))
+        .await
+        .expect_err("name mismatch");
+    assert!(err.is_transient(), "kept for retry: {err}");
+}
+
+#[tokio::test]
+async fn a_stopped_postfix_is_transient_and_sending_resumes_after_restart() {
+    let Some(stack) = stack() else { return };
+    let _gate = GATE.write().await;
+    let transport = smtp::build(&starttls(stack, "staff"), stack.secrets.path()).expect("build");
+    let warm = unique("warm");
+    transport
+        .send(&outgoing("staff@mailstack.test", &warm))
+        .await
+        .expect("send before stop");
+
+    let run = |cmd: &str| {
+        let status = Command::new("bash")
+            .arg(script())
+            .arg(cmd)
+            .arg(&stack.dir)
+            .status()
+            .expect("run mailstack.sh");
+        assert!(status.success(), "mailstack.sh {cmd}");
+    };
+    run("stop-postfix");
+    let started = Instant::now();
+    let err = transport
+        .send(&outgoing("staff@mailstack.test", "while down"))
+        .await
+        .expect_err("postfix is down");
+    let took = started.elapsed();
+    run("start-postfix");
+    assert!(err.is_transient(), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("127.0.0.1:{}", stack.smtp_port)),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(5), "failed fast: {took:?}");
+
+    let subject = unique("after-restart");
+    let mut sent = false;
+    for _ in 0..3 {
+        // A pooled connection from before the restart may be dead once.
+        if transport
+            .send(&outgoing("staff@mailstack.test", &subject))
+            .await
+            .is_ok()
+        {
+            sent = true;
+            break;
+        }
+    }
+    assert!(sent, "sending works again after start-postfix");
+    assert!(arrives(stack, "staff", &subject).await);
+}
