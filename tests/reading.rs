@@ -33,6 +33,42 @@ struct Labelled {
     status_chase: bool,
     #[serde(default)]
     solved: bool,
+    /// Only some requests label their proofs; only those are scored.
+    proofs: Option<LabelledProofs>,
+}
+
+/// Proofs a requester offered; `account_created` is scored as "the
+/// extracted date contains this" ("March 2019" contains "2019").
+#[derive(Debug, Default, Deserialize)]
+struct LabelledProofs {
+    #[serde(default)]
+    packages: Vec<String>,
+    #[serde(default)]
+    repository_urls: Vec<String>,
+    #[serde(default)]
+    previous_addresses: Vec<String>,
+    account_created: Option<String>,
+}
+
+/// True when the extracted proofs are exactly the labelled ones.
+fn proofs_match(got: &recoverydesk::request::Proofs, want: &LabelledProofs) -> bool {
+    let same = |a: &[String], b: &[String]| {
+        let norm = |v: &[String]| {
+            let mut v: Vec<String> = v.iter().map(|s| s.to_lowercase()).collect();
+            v.sort();
+            v
+        };
+        norm(a) == norm(b)
+    };
+    let created = match (&got.account_created, &want.account_created) {
+        (Some(g), Some(w)) => g.contains(w.as_str()),
+        (None, None) => true,
+        _ => false,
+    };
+    same(&got.packages, &want.packages)
+        && same(&got.repository_urls, &want.repository_urls)
+        && same(&got.previous_addresses, &want.previous_addresses)
+        && created
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +160,7 @@ fn measure(file: &str) -> BTreeMap<&'static str, f64> {
     let set: Set = toml::from_str(&std::fs::read_to_string(path).expect("fixture file"))
         .expect("fixture TOML");
     let mut right: BTreeMap<&'static str, usize> = FIELDS.iter().map(|f| (*f, 0)).collect();
+    let (mut labelled_proofs, mut right_proofs) = (0usize, 0usize);
     for case in &set.request {
         let got = read(case);
         let f = &got.fields;
@@ -183,6 +220,17 @@ fn measure(file: &str) -> BTreeMap<&'static str, f64> {
             f.status_chase == case.status_chase && f.solved == case.solved,
             format!("got chase={} solved={}", f.status_chase, f.solved),
         );
+        if let Some(want) = &case.proofs {
+            labelled_proofs += 1;
+            if proofs_match(&f.proofs, want) {
+                right_proofs += 1;
+            } else {
+                println!(
+                    "miss {} proofs: got {:?}, want {want:?}  [{}]",
+                    case.id, f.proofs, case.note
+                );
+            }
+        }
         // Redaction must hold in the text that goes on: no token survives.
         assert!(
             !got.text.contains("pypi-AgE"),
@@ -192,14 +240,22 @@ fn measure(file: &str) -> BTreeMap<&'static str, f64> {
     }
     let n = set.request.len();
     println!("{file}: {n} requests");
-    right
+    let proofs_acc = right_proofs as f64 / labelled_proofs.max(1) as f64;
+    println!(
+        "  {:16} {:5.1}%  ({right_proofs}/{labelled_proofs} requests that label them)",
+        "proofs",
+        proofs_acc * 100.0
+    );
+    let mut acc: BTreeMap<&'static str, f64> = right
         .into_iter()
         .map(|(field, ok)| {
             let acc = ok as f64 / n.max(1) as f64;
             println!("  {field:16} {:5.1}%  ({ok}/{n})", acc * 100.0);
             (field, acc)
         })
-        .collect()
+        .collect();
+    acc.insert("proofs", proofs_acc);
+    acc
 }
 
 fn assert_floors(file: &str, acc: &BTreeMap<&'static str, f64>, floors: &[(&str, f64)]) {
@@ -237,6 +293,7 @@ fn fields_are_read_accurately_on_the_labelled_set() {
         ("secrets", 0.97),
         ("language", 0.92),
         ("chase_solved", 0.97),
+        ("proofs", 0.75),
     ];
     assert_floors("requests.toml", &acc, &floors);
 }

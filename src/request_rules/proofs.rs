@@ -25,9 +25,25 @@ static PROJECT_URL: Lazy<Regex> =
 /// "I maintain the packages `a`, `b` and `c`", "my package foo", "owner
 /// of foo-bar", and translations. The list is read separately.
 static PACKAGE_PHRASE: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)(?:(?:maintain|maintainer\s+of|own|owner\s+of|author\s+of|published|publish|uploaded|released|upload|wrote|created|manage)\s+(?:the\s+|my\s+|a\s+)?(?:following\s+)?(?:packages?|projects?|libraries|library)?|(?:my|our)\s+(?:packages?|projects?|librar(?:y|ies))|packages?\s*(?:i\s+own|i\s+maintain)?\s*:|projects?\s*:|(?:mis|meus|mes|meine)\s+(?:paquetes|pacotes|paquets|pakete|proyectos|projetos|projets|projekte)|мои\s+(?:пакеты|проекты)|我的(?:包|项目))\s*(?:called|named|is|are|include|:)?\s*([^\n.;]{1,200})")
-        .expect("valid regex")
+    Regex::new(&format!(
+        r"(?i)(?:(?:maintain|maintainer\s+of|own|owner\s+of|author\s+of|published|publish|uploaded|released|upload|wrote|created|manage)\s+(?:the\s+|my\s+|a\s+|our\s+)?(?:following\s+)?(?:packages?|projects?|libraries|library)|(?:my|our)\s+(?:packages?|projects?|librar(?:y|ies))|packages?\s*(?:i\s+own|i\s+maintain)?\s*:|projects?\s*:|(?:mis|meus|mes|meine)\s+(?:paquetes|pacotes|paquets|pakete|proyectos|projetos|projets|projekte)|мои\s+(?:пакеты|проекты)|我的(?:包|项目))\s*(?:called|named|is|are|include|:)?\s*{LIST}"
+    ))
+    .expect("valid regex")
 });
+
+/// "maintainer of x", "I maintain x": no noun says a package follows, so
+/// only name-shaped words count (quoted, or with `-`, `_`, `.` or a digit).
+static PACKAGE_OF: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(&format!(
+        r"(?i)\b(?:maintainer|author|owner)\s+of\s+(?:the\s+)?{LIST}|\bi\s+maintain\s+{LIST}"
+    ))
+    .expect("valid regex")
+});
+
+/// A list after a package phrase: up to the end of the sentence, a
+/// semicolon or a parenthesis ("`a`, `b` (account: x)"); a dot inside a
+/// name ("zope.interface") does not end it.
+const LIST: &str = r"((?:[^\n.;()]|\.[^\s.;()])+)";
 
 static PACKAGE_NAME: Lazy<Regex> = Lazy::new(|| {
     Regex::new(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$").expect("valid regex")
@@ -130,13 +146,20 @@ pub(super) fn find(doc: &Document, ignore: &[String], lookup: Option<&str>) -> P
     }
     for line in doc.answers(SectionKind::Projects).lines() {
         if !line.contains("://") {
-            package_list(line, &mut proofs.packages);
+            package_list(line, false, &mut proofs.packages);
         }
     }
     for caps in PACKAGE_PHRASE.captures_iter(&doc.prose) {
         if let Some(list) = caps.get(1) {
             if !list.as_str().contains("://") {
-                package_list(list.as_str(), &mut proofs.packages);
+                package_list(list.as_str(), false, &mut proofs.packages);
+            }
+        }
+    }
+    for caps in PACKAGE_OF.captures_iter(&doc.prose) {
+        if let Some(list) = caps.get(1).or_else(|| caps.get(2)) {
+            if !list.as_str().contains("://") {
+                package_list(list.as_str(), true, &mut proofs.packages);
             }
         }
     }
@@ -165,8 +188,10 @@ static SENTENCE: Lazy<Regex> =
     Lazy::new(|| Regex::new(r"[!?;\n。！？]+|\.\s").expect("valid regex"));
 
 /// Reads "`foo`, bar-baz and qux" into names.
-fn package_list(list: &str, into: &mut Vec<String>) {
+/// `name_shaped` keeps only words that cannot be ordinary prose.
+fn package_list(list: &str, name_shaped: bool, into: &mut Vec<String>) {
     for raw in list.split([',', ' ', '/', '、', '，']) {
+        let quoted = raw.trim().starts_with(['`', '\'', '"']);
         let name = raw
             .trim()
             .trim_matches(['`', '\'', '"', '*', '(', ')', '[', ']', '-', ':'])
@@ -174,8 +199,13 @@ fn package_list(list: &str, into: &mut Vec<String>) {
         if name.is_empty() || NOT_PACKAGES.contains(&name.to_lowercase().as_str()) {
             continue;
         }
+        let shaped =
+            quoted || name.contains(['-', '_', '.']) || name.chars().any(|c| c.is_ascii_digit());
         // Digits-only words are counts or years, not package names.
-        if PACKAGE_NAME.is_match(name) && !name.chars().all(|c| c.is_ascii_digit()) {
+        if PACKAGE_NAME.is_match(name)
+            && !name.chars().all(|c| c.is_ascii_digit())
+            && (!name_shaped || shaped)
+        {
             push_unique(into, name);
         }
     }
@@ -203,6 +233,15 @@ mod tests {
             p.repository_urls,
             vec!["https://github.com/jodoe/tinyparse"]
         );
+    }
+
+    #[test]
+    fn prose_around_proofs_is_not_a_package() {
+        let p =
+            proofs("The account was created in 2016 and my previous address was wren@old.example.");
+        assert!(p.packages.is_empty(), "{:?}", p.packages);
+        let p = proofs("I'm the maintainer of `quailpipe` and quail-cli (account: quail_maint).");
+        assert_eq!(p.packages, vec!["quailpipe", "quail-cli"]);
     }
 
     #[test]
