@@ -24,7 +24,12 @@ pub const NAMES: &[&str] = &[
     "hostile_input",
     "resolved",
     "closed",
+    "wrong_code",
 ];
+
+/// The label of the extra render `templates check` does per kind with
+/// [`null_shape`].
+pub const NULL_SHAPE: &str = "missing_everything+nulls";
 
 /// The sample requester address (never the linked address).
 pub const SAMPLE_REQUESTER: &str = "jordan.lee@example.org";
@@ -270,6 +275,13 @@ pub fn scenario(name: &str) -> Option<Value> {
             set(&mut v, "/case/age_days", json!(12));
             set(&mut v, "/case/queue_position", json!(0));
         }
+        "wrong_code" => {
+            // The requester sent a code that did not match; `challenge_sent`
+            // is sent again with the attempts left.
+            set(&mut v, "/case/state", json!("awaiting_verification"));
+            set(&mut v, "/challenge/wrong_code", json!(true));
+            set(&mut v, "/challenge/attempts_left", json!(3));
+        }
         "closed" => {
             set(&mut v, "/case/state", json!("closed"));
             set(&mut v, "/case/age_days", json!(40));
@@ -308,6 +320,45 @@ pub fn for_kind(context: &Value, kind: TemplateKind) -> Value {
     }
     if kind != TemplateKind::TooLarge {
         map.remove("limits");
+    }
+    v
+}
+
+/// Every context `templates check` renders `kind` with: each scenario
+/// trimmed by [`for_kind`], then [`null_shape`].
+pub fn contexts_for(kind: TemplateKind) -> Vec<(&'static str, Value)> {
+    let mut contexts: Vec<(&'static str, Value)> = all()
+        .iter()
+        .map(|(name, context)| (*name, for_kind(context, kind)))
+        .collect();
+    contexts.push((NULL_SHAPE, null_shape(kind)));
+    contexts
+}
+
+/// `missing_everything` in the other shape a worker may build: every object
+/// present for every kind, with the values that do not apply set to null
+/// (no code outside the challenge mail, no relay text, no size, no excerpt).
+/// Templates must cope with both shapes, so they test with `{% if %}`
+/// before doing arithmetic or filtering on an optional value.
+pub fn null_shape(kind: TemplateKind) -> Value {
+    let mut v = scenario("missing_everything").unwrap_or_default();
+    set(&mut v, "/challenge/attempts_left", Value::Null);
+    set(&mut v, "/limits/size_bytes", Value::Null);
+    set(&mut v, "/staff/excerpt", Value::Null);
+    set(&mut v, "/staff/reason", Value::Null);
+    if !matches!(
+        kind,
+        TemplateKind::Challenge | TemplateKind::ChallengeReminder
+    ) {
+        set(&mut v, "/challenge/code", Value::Null);
+    }
+    if kind != TemplateKind::StaffRelay {
+        set(&mut v, "/relay/text", Value::Null);
+    }
+    if !kind.is_staff_facing() {
+        if let Some(map) = v.as_object_mut() {
+            map.remove("staff");
+        }
     }
     v
 }
@@ -365,7 +416,9 @@ fn base() -> Value {
             "requested": "2026-11-23",
             "requester_masked": "j***@e***.org",
             "reply_address": "support+ch-RD-7K3M9Q.a41c9e02@example.org",
-            "account": "iineolineii"
+            "account": "iineolineii",
+            "wrong_code": false,
+            "attempts_left": 5
         },
         "relay": {
             "text": "Hello,\n\nThanks for your patience. Could you tell us the name of one package you uploaded last year?",
@@ -396,8 +449,9 @@ fn base() -> Value {
                 {"id": "RD-4HX8PT", "state": "awaiting_info", "age_days": 11, "username": null, "priority": "normal"}
             ]
         },
-        "limits": {"size_bytes": 31457280, "limit_bytes": 10485760},
-        "policy": {"reopen_days": 30, "close_after_days": 14, "waiting_period_days": 7}
+        "limits": {"size_bytes": 31600000, "limit_bytes": 10485760},
+        "policy": {"reopen_days": 30, "close_after_days": 14, "waiting_period_days": 7},
+        "extra": {}
     })
 }
 
