@@ -195,6 +195,12 @@ static BOUNCE_SUBJECT: Lazy<Regex> = Lazy::new(|| {
     .expect("bounce subject regex")
 });
 
+/// Words of a delivery-delay warning, which is not a failure yet.
+static DELAY_NOTICE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)(delivery\ (status\ notification\ \()?delay|delayed\ mail|message\ (delivery\ )?(is\ )?delayed|still\ being\ retried|will\ (continue\ to\ )?(be\ )?retr(y|ied)|could\ not\ send\ message\ for\ past|not\ yet\ been\ delivered|no\ need\ to\ resend)")
+        .expect("delay regex")
+});
+
 /// First lines of non-DSN bounces written by common MTAs and providers.
 static BOUNCE_BODY: Lazy<Regex> = Lazy::new(|| {
     Regex::new(
@@ -555,6 +561,18 @@ fn bounce(inbound: &Inbound) -> Option<Classification> {
     };
     let mut details = text_details(inbound);
     fill_from_headers(inbound, &mut details);
+    // A non-DSN warning ("could not send message for past 4 hours") is not
+    // a failure yet; say so unless a permanent status code was given.
+    let permanent_status = details
+        .status
+        .as_deref()
+        .is_some_and(|s| s.starts_with('5'));
+    if !permanent_status
+        && (DELAY_NOTICE.is_match(&inbound.subject)
+            || DELAY_NOTICE.is_match(head_chars(&inbound.text, BODY_HEAD_CHARS)))
+    {
+        details.action = Some("delayed".into());
+    }
     Some(Classification::new(MessageKind::Bounce(details), reason))
 }
 
@@ -957,6 +975,17 @@ mod tests {
             Some("orig-1@desk.example.jp")
         );
         assert_eq!(b.status.as_deref(), Some("5.1.1"));
+    }
+
+    #[test]
+    fn delay_warning_is_not_permanent() {
+        let raw = "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>\r\nSubject: Warning: could not send message for past 4 hours\r\n\r\n    **********************************************\r\n    **      THIS IS A WARNING MESSAGE ONLY      **\r\n    **  YOU DO NOT NEED TO RESEND YOUR MESSAGE  **\r\n\r\n<slow@example.net>... Deferred: Connection timed out\r\n";
+        let MessageKind::Bounce(b) = classify_raw(raw).kind else {
+            panic!("not a bounce")
+        };
+        assert_eq!(b.failed_recipients, vec!["slow@example.net"]);
+        assert_eq!(b.action.as_deref(), Some("delayed"));
+        assert!(!b.is_permanent_failure());
     }
 
     #[test]
