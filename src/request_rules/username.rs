@@ -232,6 +232,7 @@ const STOP: &[&str] = &[
     "и",
     "owner",
     "holder",
+    "redacted",
     "recover",
     "recovering",
     "back",
