@@ -124,13 +124,27 @@ impl Step<'_> {
         }
         if self.case.state == CaseState::Closed {
             self.case.closed_at = None;
-            self.case.state = CaseState::AwaitingStaff;
+            // Staff by default (with its status timer), unless `advance`
+            // below finds the requester owes us something.
+            self.to_staff(false);
             self.log("system", "reopened by a reply from the requester");
             self.send(Mail::new("reopened", Recipient::Requester));
+            if let Some(lookup) = &msg.lookup {
+                self.take_lookup(lookup);
+            }
+            // A challenge left over from before the close is stale (its
+            // timers were cleared): replace it rather than wait on it forever.
+            self.expire_challenge();
             self.advance(false);
             return;
         }
-        if msg.duplicate {
+        if self.case.state == CaseState::Resolved {
+            self.reply_to_resolved(msg);
+            return;
+        }
+        // A new message that is really "any update?" is a status chase, not
+        // a duplicate: it gets the once-per-interval status reply below.
+        if msg.duplicate && !msg.fields.status_chase {
             self.log("system", "a repeat of a request already in the queue: merged");
             self.send(Mail::new("duplicate", Recipient::Requester));
             self.advance(false);
@@ -157,8 +171,13 @@ impl Step<'_> {
             self.take_lookup(lookup);
         }
         let before = self.case.state;
-        if msg.fields.status_chase && self.case.missing.is_empty() {
-            self.status_reply(now);
+        if msg.fields.status_chase {
+            // Staff see chases in the digest (from this log line), not as mail.
+            self.log("requester", "asked for an update");
+            self.advance(false);
+            if self.mails.iter().all(|m| m.to != Recipient::Requester) {
+                self.status_reply(now);
+            }
             return;
         }
         self.advance(false);
@@ -169,6 +188,23 @@ impl Step<'_> {
                 self.status_reply(now);
             }
         }
+    }
+
+    /// A reply to a resolved case: "it works, thanks" restarts the quiet
+    /// period before the close; anything else puts the case back in front
+    /// of staff, who resolved it thinking it was done.
+    fn reply_to_resolved(&mut self, msg: &RequesterMessage) {
+        let now = self.ctx.now;
+        if msg.fields.solved {
+            self.set_timer(TimerKind::ResolvedClose, now + self.ctx.policy.resolved_close_after);
+            self.log("system", "the requester confirmed the resolution: no answer needed; the quiet period starts again");
+            return;
+        }
+        self.case.timers.remove(&TimerKind::ResolvedClose);
+        self.log("system", "reopened by a reply to the resolved case");
+        self.to_staff(false);
+        self.send(Mail::new("reopened", Recipient::Requester));
+        self.notify("staff_nudge", "the requester replied to a resolved case");
     }
 
     fn status_reply(&mut self, now: i64) {
@@ -329,7 +365,7 @@ impl Step<'_> {
         if first {
             self.send(Mail::new("acknowledgement", Recipient::Requester));
         }
-        self.clear_timers(&[TimerKind::Reminder, TimerKind::CloseInactive]);
+        self.clear_timers(&[TimerKind::Reminder, TimerKind::CloseInactive, TimerKind::ResolvedClose]);
         if !self.case.timers.contains_key(&TimerKind::StaffStatus) {
             let due = self.ctx.now + self.ctx.policy.staff_status_after;
             self.set_timer(TimerKind::StaffStatus, due);
@@ -388,9 +424,15 @@ impl Step<'_> {
             _ => return,
         };
         if expired {
-            self.case.verification = Verification::Expired { at: now };
             self.log("system", "a code arrived after the challenge expired");
-            self.advance(false);
+            if actor == "requester" {
+                // The requester is still there: a fresh challenge to the same
+                // place (or the same pretend one) is the useful answer.
+                self.expire_challenge();
+                self.advance(false);
+            } else {
+                self.case.verification = Verification::Expired { at: now };
+            }
             return;
         }
         if matched {
@@ -403,14 +445,22 @@ impl Step<'_> {
             return;
         }
         self.log(actor, "a wrong code was sent");
+        // Only the person who sent a code hears about it: a wrong code on
+        // the challenge thread must not tell the requester that the linked
+        // mailbox exists and answered.
+        let tell_requester = actor == "requester";
         if attempts_left == 0 {
             self.case.verification = Verification::Locked { at: now };
             self.case.flag(Flag::ChallengeLocked);
             self.clear_timers(&[TimerKind::ChallengeReminder, TimerKind::ChallengeExpiry]);
             self.log("system", "challenge locked after too many wrong codes");
-            self.send(Mail::new("neutral", Recipient::Requester));
+            if tell_requester {
+                self.send(Mail::new("neutral", Recipient::Requester));
+            }
             self.notify("staff_nudge", "the challenge locked after too many wrong codes");
             self.to_staff(false);
+        } else if !tell_requester {
+            self.log("system", format!("{attempts_left} attempt(s) left; the requester is not told"));
         } else {
             self.send(
                 Mail::new("challenge_sent", Recipient::Requester)
@@ -490,7 +540,10 @@ impl Step<'_> {
         let now = self.ctx.now;
         let actor = format!("staff:{from}");
         self.case.last_staff_action_at = Some(now);
-        if self.case.timers.contains_key(&TimerKind::StaffStatus) {
+        // The status-note cap bounds notes over one stretch of staff
+        // silence; a staff action starts a new stretch (even after the cap).
+        self.case.status_notes_sent = 0;
+        if self.case.state == CaseState::AwaitingStaff || self.case.timers.contains_key(&TimerKind::StaffStatus) {
             self.set_timer(TimerKind::StaffStatus, now + self.ctx.policy.staff_status_after);
         }
         if direct {
@@ -584,5 +637,24 @@ impl Step<'_> {
         self.case.state = CaseState::Closed;
         self.case.closed_at = Some(now);
         self.case.timers.clear();
+        // Its expiry timer is gone with the others: a challenge must not
+        // outlive the case, or a reopened case would wait on it forever.
+        self.expire_challenge();
+    }
+
+    /// Ends a pending (or pretend) challenge and remembers where it went,
+    /// so `advance` can issue a fresh one there without a new lookup.
+    pub(super) fn expire_challenge(&mut self) {
+        let target = match &self.case.verification {
+            Verification::Pending(ch) => Ok(ch.sent_to.clone()),
+            Verification::NoTarget { why, .. } => Err(why.clone()),
+            _ => return,
+        };
+        self.case.verification = Verification::Expired { at: self.ctx.now };
+        self.case.timers.remove(&TimerKind::ChallengeReminder);
+        self.case.timers.remove(&TimerKind::ChallengeExpiry);
+        if self.target.is_none() {
+            self.target = Some(target);
+        }
     }
 }

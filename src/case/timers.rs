@@ -90,6 +90,14 @@ impl Step<'_> {
             let quiet = self.ctx.policy.quiet_hours.as_ref();
             if kind.respects_quiet_hours() && next_allowed(quiet, now) != now {
                 let later = next_allowed(quiet, now);
+                // After downtime a reminder whose close moment has passed
+                // waits as the close, so it is not sent stale afterwards.
+                let waiting = matches!(self.case.state, CaseState::AwaitingInfo | CaseState::AwaitingVerification);
+                let kind = if kind == TimerKind::Reminder && waiting && now >= at + self.ctx.policy.close_after {
+                    TimerKind::CloseInactive
+                } else {
+                    kind
+                };
                 self.set_timer(kind, later);
                 self.log("system", format!("{} postponed by quiet hours", kind.as_str()));
                 continue;
@@ -132,7 +140,7 @@ impl Step<'_> {
                 if self.case.status_notes_sent < policy.status_cap {
                     self.case.status_notes_sent += 1;
                     self.send(Mail::new("status_note", Recipient::Requester));
-                    self.notify("staff_nudge", "no staff action on this case for a while");
+                    self.notify("staff_stale", "no staff action on this case for a while");
                     self.log("system", "status note sent; staff nudged");
                     self.set_timer(TimerKind::StaffStatus, now + policy.status_repeat);
                 } else {
