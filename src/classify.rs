@@ -997,6 +997,28 @@ mod tests {
     }
 
     #[test]
+    fn vendor_out_of_office_markers_alone() {
+        for header in [
+            "X-MS-Exchange-Inbox-Rules-Loop: jo@example.org",
+            "X-Autoreply: yes",
+            "X-Autorespond: Vacation",
+            "X-Apple-Action: VACATION",
+            "X-Mailer: vacation 1.2",
+        ] {
+            let raw = format!(
+                "From: jo@example.org\r\n{header}\r\nSubject: Re: your case\r\n\r\nAway.\r\n"
+            );
+            let c = classify_raw(&raw);
+            assert_eq!(c.kind, MessageKind::AutoReply, "{header}");
+            assert!(!c.reason.is_empty());
+        }
+        let old_outlook = classify_raw(
+            "From: jo@example.org\r\nSubject: Out of Office AutoReply: case\r\n\r\nAway.\r\n",
+        );
+        assert_eq!(old_outlook.kind, MessageKind::AutoReply);
+    }
+
+    #[test]
     fn outlook_automatic_reply_subject() {
         let c = classify_raw("From: jo@example.org\r\nSubject: Automatic reply: Your case RD-7K3M9Q\r\n\r\nI am away.\r\n");
         assert_eq!(c.kind, MessageKind::AutoReply);
