@@ -64,6 +64,10 @@
 //! - `GET {base_url}/accounts/by-username/{username}`
 //! - `GET {base_url}/accounts/by-address/{address}`
 //!
+//! A username or address that is empty, `.` or `..` cannot be a path
+//! segment and is no account anywhere: it is answered `NotFound` without a
+//! request.
+//!
 //! The last path segment is percent-encoded: every byte other than ASCII
 //! letters, digits, `-`, `.`, `_` and `~` becomes `%XX` (UTF-8), so `/`,
 //! `+`, `@`, `?`, `#`, `%` and spaces arrive as data, never as syntax.
@@ -410,6 +414,12 @@ impl FileDirectory {
                     ));
                 }
                 dir.addresses.insert(address_key, key.clone());
+            }
+            if account.addresses.iter().filter(|a| a.primary).count() > 1 {
+                return Err(format!(
+                    "account {:?} has more than one primary address",
+                    account.username
+                ));
             }
             // Stable: the primary moves to the front, the rest keep order.
             account.addresses.sort_by_key(|a| !a.primary);
@@ -955,6 +965,10 @@ bob,,,,,,
                 "not an email address",
             ),
             ("username,address\na,x@x.org\nb,x@x.org\n", "linked to both"),
+            (
+                "username,address,primary\na,x@x.org,1\na,y@x.org,1\n",
+                "more than one primary",
+            ),
         ];
         for (text, expect) in cases {
             let err = FileDirectory::from_csv(text).err().unwrap_or_default();

@@ -37,7 +37,10 @@
 //! candidates as attempts remain, so stuffing a message with guesses buys
 //! nothing: five attempts are five guesses, however they are packaged.
 
+use std::collections::{HashMap, HashSet};
+
 use hmac::{Hmac, Mac};
+use once_cell::sync::Lazy;
 use rand::Rng;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -137,13 +140,14 @@ pub fn code_matches_for(
 /// Give it only what the sender newly wrote: a code that appears only in
 /// quoted text is not a confirmation by itself.
 pub fn find_codes(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for span in scan(text) {
-        if !out.contains(&span.code) {
-            out.push(span.code);
-        }
-    }
-    out
+    // A set, not `Vec::contains`: the text is the sender's, and a message
+    // stuffed with codes must not cost quadratic time.
+    let mut seen = HashSet::new();
+    scan(text)
+        .into_iter()
+        .filter(|span| seen.insert(span.code.clone()))
+        .map(|span| span.code)
+        .collect()
 }
 
 /// The candidates that each count as one attempt if checked and wrong:
@@ -153,16 +157,15 @@ pub fn find_codes(text: &str) -> Vec<String> {
 /// The order matters when fewer attempts remain than candidates: the
 /// candidate most likely to be the code the person copied is tried first.
 pub fn attempt_candidates(text: &str) -> Vec<String> {
-    let spans = scan(text);
-    let mut out: Vec<String> = Vec::new();
-    for split in [true, false] {
-        for span in spans.iter().filter(|s| s.split == split) {
-            if !out.contains(&span.code) {
-                out.push(span.code.clone());
-            }
-        }
-    }
-    out
+    let mut spans = scan(text);
+    // Stable: within each form, the order of appearance is kept.
+    spans.sort_by_key(|span| !span.split);
+    let mut seen = HashSet::new();
+    spans
+        .into_iter()
+        .filter(|span| seen.insert(span.code.clone()))
+        .map(|span| span.code)
+        .collect()
 }
 
 /// The outcome of checking one message's codes against a challenge.
@@ -602,6 +605,7 @@ const NO_PLEASANTRY: &[&str] = &[
 const YES_PHRASES: &[&str] = &[
     // English.
     "that was me", "it was me", "this was me", "was me", "that's me", "thats me",
+    "that's correct", "thats correct", "that is correct",
     "that is me", "it's me", "its me", "it is me", "this is me",
     "i requested it", "i requested this", "i requested that", "i did request", "i did ask",
     "i asked for it", "i asked for this", "i made the request", "i made this request",
@@ -717,28 +721,31 @@ fn clause_verdict(clause: &str) -> Verdict {
     if NO_WORDS.contains(&first) && is_negator_or_no_word(&words) {
         verdict.no = true;
     }
-    if NO_PHRASES.iter().any(|p| find_phrase(&words, p).is_some())
-        || NO_PHRASES_CJK.iter().any(|p| clause.contains(p))
-    {
+    if NO_PHRASES_CJK.iter().any(|p| clause.contains(p)) {
         verdict.no = true;
     }
-    for phrase in YES_PHRASES {
-        let mut from = 0;
-        while let Some(at) = find_phrase(&words[from..], phrase).map(|i| i + from) {
-            if (0..at).any(|j| is_negator(&words, j)) {
+    // One pass over the words, each looked up among the phrases that start
+    // with it, and the clause's first negation found once: the text is the
+    // sender's, so nothing here may be quadratic.
+    let first_negator = (0..words.len()).find(|&j| is_negator(&words, j));
+    for at in 0..words.len() {
+        for phrase in PHRASES_BY_FIRST_WORD.get(words[at]).into_iter().flatten() {
+            if !words[at..].starts_with(&phrase.words) {
+                continue;
+            }
+            if !phrase.confirms || first_negator.is_some_and(|j| j < at) {
                 verdict.no = true;
             } else {
                 verdict.yes = true;
             }
-            from = at + 1;
         }
     }
+    let first_negator_cjk = clause.find(|c| NEGATORS_CJK.contains(&c));
     for phrase in YES_PHRASES_CJK {
         for (at, _) in clause.match_indices(phrase) {
-            let before = &clause[..at];
             // "是我的邮箱" is "it is my mailbox", not "it was me".
-            let possessive = clause[at + phrase.len()..].starts_with('的') && *phrase == "是我";
-            if before.chars().any(|c| NEGATORS_CJK.contains(&c)) {
+            let possessive = *phrase == "是我" && clause[at + phrase.len()..].starts_with('的');
+            if first_negator_cjk.is_some_and(|j| j < at) {
                 verdict.no = true;
             } else if !possessive {
                 verdict.yes = true;
@@ -757,17 +764,25 @@ fn is_negator_or_no_word(words: &[&str]) -> bool {
     }
 }
 
-/// Index of the first occurrence of `phrase` (space-separated words) in
-/// `words`.
-fn find_phrase(words: &[&str], phrase: &str) -> Option<usize> {
-    let parts: Vec<&str> = phrase.split(' ').collect();
-    if parts.is_empty() || parts.len() > words.len() {
-        return None;
-    }
-    words
-        .windows(parts.len())
-        .position(|w| w == parts.as_slice())
+/// A phrase of [`YES_PHRASES`] or [`NO_PHRASES`], split into words.
+struct Phrase {
+    words: Vec<&'static str>,
+    confirms: bool,
 }
+
+/// The phrases of both tables, by their first word.
+static PHRASES_BY_FIRST_WORD: Lazy<HashMap<&'static str, Vec<Phrase>>> = Lazy::new(|| {
+    let mut map: HashMap<&'static str, Vec<Phrase>> = HashMap::new();
+    for (table, confirms) in [(YES_PHRASES, true), (NO_PHRASES, false)] {
+        for text in table {
+            let words: Vec<&'static str> = text.split(' ').collect();
+            map.entry(words[0])
+                .or_default()
+                .push(Phrase { words, confirms });
+        }
+    }
+    map
+});
 
 fn is_clause_break(c: char) -> bool {
     ".,;:!?¡¿()[]\"«»“”。，、！？；：…".contains(c)
@@ -829,8 +844,6 @@ fn tld_suffix(tld: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
@@ -1102,6 +1115,7 @@ mod tests {
                 "No worries, that was me",
                 "No problem, it was me",
                 "I requested this, please proceed",
+                "That's correct",
                 "It’s me",
                 "Sí, fui yo",
                 "si, fui yo",
@@ -1161,6 +1175,7 @@ mod tests {
             OwnerAnswer::Denied,
             &[
                 "Yes... wait, no, that was not me",
+                "That's correct... no wait, not me",
                 "Yes I got it, but I did not request this",
                 "It was me. Actually, no.",
                 "Hello\n\nThanks\n\nFor\n\nThe\n\nMail\n\nBut I didn't ask for this",
@@ -1183,6 +1198,24 @@ mod tests {
                 "Lorem\nipsum\ndolor\nsit\namet\nconsectetur\nyes it was me",
             ],
         );
+    }
+
+    #[test]
+    fn a_message_stuffed_with_codes_and_phrases_is_read_in_linear_time() {
+        // Quadratic scanning would take hours on these; linear takes
+        // milliseconds, so the bound is loose enough for a busy machine.
+        let mut codes = String::new();
+        let mut rng = StdRng::seed_from_u64(3);
+        for _ in 0..20_000 {
+            codes.push_str(&generate_code(&mut rng));
+            codes.push(' ');
+        }
+        let phrases = "not that it was me ".repeat(20_000);
+        let started = std::time::Instant::now();
+        assert!(find_codes(&codes).len() > 19_000);
+        assert_eq!(attempt_candidates(&codes).len(), find_codes(&codes).len());
+        assert_eq!(owner_answer(&phrases), OwnerAnswer::Denied);
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 
     #[test]
