@@ -126,7 +126,7 @@ impl Step<'_> {
             self.case.closed_at = None;
             // Staff by default (with its status timer), unless `advance`
             // below finds the requester owes us something.
-            self.to_staff(false);
+            self.queue_for_staff(false);
             self.log("system", "reopened by a reply from the requester");
             self.send(Mail::new("reopened", Recipient::Requester));
             if let Some(lookup) = &msg.lookup {
@@ -143,8 +143,12 @@ impl Step<'_> {
             return;
         }
         // A new message that is really "any update?" is a status chase, not
-        // a duplicate: it gets the once-per-interval status reply below.
-        if msg.duplicate && !msg.fields.status_chase {
+        // a duplicate: it gets the once-per-interval status reply below. One
+        // carrying a code answers the challenge (people write afresh rather
+        // than reply): it is checked below like a reply.
+        let answers_challenge = !msg.codes.is_empty()
+            && matches!(self.case.verification, Verification::Pending(_) | Verification::NoTarget { .. });
+        if msg.duplicate && !msg.fields.status_chase && !answers_challenge {
             self.log("system", "a repeat of a request already in the queue: merged");
             self.send(Mail::new("duplicate", Recipient::Requester));
             self.advance(false);
@@ -202,7 +206,7 @@ impl Step<'_> {
         }
         self.case.timers.remove(&TimerKind::ResolvedClose);
         self.log("system", "reopened by a reply to the resolved case");
-        self.to_staff(false);
+        self.queue_for_staff(false);
         self.send(Mail::new("reopened", Recipient::Requester));
         self.notify("staff_nudge", "the requester replied to a resolved case");
     }
@@ -287,7 +291,7 @@ impl Step<'_> {
                         why: "the requester lost access to the linked address".into(),
                     };
                     self.log("system", "no challenge: the requester lost the linked address; manual review by staff");
-                    self.to_staff(first);
+                    self.queue_for_staff(first);
                     return;
                 }
                 match self.target.clone() {
@@ -297,7 +301,7 @@ impl Step<'_> {
                             self.announce_challenge(first);
                             self.wait_on_requester(now);
                         } else {
-                            self.to_staff(first);
+                            self.queue_for_staff(first);
                         }
                     }
                     Some(Err(why)) => {
@@ -319,7 +323,7 @@ impl Step<'_> {
                             self.send(Mail::new("acknowledgement", Recipient::Requester));
                         }
                         if !matches!(self.case.verification, Verification::Expired { .. }) {
-                            self.to_staff(false);
+                            self.queue_for_staff(false);
                         }
                     }
                 }
@@ -340,11 +344,11 @@ impl Step<'_> {
                 if self.case.timers.contains_key(&TimerKind::WaitingPeriodEnd) {
                     self.case.state = CaseState::WaitingPeriod;
                 } else {
-                    self.to_staff(first);
+                    self.queue_for_staff(first);
                 }
             }
             Verification::Denied { .. } | Verification::Locked { .. } | Verification::Skipped { .. } => {
-                self.to_staff(first)
+                self.queue_for_staff(first)
             }
         }
     }
@@ -360,7 +364,7 @@ impl Step<'_> {
         self.set_timer(TimerKind::Reminder, now + self.ctx.policy.reminder_after);
     }
 
-    pub(super) fn to_staff(&mut self, first: bool) {
+    pub(super) fn queue_for_staff(&mut self, first: bool) {
         self.case.state = CaseState::AwaitingStaff;
         if first {
             self.send(Mail::new("acknowledgement", Recipient::Requester));
@@ -406,18 +410,32 @@ impl Step<'_> {
         let (now, key) = (self.ctx.now, self.ctx.key);
         let case_id = self.case.id.as_str().to_owned();
         let (matched, expired, attempts_left) = match &mut self.case.verification {
+            // Each distinct candidate checked is one attempt, and no more are
+            // checked than attempts remain (verify.rs "What counts as an
+            // attempt"): packing guesses into one message buys nothing.
             Verification::Pending(ch) => {
-                let matched = codes.iter().any(|c| verify::code_matches(key, &case_id, c, &ch.code_mac));
                 let expired = now >= ch.expires_at;
-                if !matched && !expired {
-                    ch.attempts_left = ch.attempts_left.saturating_sub(1);
+                let checked = codes.iter().take(ch.attempts_left as usize);
+                let mut wrong = 0u32;
+                let mut matched = false;
+                for c in checked.filter(|_| !expired) {
+                    if verify::code_matches(key, &case_id, c, &ch.code_mac) {
+                        matched = true;
+                        break;
+                    }
+                    wrong += 1;
+                }
+                if !matched {
+                    ch.attempts_left = ch.attempts_left.saturating_sub(wrong);
                 }
                 (matched, expired, ch.attempts_left)
             }
             Verification::NoTarget { expires_at, attempts_left, .. } => {
                 let expired = now >= *expires_at;
                 if !expired {
-                    *attempts_left = attempts_left.saturating_sub(1);
+                    // The same count as a pending challenge with every candidate wrong.
+                    let wrong = u32::try_from(codes.len()).unwrap_or(u32::MAX);
+                    *attempts_left = attempts_left.saturating_sub(wrong);
                 }
                 (false, expired, *attempts_left)
             }
@@ -458,7 +476,7 @@ impl Step<'_> {
                 self.send(Mail::new("neutral", Recipient::Requester));
             }
             self.notify("staff_nudge", "the challenge locked after too many wrong codes");
-            self.to_staff(false);
+            self.queue_for_staff(false);
         } else if !tell_requester {
             self.log("system", format!("{attempts_left} attempt(s) left; the requester is not told"));
         } else {
@@ -487,16 +505,20 @@ impl Step<'_> {
             self.case.state = CaseState::WaitingPeriod;
             self.set_timer(TimerKind::WaitingPeriodEnd, now + wait);
         } else {
-            self.to_staff(false);
+            self.queue_for_staff(false);
         }
     }
 
     fn owner(&mut self, from: &str, answer: OwnerAnswerKind, codes: &[String]) {
         let now = self.ctx.now;
         self.log("owner", format!("reply on the challenge thread from {from}"));
+        // An objection still counts after the challenge expired or locked:
+        // the owner may read their mail late, and a lock is itself a sign.
         let objection_allowed = matches!(self.case.verification, Verification::Pending(_))
-            || (matches!(self.case.verification, Verification::Verified { .. })
-                && !matches!(self.case.state, CaseState::Resolved | CaseState::Closed));
+            || (matches!(
+                self.case.verification,
+                Verification::Verified { .. } | Verification::Expired { .. } | Verification::Locked { .. }
+            ) && !matches!(self.case.state, CaseState::Resolved | CaseState::Closed));
         match answer {
             OwnerAnswerKind::Denied if objection_allowed => {
                 self.case.verification = Verification::Denied { at: now };
@@ -511,7 +533,16 @@ impl Step<'_> {
                 ]);
                 self.log("system", "the owner of the linked address did not ask for this: likely takeover attempt");
                 self.notify("staff_denied", "the owner of the linked address says they did not ask for this");
-                self.to_staff(false);
+                self.queue_for_staff(false);
+            }
+            OwnerAnswerKind::Denied => {
+                // Too late to cancel anything on the case, never too late to warn staff.
+                self.case.flag(Flag::TakeoverAttempt);
+                self.case.priority = Priority::High;
+                self.log("system", "the owner of the linked address did not ask for this (after the challenge ended)");
+                if !matches!(self.case.verification, Verification::Denied { .. }) {
+                    self.notify("staff_denied", "the owner of the linked address says they did not ask for this");
+                }
             }
             OwnerAnswerKind::Confirmed if matches!(self.case.verification, Verification::Pending(_)) => {
                 let expired = matches!(&self.case.verification, Verification::Pending(ch) if now >= ch.expires_at);
@@ -617,7 +648,7 @@ impl Step<'_> {
                 if matches!(self.case.state, CaseState::Closed | CaseState::Resolved) {
                     self.case.closed_at = None;
                     self.case.timers.clear();
-                    self.to_staff(false);
+                    self.queue_for_staff(false);
                     self.send(Mail::new("reopened", Recipient::Requester));
                 }
                 self.log(actor, "reopened");

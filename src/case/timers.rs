@@ -134,7 +134,8 @@ impl Step<'_> {
             },
             TimerKind::WaitingPeriodEnd if self.case.state == CaseState::WaitingPeriod => {
                 self.log("system", "waiting period over: ready for staff");
-                self.to_staff(false);
+                self.notify("staff_verified", "the waiting period is over with no objection: ready for review");
+                self.queue_for_staff(false);
             }
             TimerKind::StaffStatus if self.case.state == CaseState::AwaitingStaff => {
                 if self.case.status_notes_sent < policy.status_cap {
