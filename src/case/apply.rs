@@ -1,8 +1,8 @@
 //! The transitions: one function per event, all pure.
 
 use crate::case::{
-    Case, CaseState, Challenge, Ctx, Event, Flag, LogEntry, LookupOutcome, Mail, OwnerAnswerKind, Outcome, Recipient,
-    RequesterMessage, TimerKind, Verification,
+    Case, CaseState, Challenge, Ctx, Event, Flag, LogEntry, LookupOutcome, Mail, Outcome,
+    OwnerAnswerKind, Recipient, RequesterMessage, TimerKind, Verification,
 };
 use crate::domain::Priority;
 use crate::request::{Claim, Reason};
@@ -12,7 +12,13 @@ use crate::verify;
 
 /// Applies one event to a case. Never fails: every input leads somewhere.
 pub fn apply(case: &Case, event: &Event, ctx: &Ctx<'_>) -> Outcome {
-    let mut step = Step { case: case.clone(), mails: Vec::new(), log: Vec::new(), ctx, target: None };
+    let mut step = Step {
+        case: case.clone(),
+        mails: Vec::new(),
+        log: Vec::new(),
+        ctx,
+        target: None,
+    };
     step.case.updated_at = ctx.now;
     match event {
         Event::Requester(message) => step.requester(message),
@@ -20,12 +26,23 @@ pub fn apply(case: &Case, event: &Event, ctx: &Ctx<'_>) -> Outcome {
         Event::UnverifiedTag { from } => {
             step.case.flag(Flag::UnverifiedSubjectTag);
             step.log("system", format!("{from} used this case's subject tag but is not a participant: held, not merged"));
-            step.notify("staff_forged", format!("{from} used the case tag without being a participant"));
+            step.notify(
+                "staff_forged",
+                format!("{from} used the case tag without being a participant"),
+            );
         }
-        Event::Owner { from, answer, codes } => step.owner(from, *answer, codes),
-        Event::Staff { from, name, message, direct, lookup } => {
-            step.staff(from, name.as_deref(), message, *direct, lookup.as_ref())
-        }
+        Event::Owner {
+            from,
+            answer,
+            codes,
+        } => step.owner(from, *answer, codes),
+        Event::Staff {
+            from,
+            name,
+            message,
+            direct,
+            lookup,
+        } => step.staff(from, name.as_deref(), message, *direct, lookup.as_ref()),
         Event::ForgedStaff { from, why } => {
             step.case.flag(Flag::ForgedStaff);
             step.log("system", format!("mail claiming to be staff ({from}) was not trusted: {why}; nothing relayed or executed"));
@@ -34,15 +51,31 @@ pub fn apply(case: &Case, event: &Event, ctx: &Ctx<'_>) -> Outcome {
         Event::DeliveryFailed { bounce } => {
             step.case.flag(Flag::DeliveryFailure);
             let who = bounce.failed_recipients.join(", ");
-            step.log("system", format!("delivery failed to {who}: {}", bounce.diagnostic.clone().unwrap_or_default()));
-            step.notify("staff_delivery_failure", format!("delivery failed to {who}"));
+            step.log(
+                "system",
+                format!(
+                    "delivery failed to {who}: {}",
+                    bounce.diagnostic.clone().unwrap_or_default()
+                ),
+            );
+            step.notify(
+                "staff_delivery_failure",
+                format!("delivery failed to {who}"),
+            );
         }
         Event::Machine { kind, reason } => {
-            step.log("system", format!("{kind} mail recorded, not answered ({reason})"));
+            step.log(
+                "system",
+                format!("{kind} mail recorded, not answered ({reason})"),
+            );
         }
         Event::Timers { kinds, lookup } => step.timers(kinds, lookup.as_ref()),
     }
-    Outcome { case: step.case, mails: step.mails, log: step.log }
+    Outcome {
+        case: step.case,
+        mails: step.mails,
+        log: step.log,
+    }
 }
 
 pub(super) struct Step<'a> {
@@ -57,7 +90,11 @@ pub(super) struct Step<'a> {
 
 impl Step<'_> {
     pub(super) fn log(&mut self, actor: &str, what: impl Into<String>) {
-        self.log.push(LogEntry { at: self.ctx.now, actor: actor.into(), what: what.into() });
+        self.log.push(LogEntry {
+            at: self.ctx.now,
+            actor: actor.into(),
+            what: what.into(),
+        });
     }
 
     pub(super) fn send(&mut self, mail: Mail) {
@@ -65,7 +102,8 @@ impl Step<'_> {
     }
 
     pub(super) fn notify(&mut self, template: &str, reason: impl Into<String>) {
-        self.mails.push(Mail::new(template, Recipient::Staff).with("reason", reason));
+        self.mails
+            .push(Mail::new(template, Recipient::Staff).with("reason", reason));
     }
 
     pub(super) fn set_timer(&mut self, kind: TimerKind, due: i64) {
@@ -86,7 +124,11 @@ impl Step<'_> {
                 self.case.language = lang.clone();
             }
         }
-        let had_compromise = self.case.fields.reasons.contains(&Reason::SuspectedCompromise);
+        let had_compromise = self
+            .case
+            .fields
+            .reasons
+            .contains(&Reason::SuspectedCompromise);
         self.case.fields.merge(&msg.fields);
         for secret in &msg.secrets {
             if !self.case.secrets_found.contains(secret) {
@@ -95,7 +137,10 @@ impl Step<'_> {
         }
         if !msg.secrets.is_empty() {
             self.case.flag(Flag::SecretsPosted);
-            self.log("system", "secrets found in the message were redacted; the requester is told to revoke them");
+            self.log(
+                "system",
+                "secrets found in the message were redacted; the requester is told to revoke them",
+            );
         }
         if msg.malformed {
             self.case.flag(Flag::MalformedMail);
@@ -111,16 +156,30 @@ impl Step<'_> {
         self.log("requester", format!("message from {}", msg.from));
         if let Some(size) = msg.oversize {
             self.case.flag(Flag::Oversize);
-            self.log("system", format!("message of {size} bytes kept headers-only"));
-            self.send(Mail::new("too_large", Recipient::Requester).with("size_bytes", size.to_string()));
+            self.log(
+                "system",
+                format!("message of {size} bytes kept headers-only"),
+            );
+            self.send(
+                Mail::new("too_large", Recipient::Requester).with("size_bytes", size.to_string()),
+            );
             if !was_new {
                 return;
             }
         }
-        if !had_compromise && self.case.fields.reasons.contains(&Reason::SuspectedCompromise) {
+        if !had_compromise
+            && self
+                .case
+                .fields
+                .reasons
+                .contains(&Reason::SuspectedCompromise)
+        {
             self.case.priority = Priority::High;
             self.case.flag(Flag::SuspectedCompromise);
-            self.notify("staff_compromise", "the requester describes signs that someone else changed the account");
+            self.notify(
+                "staff_compromise",
+                "the requester describes signs that someone else changed the account",
+            );
         }
         if self.case.state == CaseState::Closed {
             self.case.closed_at = None;
@@ -147,9 +206,15 @@ impl Step<'_> {
         // carrying a code answers the challenge (people write afresh rather
         // than reply): it is checked below like a reply.
         let answers_challenge = !msg.codes.is_empty()
-            && matches!(self.case.verification, Verification::Pending(_) | Verification::NoTarget { .. });
+            && matches!(
+                self.case.verification,
+                Verification::Pending(_) | Verification::NoTarget { .. }
+            );
         if msg.duplicate && !msg.fields.status_chase && !answers_challenge {
-            self.log("system", "a repeat of a request already in the queue: merged");
+            self.log(
+                "system",
+                "a repeat of a request already in the queue: merged",
+            );
             self.send(Mail::new("duplicate", Recipient::Requester));
             self.advance(false);
             return;
@@ -168,7 +233,10 @@ impl Step<'_> {
                 return;
             }
             if !msg.quoted_codes.is_empty() {
-                self.log("system", "a code appears only in quoted text: not a confirmation");
+                self.log(
+                    "system",
+                    "a code appears only in quoted text: not a confirmation",
+                );
             }
         }
         if let Some(lookup) = &msg.lookup {
@@ -200,7 +268,10 @@ impl Step<'_> {
     fn reply_to_resolved(&mut self, msg: &RequesterMessage) {
         let now = self.ctx.now;
         if msg.fields.solved {
-            self.set_timer(TimerKind::ResolvedClose, now + self.ctx.policy.resolved_close_after);
+            self.set_timer(
+                TimerKind::ResolvedClose,
+                now + self.ctx.policy.resolved_close_after,
+            );
             self.log("system", "the requester confirmed the resolution: no answer needed; the quiet period starts again");
             return;
         }
@@ -215,7 +286,10 @@ impl Step<'_> {
         let interval = self.ctx.policy.status_reply_interval;
         match self.case.last_status_reply_at {
             Some(at) if now - at < interval => {
-                self.log("system", "no reply: a status reply was sent within the configured interval");
+                self.log(
+                    "system",
+                    "no reply: a status reply was sent within the configured interval",
+                );
             }
             _ => {
                 self.case.last_status_reply_at = Some(now);
@@ -229,10 +303,16 @@ impl Step<'_> {
             self.case.other_requesters.push(from.to_owned());
         }
         self.case.flag(Flag::MultipleRequesters);
-        self.log("system", format!("{from} asked about the same account; joined to this case"));
+        self.log(
+            "system",
+            format!("{from} asked about the same account; joined to this case"),
+        );
         // Neutral: never confirm to a second address that a case exists.
         self.send(Mail::new("neutral", Recipient::Other(from.to_owned())));
-        self.notify("staff_new_case", format!("a second address ({from}) asked about the same account"));
+        self.notify(
+            "staff_new_case",
+            format!("a second address ({from}) asked about the same account"),
+        );
     }
 
     /// Records a directory answer in the verification state.
@@ -244,11 +324,16 @@ impl Step<'_> {
                     _ => 1,
                 };
                 self.case.verification = Verification::LookupPending { tries };
-                self.log("system", format!("account directory unavailable ({reason}); retrying later"));
+                self.log(
+                    "system",
+                    format!("account directory unavailable ({reason}); retrying later"),
+                );
                 let due = self.ctx.now + self.ctx.policy.directory_retry;
                 self.set_timer(TimerKind::DirectoryRetry, due);
             }
-            LookupOutcome::Found { address: Some(address) } => {
+            LookupOutcome::Found {
+                address: Some(address),
+            } => {
                 self.case.linked_address_masked = Some(verify::mask_address(address));
                 self.case.timers.remove(&TimerKind::DirectoryRetry);
                 if matches!(self.case.verification, Verification::LookupPending { .. }) {
@@ -347,14 +432,18 @@ impl Step<'_> {
                     self.queue_for_staff(first);
                 }
             }
-            Verification::Denied { .. } | Verification::Locked { .. } | Verification::Skipped { .. } => {
-                self.queue_for_staff(first)
-            }
+            Verification::Denied { .. }
+            | Verification::Locked { .. }
+            | Verification::Skipped { .. } => self.queue_for_staff(first),
         }
     }
 
     fn announce_challenge(&mut self, first: bool) {
-        let template = if first { "acknowledgement" } else { "challenge_sent" };
+        let template = if first {
+            "acknowledgement"
+        } else {
+            "challenge_sent"
+        };
         self.send(Mail::new(template, Recipient::Requester));
     }
 
@@ -369,7 +458,11 @@ impl Step<'_> {
         if first {
             self.send(Mail::new("acknowledgement", Recipient::Requester));
         }
-        self.clear_timers(&[TimerKind::Reminder, TimerKind::CloseInactive, TimerKind::ResolvedClose]);
+        self.clear_timers(&[
+            TimerKind::Reminder,
+            TimerKind::CloseInactive,
+            TimerKind::ResolvedClose,
+        ]);
         if !self.case.timers.contains_key(&TimerKind::StaffStatus) {
             let due = self.ctx.now + self.ctx.policy.staff_status_after;
             self.set_timer(TimerKind::StaffStatus, due);
@@ -381,7 +474,10 @@ impl Step<'_> {
         let (now, policy) = (self.ctx.now, self.ctx.policy);
         self.case.challenges_issued.retain(|t| now - t < 86_400);
         if self.case.challenges_issued.len() as u32 >= policy.challenges_per_day {
-            self.log("system", "no new challenge: the per-day limit for this case is reached");
+            self.log(
+                "system",
+                "no new challenge: the per-day limit for this case is reached",
+            );
             return false;
         }
         self.case.challenges_issued.push(now);
@@ -396,7 +492,10 @@ impl Step<'_> {
         });
         self.set_timer(TimerKind::ChallengeReminder, now + policy.challenge_ttl / 2);
         self.set_timer(TimerKind::ChallengeExpiry, now + policy.challenge_ttl);
-        self.log("system", format!("challenge sent to {}", verify::mask_address(address)));
+        self.log(
+            "system",
+            format!("challenge sent to {}", verify::mask_address(address)),
+        );
         let mut mail = Mail::new("challenge", Recipient::Linked(address.to_owned()));
         mail.role = Role::Challenge;
         mail.code = Some(code);
@@ -430,7 +529,11 @@ impl Step<'_> {
                 }
                 (matched, expired, ch.attempts_left)
             }
-            Verification::NoTarget { expires_at, attempts_left, .. } => {
+            Verification::NoTarget {
+                expires_at,
+                attempts_left,
+                ..
+            } => {
                 let expired = now >= *expires_at;
                 if !expired {
                     // The same count as a pending challenge with every candidate wrong.
@@ -475,10 +578,16 @@ impl Step<'_> {
             if tell_requester {
                 self.send(Mail::new("neutral", Recipient::Requester));
             }
-            self.notify("staff_nudge", "the challenge locked after too many wrong codes");
+            self.notify(
+                "staff_nudge",
+                "the challenge locked after too many wrong codes",
+            );
             self.queue_for_staff(false);
         } else if !tell_requester {
-            self.log("system", format!("{attempts_left} attempt(s) left; the requester is not told"));
+            self.log(
+                "system",
+                format!("{attempts_left} attempt(s) left; the requester is not told"),
+            );
         } else {
             self.send(
                 Mail::new("challenge_sent", Recipient::Requester)
@@ -490,7 +599,10 @@ impl Step<'_> {
 
     pub(super) fn verified(&mut self, how: &str) {
         let now = self.ctx.now;
-        self.case.verification = Verification::Verified { at: now, how: how.into() };
+        self.case.verification = Verification::Verified {
+            at: now,
+            how: how.into(),
+        };
         self.clear_timers(&[
             TimerKind::ChallengeReminder,
             TimerKind::ChallengeExpiry,
@@ -511,13 +623,18 @@ impl Step<'_> {
 
     fn owner(&mut self, from: &str, answer: OwnerAnswerKind, codes: &[String]) {
         let now = self.ctx.now;
-        self.log("owner", format!("reply on the challenge thread from {from}"));
+        self.log(
+            "owner",
+            format!("reply on the challenge thread from {from}"),
+        );
         // An objection still counts after the challenge expired or locked:
         // the owner may read their mail late, and a lock is itself a sign.
         let objection_allowed = matches!(self.case.verification, Verification::Pending(_))
             || (matches!(
                 self.case.verification,
-                Verification::Verified { .. } | Verification::Expired { .. } | Verification::Locked { .. }
+                Verification::Verified { .. }
+                    | Verification::Expired { .. }
+                    | Verification::Locked { .. }
             ) && !matches!(self.case.state, CaseState::Resolved | CaseState::Closed));
         match answer {
             OwnerAnswerKind::Denied if objection_allowed => {
@@ -531,8 +648,14 @@ impl Step<'_> {
                     TimerKind::Reminder,
                     TimerKind::CloseInactive,
                 ]);
-                self.log("system", "the owner of the linked address did not ask for this: likely takeover attempt");
-                self.notify("staff_denied", "the owner of the linked address says they did not ask for this");
+                self.log(
+                    "system",
+                    "the owner of the linked address did not ask for this: likely takeover attempt",
+                );
+                self.notify(
+                    "staff_denied",
+                    "the owner of the linked address says they did not ask for this",
+                );
                 self.queue_for_staff(false);
             }
             OwnerAnswerKind::Denied => {
@@ -541,22 +664,34 @@ impl Step<'_> {
                 self.case.priority = Priority::High;
                 self.log("system", "the owner of the linked address did not ask for this (after the challenge ended)");
                 if !matches!(self.case.verification, Verification::Denied { .. }) {
-                    self.notify("staff_denied", "the owner of the linked address says they did not ask for this");
+                    self.notify(
+                        "staff_denied",
+                        "the owner of the linked address says they did not ask for this",
+                    );
                 }
             }
-            OwnerAnswerKind::Confirmed if matches!(self.case.verification, Verification::Pending(_)) => {
+            OwnerAnswerKind::Confirmed
+                if matches!(self.case.verification, Verification::Pending(_)) =>
+            {
                 let expired = matches!(&self.case.verification, Verification::Pending(ch) if now >= ch.expires_at);
                 if expired {
                     self.case.verification = Verification::Expired { at: now };
                     self.log("system", "the owner confirmed after the challenge expired");
                 } else {
-                    self.verified("the owner of the linked address confirmed on the challenge thread");
+                    self.verified(
+                        "the owner of the linked address confirmed on the challenge thread",
+                    );
                 }
             }
-            _ if !codes.is_empty() && matches!(self.case.verification, Verification::Pending(_)) => {
+            _ if !codes.is_empty()
+                && matches!(self.case.verification, Verification::Pending(_)) =>
+            {
                 self.try_codes(codes, "owner")
             }
-            _ => self.log("system", "challenge-thread reply with no clear answer: recorded"),
+            _ => self.log(
+                "system",
+                "challenge-thread reply with no clear answer: recorded",
+            ),
         }
     }
 
@@ -574,17 +709,31 @@ impl Step<'_> {
         // The status-note cap bounds notes over one stretch of staff
         // silence; a staff action starts a new stretch (even after the cap).
         self.case.status_notes_sent = 0;
-        if self.case.state == CaseState::AwaitingStaff || self.case.timers.contains_key(&TimerKind::StaffStatus) {
-            self.set_timer(TimerKind::StaffStatus, now + self.ctx.policy.staff_status_after);
+        if self.case.state == CaseState::AwaitingStaff
+            || self.case.timers.contains_key(&TimerKind::StaffStatus)
+        {
+            self.set_timer(
+                TimerKind::StaffStatus,
+                now + self.ctx.policy.staff_status_after,
+            );
         }
         if direct {
-            self.log(&actor, "wrote to the requester directly with support in Cc: recorded, not relayed");
+            self.log(
+                &actor,
+                "wrote to the requester directly with support in Cc: recorded, not relayed",
+            );
             return;
         }
         if !message.errors.is_empty() {
             let error = message.errors.join("; ");
             self.log(&actor, format!("command error: {error}; nothing relayed"));
-            self.send(Mail::new("staff_command_error", Recipient::StaffMember(from.to_owned())).with("error", error));
+            self.send(
+                Mail::new(
+                    "staff_command_error",
+                    Recipient::StaffMember(from.to_owned()),
+                )
+                .with("error", error),
+            );
             return;
         }
         let mut internal = false;
@@ -593,7 +742,8 @@ impl Step<'_> {
             internal |= matches!(command, Command::Note { .. });
         }
         if !internal && !message.relay_text.trim().is_empty() {
-            let mut mail = Mail::new("staff_relay", Recipient::Requester).with("text", message.relay_text.clone());
+            let mut mail = Mail::new("staff_relay", Recipient::Requester)
+                .with("text", message.relay_text.clone());
             if let Some(name) = name {
                 mail = mail.with("staff_name", name);
             }
@@ -602,20 +752,38 @@ impl Step<'_> {
         }
     }
 
-    fn command(&mut self, actor: &str, from: &str, command: &Command, lookup: Option<&LookupOutcome>) {
+    fn command(
+        &mut self,
+        actor: &str,
+        from: &str,
+        command: &Command,
+        lookup: Option<&LookupOutcome>,
+    ) {
         let now = self.ctx.now;
         match command {
             Command::Note { text } => self.log(actor, format!("note: {text}")),
             Command::Close { reason } => {
                 self.close(now);
-                self.log(actor, format!("closed{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()));
+                self.log(
+                    actor,
+                    format!(
+                        "closed{}",
+                        reason
+                            .as_ref()
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default()
+                    ),
+                );
                 self.send(Mail::new("closed", Recipient::Requester));
             }
             Command::Resolve => {
                 self.case.timers.clear();
                 self.case.state = CaseState::Resolved;
                 self.case.resolved_at = Some(now);
-                self.set_timer(TimerKind::ResolvedClose, now + self.ctx.policy.resolved_close_after);
+                self.set_timer(
+                    TimerKind::ResolvedClose,
+                    now + self.ctx.policy.resolved_close_after,
+                );
                 self.log(actor, "resolved");
                 self.send(Mail::new("resolved", Recipient::Requester));
             }
@@ -633,7 +801,13 @@ impl Step<'_> {
                     _ => {
                         let error = "no challenge could be sent: no linked address, the directory is unavailable, or the daily limit is reached".to_string();
                         self.log(actor, format!("/verify failed: {error}"));
-                        self.send(Mail::new("staff_command_error", Recipient::StaffMember(from.to_owned())).with("error", error));
+                        self.send(
+                            Mail::new(
+                                "staff_command_error",
+                                Recipient::StaffMember(from.to_owned()),
+                            )
+                            .with("error", error),
+                        );
                     }
                 }
             }
@@ -641,7 +815,17 @@ impl Step<'_> {
                 self.case.missing = fields.clone();
                 self.case.state = CaseState::AwaitingInfo;
                 self.wait_on_requester(now);
-                self.log(actor, format!("asked for {}", fields.iter().map(|f| f.code()).collect::<Vec<_>>().join(", ")));
+                self.log(
+                    actor,
+                    format!(
+                        "asked for {}",
+                        fields
+                            .iter()
+                            .map(|f| f.code())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
                 self.send(Mail::new("request_info", Recipient::Requester));
             }
             Command::Reopen => {

@@ -225,7 +225,10 @@ impl TimerKind {
     pub fn respects_quiet_hours(self) -> bool {
         matches!(
             self,
-            TimerKind::Reminder | TimerKind::CloseInactive | TimerKind::StaffStatus | TimerKind::ChallengeReminder
+            TimerKind::Reminder
+                | TimerKind::CloseInactive
+                | TimerKind::StaffStatus
+                | TimerKind::ChallengeReminder
         )
     }
 }
@@ -367,7 +370,8 @@ impl Case {
 
     /// Every address that took part as a requester.
     pub fn requesters(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.requester.as_str()).chain(self.other_requesters.iter().map(String::as_str))
+        std::iter::once(self.requester.as_str())
+            .chain(self.other_requesters.iter().map(String::as_str))
     }
 }
 
@@ -440,7 +444,13 @@ pub struct Mail {
 impl Mail {
     /// A mail on the case thread with no extras.
     pub fn new(template: &str, to: Recipient) -> Self {
-        Mail { template: template.into(), to, role: Role::Case, code: None, extra: BTreeMap::new() }
+        Mail {
+            template: template.into(),
+            to,
+            role: Role::Case,
+            code: None,
+            extra: BTreeMap::new(),
+        }
     }
 
     /// Adds an extra template value.

@@ -92,14 +92,23 @@ impl Step<'_> {
                 let later = next_allowed(quiet, now);
                 // After downtime a reminder whose close moment has passed
                 // waits as the close, so it is not sent stale afterwards.
-                let waiting = matches!(self.case.state, CaseState::AwaitingInfo | CaseState::AwaitingVerification);
-                let kind = if kind == TimerKind::Reminder && waiting && now >= at + self.ctx.policy.close_after {
+                let waiting = matches!(
+                    self.case.state,
+                    CaseState::AwaitingInfo | CaseState::AwaitingVerification
+                );
+                let kind = if kind == TimerKind::Reminder
+                    && waiting
+                    && now >= at + self.ctx.policy.close_after
+                {
                     TimerKind::CloseInactive
                 } else {
                     kind
                 };
                 self.set_timer(kind, later);
-                self.log("system", format!("{} postponed by quiet hours", kind.as_str()));
+                self.log(
+                    "system",
+                    format!("{} postponed by quiet hours", kind.as_str()),
+                );
                 continue;
             }
             self.fire(kind, at, lookup);
@@ -109,7 +118,10 @@ impl Step<'_> {
 
     fn fire(&mut self, kind: TimerKind, due_at: i64, lookup: Option<&LookupOutcome>) {
         let (now, policy) = (self.ctx.now, self.ctx.policy);
-        let waiting_on_requester = matches!(self.case.state, CaseState::AwaitingInfo | CaseState::AwaitingVerification);
+        let waiting_on_requester = matches!(
+            self.case.state,
+            CaseState::AwaitingInfo | CaseState::AwaitingVerification
+        );
         match kind {
             TimerKind::Reminder if waiting_on_requester => {
                 if now >= due_at + policy.close_after {
@@ -134,7 +146,10 @@ impl Step<'_> {
             },
             TimerKind::WaitingPeriodEnd if self.case.state == CaseState::WaitingPeriod => {
                 self.log("system", "waiting period over: ready for staff");
-                self.notify("staff_verified", "the waiting period is over with no objection: ready for review");
+                self.notify(
+                    "staff_verified",
+                    "the waiting period is over with no objection: ready for review",
+                );
                 self.queue_for_staff(false);
             }
             TimerKind::StaffStatus if self.case.state == CaseState::AwaitingStaff => {
@@ -155,13 +170,17 @@ impl Step<'_> {
             TimerKind::DirectoryRetry => {
                 if let Some(lookup) = lookup {
                     self.take_lookup(lookup);
-                    if !matches!(self.case.verification, Verification::LookupPending { .. }) && self.case.missing.is_empty()
+                    if !matches!(self.case.verification, Verification::LookupPending { .. })
+                        && self.case.missing.is_empty()
                     {
                         self.advance(false);
                     }
                 }
             }
-            _ => self.log("system", format!("{} no longer applies: skipped", kind.as_str())),
+            _ => self.log(
+                "system",
+                format!("{} no longer applies: skipped", kind.as_str()),
+            ),
         }
     }
 
@@ -189,7 +208,10 @@ impl Step<'_> {
             mail.role = crate::thread::Role::Challenge;
             mail.code = Some(code);
             self.send(mail);
-            self.log("system", format!("challenge reminder sent to {}", verify::mask_address(&to)));
+            self.log(
+                "system",
+                format!("challenge reminder sent to {}", verify::mask_address(&to)),
+            );
         }
     }
 
