@@ -214,7 +214,7 @@ impl Composer<'_> {
             "requester_masked": mask_address(&case.requester),
             "reply_address": reply_address(support, key, &case.id, Role::Challenge),
             "account": fields.username.clone().or_else(|| fields.lookup_address.clone()),
-            "wrong_code": mail.extra.get("wrong_code").is_some(),
+            "wrong_code": mail.extra.contains_key("wrong_code"),
             "attempts_left": mail.extra.get("attempts_left").and_then(|a| a.parse::<u32>().ok()),
         });
         let show_name = raw.staff.show_staff_name;
@@ -226,6 +226,18 @@ impl Composer<'_> {
             "size_bytes": mail.extra.get("size_bytes").and_then(|s| s.parse::<u64>().ok()),
             "limit_bytes": raw.source.max_message_bytes,
         });
+        if matches!(mail.to, Recipient::Other(_)) {
+            // A second address asking about the same account must learn
+            // nothing about the case: not that it exists, not its id, not
+            // what the first requester wrote.
+            for key in ["id", "subject_tag", "requester", "username", "lookup_address"] {
+                ctx["case"][key] = json!("");
+            }
+            ctx["case"]["reply_address"] = json!(support.as_str());
+            for key in ["understood", "missing", "reasons", "proofs", "secrets_found", "flags"] {
+                ctx["case"][key] = json!([]);
+            }
+        }
         if !requester_facing {
             ctx["staff"] = json!({
                 "linked_address_masked": case.linked_address_masked,
@@ -284,7 +296,9 @@ impl Composer<'_> {
         let from: Mailbox = format!("{} <{}>", header_safe(&raw.instance.support_name).replace(['<', '>', '"'], ""), support)
             .parse()
             .map_err(|e| bad(&e))?;
-        let reply_to: Mailbox = reply_address(support, key, &case.id, mail.role).parse().map_err(|e| bad(&e))?;
+        let to_other = matches!(mail.to, Recipient::Other(_));
+        let reply_to = if to_other { support.to_string() } else { reply_address(support, key, &case.id, mail.role) };
+        let reply_to: Mailbox = reply_to.parse().map_err(|e| bad(&e))?;
         let mut builder = Message::builder()
             .from(from)
             .reply_to(reply_to)
@@ -294,7 +308,24 @@ impl Composer<'_> {
         for address in to {
             builder = builder.to(address.parse::<Mailbox>().map_err(|e| bad(&e))?);
         }
-        let (in_reply_to, references) = thread_headers(&case.messages, mail);
+        let (in_reply_to, references) = match &mail.to {
+            // Only under their own message: the case's thread is not theirs to see.
+            Recipient::Other(address) => {
+                let own = case
+                    .messages
+                    .iter()
+                    .rev()
+                    .find(|m| m.direction == "in" && m.from.eq_ignore_ascii_case(address))
+                    .map(|m| m.message_id.clone());
+                (own.clone(), own.into_iter().collect())
+            }
+            // A second requester's messages are no part of the case's thread.
+            _ => {
+                let second = |m: &MessageRef| m.direction == "in" && case.other_requesters.iter().any(|o| o.eq_ignore_ascii_case(&m.from));
+                let visible: Vec<MessageRef> = case.messages.iter().filter(|m| !second(m)).cloned().collect();
+                thread_headers(&visible, mail)
+            }
+        };
         if let Some(parent) = in_reply_to {
             builder = builder.in_reply_to(format!("<{parent}>"));
         }
@@ -314,6 +345,9 @@ impl Composer<'_> {
             ("X-Recoverydesk-Case", case.id.to_string()),
         ]);
         for (name, value) in headers {
+            if to_other && name == "X-Recoverydesk-Case" {
+                continue;
+            }
             builder = builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(name), value));
         }
         let message = match &rendered.html {

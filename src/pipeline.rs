@@ -199,6 +199,14 @@ impl Pipeline {
             handled.notes.push("subject tag from a non-participant: held on the case, not merged".into());
             return Ok(Some(self.target(case, Event::UnverifiedTag { from }, trigger)?));
         }
+        if let CaseMatch::OpenCaseOfSender { case } = matched {
+            // A secondary requester writing again as if new: still neutral,
+            // never a "duplicate" note (which goes to the first requester).
+            if !self.load(case)?.requester.eq_ignore_ascii_case(&from) {
+                handled.notes.push("a second requester of an open case wrote again: neutral reply".into());
+                return Ok(Some(self.target(case, Event::SecondRequester { from }, trigger)?));
+            }
+        }
         let full_codes = verify::attempt_candidates(&inbound.text);
         let new_codes = verify::attempt_candidates(&new_text_raw);
         if matched.role() == Role::Challenge {
@@ -257,6 +265,10 @@ impl Pipeline {
         Ok(Some(Target { case, previous, event: Event::Requester(message), trigger }))
     }
 }
+
+/// Longest subject kept on a case's message list (a header of 10,000
+/// encoded words decodes to tens of kilobytes; the raw message keeps it all).
+const MAX_SUBJECT_CHARS: usize = 998;
 
 /// A case (loaded or fresh) and the event to apply to it.
 struct Target {
@@ -347,21 +359,33 @@ impl Pipeline {
             Event::Owner { .. } => Role::Challenge,
             _ => Role::Case,
         };
-        if let Some(inbound) = inbound {
+        // Mail held off the case (a stranger's subject tag, forged staff mail)
+        // is only logged: were it indexed, a follow-up naming it in
+        // References would join the case (threading rule 2), and it would
+        // become the parent of our next reply to the requester.
+        // Our own mail looping back is already on the case as sent.
+        let held = matches!(event, Event::UnverifiedTag { .. } | Event::ForgedStaff { .. })
+            || handled.kind == MessageKind::OwnLoop.code();
+        if let Some(inbound) = inbound.filter(|_| !held) {
             case.messages.push(MessageRef {
                 message_id: inbound.message_id.clone(),
                 direction: "in".into(),
                 from: inbound.from_address().map(|a| a.to_string()).unwrap_or_default(),
                 to: inbound.recipients().map(|a| a.to_string()).collect(),
-                subject: inbound.subject.clone(),
+                subject: inbound.subject.chars().take(MAX_SUBJECT_CHARS).collect(),
                 date: inbound.date.unwrap_or(now),
                 kind: handled.kind.clone(),
                 role,
             });
-            commit.msgids.push((
-                inbound.message_id.clone(),
-                MsgIndex { case_id: case.id.clone(), role, direction: "in".into() },
-            ));
+            // Never overwrite an entry: our own mail looping back must stay
+            // "out". A second requester's mail is no threading key either.
+            let second = matches!(event, Event::SecondRequester { .. });
+            if !second && self.store.message(&inbound.message_id)?.is_none() {
+                commit.msgids.push((
+                    inbound.message_id.clone(),
+                    MsgIndex { case_id: case.id.clone(), role, direction: "in".into() },
+                ));
+            }
         }
         let mut log = outcome.log;
         // Staff-written mail is not automatic: the per-recipient limit that
@@ -412,12 +436,19 @@ impl Pipeline {
                 commit.ratelimits.retain(|(a, _)| *a != address);
                 commit.ratelimits.push((address, history));
             }
-            let message_id = format!(
-                "{}.{}@{}",
-                case.id.as_str().to_ascii_lowercase(),
-                self.store.next_id()?,
-                self.settings.support_address.domain()
-            );
+            // The random part keeps our Message-IDs unguessable: naming one in
+            // References joins a case (threading rule 2), and the case id is
+            // in every subject. Mail to a second requester names no case.
+            let message_id = match mail.to {
+                Recipient::Other(_) => format!("{}.{}@{}", self.store.next_id()?, unguessable(), self.settings.support_address.domain()),
+                _ => format!(
+                    "{}.{}.{}@{}",
+                    case.id.as_str().to_ascii_lowercase(),
+                    self.store.next_id()?,
+                    unguessable(),
+                    self.settings.support_address.domain()
+                ),
+            };
             let composed = match composer.compose(case, mail, &message_id, queue_position, now, trigger) {
                 Ok(c) => c,
                 Err(e) => {
@@ -440,7 +471,11 @@ impl Pipeline {
                 kind: mail.template.clone(),
                 role: mail.role,
             });
-            commit.msgids.push((message_id.clone(), MsgIndex { case_id: case.id.clone(), role: mail.role, direction: "out".into() }));
+            // A reply to a neutral note names it; it must not thread into the
+            // case as if the second requester were the first.
+            if !matches!(mail.to, Recipient::Other(_)) {
+                commit.msgids.push((message_id.clone(), MsgIndex { case_id: case.id.clone(), role: mail.role, direction: "out".into() }));
+            }
             commit.outbox.push((
                 OutboxItem {
                     seq,
@@ -518,6 +553,13 @@ fn reply_target(inbound: &Inbound) -> Option<String> {
         .as_ref()
         .or(inbound.from.as_ref())
         .map(|m| m.address.to_string())
+}
+
+/// Ten random base32 characters (50 bits) from the OS generator.
+fn unguessable() -> String {
+    use rand::Rng;
+    const B32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    (0..10).map(|_| B32[OsRng.gen_range(0..32)] as char).collect()
 }
 
 fn excerpt(text: &str) -> String {
