@@ -150,7 +150,9 @@ impl Pipeline {
     ) -> Result<Option<Target>> {
         let new_text_raw = quote::new_text(&inbound.text, inbound.html.as_deref());
         let redacted = secrets::redact(&new_text_raw);
-        let trigger = Trigger { excerpt: Some(excerpt(&redacted.text)), trust: self.trust(inbound) };
+        // A challenge code typed back must not reach staff (or anything stored).
+        let shown = verify::redact_codes(&redacted.text, "[challenge code removed]");
+        let trigger = Trigger { excerpt: Some(excerpt(&shown)), trust: self.trust(inbound) };
         if let MessageKind::Bounce(bounce) = kind {
             let case = self.case_of_bounce(bounce, matched)?;
             if case.is_none() {
