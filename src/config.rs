@@ -200,6 +200,10 @@ pub struct StaffSection {
     /// (hops your own servers add after stamping it).
     #[serde(default)]
     pub trusted_received_hops: usize,
+    /// Which passing results prove staff: `dmarc`, `dkim_aligned`,
+    /// `spf_aligned` (default: all three).
+    #[serde(default)]
+    pub accept: Vec<crate::authres::AuthMethod>,
 }
 
 /// `[policy]`: every timeframe is a duration such as `"48h"` or `"7d"`.
@@ -346,9 +350,10 @@ impl Settings {
             imap.max_message_bytes = raw.source.max_message_bytes;
         }
         let secret_key = raw.instance.secret_key.resolve("instance.secret_key", base_dir)?;
-        if secret_key.expose().len() < 16 {
+        if secret_key.expose().len() < crate::verify::MIN_KEY_BYTES {
             return Err(Error::Config(format!(
-                "{origin}: instance.secret_key: the key must be at least 16 characters"
+                "{origin}: instance.secret_key: the key must be at least {} characters (openssl rand -hex 32)",
+                crate::verify::MIN_KEY_BYTES
             )));
         }
         let support_address = crate::domain::EmailAddress::parse(&raw.instance.support_address).ok_or_else(|| {
@@ -382,7 +387,7 @@ impl Settings {
             domains: raw.staff.domains.iter().map(|d| d.to_lowercase()).collect(),
             trusted_authserv_ids: raw.staff.trusted_authserv_ids.clone(),
             trusted_received_hops: raw.staff.trusted_received_hops,
-            ..StaffPolicy::default()
+            accept: raw.staff.accept.clone(),
         };
         Ok(Settings { base_dir: base_dir.to_path_buf(), secret_key, support_address, staff, raw })
     }
@@ -403,7 +408,7 @@ mod tests {
 
     fn with_key(text: &str) -> Result<Settings> {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("secret.key"), "0123456789abcdef0123").unwrap();
+        std::fs::write(dir.path().join("secret.key"), "0123456789abcdef0123456789abcdef").unwrap();
         std::fs::write(dir.path().join("accounts.toml"), "").unwrap();
         Settings::from_toml(text, dir.path(), "test.toml")
     }
@@ -417,7 +422,7 @@ mod tests {
 
     #[test]
     fn the_example_config_documents_keys_that_all_parse() {
-        std::env::set_var("RECOVERYDESK_SECRET_KEY", "0123456789abcdef0123");
+        std::env::set_var("RECOVERYDESK_SECRET_KEY", "0123456789abcdef0123456789abcdef");
         let text = include_str!("../config/example.toml");
         let settings = with_key(text).unwrap();
         assert_eq!(settings.raw.source.kind, SourceKind::Imap);

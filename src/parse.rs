@@ -129,11 +129,28 @@ pub fn content_hash(raw: &[u8]) -> String {
 /// Parses raw bytes; never fails and never panics on hostile input.
 pub fn parse(raw: &[u8]) -> Inbound {
     let hash = content_hash(raw);
-    let parsed = MessageParser::default().parse(raw);
-    match parsed {
+    // Old Mac mail ends lines with a lone CR, which mail-parser does not
+    // take as a line end: read such a message as if it used CRLF. The
+    // stored raw message stays byte for byte as received.
+    let normalized;
+    let bytes = if raw.contains(&b'\r') && !raw.contains(&b'\n') {
+        normalized = raw
+            .iter()
+            .flat_map(|b| if *b == b'\r' { vec![b'\r', b'\n'] } else { vec![*b] })
+            .collect::<Vec<u8>>();
+        normalized.as_slice()
+    } else {
+        raw
+    };
+    let parsed = MessageParser::default().parse(bytes);
+    let mut inbound = match parsed {
         Some(message) => from_message(&message, raw.len(), hash),
         None => unparseable(raw.len(), hash),
+    };
+    if bytes.len() != raw.len() {
+        inbound.warnings.push("CR-only line endings read as CRLF".into());
     }
+    inbound
 }
 
 fn unparseable(size: usize, hash: String) -> Inbound {
@@ -365,6 +382,14 @@ mod tests {
         let m = parse(&[0xff, 0x00, 0x13, 0x37, b'\n', b'\n', 0xfe]);
         assert!(m.from.is_none());
         assert!(!m.warnings.is_empty());
+    }
+
+    #[test]
+    fn cr_only_line_endings_are_read_like_crlf() {
+        let m = parse(b"From: jo@example.org\rSubject: hi\rMessage-ID: <cr@x>\r\rUsername: jodoe\r");
+        assert_eq!(m.from_address().unwrap().as_str(), "jo@example.org");
+        assert_eq!(m.message_id, "cr@x");
+        assert!(m.text.contains("jodoe"));
     }
 
     #[test]

@@ -154,6 +154,11 @@ impl Pipeline {
         let shown = verify::redact_codes(&redacted.text, "[challenge code removed]");
         let trigger = Trigger { excerpt: Some(excerpt(&shown)), trust: self.trust(inbound) };
         if let MessageKind::Bounce(bounce) = kind {
+            if !bounce.is_permanent_failure() {
+                // A delay warning: the MTA is still trying; nothing failed yet.
+                handled.notes.push(format!("delivery delayed, not failed: {reason}"));
+                return Ok(None);
+            }
             let case = self.case_of_bounce(bounce, matched)?;
             if case.is_none() {
                 handled.notes.push(format!("bounce not matched to a case ({reason})"));

@@ -328,6 +328,12 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
         if is_header(&joined) && (n == i || first_dated) {
             return Some(n + 1);
         }
+        // Only a first line that carries a date may continue onto the next
+        // lines; otherwise nothing further can match, so stop early (this
+        // loop runs for every line of every message).
+        if !first_dated {
+            return None;
+        }
         // A full sentence means this is prose, not a header's first part.
         if line.ends_with(['.', '!', '?']) {
             return None;
@@ -338,9 +344,10 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
 
 /// One attribution header, already joined onto one line.
 fn is_header(text: &str) -> bool {
-    (ATTRIBUTION.is_match(text) || ADDRESS_COLON.is_match(text))
-        && DATE_HINT.is_match(text)
+    text.len() <= MAX_HEADER_CHARS * 4
         && text.chars().count() <= MAX_HEADER_CHARS
+        && DATE_HINT.is_match(text)
+        && (ATTRIBUTION.is_match(text) || ADDRESS_COLON.is_match(text))
 }
 
 /// A From-like line followed closely by at least two other header fields
