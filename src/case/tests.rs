@@ -635,19 +635,31 @@ fn a_wrong_code_uses_one_attempt_and_the_last_one_locks_the_challenge() {
 }
 
 #[test]
-fn several_codes_in_one_message_are_one_attempt() {
+fn each_distinct_wrong_code_is_one_attempt_and_guesses_stop_at_the_attempts_left() {
     let p = policy();
-    let out = run(
+    let two = run(
         &challenged(&p),
-        &reply_with_codes(&["ZZZZ-2222", "ZZZZ-3333", "ZZZZ-4444"]),
+        &reply_with_codes(&["ZZZZ-2222", "ZZZZ-3333"]),
         T0 + 60,
         &p,
     );
-    let Verification::Pending(ch) = &out.case.verification else {
-        panic!()
+    let Verification::Pending(ch) = &two.case.verification else {
+        panic!("{:?}", two.case.verification)
     };
-    assert_eq!(ch.attempts_left, 2);
-    // And the right code among wrong ones verifies.
+    assert_eq!(ch.attempts_left, 1);
+    // Packing more guesses than attempts into one message buys nothing:
+    // the right code after the last allowed guess is never checked.
+    let stuffed = run(
+        &challenged(&p),
+        &reply_with_codes(&["ZZZZ-2222", "ZZZZ-3333", "ZZZZ-4444", CODE]),
+        T0 + 60,
+        &p,
+    );
+    assert!(matches!(
+        stuffed.case.verification,
+        Verification::Locked { .. }
+    ));
+    // The right code early enough among wrong ones verifies.
     let mixed = run(
         &challenged(&p),
         &reply_with_codes(&["ZZZZ-2222", CODE]),
