@@ -636,14 +636,32 @@ async fn a_dovecot_restart_mid_run_is_survived_without_loss() {
     assert_eq!(got.len(), 1);
     cursors.commit(&got[0]);
 
+    // Restart while the source sits in IDLE: the wait must end when the
+    // server drops the connection (with a transient error or a wake-up), not
+    // hang until its timeout. Dovecot's old imap process lingers about 10 s
+    // after its master stopped before it says BYE.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack.sh");
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg("restart-dovecot")
-        .arg(&stack.dir)
-        .status()
-        .expect("restart-dovecot");
-    assert!(status.success());
+    let dir = stack.dir.clone();
+    let restart = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        Command::new("bash")
+            .arg(&script)
+            .arg("restart-dovecot")
+            .arg(&dir)
+            .status()
+            .expect("restart-dovecot")
+    });
+    let started = Instant::now();
+    let waited = source.wait_for_new(Duration::from_secs(60)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "IDLE noticed the restart after {:?}",
+        started.elapsed()
+    );
+    if let Err(e) = waited {
+        assert!(e.is_transient(), "{e}");
+    }
+    assert!(restart.await.expect("join").success());
 
     let mut admin = admin_with_retry(stack, "dave").await;
     append(&mut admin, &mailbox, None, &message("after restart", "y")).await;
@@ -677,4 +695,34 @@ async fn admin_with_retry(stack: &Stack, user: &str) -> async_imap::Session<TcpS
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("dovecot did not come back");
+}
+
+#[tokio::test]
+async fn without_idle_the_source_polls_at_its_interval() {
+    let Some(stack) = stack() else { return };
+    let _gate = GATE.read().await;
+    let mailbox = unique("poll");
+    let mut admin = admin(stack, "agent").await;
+    admin.create(&mailbox).await.expect("create");
+    let mut settings = settings(stack, "agent", &mailbox);
+    settings.idle = false;
+    settings.poll_interval = Duration::from_millis(500);
+    // Built without a connection; the first call connects.
+    let mut source = imap::prepare(&settings, stack.secrets.path(), Cursors::default().reader())
+        .expect("prepare");
+    assert!(source.fetch_batch(10).await.expect("fetch").is_empty());
+    append(&mut admin, &mailbox, None, &message("polled", "x")).await;
+    let started = Instant::now();
+    source
+        .wait_for_new(Duration::from_secs(30))
+        .await
+        .expect("wait");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(3),
+        "slept one poll interval, not the timeout: {waited:?}"
+    );
+    let got = source.fetch_batch(10).await.expect("fetch");
+    assert_eq!(got.len(), 1);
+    assert!(contains(&got[0], "polled"));
 }

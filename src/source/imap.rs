@@ -201,6 +201,14 @@ impl ImapSettings {
                         "imap {place}: {key} {name:?} is not a usable mailbox name"
                     )));
                 }
+                // IMAP4rev1 names are modified UTF-7 (RFC 3501 section
+                // 5.1.3); we send names as written, so they must be ASCII.
+                if !name.is_ascii() {
+                    return Err(Error::Config(format!(
+                        "imap {place}: {key} {name:?} is not ASCII; write it in IMAP's modified \
+                         UTF-7 form (e.g. \"Entw&APw-rfe\" for \"Entwürfe\")"
+                    )));
+                }
             }
         }
         if self.move_to.as_deref() == Some(self.mailbox.as_str()) {
@@ -341,6 +349,39 @@ struct Live {
     pending: VecDeque<(u32, u32)>,
     can_idle: bool,
     can_move: bool,
+    /// The server sent an untagged NO/BAD/BYE: our view may be stale, so
+    /// the next listing re-selects the mailbox first.
+    suspect: bool,
+}
+
+impl Live {
+    /// Drains the unsolicited responses: notes warnings in `suspect` and
+    /// says whether any announced new mail (EXISTS or RECENT).
+    fn drain_notes(&mut self) -> bool {
+        use async_imap::imap_proto::{Response, Status};
+        let mut news = false;
+        while let Ok(note) = self.session.unsolicited_responses.try_recv() {
+            match note {
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_) => news = true,
+                UnsolicitedResponse::Other(data) => {
+                    if let Response::Data {
+                        status: Status::No | Status::Bad | Status::Bye,
+                        information,
+                        ..
+                    } = data.parsed()
+                    {
+                        tracing::info!(
+                            warning = information.as_deref().unwrap_or(""),
+                            "imap server warning"
+                        );
+                        self.suspect = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        news
+    }
 }
 
 /// Capped exponential backoff with jitter for reconnects.
@@ -389,20 +430,31 @@ pub async fn connect(
     base_dir: &Path,
     cursor: CursorReader,
 ) -> Result<ImapSource> {
+    let mut source = prepare(settings, base_dir, cursor)?;
+    source.ensure_live().await?;
+    Ok(source)
+}
+
+/// Like [`connect`], but without touching the network: the first
+/// `fetch_batch`, `mark_done` or `wait_for_new` connects. For a daemon that
+/// must start (and keep retrying with backoff) while the server is down.
+pub fn prepare(
+    settings: &ImapSettings,
+    base_dir: &Path,
+    cursor: CursorReader,
+) -> Result<ImapSource> {
     let connector = Connector::new(settings, base_dir)?;
     let key = format!(
         "imap:{}@{}:{}/{}",
         settings.username, settings.host, settings.port, settings.mailbox
     );
-    let mut source = ImapSource {
+    Ok(ImapSource {
         connector,
         cursor,
         key,
         live: None,
         backoff: Backoff::default(),
-    };
-    source.ensure_live().await?;
-    Ok(source)
+    })
 }
 
 /// Logs in and selects the mailbox once, for `doctor`; says what it found.
@@ -772,6 +824,7 @@ impl ImapSource {
             pending: VecDeque::new(),
             can_idle,
             can_move,
+            suspect: false,
         })
     }
 
@@ -941,14 +994,7 @@ impl ImapSource {
         }
         // The server may already have told us about new mail in an
         // untagged EXISTS during an earlier command.
-        let mut news = false;
-        while let Ok(note) = live.session.unsolicited_responses.try_recv() {
-            news |= matches!(
-                note,
-                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
-            );
-        }
-        if news {
+        if live.drain_notes() || live.suspect {
             return Ok(());
         }
         if !(settings.idle && live.can_idle) {
@@ -965,6 +1011,7 @@ impl ImapSource {
             pending,
             can_idle,
             can_move,
+            suspect,
         } = live;
         // The session moves into the IDLE handle and comes back from DONE;
         // if anything fails in between, `self.live` stays empty and the next
@@ -984,6 +1031,19 @@ impl ImapSource {
                 "imap {place}: connection closed during IDLE"
             )));
         }
+        // A NO/BYE pushed during IDLE (rather than new mail) makes the view
+        // suspect, as in `drain_notes`.
+        let mut suspect = suspect;
+        if let IdleResponse::NewData(data) = &outcome {
+            use async_imap::imap_proto::{Response, Status};
+            if let Response::Data {
+                status: Status::No | Status::Bad | Status::Bye,
+                ..
+            } = data.parsed()
+            {
+                suspect = true;
+            }
+        }
         let session = timeout(COMMAND_TIMEOUT, handle.done())
             .await
             .map_err(|_| Error::Transient(format!("imap {place}: DONE timed out")))?
@@ -995,6 +1055,7 @@ impl ImapSource {
             pending,
             can_idle,
             can_move,
+            suspect,
         });
         Ok(())
     }
@@ -1006,6 +1067,32 @@ impl ImapSource {
 /// had it selected.
 async fn refill(live: &mut Live, settings: &ImapSettings) -> Result<()> {
     let place = settings.place();
+    // A server updates a session's view of the mailbox only between
+    // commands, and Dovecot answers a UID FETCH from the view it had before
+    // it: without this NOOP, a poll would not see mail that arrived while
+    // we slept.
+    live.drain_notes();
+    timeout(COMMAND_TIMEOUT, live.session.noop())
+        .await
+        .map_err(|_| Error::Transient(format!("imap {place}: NOOP timed out")))?
+        .map_err(|e| op_error(e, "NOOP", &place))?;
+    // An untagged NO/BAD/BYE during the NOOP means the server could not
+    // bring our view up to date; Dovecot says "Internal error" when the
+    // selected mailbox was deleted and recreated by another client, and
+    // then keeps serving the stale view (STATUS included). A fresh SELECT
+    // sees the truth.
+    live.drain_notes();
+    if live.suspect {
+        tracing::info!(mailbox = %settings.mailbox, "re-selecting after a server warning");
+        live.suspect = false;
+        let mailbox = select(&mut live.session, settings).await?;
+        if mailbox.uid_validity != Some(live.uidvalidity) {
+            return Err(Error::Transient(format!(
+                "imap {place}: mailbox {:?} was recreated (UIDVALIDITY {} -> {:?}); reconnecting",
+                settings.mailbox, live.uidvalidity, mailbox.uid_validity
+            )));
+        }
+    }
     let range = format!("{}:*", live.last_uid.saturating_add(1));
     let list = async {
         let stream = live.session.uid_fetch(&range, "(UID RFC822.SIZE)").await?;
