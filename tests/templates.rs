@@ -141,6 +141,36 @@ fn errors_inside_partials_name_the_partial() {
 }
 
 #[test]
+fn missing_partial_points_at_the_include() {
+    let dir = copy_of_shipped();
+    let file = dir.path().join("en/closed.txt.tera");
+    let original = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!("{original}\n{{% include \"_nope.txt.tera\" %}}\n"),
+    )
+    .unwrap();
+    let report = check_dir(Some(dir.path()));
+    let finding = report
+        .errors()
+        .next()
+        .unwrap_or_else(|| panic!("no error: {report}"));
+    assert!(
+        finding.problem.file.ends_with("en/closed.txt.tera"),
+        "{report}"
+    );
+    assert_eq!(
+        finding.problem.line,
+        Some(original.lines().count() + 2),
+        "{report}"
+    );
+    assert!(
+        finding.problem.message.contains("_nope.txt.tera"),
+        "{report}"
+    );
+}
+
+#[test]
 fn failed_reload_keeps_the_old_set() {
     let dir = copy_of_shipped();
     let shared = SharedTemplates::from_dir(dir.path()).unwrap();

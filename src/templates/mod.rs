@@ -502,7 +502,13 @@ impl TemplateSet {
             .filter(|n| self.sources.contains_key(n))
             .unwrap_or_else(|| top.to_string());
         let variable = VARIABLE.captures(&chain).map(|c| c[1].to_string());
-        let needle = variable.clone().or_else(|| {
+        static MISSING: Lazy<Regex> =
+            Lazy::new(|| Regex::new(r"Template '\[?([^'\]]+)\]?' not found").unwrap());
+        // A missing partial: point at the include, found by its bare name.
+        let missing = MISSING
+            .captures(&chain)
+            .map(|c| c[1].rsplit('/').next().unwrap_or_default().to_string());
+        let needle = variable.clone().or(missing).or_else(|| {
             TICKED
                 .captures_iter(&chain)
                 .last()
