@@ -1498,6 +1498,43 @@ async fn the_requester_hears_the_same_for_an_account_one_without_an_address_and_
     }
 }
 
+/// Asks again and again after each short-lived challenge expires, past the
+/// per-day limit of challenges.
+async fn requester_view_past_the_daily_limit(username: &str) -> (Vec<String>, Vec<String>, usize) {
+    let (mut app, _) = app_with(Dir::File, "challenge_ttl = \"1h\"").await;
+    let case = open_case(&mut app, REQUESTER, username, T0).await;
+    for round in 1..=4 {
+        let at = T0 + 2 * round * HOUR;
+        app.pass(at - HOUR + 60).await;
+        requester_says(
+            &mut app,
+            &case,
+            &format!("again-{round}@requester.example"),
+            "Nothing arrived, please send it again.\r\n",
+            at,
+        )
+        .await;
+    }
+    let sent = sent_to(&app, REQUESTER);
+    let templates = sent.iter().map(|s| template_of(&app, s)).collect();
+    let texts = sent.iter().map(|s| normalise(s, username)).collect();
+    (templates, texts, challenges(&app).len())
+}
+
+#[tokio::test]
+async fn the_daily_challenge_limit_reads_the_same_whether_or_not_the_account_exists() {
+    let (t_alice, alice, challenged) = requester_view_past_the_daily_limit("alice").await;
+    assert_eq!(challenged, 3, "at most three challenges a day: {t_alice:?}");
+    for other in ["noaddr", "nosuchuser"] {
+        let (t_other, texts, none) = requester_view_past_the_daily_limit(other).await;
+        assert_eq!(none, 0);
+        assert_eq!(t_alice, t_other, "{other}");
+        for (i, (a, o)) in alice.iter().zip(&texts).enumerate() {
+            assert_eq!(a, o, "mail {i} ({}) differs for {other}", t_alice[i]);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Where the code goes, and where it never is.
 

@@ -391,6 +391,15 @@ impl Step<'_> {
                     }
                     Some(Err(why)) => {
                         let ctx = self.ctx;
+                        // The same per-day limit as a real challenge: reaching
+                        // it must not tell an existing account from a missing one.
+                        self.case.challenges_issued.retain(|t| now - t < 86_400);
+                        if self.case.challenges_issued.len() as u32 >= ctx.policy.challenges_per_day {
+                            self.log("system", "no new challenge: the per-day limit for this case is reached");
+                            self.queue_for_staff(first);
+                            return;
+                        }
+                        self.case.challenges_issued.push(now);
                         let expires_at = now + ctx.policy.challenge_ttl;
                         self.log("system", format!("no challenge sent ({why}); the requester is told the same as always"));
                         self.case.verification = Verification::NoTarget {
