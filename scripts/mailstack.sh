@@ -115,6 +115,14 @@ alive() {
   [[ $state != Z && $state != X ]]
 }
 
+# True when PID is alive and its command line contains WORD: a pid file
+# left from before a reboot may name an unrelated process, which we must
+# neither mistake for our daemon nor kill.
+alive_as() { # alive_as PID WORD
+  alive "$1" || return 1
+  tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q -- "$2"
+}
+
 pid_from() { # pid_from FILE -> pid or empty
   [[ -f $1 ]] || return 0
   tr -dc '0-9' <"$1"
@@ -439,13 +447,13 @@ postfix_pid() { pid_from "$PF_SPOOL/pid/master.pid"; }
 dovecot_running() {
   local pid
   pid=$(dovecot_pid)
-  [[ -n $pid ]] && alive "$pid"
+  [[ -n $pid ]] && alive_as "$pid" dovecot
 }
 
 postfix_running() {
   local pid
   pid=$(postfix_pid)
-  [[ -n $pid ]] && alive "$pid"
+  [[ -n $pid ]] && alive_as "$pid" master
 }
 
 postfix_check() {
@@ -473,7 +481,7 @@ start_dovecot() {
 stop_dovecot() {
   local pid
   pid=$(dovecot_pid)
-  if [[ -n $pid ]] && alive "$pid"; then
+  if dovecot_running; then
     kill -TERM "$pid" 2>/dev/null || true
     wait_gone "$pid" 5 || {
       say "dovecot ($pid) still there after 5 s; killing it"
@@ -499,7 +507,7 @@ start_postfix() {
 stop_postfix() {
   local pid
   pid=$(postfix_pid)
-  [[ -n $pid ]] && alive "$pid" || return 0
+  postfix_running || return 0
   postfix -c "$PF_ETC" stop </dev/null >>"$LOG/postfix.stderr" 2>&1 || kill -TERM "$pid" 2>/dev/null || true
   wait_gone "$pid" 5 || {
     say "postfix master ($pid) still there after 5 s; killing it"
