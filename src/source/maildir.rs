@@ -51,6 +51,12 @@ impl MaildirSource {
                 }
                 if (self.cursor)(&format!("maildir:{}", Self::unique(&name))).is_none() {
                     names.push(format!("{sub}/{name}"));
+                } else if sub == "new" || !name.split_once(":2,").is_some_and(|(_, f)| f.contains('S')) {
+                    // Done in the store but never marked (a crash between the
+                    // flush and the marking): finish the marking now.
+                    if let Err(e) = self.mark(&format!("{sub}/{name}")) {
+                        tracing::warn!(file = %name, error.message = %e, "could not move a processed file to cur/");
+                    }
                 }
             }
         }
