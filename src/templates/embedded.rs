@@ -97,6 +97,10 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         include_str!("../../templates/en/challenge.txt.tera"),
     ),
     (
+        "en/challenge_reminder.html.tera",
+        include_str!("../../templates/en/challenge_reminder.html.tera"),
+    ),
+    (
         "en/challenge_reminder.subject.tera",
         include_str!("../../templates/en/challenge_reminder.subject.tera"),
     ),
@@ -411,6 +415,10 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     (
         "es/challenge.txt.tera",
         include_str!("../../templates/es/challenge.txt.tera"),
+    ),
+    (
+        "es/challenge_reminder.html.tera",
+        include_str!("../../templates/es/challenge_reminder.html.tera"),
     ),
     (
         "es/challenge_reminder.subject.tera",
