@@ -450,6 +450,44 @@ async fn the_code_sent_back_on_the_case_verifies() {
             !sent[0].text.contains(REQUESTER),
             "the owner sees the requester masked only"
         );
+        let masked = [
+            recoverydesk::verify::mask_address(REQUESTER),
+            recoverydesk::verify::mask_requester_for_owner(REQUESTER),
+        ];
+        assert!(
+            masked.iter().any(|m| sent[0].text.contains(m.as_str())),
+            "the owner is told who asked, masked:\n{}",
+            sent[0].text
+        );
+        assert!(
+            sent[0].text.contains("alice"),
+            "the owner is told which account"
+        );
+        // Staff see the linked address masked, never in full; the requester
+        // sees neither.
+        for note in sent_to(&app, STAFF) {
+            assert!(
+                !note.text.contains(LINKED),
+                "{dir:?}: staff see the linked address in full"
+            );
+        }
+        let staff_new = sent_to(&app, STAFF)
+            .into_iter()
+            .find(|s| template_of(&app, s) == "staff_new_case")
+            .expect("staff told of the new case");
+        assert!(
+            staff_new.text.contains("a***@l***.example"),
+            "{}",
+            staff_new.text
+        );
+        for mail in sent_to(&app, REQUESTER) {
+            let text = all_text(&mail);
+            assert!(
+                !text.contains("linked.example") && !text.contains("a***@l***"),
+                "{dir:?}: {}",
+                mail.text
+            );
+        }
 
         requester_says(
             &mut app,
@@ -978,6 +1016,125 @@ async fn the_owners_no_after_expiry_or_a_lock_still_alerts_staff() {
         .map(|s| template_of(&app, s))
         .collect();
     assert!(staff.contains(&"staff_denied".to_owned()), "{staff:?}");
+}
+
+/// An HTML-only message (as many webmail and phone clients send).
+fn html_mail(from: &str, to: &str, subject: &str, message_id: &str, html: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}"
+    )
+}
+
+#[tokio::test]
+async fn html_only_replies_a_quoted_code_in_a_blockquote_is_no_attempt_a_typed_one_verifies() {
+    let (mut app, _) = app_with(Dir::File, "").await;
+    let case = open_case(&mut app, REQUESTER, "alice", T0).await;
+    let code = code_of(&challenges(&app)[0]);
+    let to = app.reply_address(&case.id);
+    let quoted_html = format!(
+        "<div dir=\"ltr\">Thanks, I will look for it.</div><br><div class=\"gmail_quote\"><div class=\"gmail_attr\">On Mon, 23 Nov 2026 at 09:00, PyPI Support &lt;support@pypi.example&gt; wrote:<br></div><blockquote class=\"gmail_quote\" style=\"margin:0 0 0 .8ex\"><div>Your code is <b>{code}</b></div></blockquote></div>"
+    );
+    app.deliver(&html_mail(
+        REQUESTER,
+        &to,
+        "Re: my case",
+        "html-1@requester.example",
+        &quoted_html,
+    ));
+    app.pass(T0 + HOUR).await;
+    let case = the_case(&app);
+    assert_eq!(
+        attempts_left(&case),
+        5,
+        "a code in a blockquote used an attempt\n{}",
+        events_text(&app, &case)
+    );
+    let typed = format!("<div dir=\"ltr\">Here it is: <b>{code}</b></div>");
+    app.deliver(&html_mail(
+        REQUESTER,
+        &to,
+        "Re: my case",
+        "html-2@requester.example",
+        &typed,
+    ));
+    app.pass(T0 + 2 * HOUR).await;
+    assert!(matches!(
+        the_case(&app).verification,
+        Verification::Verified { .. }
+    ));
+}
+
+#[tokio::test]
+async fn the_owner_may_answer_in_another_language() {
+    let (mut app, _) = app_with(Dir::File, "").await;
+    let case = open_case(&mut app, REQUESTER, "alice", T0).await;
+    owner_says(
+        &mut app,
+        &case,
+        "ja@linked.example",
+        "Ja, das war ich.",
+        T0 + HOUR,
+    )
+    .await;
+    assert!(matches!(
+        the_case(&app).verification,
+        Verification::Verified { .. }
+    ));
+
+    let (mut app, _) = app_with(Dir::File, "").await;
+    let case = open_case(&mut app, REQUESTER, "alice", T0).await;
+    owner_says(
+        &mut app,
+        &case,
+        "nein@linked.example",
+        "Nein, das war ich nicht.",
+        T0 + HOUR,
+    )
+    .await;
+    let case = the_case(&app);
+    assert!(
+        matches!(case.verification, Verification::Denied { .. }),
+        "{:?}",
+        case.verification
+    );
+    assert!(case.flags.contains(&Flag::TakeoverAttempt));
+}
+
+#[tokio::test]
+async fn a_second_requester_for_the_same_account_gets_no_second_challenge_and_nothing_telling() {
+    let (mut app, _) = app_with(Dir::File, "").await;
+    let case = open_case(&mut app, REQUESTER, "alice", T0).await;
+    let code = code_of(&challenges(&app)[0]);
+    let other = "second@other.example";
+    app.deliver(&complete_request(other, "second-1@other.example"));
+    app.pass(T0 + HOUR).await;
+    assert_eq!(app.cases().len(), 1, "joined, not a new case");
+    assert_eq!(challenges(&app).len(), 1, "no second challenge");
+    let case_now = the_case(&app);
+    assert_eq!(case_now.id, case.id);
+    assert!(case_now.other_requesters.iter().any(|r| r == other));
+    assert!(matches!(case_now.verification, Verification::Pending(_)));
+    let replies = sent_to(&app, other);
+    assert_eq!(replies.len(), 1);
+    for sent in &replies {
+        let text = all_text(sent);
+        assert!(!contains_code(&text, &code));
+        assert!(
+            !text.contains("linked.example") && !text.contains("l***"),
+            "{}",
+            sent.text
+        );
+        assert!(
+            !text.contains(REQUESTER),
+            "the first requester is named to the second:\n{}",
+            sent.text
+        );
+        assert!(
+            !text.contains(case.id.as_str()),
+            "the case id is named to the second requester:\n{}",
+            sent.text
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
