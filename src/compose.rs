@@ -153,7 +153,14 @@ impl Composer<'_> {
             })
             .collect();
         let requester_facing = matches!(mail.to, Recipient::Requester | Recipient::Other(_));
-        let secrets: Vec<Value> = if requester_facing {
+        // A second address asking about the same account learns nothing the
+        // first requester wrote: no fields, proofs, secrets or addresses.
+        let other = matches!(mail.to, Recipient::Other(_));
+        if other {
+            understood.clear();
+            proofs.clear();
+        }
+        let secrets: Vec<Value> = if requester_facing && !other {
             case.secrets_found.iter().map(|s| json!({"code": s.code(), "label": secret_label(s.code())})).collect()
         } else {
             Vec::new()
@@ -182,7 +189,7 @@ impl Composer<'_> {
                 "created": date(case.created_at),
                 "age_days": (now - case.created_at).max(0) / day,
                 "reply_address": reply_address(support, key, &case.id, Role::Case),
-                "requester": case.requester,
+                "requester": match &mail.to { Recipient::Other(a) => a.as_str(), _ => case.requester.as_str() },
                 "secrets_found": secrets,
                 "flags": case.flags.iter().map(|f| serde_json::to_value(f).unwrap_or(Value::Null)).collect::<Vec<_>>(),
                 "proofs": proofs,
@@ -319,10 +326,20 @@ impl Composer<'_> {
                     .map(|m| m.message_id.clone());
                 (own.clone(), own.into_iter().collect())
             }
-            // A second requester's messages are no part of the case's thread.
+            // A second requester's messages are no part of the case's thread,
+            // and the requester's thread holds only what they saw: not staff
+            // mail (relayed under our own Message-ID) nor notifications.
             _ => {
                 let second = |m: &MessageRef| m.direction == "in" && case.other_requesters.iter().any(|o| o.eq_ignore_ascii_case(&m.from));
-                let visible: Vec<MessageRef> = case.messages.iter().filter(|m| !second(m)).cloned().collect();
+                let unseen = |m: &MessageRef| {
+                    matches!(mail.to, Recipient::Requester)
+                        && if m.direction == "in" {
+                            self.settings.staff.is_staff_address(&m.from)
+                        } else {
+                            !m.to.iter().any(|t| case.requesters().any(|r| r.eq_ignore_ascii_case(t)))
+                        }
+                };
+                let visible: Vec<MessageRef> = case.messages.iter().filter(|m| !second(m) && !unseen(m)).cloned().collect();
                 thread_headers(&visible, mail)
             }
         };
