@@ -368,6 +368,13 @@ async fn fetch_after_reconnect_continues_from_the_committed_cursor() {
     assert!(contains(&got[0], "number 1") && contains(&got[1], "number 2"));
     // Only the first is committed; the second was handed out but not stored.
     cursors.commit(&got[0]);
+
+    // Within one source, a rewind after a failed commit hands the
+    // uncommitted message out again.
+    first.rewind_to_committed();
+    let again = first.fetch_batch(10).await.expect("fetch after rewind");
+    assert_eq!(again.len(), 2, "numbers 2 and 3 again");
+    assert!(contains(&again[0], "number 2"));
     drop(first);
 
     let mut second = open(stack, &settings, &cursors).await;

@@ -759,6 +759,14 @@ fn parse_position(text: &str) -> Option<(u32, u32)> {
 }
 
 impl ImapSource {
+    /// Forgets what was handed out but not committed: the next
+    /// `fetch_batch` starts again after the committed cursor (on a fresh
+    /// connection). For a worker whose commit failed; without it, a session
+    /// hands each message out once.
+    pub fn rewind_to_committed(&mut self) {
+        self.live = None;
+    }
+
     /// The open session, opening one if needed. After failures, waits out
     /// the backoff first so that a caller looping on errors cannot hammer
     /// the server.
