@@ -22,6 +22,11 @@
 # Test recipients: rejected@mailstack.test gets a 550, deferred@mailstack.test
 # a 450, at RCPT time; every other address of every domain is delivered.
 #
+# Users: DIR/users.passwd (Dovecot passwd-file). `up` adds the default users
+# (support alice bob carol dave staff agent, password "password") when
+# missing and keeps every other line, so tests may append users of their
+# own as `name:{PLAIN}secret::::::`; Dovecot picks them up without a restart.
+#
 # Needs root: Postfix's master and Dovecot's master both start as root and
 # drop privileges themselves.
 set -euo pipefail
@@ -237,11 +242,16 @@ EOF
 }
 
 make_users() {
-  local user
+  # Only adds the default users that are missing: lines that tests append
+  # (users of their own) stay, and the file is never rewritten under a
+  # running Dovecot, which re-reads it on its own.
+  local file=$DIR/users.passwd user
+  touch "$file"
   for user in "${USERS[@]}"; do
-    echo "$user:{PLAIN}$PASSWORD::::::"
-  done | write_if_changed "$DIR/users.passwd" 0640 || true
-  chown root:dovecot "$DIR/users.passwd"
+    grep -q "^$user:" "$file" || echo "$user:{PLAIN}$PASSWORD::::::" >>"$file"
+  done
+  chmod 0640 "$file"
+  chown root:dovecot "$file"
 }
 
 write_dovecot_conf() {
