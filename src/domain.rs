@@ -33,7 +33,7 @@ impl CaseId {
         let upper = text.trim().to_ascii_uppercase();
         let body = upper.strip_prefix("RD-")?;
         let valid = body.len() == CASE_ID_LEN && body.bytes().all(|b| CASE_ALPHABET.contains(&b));
-        valid.then(|| CaseId(upper))
+        valid.then_some(CaseId(upper))
     }
 
     /// The id as text.

@@ -13,7 +13,7 @@ use recoverydesk::store::Store;
 use recoverydesk::thread::{reply_address, Role};
 use recoverydesk::worker::{self, PassReport, Worker};
 
-/// A fixed start time: Monday 2026-11-23 09:00 UTC.
+/// A fixed start time: Sunday 2025-11-23 09:00 UTC.
 pub const T0: i64 = 1_763_888_400;
 /// One day in seconds.
 pub const DAY: i64 = 86_400;
@@ -89,12 +89,26 @@ impl TestApp {
     /// An app with extra `[policy]` lines and a directory section.
     pub async fn spawn_with(policy_extra: &str, directory: &str) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("secret.key"), "test-secret-key-0123456789abcdef").unwrap();
+        std::fs::write(
+            dir.path().join("secret.key"),
+            "test-secret-key-0123456789abcdef",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("accounts.toml"), ACCOUNTS).unwrap();
-        std::fs::write(dir.path().join("config.toml"), config_text(policy_extra, directory)).unwrap();
-        let settings = Arc::new(Settings::load(&dir.path().join("config.toml")).expect("config loads"));
+        std::fs::write(
+            dir.path().join("config.toml"),
+            config_text(policy_extra, directory),
+        )
+        .unwrap();
+        let settings =
+            Arc::new(Settings::load(&dir.path().join("config.toml")).expect("config loads"));
         let worker = open(settings.clone()).await;
-        TestApp { dir, worker, settings, counter: 0 }
+        TestApp {
+            dir,
+            worker,
+            settings,
+            counter: 0,
+        }
     }
 
     /// Drops the worker and opens a fresh one on the same folder (a restart).
@@ -111,7 +125,12 @@ impl TestApp {
     pub fn deliver(&mut self, raw: &str) {
         self.counter += 1;
         let name = format!("{}.{:04}.test", T0, self.counter);
-        recoverydesk::source::maildir::deliver(&self.dir.path().join("inbox"), raw.as_bytes(), &name).unwrap();
+        recoverydesk::source::maildir::deliver(
+            &self.dir.path().join("inbox"),
+            raw.as_bytes(),
+            &name,
+        )
+        .unwrap();
     }
 
     /// Runs one worker pass at `now`.
@@ -131,19 +150,38 @@ impl TestApp {
 
     /// The only case with this requester.
     pub fn case_of(&self, requester: &str) -> Case {
-        let found: Vec<Case> = self.cases().into_iter().filter(|c| c.requester == requester).collect();
-        assert_eq!(found.len(), 1, "expected one case for {requester}, found {}", found.len());
+        let found: Vec<Case> = self
+            .cases()
+            .into_iter()
+            .filter(|c| c.requester == requester)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "expected one case for {requester}, found {}",
+            found.len()
+        );
         found.into_iter().next().unwrap()
     }
 
     /// The case thread's reply address.
     pub fn reply_address(&self, case: &CaseId) -> String {
-        reply_address(&self.settings.support_address, self.settings.secret_key.expose().as_bytes(), case, Role::Case)
+        reply_address(
+            &self.settings.support_address,
+            self.settings.secret_key.expose().as_bytes(),
+            case,
+            Role::Case,
+        )
     }
 
     /// The challenge thread's reply address.
     pub fn challenge_address(&self, case: &CaseId) -> String {
-        reply_address(&self.settings.support_address, self.settings.secret_key.expose().as_bytes(), case, Role::Challenge)
+        reply_address(
+            &self.settings.support_address,
+            self.settings.secret_key.expose().as_bytes(),
+            case,
+            Role::Challenge,
+        )
     }
 
     /// The outbox folder.
@@ -158,7 +196,10 @@ impl TestApp {
 
     /// Sent mail to one address.
     pub fn sent_to(&self, address: &str) -> Vec<Sent> {
-        self.sent().into_iter().filter(|s| s.to.iter().any(|t| t == address)).collect()
+        self.sent()
+            .into_iter()
+            .filter(|s| s.to.iter().any(|t| t == address))
+            .collect()
     }
 }
 
@@ -186,14 +227,18 @@ pub struct Sent {
 /// Reads a file-transport outbox.
 pub fn sent_in(dir: &Path) -> Vec<Sent> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for entry in entries.flatten() {
         let file = entry.file_name().to_string_lossy().into_owned();
         if !file.ends_with(".eml") {
             continue;
         }
         let raw = std::fs::read_to_string(entry.path()).unwrap();
-        let parsed = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+        let parsed = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .unwrap();
         let to = raw
             .lines()
             .next()
@@ -205,8 +250,16 @@ pub fn sent_in(dir: &Path) -> Vec<Sent> {
             to,
             subject: parsed.subject().unwrap_or("").to_owned(),
             message_id: parsed.message_id().unwrap_or("").to_owned(),
-            text: parsed.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
-            reply_to: parsed.reply_to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or("").to_owned(),
+            text: parsed
+                .body_text(0)
+                .map(|t| t.into_owned())
+                .unwrap_or_default(),
+            reply_to: parsed
+                .reply_to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or("")
+                .to_owned(),
             in_reply_to: parsed.in_reply_to().as_text().unwrap_or("").to_owned(),
             raw,
         });
@@ -217,28 +270,57 @@ pub fn sent_in(dir: &Path) -> Vec<Sent> {
 
 async fn open(settings: Arc<Settings>) -> Worker {
     let pipeline = worker::open_pipeline(settings.clone()).expect("pipeline opens");
-    let source = worker::open_source(&settings, &pipeline.store).await.expect("source opens");
+    let source = worker::open_source(&settings, &pipeline.store)
+        .await
+        .expect("source opens");
     let transport = worker::open_transport(&settings).expect("transport opens");
-    Worker { pipeline, source, transport, dry_run: false }
+    Worker {
+        pipeline,
+        source,
+        transport,
+        dry_run: false,
+    }
 }
 
 fn open_placeholder() -> Worker {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("secret.key"), "placeholder-key-0123456789abcdef").unwrap();
+    std::fs::write(
+        dir.path().join("secret.key"),
+        "placeholder-key-0123456789abcdef",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("accounts.toml"), ACCOUNTS).unwrap();
     let settings = Arc::new(
         Settings::from_toml(&config_text("", FILE_DIRECTORY), dir.path(), "placeholder").unwrap(),
     );
-    let pipeline = worker::open_pipeline_with_store(settings.clone(), Store::temporary().unwrap()).unwrap();
+    let pipeline =
+        worker::open_pipeline_with_store(settings.clone(), Store::temporary().unwrap()).unwrap();
     let source = Box::new(
-        recoverydesk::source::maildir::MaildirSource::open(&dir.keep().join("inbox"), 1 << 20, Arc::new(|_: &str| None)).unwrap(),
+        recoverydesk::source::maildir::MaildirSource::open(
+            &dir.keep().join("inbox"),
+            1 << 20,
+            Arc::new(|_: &str| None),
+        )
+        .unwrap(),
     );
     let transport = worker::open_transport(&settings).unwrap();
-    Worker { pipeline, source, transport, dry_run: false }
+    Worker {
+        pipeline,
+        source,
+        transport,
+        dry_run: false,
+    }
 }
 
 /// A plain request mail.
-pub fn mail(from: &str, to: &str, subject: &str, message_id: &str, extra_headers: &str, body: &str) -> String {
+pub fn mail(
+    from: &str,
+    to: &str,
+    subject: &str,
+    message_id: &str,
+    extra_headers: &str,
+    body: &str,
+) -> String {
     format!(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\nDate: Mon, 23 Nov 2026 09:00:00 +0000\r\n{extra_headers}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"
     )
