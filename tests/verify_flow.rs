@@ -356,7 +356,7 @@ async fn open_case(app: &mut TestApp, from: &str, username: &str, now: i64) -> C
         from,
         "support@pypi.example",
         "Lost my 2FA device",
-        &format!("open-{username}-{now}@requester.example"),
+        &format!("open-{now}@requester.example"),
         "",
         &format!(
             "Username: {username}\r\nI lost my phone with the authenticator app.\r\nI still have access to the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n"
@@ -1690,6 +1690,101 @@ async fn the_daily_challenge_limit_reads_the_same_whether_or_not_the_account_exi
             assert_eq!(a, o, "mail {i} ({}) differs for {other}", t_alice[i]);
         }
     }
+}
+
+#[tokio::test]
+async fn the_requester_hears_the_same_for_a_known_and_an_unknown_address_given_as_the_account() {
+    for dir in BOTH {
+        let (t_known, known, case_known) = requester_view(dir, "alice@linked.example").await;
+        let (t_unknown, unknown, case_unknown) = requester_view(dir, "zzzzz@linked.example").await;
+        assert_eq!(
+            case_known.fields.lookup_address.as_deref(),
+            Some("alice@linked.example")
+        );
+        assert!(
+            matches!(case_known.verification, Verification::Pending(_)),
+            "{dir:?}: {:?}",
+            case_known.verification
+        );
+        assert!(
+            matches!(case_unknown.verification, Verification::NoTarget { .. }),
+            "{:?}",
+            case_unknown.verification
+        );
+        assert_eq!(t_known, t_unknown, "{dir:?}");
+        for (i, (k, u)) in known.iter().zip(&unknown).enumerate() {
+            assert_eq!(
+                k, u,
+                "{dir:?}: mail {i} ({}) differs for an unknown address",
+                t_known[i]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_yes_from_the_requester_or_in_reply_to_guessed_message_ids_never_verifies() {
+    let (mut app, _) = app_with(Dir::File, "").await;
+    let case = open_case(&mut app, REQUESTER, "alice", T0).await;
+    let challenge_id = challenges(&app)[0].message_id.clone();
+    // "Yes" on the case thread is not the owner's yes.
+    requester_says(
+        &mut app,
+        &case,
+        "yes-case@requester.example",
+        "Yes, that was me.\r\n",
+        T0 + HOUR,
+    )
+    .await;
+    assert!(matches!(
+        the_case(&app).verification,
+        Verification::Pending(_)
+    ));
+    // Nor in reply to everything the requester was sent, plus guesses at
+    // the challenge's Message-ID made from theirs.
+    let mut refs: Vec<String> = sent_to(&app, REQUESTER)
+        .iter()
+        .map(|s| s.message_id.clone())
+        .collect();
+    let seen = refs.clone();
+    for id in &seen {
+        let (local, domain) = id.split_once('@').unwrap();
+        let parts: Vec<&str> = local.split('.').collect();
+        if let Some(n) = parts.get(1).and_then(|n| n.parse::<i64>().ok()) {
+            for k in (n - 12).max(0)..=n + 12 {
+                let mut guess = parts.clone();
+                let k = k.to_string();
+                guess[1] = &k;
+                refs.push(format!("{}@{domain}", guess.join(".")));
+                refs.push(format!("{}.{k}@{domain}", parts[0]));
+            }
+        }
+    }
+    assert!(
+        !refs.contains(&challenge_id),
+        "the challenge's Message-ID was guessable from {seen:?}: {challenge_id}"
+    );
+    let guesses: Vec<String> = refs
+        .iter()
+        .filter(|r| !seen.contains(r))
+        .map(|r| format!("<{r}>"))
+        .collect();
+    app.deliver(&mail(
+        REQUESTER,
+        "support@pypi.example",
+        "Re: Confirm your account recovery",
+        "yes-guess@requester.example",
+        &format!("References: {}\r\n", guesses.join(" ")),
+        "Yes, that was me.\r\n",
+    ));
+    app.pass(T0 + 2 * HOUR).await;
+    let case = the_case(&app);
+    assert!(
+        matches!(case.verification, Verification::Pending(_)),
+        "{:?}\n{}",
+        case.verification,
+        events_text(&app, &case)
+    );
 }
 
 // ---------------------------------------------------------------------------
