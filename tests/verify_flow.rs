@@ -40,12 +40,17 @@ const HOUR: i64 = 3_600;
 #[derive(Clone, Default)]
 struct Service {
     down: Arc<AtomicBool>,
+    slow: Arc<AtomicBool>,
     hits: Arc<AtomicUsize>,
     failures: Arc<AtomicUsize>,
 }
 
 async fn serve_accounts(State(service): State<Service>, uri: Uri) -> Response {
     service.hits.fetch_add(1, Ordering::SeqCst);
+    if service.slow.load(Ordering::SeqCst) {
+        // Longer than the configured 2 s timeout.
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    }
     if service.down.load(Ordering::SeqCst) {
         service.failures.fetch_add(1, Ordering::SeqCst);
         return (StatusCode::SERVICE_UNAVAILABLE, "maintenance").into_response();
@@ -1318,6 +1323,52 @@ async fn a_directory_down_on_an_unknown_name_is_not_told_apart_from_a_known_one(
     }
     assert_eq!(texts[0].len(), 2);
     assert_eq!(texts[0], texts[1]);
+}
+
+#[tokio::test]
+async fn a_directory_timeout_is_waited_out_like_a_5xx() {
+    let (mut app, service) = app_with(Dir::Http, "").await;
+    service.slow.store(true, Ordering::SeqCst);
+    let case = open_case(&mut app, REQUESTER, "alice", T0).await;
+    assert!(
+        matches!(case.verification, Verification::LookupPending { tries: 1 }),
+        "{:?}\n{}",
+        case.verification,
+        events_text(&app, &case)
+    );
+    assert!(
+        events_text(&app, &case).contains("timed out"),
+        "{}",
+        events_text(&app, &case)
+    );
+    assert!(challenges(&app).is_empty());
+    service.slow.store(false, Ordering::SeqCst);
+    app.pass(case.timers[&TimerKind::DirectoryRetry]).await;
+    assert!(matches!(
+        the_case(&app).verification,
+        Verification::Pending(_)
+    ));
+    assert_eq!(challenges(&app).len(), 1);
+}
+
+#[tokio::test]
+async fn the_reminders_fresh_code_is_not_stored_either() {
+    let (mut app, _) = app_with(Dir::File, "").await;
+    open_case(&mut app, REQUESTER, "alice", T0).await;
+    app.pass(T0 + DAY + 60).await;
+    let sent = challenges(&app);
+    assert_eq!(sent.len(), 2);
+    let codes = [code_of(&sent[0]), code_of(&sent[1])];
+    for (tree, value) in store_dump(&mut app).await {
+        for code in &codes {
+            for s in spellings(code) {
+                assert!(
+                    !bytes_contain(&value, &s),
+                    "a code is in the store tree {tree:?}"
+                );
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
