@@ -343,11 +343,13 @@ impl Composer<'_> {
                 thread_headers(&visible, mail)
             }
         };
-        if let Some(parent) = in_reply_to {
+        // Ids come from other people's mail ("9209252113.AA00975@ ebony"):
+        // lettre refuses spaces and brackets in them, and the reply is lost.
+        if let Some(parent) = in_reply_to.as_deref().and_then(id_token) {
             builder = builder.in_reply_to(format!("<{parent}>"));
         }
-        if !references.is_empty() {
-            let refs: Vec<String> = references.iter().map(|r| format!("<{r}>")).collect();
+        let refs: Vec<String> = references.iter().filter_map(|r| id_token(r)).map(|r| format!("<{r}>")).collect();
+        if !refs.is_empty() {
             builder = builder.references(refs.join(" "));
         }
         let auto = match mail.template.as_str() {
@@ -374,6 +376,13 @@ impl Composer<'_> {
         .map_err(|e| bad(&e))?;
         Ok(message.formatted())
     }
+}
+
+/// A Message-ID as a header-safe token (visible ASCII, no brackets), or
+/// `None` when nothing is left of it.
+fn id_token(id: &str) -> Option<String> {
+    let token: String = id.chars().filter(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | '\\')).collect();
+    (!token.is_empty()).then_some(token)
 }
 
 /// The loop header name as a `'static` literal for lettre.

@@ -71,7 +71,12 @@ impl Pipeline {
 
     /// Handles one fetched message and commits everything it causes.
     pub async fn ingest(&self, fetched: &Fetched, now: i64) -> Result<Handled> {
-        let inbound = parse::parse(&fetched.raw);
+        // mail-parser 0.11 can panic on hostile MIME ("Invalid part ID"). A
+        // panic here would stop the worker before the commit, and the same
+        // message would stop it again after every restart: turn it into an
+        // error, so the worker keeps the message, sets it aside and goes on.
+        let inbound = std::panic::catch_unwind(|| parse::parse(&fetched.raw))
+            .map_err(|_| Error::Permanent("the MIME parser panicked on this message".into()))?;
         let cursor = fetched.cursor.as_ref().map(|c| (c.key.clone(), c.value.clone()));
         let mut handled = Handled {
             message_id: inbound.message_id.clone(),
@@ -560,6 +565,9 @@ fn reply_target(inbound: &Inbound) -> Option<String> {
         .as_ref()
         .or(inbound.from.as_ref())
         .map(|m| m.address.to_string())
+        // Only what the transport can write to: an address such as
+        // `develop!nextmime@ebony@sblab.att.com` is kept, not answered.
+        .filter(|a| a.parse::<lettre::Address>().is_ok())
 }
 
 /// Ten random base32 characters (50 bits) from the OS generator.

@@ -906,3 +906,61 @@ Username: alice\r\nI lost my phone with the authenticator app.\r\nI still have a
     let case = app.case_of("eve@example.org");
     assert!(!case.messages[0].subject.contains('\n') && !case.messages[0].subject.contains('\r'));
 }
+
+/// The n-th message (from 0) of an mbox, split on `From ` lines.
+fn mbox_message(mbox: &[u8], n: usize) -> Option<Vec<u8>> {
+    let mut messages: Vec<Vec<u8>> = Vec::new();
+    for line in mbox.split_inclusive(|b| *b == b'\n') {
+        if line.starts_with(b"From ") {
+            messages.push(Vec::new());
+        } else if let Some(m) = messages.last_mut() {
+            m.extend_from_slice(line);
+        }
+    }
+    messages.into_iter().nth(n)
+}
+
+#[tokio::test]
+async fn a_message_that_makes_the_mime_parser_panic_is_kept_and_set_aside() {
+    // mimekit's content-length mbox holds messages on which mail-parser 0.11 panics.
+    let path = "/work/shared/corpus/mimekit/mbox/content-length.mbox.txt";
+    let Ok(mbox) = std::fs::read(path) else {
+        println!("skipped: {path} is not on this machine");
+        return;
+    };
+    let raw = mbox_message(&mbox, 1).expect("the mbox has a second message");
+    assert!(
+        std::panic::catch_unwind(|| mail_parser::MessageParser::default().parse(&raw)).is_err(),
+        "this input no longer makes mail-parser panic; pick another"
+    );
+    let mut app = TestApp::spawn().await;
+    deliver_bytes(&app, &format!("{T0}.a-panic.test"), &raw);
+    app.deliver(&complete_request(
+        "Good <good@example.org>",
+        "good@example.org",
+    ));
+    let report = app.pass(T0).await;
+    assert_eq!(report.errors, 1, "set aside, not fatal");
+    assert_eq!(app.sent_to("good@example.org").len(), 1, "the run went on");
+    let hash = recoverydesk::parse::content_hash(&raw);
+    assert!(
+        app.store().seen_content(&hash).unwrap(),
+        "kept in the store"
+    );
+    let record = app.store().inbound_record(&hash).unwrap().unwrap();
+    assert_eq!(record.kind, "quarantined");
+    assert!(app
+        .sent()
+        .iter()
+        .all(|s| s.to.iter().all(|t| t != "jwz@netscape.com")));
+    assert_eq!(
+        std::fs::read_dir(app.dir.path().join("inbox/new"))
+            .unwrap()
+            .count(),
+        0,
+        "marked"
+    );
+    // Never retried.
+    let again = app.pass(T0 + 60).await;
+    assert!(again.handled.is_empty() && again.errors == 0);
+}
