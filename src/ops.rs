@@ -13,20 +13,28 @@ use crate::pipeline::Pipeline;
 use crate::templates::SharedTemplates;
 
 /// Resolves on SIGINT or SIGTERM; reloads templates on SIGHUP meanwhile.
-pub async fn shutdown_signal(templates: SharedTemplates) {
+///
+/// The SIGTERM and SIGHUP handlers are installed by this call, not when the
+/// future is first polled: the worker polls it only after its first pass,
+/// and SIGHUP's default action (terminate) would otherwise stop a daemon
+/// that is still working through its backlog. Call it inside the runtime.
+pub fn shutdown_signal(templates: SharedTemplates) -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = term.recv() => return,
-            _ = hup.recv() => match templates.reload() {
-                Ok(()) => tracing::info!("templates reloaded on SIGHUP"),
-                Err(e) => tracing::error!(error.message = %e, "template reload failed; keeping the previous set"),
-            },
+    let handlers = (signal(SignalKind::terminate()), signal(SignalKind::hangup()));
+    async move {
+        let (Ok(mut term), Ok(mut hup)) = handlers else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => match templates.reload() {
+                    Ok(()) => tracing::info!("templates reloaded on SIGHUP"),
+                    Err(e) => tracing::error!(error.message = %e, "template reload failed; keeping the previous set"),
+                },
+            }
         }
     }
 }
