@@ -48,8 +48,9 @@ struct Service {
 async fn serve_accounts(State(service): State<Service>, uri: Uri) -> Response {
     service.hits.fetch_add(1, Ordering::SeqCst);
     if service.slow.load(Ordering::SeqCst) {
-        // Longer than the configured 2 s timeout.
-        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        // Well past the configured timeout (4 s: generous, as a loaded test
+        // machine must not turn a healthy answer into "unavailable").
+        tokio::time::sleep(std::time::Duration::from_secs(12)).await;
     }
     if service.down.load(Ordering::SeqCst) {
         service.failures.fetch_add(1, Ordering::SeqCst);
@@ -84,7 +85,7 @@ async fn spawn_service() -> (String, Service) {
 }
 
 fn http_section(base_url: &str) -> String {
-    format!("[directory]\nkind = \"http\"\nbase_url = \"{base_url}\"\ntimeout = \"2s\"")
+    format!("[directory]\nkind = \"http\"\nbase_url = \"{base_url}\"\ntimeout = \"4s\"")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
