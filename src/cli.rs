@@ -153,7 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { dir } => demo(&dir).await,
         Command::Run { dry_run } => {
             let settings = load(cli.config.as_deref())?;
-            let mut worker = open_worker(settings.clone(), dry_run).await?;
+            let mut worker = open_worker(settings.clone(), dry_run, false).await?;
             let _metrics = crate::ops::start_metrics(&settings, &worker.pipeline).await?;
             let _watch = crate::ops::watch_templates(&settings, &worker.pipeline)?;
             tracing::info!(source = %worker.source.describe(), transport = %worker.transport.describe(), "recoverydesk running");
@@ -162,7 +162,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Once => {
             let settings = load(cli.config.as_deref())?;
-            let mut worker = open_worker(settings, false).await?;
+            let mut worker = open_worker(settings, false, true).await?;
             let report = worker.pass(crate::clock::now()).await?;
             println!(
                 "handled {} message(s), {} error(s), {} case(s) with due timers; sent {}, deferred {}, failed {}",
@@ -197,9 +197,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn open_worker(settings: Arc<Settings>, dry_run: bool) -> anyhow::Result<Worker> {
+async fn open_worker(settings: Arc<Settings>, dry_run: bool, eager: bool) -> anyhow::Result<Worker> {
     let pipeline = worker::open_pipeline(settings.clone())?;
-    let source = worker::open_source(&settings, &pipeline.store).await?;
+    let source = if eager {
+        worker::open_source(&settings, &pipeline.store).await?
+    } else {
+        worker::open_source_lazily(&settings, &pipeline.store).await?
+    };
     let transport = if dry_run {
         let dir = settings.path(Path::new("shadow-outbox"));
         Arc::new(crate::transport::file::FileTransport::new(&dir)?) as Arc<dyn crate::transport::Transport>
@@ -253,7 +257,7 @@ async fn demo(dir: &Path) -> anyhow::Result<()> {
     let secret = hex::encode(rand::random::<[u8; 24]>());
     crate::demo::create(dir, &secret)?;
     let settings = Arc::new(Settings::load(&dir.join("config.toml"))?);
-    let mut worker = open_worker(settings.clone(), false).await?;
+    let mut worker = open_worker(settings.clone(), false, true).await?;
     let now = crate::clock::now();
     worker.pass(now).await?;
     let store = worker.pipeline.store.clone();

@@ -66,8 +66,17 @@ pub fn open_pipeline_with_store(settings: Arc<Settings>, store: Store) -> Result
     Ok(Pipeline { settings, store, templates, directory, policy })
 }
 
-/// Opens the configured source.
+/// Opens the configured source, connecting at once (see [`open_source_lazily`]).
 pub async fn open_source(settings: &Settings, store: &Store) -> Result<Box<dyn Source>> {
+    open_source_with(settings, store, true).await
+}
+
+/// Opens the configured source without connecting yet (for the daemon).
+pub async fn open_source_lazily(settings: &Settings, store: &Store) -> Result<Box<dyn Source>> {
+    open_source_with(settings, store, false).await
+}
+
+async fn open_source_with(settings: &Settings, store: &Store, eager: bool) -> Result<Box<dyn Source>> {
     let reader_store = store.clone();
     let cursor: CursorReader = Arc::new(move |key: &str| reader_store.cursor(key).ok().flatten());
     match settings.raw.source.kind {
@@ -75,7 +84,7 @@ pub async fn open_source(settings: &Settings, store: &Store) -> Result<Box<dyn S
             let section = settings.raw.source.maildir.as_ref().ok_or_else(|| Error::Config("source.maildir missing".into()))?;
             Ok(Box::new(MaildirSource::open(&settings.path(&section.path), settings.raw.source.max_message_bytes, cursor)?))
         }
-        SourceKind::Imap => crate::wiring::open_imap(settings, cursor).await,
+        SourceKind::Imap => crate::wiring::open_imap(settings, cursor, eager).await,
     }
 }
 
