@@ -147,8 +147,28 @@ fn start_user_guard(file: PathBuf) {
     });
 }
 
+/// Waits until `user` can log in. Dovecot re-reads the passwd-file at most
+/// once a second, so a line appended (or put back) in the second of its
+/// last read is not seen until the next one.
+async fn wait_login(stack: &Stack, user: &str) {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        match login(stack, user).await {
+            Ok(mut s) => {
+                let _ = s.logout().await;
+                return;
+            }
+            Err(e) if Instant::now() > until => panic!("{user} cannot log in: {e}"),
+            Err(_) => {
+                restore_users(&stack.users_file);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// A mailbox user of this run: unique, registered and able to log in.
-fn new_user(stack: &Stack, tag: &str) -> String {
+async fn new_user(stack: &Stack, tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -162,6 +182,7 @@ fn new_user(stack: &Stack, tag: &str) -> String {
     );
     registered().lock().expect("users lock").push(name.clone());
     restore_users(&stack.users_file);
+    wait_login(stack, &name).await;
     name
 }
 
@@ -749,9 +770,9 @@ fn now_secs() -> i64 {
 async fn run_with_idle_acknowledges_over_smtp_threaded_under_the_request() {
     let Some(stack) = stack() else { return };
     let _gate = GATE.read().await;
-    let support = new_user(stack, "t1s");
-    let requester_a = new_user(stack, "t1a");
-    let requester_b = new_user(stack, "t1b");
+    let support = new_user(stack, "t1s").await;
+    let requester_a = new_user(stack, "t1a").await;
+    let requester_b = new_user(stack, "t1b").await;
     let desk = Desk::new(stack, Opts::new(&support));
     let mut run = desk.spawn_run();
 
@@ -789,9 +810,9 @@ async fn run_with_idle_acknowledges_over_smtp_threaded_under_the_request() {
 async fn run_with_polling_over_starttls_acknowledges_threaded_under_the_request() {
     let Some(stack) = stack() else { return };
     let _gate = GATE.read().await;
-    let support = new_user(stack, "t2s");
-    let requester_a = new_user(stack, "t2a");
-    let requester_b = new_user(stack, "t2b");
+    let support = new_user(stack, "t2s").await;
+    let requester_a = new_user(stack, "t2a").await;
+    let requester_b = new_user(stack, "t2b").await;
     let desk = Desk::new(
         stack,
         Opts {
@@ -825,9 +846,9 @@ async fn run_with_polling_over_starttls_acknowledges_threaded_under_the_request(
 async fn dovecot_restarted_mid_run_loses_nothing_and_doubles_nothing() {
     let Some(stack) = stack() else { return };
     let _gate = GATE.write().await;
-    let support = new_user(stack, "t3s");
-    let requester_a = new_user(stack, "t3a");
-    let requester_b = new_user(stack, "t3b");
+    let support = new_user(stack, "t3s").await;
+    let requester_a = new_user(stack, "t3a").await;
+    let requester_b = new_user(stack, "t3b").await;
     let desk = Desk::new(stack, Opts::new(&support));
     let mut run = desk.spawn_run();
     let before = send_request(stack, &desk, &requester_a, "restartfox1").await;
@@ -882,8 +903,8 @@ async fn dovecot_restarted_mid_run_loses_nothing_and_doubles_nothing() {
 async fn postfix_stopped_keeps_the_reply_queued_and_delivers_it_once_after() {
     let Some(stack) = stack() else { return };
     let _gate = GATE.write().await;
-    let support = new_user(stack, "t4s");
-    let requester = new_user(stack, "t4a");
+    let support = new_user(stack, "t4s").await;
+    let requester = new_user(stack, "t4a").await;
     let desk = Desk::new(stack, Opts::new(&support));
     let id = send_request(stack, &desk, &requester, "queuedfox").await;
     wait_mailbox(stack, &support, "INBOX", DEADLINE, "the request", |s| {
@@ -919,6 +940,9 @@ async fn postfix_stopped_keeps_the_reply_queued_and_delivers_it_once_after() {
 
     mailstack(stack, "start-postfix");
     drop(back);
+    // start-postfix rewrote the passwd-file; ours are back once they log in.
+    wait_login(stack, &support).await;
+    wait_login(stack, &requester).await;
     // Two minutes later (the outbox's backoff has passed), the next pass
     // delivers it.
     let later = now_secs() + 120;
@@ -950,10 +974,11 @@ async fn postfix_stopped_keeps_the_reply_queued_and_delivers_it_once_after() {
 async fn a_recreated_mailbox_with_the_same_messages_makes_no_new_cases_or_replies() {
     let Some(stack) = stack() else { return };
     let _gate = GATE.read().await;
-    let support = new_user(stack, "t5s");
-    let requesters: Vec<String> = (0..3)
-        .map(|i| new_user(stack, &format!("t5r{i}")))
-        .collect();
+    let support = new_user(stack, "t5s").await;
+    let mut requesters = Vec::new();
+    for i in 0..3 {
+        requesters.push(new_user(stack, &format!("t5r{i}")).await);
+    }
     let mailbox = "Requests";
     let desk = Desk::new(
         stack,
@@ -1005,9 +1030,43 @@ async fn a_recreated_mailbox_with_the_same_messages_makes_no_new_cases_or_replie
     )
     .await;
     // New mail after the rescan is handled as usual.
-    let newcomer = new_user(stack, "t5n");
-    let fresh = send_request_to_folder(stack, &desk, &support, mailbox, &newcomer).await;
+    let newcomer = new_user(stack, "t5n").await;
+    let (fresh, fresh_raw) =
+        file_request(stack, &desk, &support, mailbox, &newcomer, "recreatefoxnew").await;
     wait_ack(stack, &newcomer, &fresh, &desk.support).await;
+    raws.push(fresh_raw);
+    ids.push(fresh.clone());
+
+    // Recreated again, this time under the running worker: everything so
+    // far plus one new request.
+    let mut admin = session(stack, &support).await;
+    admin.delete(mailbox).await.expect("delete");
+    admin.create(mailbox).await.expect("recreate");
+    for raw in &raws {
+        append_request(&mut admin, mailbox, None, raw).await;
+    }
+    let _ = admin.logout().await;
+    let latecomer = new_user(stack, "t5l").await;
+    let (late, _) = file_request(
+        stack,
+        &desk,
+        &support,
+        mailbox,
+        &latecomer,
+        "recreatefoxlate",
+    )
+    .await;
+    wait_ack(stack, &latecomer, &late, &desk.support).await;
+    wait_mailbox(
+        stack,
+        &support,
+        mailbox,
+        DEADLINE,
+        "everything marked",
+        |s| ids.iter().chain([&late]).all(|id| is_done(s, id)),
+    )
+    .await;
+    run.assert_alive();
     let status = run.stop().await;
     assert!(
         status.success(),
@@ -1018,10 +1077,11 @@ async fn a_recreated_mailbox_with_the_same_messages_makes_no_new_cases_or_replie
     let cases = desk.cases();
     assert_eq!(
         cases.len(),
-        4,
-        "three old cases and the new one: {cases:#?}"
+        5,
+        "three old cases and two new ones: {cases:#?}"
     );
-    for (r, id) in requesters.iter().zip(&ids) {
+    let everyone = requesters.iter().chain([&newcomer, &latecomer]);
+    for (r, id) in everyone.zip(ids.iter().chain([&late])) {
         let address = format!("{r}@example.test");
         assert_eq!(
             outgoing_to(&cases, &address).len(),
@@ -1033,28 +1093,30 @@ async fn a_recreated_mailbox_with_the_same_messages_makes_no_new_cases_or_replie
     }
 }
 
-/// Files a new request straight into `mailbox` of `support`.
-async fn send_request_to_folder(
+/// Files a new request straight into `mailbox` of `support`; returns its
+/// Message-ID and bytes.
+async fn file_request(
     stack: &Stack,
     desk: &Desk,
     support: &str,
     mailbox: &str,
     requester: &str,
-) -> String {
+    username: &str,
+) -> (String, Vec<u8>) {
     let id = format!("{}@example.test", unique("req"));
-    let raw = request(requester, &desk.support, &id, "recreatefoxnew");
+    let raw = request(requester, &desk.support, &id, username);
     let mut s = session(stack, support).await;
     append_request(&mut s, mailbox, None, &raw).await;
     let _ = s.logout().await;
-    id
+    (id, raw)
 }
 
 #[tokio::test]
 async fn a_request_already_read_by_another_client_is_still_processed() {
     let Some(stack) = stack() else { return };
     let _gate = GATE.read().await;
-    let support = new_user(stack, "t6s");
-    let requester = new_user(stack, "t6a");
+    let support = new_user(stack, "t6s").await;
+    let requester = new_user(stack, "t6a").await;
     let desk = Desk::new(stack, Opts::new(&support));
     let id = send_request(stack, &desk, &requester, "seenfox").await;
     wait_mailbox(stack, &support, "INBOX", DEADLINE, "the request", |s| {
@@ -1093,8 +1155,8 @@ async fn a_request_already_read_by_another_client_is_still_processed() {
 async fn a_wrong_password_fails_once_fast_naming_the_server_and_marks_nothing() {
     let Some(stack) = stack() else { return };
     let _gate = GATE.read().await;
-    let support = new_user(stack, "t7s");
-    let requester = new_user(stack, "t7a");
+    let support = new_user(stack, "t7s").await;
+    let requester = new_user(stack, "t7a").await;
     let desk = Desk::new(
         stack,
         Opts {
