@@ -54,37 +54,14 @@ pub struct Composer<'a> {
     pub templates: &'a TemplateSet,
 }
 
-/// Human label of a field.
+/// English label and hint of a field (see [`crate::labels`] for others).
 pub fn field_label(field: Field) -> (&'static str, &'static str) {
-    match field {
-        Field::Username => ("Your account username", "the name you log in with, not your email address"),
-        Field::Reason => ("Why you lost access", "for example a lost 2FA device, lost recovery codes or a forgotten password"),
-        Field::EmailAccess => ("Whether you can still read the email address linked to the account", "yes or no"),
-        Field::CodeOfConduct => ("That you agree to the Code of Conduct", ""),
-        Field::DelayAcknowledged => ("That you understand review can take a while", ""),
-        Field::Proofs => ("Anything that shows the account is yours", "packages you maintain, earlier addresses, roughly when you created the account"),
-    }
+    crate::labels::for_lang("en").field(field)
 }
 
-/// Human label of a reason.
+/// English label of a reason.
 pub fn reason_label(reason: Reason) -> &'static str {
-    match reason {
-        Reason::Lost2faDevice => "lost two-factor device",
-        Reason::RecoveryCodesLostOrNotWorking => "recovery codes lost or not working",
-        Reason::ForgotPassword => "forgotten password",
-        Reason::LostEmailAccess => "lost access to the linked email address",
-        Reason::SuspectedCompromise => "suspected compromise",
-        Reason::Other => "other",
-    }
-}
-
-fn secret_label(code: &str) -> &'static str {
-    match code {
-        "api_token" => "an API token",
-        "recovery_code" => "recovery codes",
-        "totp_seed" => "a two-factor (TOTP) secret",
-        _ => "a password",
-    }
+    crate::labels::for_lang("en").reason(reason)
 }
 
 impl Composer<'_> {
@@ -103,52 +80,54 @@ impl Composer<'_> {
         let key = self.settings.secret_key.expose().as_bytes();
         let support = &self.settings.support_address;
         let fields = &case.fields;
+        let staff_facing = matches!(mail.to, Recipient::Staff | Recipient::StaffMember(_));
+        let l = crate::labels::for_lang(if staff_facing { "en" } else { &case.language });
         let mut understood = Vec::new();
         if let Some(u) = &fields.username {
-            understood.push(json!({"label": "Username", "value": u}));
+            understood.push(json!({"label": l.username, "value": u}));
         }
         if let Some(a) = &fields.lookup_address {
-            understood.push(json!({"label": "Account looked up by address", "value": a}));
+            understood.push(json!({"label": l.lookup_address, "value": a}));
         }
         if !fields.reasons.is_empty() {
-            let reasons: Vec<&str> = fields.reasons.iter().map(|r| reason_label(*r)).collect();
-            understood.push(json!({"label": "Reason", "value": reasons.join(", ")}));
+            let reasons: Vec<&str> = fields.reasons.iter().map(|r| l.reason(*r)).collect();
+            understood.push(json!({"label": l.reason, "value": reasons.join(", ")}));
         }
         match fields.claims_email_access {
-            Claim::Yes => understood.push(json!({"label": "Access to the linked email address", "value": "yes"})),
-            Claim::No => understood.push(json!({"label": "Access to the linked email address", "value": "no"})),
+            Claim::Yes => understood.push(json!({"label": l.email_access, "value": l.yes_no_ticked[0]})),
+            Claim::No => understood.push(json!({"label": l.email_access, "value": l.yes_no_ticked[1]})),
             Claim::Unknown => {}
         }
         let tick = |t: Tick| match t {
-            Tick::Stated => Some("yes"),
-            Tick::Weak => Some("yes (ticked)"),
-            Tick::Refused => Some("no"),
+            Tick::Stated => Some(l.yes_no_ticked[0]),
+            Tick::Weak => Some(l.yes_no_ticked[2]),
+            Tick::Refused => Some(l.yes_no_ticked[1]),
             Tick::Unknown => None,
         };
         if let Some(v) = tick(fields.agreed_code_of_conduct) {
-            understood.push(json!({"label": "Agrees to the Code of Conduct", "value": v}));
+            understood.push(json!({"label": l.code_of_conduct, "value": v}));
         }
         if let Some(v) = tick(fields.acknowledged_delay) {
-            understood.push(json!({"label": "Understands review takes time", "value": v}));
+            understood.push(json!({"label": l.delay, "value": v}));
         }
         let mut proofs = Vec::new();
         for p in &fields.proofs.packages {
-            proofs.push(json!({"label": "Package", "value": p}));
+            proofs.push(json!({"label": l.proofs[0], "value": p}));
         }
         for p in &fields.proofs.repository_urls {
-            proofs.push(json!({"label": "Repository", "value": p}));
+            proofs.push(json!({"label": l.proofs[1], "value": p}));
         }
         for p in &fields.proofs.previous_addresses {
-            proofs.push(json!({"label": "Earlier address", "value": p}));
+            proofs.push(json!({"label": l.proofs[2], "value": p}));
         }
         if let Some(p) = &fields.proofs.account_created {
-            proofs.push(json!({"label": "Account created", "value": p}));
+            proofs.push(json!({"label": l.proofs[3], "value": p}));
         }
         let missing: Vec<Value> = case
             .missing
             .iter()
             .map(|f| {
-                let (label, hint) = field_label(*f);
+                let (label, hint) = l.field(*f);
                 json!({"code": f.code(), "label": label, "hint": hint})
             })
             .collect();
@@ -161,7 +140,7 @@ impl Composer<'_> {
             proofs.clear();
         }
         let secrets: Vec<Value> = if requester_facing && !other {
-            case.secrets_found.iter().map(|s| json!({"code": s.code(), "label": secret_label(s.code())})).collect()
+            case.secrets_found.iter().map(|s| json!({"code": s.code(), "label": l.secret(*s)})).collect()
         } else {
             Vec::new()
         };
@@ -181,7 +160,7 @@ impl Composer<'_> {
                 "language": case.language,
                 "username": fields.username,
                 "lookup_address": if other { None } else { fields.lookup_address.clone() },
-                "reasons": fields.reasons.iter().filter(|_| !other).map(|r| json!({"code": r.code(), "label": reason_label(*r)})).collect::<Vec<_>>(),
+                "reasons": fields.reasons.iter().filter(|_| !other).map(|r| json!({"code": r.code(), "label": l.reason(*r)})).collect::<Vec<_>>(),
                 "understood": understood,
                 "missing": missing,
                 "queue_position": queue_position,
@@ -339,7 +318,11 @@ impl Composer<'_> {
                             !m.to.iter().any(|t| case.requesters().any(|r| r.eq_ignore_ascii_case(t)))
                         }
                 };
-                let visible: Vec<MessageRef> = case.messages.iter().filter(|m| !second(m) && !unseen(m)).cloned().collect();
+                // Machine mail (auto-replies, bounces) is kept on the case but
+                // is never a parent or a reference of what we send.
+                let machine = |m: &MessageRef| m.direction == "in" && m.kind != "human";
+                let visible: Vec<MessageRef> =
+                    case.messages.iter().filter(|m| !second(m) && !unseen(m) && !machine(m)).cloned().collect();
                 thread_headers(&visible, mail)
             }
         };

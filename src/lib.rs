@@ -38,6 +38,7 @@ pub mod case;
 
 pub mod templates;
 pub mod compose;
+pub mod labels;
 
 pub mod store;
 pub mod pipeline;
