@@ -1,7 +1,8 @@
 //! The words the composer puts into template contexts ("what we
 //! understood", missing fields, reasons, secret kinds), per language, so a
 //! Spanish mail does not carry English labels. English is the fallback;
-//! add a language by adding a table.
+//! add a language by adding a table. Spanish uses the informal register
+//! ("tú"), like the shipped Spanish templates.
 
 use crate::request::{Field, Reason};
 use crate::secrets::SecretKind;
@@ -70,12 +71,12 @@ const ES: Labels = Labels {
     proofs: ["Paquete", "Repositorio", "Dirección anterior", "Cuenta creada"],
     yes_no_ticked: ["sí", "no", "sí (casilla marcada)"],
     fields: [
-        ("El nombre de usuario de su cuenta", "el nombre con el que inicia sesión, no su dirección de correo"),
-        ("Por qué perdió el acceso", "por ejemplo, un dispositivo 2FA perdido, códigos de recuperación perdidos o una contraseña olvidada"),
-        ("Si todavía puede leer la dirección de correo vinculada a la cuenta", "sí o no"),
-        ("Que acepta el Código de Conducta", ""),
-        ("Que entiende que la revisión puede tardar", ""),
-        ("Cualquier dato que muestre que la cuenta es suya", "paquetes que mantiene, direcciones anteriores, cuándo creó la cuenta aproximadamente"),
+        ("El nombre de usuario de tu cuenta", "el nombre con el que inicias sesión, no tu dirección de correo"),
+        ("Por qué perdiste el acceso", "por ejemplo, un dispositivo 2FA perdido, códigos de recuperación perdidos o una contraseña olvidada"),
+        ("Si todavía puedes leer la dirección de correo vinculada a la cuenta", "sí o no"),
+        ("Que aceptas el Código de Conducta", ""),
+        ("Que entiendes que la revisión puede tardar", ""),
+        ("Cualquier dato que muestre que la cuenta es tuya", "paquetes que mantienes, direcciones anteriores, cuándo creaste la cuenta aproximadamente"),
     ],
     reasons: [
         "dispositivo de doble factor perdido",
