@@ -357,6 +357,43 @@ impl Drop for Daemon {
     }
 }
 
+/// Starts the daemon and waits until it is logged in to IMAP (it logs
+/// "imap connected") and its metrics endpoint answers. Another test binary's
+/// `mailstack.sh up` may have rewritten the passwd-file just then, without
+/// the support user's line: then the line goes back and the daemon is
+/// started again, a few times at most.
+fn start_logged_in(stack: &Stack, config: &Path, dir: &Path, port: u16) -> Daemon {
+    for attempt in 1..=3 {
+        ensure_support_user(stack);
+        let mut daemon = Daemon::start(config, dir.join(format!("daemon-{attempt}.stderr")));
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if daemon.log().contains("imap connected")
+                && StdTcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                return daemon;
+            }
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                let log = daemon.log();
+                assert!(
+                    attempt < 3 && log.to_ascii_lowercase().contains("auth"),
+                    "recoverydesk run exited ({status}) before it was ready:\n{log}"
+                );
+                eprintln!("the daemon could not log in (attempt {attempt}); again:\n{log}");
+                std::thread::sleep(Duration::from_millis(1100));
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "recoverydesk run not ready within {DEADLINE:?}:\n{}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    unreachable!("the loop returns or panics")
+}
+
 fn scrape(port: u16) -> String {
     let mut stream = StdTcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
     stream
@@ -739,8 +776,7 @@ async fn a_staff_reply_written_in_mutt_reaches_the_requester_threaded_without_th
     let username = format!("mutt{}", &tag[2..]).replace('x', "y");
     let metrics_port = free_port();
     let config = config(&stack, work.path(), hops, metrics_port, &username);
-    ensure_support_user(&stack);
-    let mut daemon = Daemon::start(&config, work.path().join("daemon.stderr"));
+    let mut daemon = start_logged_in(&stack, &config, work.path(), metrics_port);
 
     // The requester writes to support over SMTP.
     let requester = format!("{REQUESTER_USER}+{tag}@example.org");
