@@ -384,7 +384,9 @@ impl Pipeline {
                 direction: "in".into(),
                 from: inbound.from_address().map(|a| a.to_string()).unwrap_or_default(),
                 to: inbound.recipients().map(|a| a.to_string()).collect(),
-                subject: inbound.subject.chars().take(MAX_SUBJECT_CHARS).collect(),
+                // A challenge code typed into a subject stays in the raw mail only,
+                // never in the case (store, export, listings).
+                subject: verify::redact_codes(&inbound.subject, "[code]").chars().take(MAX_SUBJECT_CHARS).collect(),
                 date: inbound.date.unwrap_or(now),
                 kind: handled.kind.clone(),
                 role,

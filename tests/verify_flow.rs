@@ -1994,6 +1994,50 @@ async fn the_code_goes_only_to_the_linked_address_and_is_never_stored_logged_exp
 }
 
 #[tokio::test]
+async fn a_code_written_in_the_subject_line_does_not_leak_into_the_store_export_or_staff_mail() {
+    let (mut app, _) = app_with(Dir::File, "").await;
+    let case = open_case(&mut app, REQUESTER, "alice", T0).await;
+    let code = code_of(&challenges(&app)[0]);
+    let to = app.reply_address(&case.id);
+    app.deliver(&reply(
+        REQUESTER,
+        &to,
+        &format!("My code: {code}"),
+        "subject-code@requester.example",
+        "",
+        "The code is in the subject.\r\n",
+    ));
+    app.pass(T0 + HOUR).await;
+    let case = the_case(&app);
+    for mail in app.sent() {
+        if mail.to == vec![LINKED.to_owned()] {
+            continue;
+        }
+        assert!(
+            !contains_code(&all_text(&mail), &code),
+            "the code is in {:?} to {:?}",
+            mail.subject,
+            mail.to
+        );
+    }
+    let export =
+        serde_json::to_string(&recoverydesk::report::export(app.store(), &case).unwrap()).unwrap();
+    assert!(!contains_code(&export, &code), "the code is in the export");
+    for (tree, value) in store_dump(&mut app)
+        .await
+        .iter()
+        .filter(|(t, _)| t != "raw")
+    {
+        for s in spellings(&code) {
+            assert!(
+                !bytes_contain(value, &s),
+                "the code is in the store tree {tree:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_challenge_never_goes_to_an_address_the_requester_names() {
     let (mut app, _) = app_with(Dir::File, "").await;
     // The requester gives the linked address's look-alike and asks us to use it.
