@@ -1071,6 +1071,39 @@ async fn html_only_replies_a_quoted_code_in_a_blockquote_is_no_attempt_a_typed_o
 }
 
 #[tokio::test]
+async fn the_owners_answer_threads_by_references_when_the_client_ignores_reply_to() {
+    for (answer, verified) in [("Yes, it was me.", true), ("No, that wasn't me.", false)] {
+        let (mut app, _) = app_with(Dir::File, "").await;
+        open_case(&mut app, REQUESTER, "alice", T0).await;
+        let challenge = challenges(&app).remove(0);
+        app.deliver(&reply(
+            LINKED,
+            "support@pypi.example",
+            &format!("Re: {}", challenge.subject),
+            "by-refs@linked.example",
+            &challenge.message_id,
+            &format!("{answer}\r\n\r\n{}", quoted(&challenge.text)),
+        ));
+        app.pass(T0 + HOUR).await;
+        let case = the_case(&app);
+        if verified {
+            assert!(
+                matches!(case.verification, Verification::Verified { .. }),
+                "{answer}: {:?}",
+                case.verification
+            );
+        } else {
+            assert!(
+                matches!(case.verification, Verification::Denied { .. }),
+                "{answer}: {:?}",
+                case.verification
+            );
+            assert!(templates_to(&app, STAFF).contains(&"staff_denied".to_owned()));
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_owner_may_answer_in_another_language() {
     let (mut app, _) = app_with(Dir::File, "").await;
     let case = open_case(&mut app, REQUESTER, "alice", T0).await;
