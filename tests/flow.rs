@@ -964,3 +964,55 @@ async fn a_message_that_makes_the_mime_parser_panic_is_kept_and_set_aside() {
     let again = app.pass(T0 + 60).await;
     assert!(again.handled.is_empty() && again.errors == 0);
 }
+
+#[tokio::test]
+async fn an_out_of_office_answer_to_our_mail_is_recorded_and_never_becomes_a_parent() {
+    let mut app = TestApp::spawn().await;
+    let ack_id = one_case(&mut app).await;
+    let case = app.case_of("jo@example.org");
+    app.deliver(&mail(
+        "Jo <jo@example.org>",
+        &app.reply_address(&case.id),
+        "Automatic reply: We received your account recovery request",
+        "ooo-jo@example.org",
+        &format!("In-Reply-To: <{ack_id}>\r\nAuto-Submitted: auto-replied\r\n"),
+        "I am out of the office until Monday.\r\n",
+    ));
+    let report = app.pass(T0 + 3600).await;
+    assert_eq!(
+        report.handled[0].case_id.as_ref(),
+        Some(&case.id),
+        "recorded on the case"
+    );
+    assert!(report.handled[0].queued.is_empty(), "not answered");
+    assert_eq!(app.sent_to("jo@example.org").len(), 1);
+    let log = app.store().events(&case.id).unwrap();
+    assert!(
+        log.iter().any(|e| e.what.contains("not answered")),
+        "{log:?}"
+    );
+    // The next mail to Jo threads under Jo's own mail, not the auto-reply.
+    app.deliver(&mail(
+        "Jo <jo@example.org>",
+        &app.reply_address(&case.id),
+        "Re: your request",
+        "jo-2@example.org",
+        &format!("In-Reply-To: <{ack_id}>\r\n"),
+        "Any news?\r\n",
+    ));
+    app.pass(T0 + 5 * 3600).await;
+    let to_jo = app.sent_to("jo@example.org");
+    assert_eq!(
+        to_jo.len(),
+        2,
+        "{:?}",
+        to_jo.iter().map(|s| &s.subject).collect::<Vec<_>>()
+    );
+    for s in &to_jo {
+        assert!(
+            !s.raw.contains("ooo-jo@example.org"),
+            "an auto-reply became part of our thread:\n{}",
+            s.raw
+        );
+    }
+}

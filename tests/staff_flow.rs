@@ -119,6 +119,11 @@ async fn a_plain_staff_reply_is_relayed_in_the_case_thread_without_quotes() {
         !relay.raw.contains("admin@pypi.example"),
         "the staff address is not shown"
     );
+    assert!(
+        !relay.text.contains("Ada Admin"),
+        "show_staff_name is off: {}",
+        relay.text
+    );
     assert!(relay.subject.contains(&format!("[Case {}]", case.id)));
     assert_eq!(relay.reply_to, app.reply_address(&case.id));
     assert_eq!(
