@@ -527,6 +527,14 @@ async fn a_second_requester_for_the_same_username_gets_a_neutral_reply() {
         "{}",
         replies[0].text
     );
+    // It reads as a letter: no case number left blank, no empty tag to keep.
+    for blank in ["case .", "case number is .", "\"\""] {
+        assert!(
+            !replies[0].text.contains(blank),
+            "a blank case reference ({blank}) in:\n{}",
+            replies[0].text
+        );
+    }
     assert!(
         app.sent_to("jo@example.org").len() == 1,
         "the first requester is not told"
