@@ -477,6 +477,55 @@ fn a_broken_template_is_refused_on_sighup_the_old_set_keeps_sending_and_a_fixed_
     daemon.assert_running();
 }
 
+/// Saves like an editor does: write a temporary file, then rename it over.
+fn save(path: &Path, text: &str) {
+    let tmp = path.with_file_name(".operator-test-save.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn with_watch_on_a_saved_broken_template_is_refused_and_a_saved_fix_is_taken() {
+    let setup = Setup::new("[templates]\ndir = \"templates\"\nwatch = true\n");
+    let templates = setup.path("templates");
+    copy_dir(&repo_templates(), &templates);
+    let ack_file = templates.join("en/acknowledgement.txt.tera");
+    let original = std::fs::read_to_string(&ack_file).unwrap();
+    save(&ack_file, &format!("Watched marker: WATCH-ONE\n{original}"));
+
+    let mut daemon = Daemon::start(&setup, &[]);
+    daemon.wait_log("watching templates for changes", 1);
+    setup.deliver_request(11);
+    let first = setup.wait_for_ack(&mut daemon, "opuser11@example.org");
+    assert!(first.contains("WATCH-ONE"), "{first}");
+
+    save(
+        &ack_file,
+        &format!("Watched marker: WATCH-BROKEN\n{{{{ case.id | }}}}\n{original}"),
+    );
+    let log = daemon.wait_log("template reload failed", 1);
+    assert!(
+        log.contains("acknowledgement.txt.tera:2"),
+        "the log names the file and the line:\n{log}"
+    );
+    setup.deliver_request(12);
+    let second = setup.wait_for_ack(&mut daemon, "opuser12@example.org");
+    assert!(
+        second.contains("WATCH-ONE") && !second.contains("WATCH-BROKEN"),
+        "the previous set keeps sending: {second}"
+    );
+
+    save(&ack_file, &format!("Watched marker: WATCH-TWO\n{original}"));
+    daemon.wait_log("templates reloaded", 1);
+    setup.deliver_request(13);
+    let third = setup.wait_for_ack(&mut daemon, "opuser13@example.org");
+    assert!(
+        third.contains("WATCH-TWO"),
+        "the saved fix is used: {third}"
+    );
+    daemon.assert_running();
+}
+
 #[test]
 fn sighup_while_the_first_pass_runs_does_not_stop_the_daemon() {
     // A backlog makes the first pass take a while; SIGHUP's default action
