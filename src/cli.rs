@@ -156,8 +156,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut worker = open_worker(settings.clone(), dry_run, false).await?;
             let _metrics = crate::ops::start_metrics(&settings, &worker.pipeline).await?;
             let _watch = crate::ops::watch_templates(&settings, &worker.pipeline)?;
+            // Signal handlers exist before anything else can take time.
+            let shutdown = crate::ops::shutdown_signal(worker.pipeline.templates.clone());
             tracing::info!(source = %worker.source.describe(), transport = %worker.transport.describe(), "recoverydesk running");
-            worker.run(crate::ops::shutdown_signal(worker.pipeline.templates.clone())).await?;
+            worker.run(shutdown).await?;
             Ok(())
         }
         Command::Once => {

@@ -336,6 +336,8 @@ impl Composer<'_> {
             builder = builder.references(refs.join(" "));
         }
         let auto = match mail.template.as_str() {
+            // A person wrote it; we relay it as a reply on the case.
+            "staff_relay" => "auto-replied",
             "reminder" | "close_notice" | "status_note" | "challenge" | "challenge_reminder" => "auto-generated",
             t if t.starts_with("staff_") || t == "digest" => "auto-generated",
             _ => "auto-replied",

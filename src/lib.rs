@@ -39,6 +39,7 @@ pub mod case;
 pub mod templates;
 pub mod compose;
 pub mod labels;
+pub mod metrics;
 
 pub mod store;
 pub mod pipeline;

@@ -97,6 +97,7 @@ pub fn metrics_text(pipeline: &Pipeline, now: i64) -> String {
     out.push_str(&format!("recoverydesk_replies_total{{result=\"failed\"}} {failed}\n"));
     out.push_str("# HELP recoverydesk_outbox_pending Replies waiting to be sent.\n# TYPE recoverydesk_outbox_pending gauge\n");
     out.push_str(&format!("recoverydesk_outbox_pending {pending}\n"));
+    out.push_str(&pipeline.metrics.render());
     out
 }
 

@@ -58,6 +58,8 @@ pub struct Pipeline {
     pub directory: Arc<dyn Directory>,
     /// The rules in seconds.
     pub policy: Arc<Policy>,
+    /// In-process counters for the metrics endpoint.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Pipeline {
@@ -441,6 +443,7 @@ impl Pipeline {
                 };
                 history = crate::ratelimit::prune(&history, now);
                 if let Err(suppressed) = crate::ratelimit::check(&history, now, &self.settings.raw.policy.rate_limit) {
+                    self.metrics.replies_suppressed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let what = format!("{} to {} suppressed by the rate limit: {}", mail.template, address, suppressed.reason);
                     handled.notes.push(what.clone());
                     log.push(LogEntry { at: now, actor: "system".into(), what });

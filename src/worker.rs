@@ -63,7 +63,8 @@ pub fn open_pipeline_with_store(settings: Arc<Settings>, store: Store) -> Result
     };
     let directory = crate::directory::open(&settings.raw.directory, &settings.base_dir)?;
     let policy = Arc::new(crate::case::Policy::from(&settings.raw.policy));
-    Ok(Pipeline { settings, store, templates, directory, policy })
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    Ok(Pipeline { settings, store, templates, directory, policy, metrics })
 }
 
 /// Opens the configured source, connecting at once (see [`open_source_lazily`]).
@@ -102,6 +103,7 @@ pub fn open_transport(settings: &Settings) -> Result<Arc<dyn Transport>> {
 impl Worker {
     /// One pass: all waiting mail, due timers, the outbox.
     pub async fn pass(&mut self, now: i64) -> Result<PassReport> {
+        let started = std::time::Instant::now();
         let mut report = PassReport::default();
         let batch_size = self.pipeline.settings.raw.source.batch_size.max(1);
         loop {
@@ -141,6 +143,12 @@ impl Worker {
         report.timers = self.pipeline.run_timers(now).await?;
         self.pipeline.store.flush()?;
         report.sent = outbox::send_due(&self.pipeline, self.transport.as_ref(), now).await?;
+        // Acknowledgements of messages fetched in this pass: the time from
+        // the start of the pass to the transport accepting them.
+        let acks = report.handled.iter().filter(|h| h.queued.iter().any(|t| t == "acknowledgement")).count();
+        for _ in 0..acks.min(report.sent.sent) {
+            self.pipeline.metrics.observe_ack_latency(started.elapsed().as_secs_f64());
+        }
         self.pipeline.store.flush()?;
         Ok(report)
     }
@@ -156,6 +164,7 @@ impl Worker {
                 Err(e @ Error::Store(_)) | Err(e @ Error::Config(_)) => return Err(e),
                 Err(e) => {
                     failures += 1;
+                    self.pipeline.metrics.source_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::error!(error.message = %e, source = %self.source.describe(), failures, "pass failed; retrying");
                 }
             }

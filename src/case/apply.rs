@@ -10,6 +10,9 @@ use crate::staff_cmd::{Command, StaffMessage};
 use crate::thread::Role;
 use crate::verify;
 
+/// Failed directory lookups of one case after which staff are told.
+pub const DIRECTORY_TRIES_BEFORE_ALERT: u32 = 4;
+
 /// Applies one event to a case. Never fails: every input leads somewhere.
 pub fn apply(case: &Case, event: &Event, ctx: &Ctx<'_>) -> Outcome {
     let mut step = Step {
@@ -330,6 +333,14 @@ impl Step<'_> {
                 );
                 let due = self.ctx.now + self.ctx.policy.directory_retry;
                 self.set_timer(TimerKind::DirectoryRetry, due);
+                // Keep retrying (an outage is never "no account"), but tell
+                // staff once when it lasts: they may check by hand.
+                if tries == DIRECTORY_TRIES_BEFORE_ALERT {
+                    self.notify(
+                        "staff_nudge",
+                        format!("the account directory has not answered for this case after {tries} tries: {reason}"),
+                    );
+                }
             }
             LookupOutcome::Found {
                 address: Some(address),

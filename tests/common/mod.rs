@@ -42,6 +42,8 @@ pub struct TestApp {
 
 /// Config text with optional extra TOML appended to `[policy]`.
 pub fn config_text(policy_extra: &str, directory: &str) -> String {
+    // No waiting period unless the test asks for one (TOML refuses a key twice).
+    let waiting = if policy_extra.contains("waiting_period") { "" } else { "waiting_period = \"0s\"" };
     format!(
         r#"
 [instance]
@@ -71,7 +73,7 @@ notify = ["admins@pypi.example"]
 trusted_authserv_ids = ["mx.pypi.example"]
 
 [policy]
-waiting_period = "0s"
+{waiting}
 {policy_extra}
 "#
     )

@@ -1,0 +1,74 @@
+//! In-process counters the store cannot answer: suppressed replies, source
+//! failures, and the acknowledgement latency histogram. Counters start at
+//! zero with the process, as Prometheus counters may.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 9] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Process-wide counters, shared by the pipeline, worker and endpoint.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Replies held back by the rate limit.
+    pub replies_suppressed: AtomicU64,
+    /// Passes that failed because the source (IMAP) failed; each is followed by a reconnect.
+    pub source_failures: AtomicU64,
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+}
+
+impl Metrics {
+    /// Records one fetch → acknowledgement-sent latency.
+    pub fn observe_ack_latency(&self, seconds: f64) {
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
+            if seconds <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_micros.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text for these counters.
+    pub fn render(&self) -> String {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::new();
+        out.push_str("# HELP recoverydesk_replies_suppressed_total Replies held back by the rate limit.\n");
+        out.push_str("# TYPE recoverydesk_replies_suppressed_total counter\n");
+        out.push_str(&format!("recoverydesk_replies_suppressed_total {}\n", get(&self.replies_suppressed)));
+        out.push_str("# HELP recoverydesk_source_failures_total Failed passes due to the mailbox source (each followed by a reconnect).\n");
+        out.push_str("# TYPE recoverydesk_source_failures_total counter\n");
+        out.push_str(&format!("recoverydesk_source_failures_total {}\n", get(&self.source_failures)));
+        out.push_str("# HELP recoverydesk_ack_latency_seconds From fetching a message to its acknowledgement being accepted by the transport.\n");
+        out.push_str("# TYPE recoverydesk_ack_latency_seconds histogram\n");
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
+            out.push_str(&format!("recoverydesk_ack_latency_seconds_bucket{{le=\"{bound}\"}} {}\n", get(bucket)));
+        }
+        let count = get(&self.latency_count);
+        out.push_str(&format!("recoverydesk_ack_latency_seconds_bucket{{le=\"+Inf\"}} {count}\n"));
+        out.push_str(&format!(
+            "recoverydesk_ack_latency_seconds_sum {:.6}\n",
+            get(&self.latency_sum_micros) as f64 / 1e6
+        ));
+        out.push_str(&format!("recoverydesk_ack_latency_seconds_count {count}\n"));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_lands_in_every_bucket_at_or_above_it() {
+        let m = Metrics::default();
+        m.observe_ack_latency(0.3);
+        let text = m.render();
+        assert!(text.contains("le=\"0.25\"} 0"), "{text}");
+        assert!(text.contains("le=\"0.5\"} 1"), "{text}");
+        assert!(text.contains("le=\"+Inf\"} 1"), "{text}");
+        assert!(text.contains("recoverydesk_ack_latency_seconds_count 1"), "{text}");
+    }
+}
