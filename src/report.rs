@@ -70,7 +70,7 @@ pub fn show(store: &Store, c: &Case, now: i64) -> anyhow::Result<String> {
     line(&mut out, "Flags", format!("{:?}", c.flags));
     out.push_str("\nThread:\n");
     for m in &c.messages {
-        let (arrow, who) = if m.direction == "in" { ("<-", m.from.clone()) } else { ("->", m.to.join(", ")) };
+        let (arrow, who) = if m.direction == "in" { ("<-", shown_from(m)) } else { ("->", shown_to(m).join(", ")) };
         out.push_str(&format!("  {:>4} {arrow} {:<30} {:<22} {}\n", age(now, m.date), who, m.kind, m.subject));
     }
     out.push_str("\nLog:\n");
@@ -85,7 +85,10 @@ pub fn export(store: &Store, c: &Case) -> anyhow::Result<serde_json::Value> {
     let outgoing: Vec<_> = store
         .outbox_of(&c.id)?
         .into_iter()
-        .map(|o| json!({"to": o.to, "subject": o.subject, "template": o.template, "message_id": o.message_id, "sent": o.sent_at.is_some(), "failed": o.failed}))
+        .map(|o| {
+            let to = if o.template.starts_with("challenge") && o.template != "challenge_sent" { masked(&o.to) } else { o.to.clone() };
+            json!({"to": to, "subject": o.subject, "template": o.template, "message_id": o.message_id, "sent": o.sent_at.is_some(), "failed": o.failed})
+        })
         .collect();
     let verification = match &c.verification {
         Verification::Pending(ch) => json!({"state": "pending", "expires_at": ch.expires_at, "attempts_left": ch.attempts_left}),
@@ -100,10 +103,32 @@ pub fn export(store: &Store, c: &Case) -> anyhow::Result<serde_json::Value> {
         "proofs": c.fields.proofs, "missing": c.missing, "flags": c.flags, "secrets_found": c.secrets_found,
         "verification": verification, "linked_address_masked": c.linked_address_masked, "assignee": c.assignee,
         "timers": c.timers.iter().map(|(k, d)| json!({"kind": k.as_str(), "due": d})).collect::<Vec<_>>(),
-        "messages": c.messages.iter().map(|m| json!({"message_id": m.message_id, "direction": m.direction, "from": m.from, "to": m.to, "subject": m.subject, "date": m.date, "kind": m.kind})).collect::<Vec<_>>(),
+        "messages": c.messages.iter().map(|m| json!({"message_id": m.message_id, "direction": m.direction, "from": shown_from(m), "to": shown_to(m), "subject": m.subject, "date": m.date, "kind": m.kind})).collect::<Vec<_>>(),
         "outgoing": outgoing,
         "events": store.events(&c.id)?,
     }))
+}
+
+/// The linked address is shown to staff only masked (DESIGN.md), so the
+/// challenge thread's addresses are masked in every listing.
+fn masked(addresses: &[String]) -> Vec<String> {
+    addresses.iter().map(|a| crate::verify::mask_address(a)).collect()
+}
+
+fn shown_to(m: &crate::case::MessageRef) -> Vec<String> {
+    if m.role == crate::thread::Role::Challenge && m.direction == "out" {
+        masked(&m.to)
+    } else {
+        m.to.clone()
+    }
+}
+
+fn shown_from(m: &crate::case::MessageRef) -> String {
+    if m.role == crate::thread::Role::Challenge && m.direction == "in" {
+        crate::verify::mask_address(&m.from)
+    } else {
+        m.from.clone()
+    }
 }
 
 /// What a timer will send, and to whom.

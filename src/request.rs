@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The phone or key holding the second factor is gone.
+    #[serde(rename = "lost_2fa_device")]
     Lost2faDevice,
     /// Recovery codes are lost or rejected.
     RecoveryCodesLostOrNotWorking,

@@ -36,6 +36,16 @@ static MAIL_ACCESS: Lazy<Regex> = Lazy::new(|| {
     .expect("valid regex")
 });
 
+/// A looser reading that may only ever conclude "yes": access to a list of
+/// things that ends in the linked address ("I still have access to the
+/// username, the password and the linked email address", as the seed
+/// request says). It never concludes "no", so it cannot send a case to
+/// manual review by mistake.
+static MAIL_ACCESS_LOOSE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:have|still\s+have|got)\s+access\s+to\b[^.;!?\n]{0,80}?\b(?:(?:linked|registered|associated|account'?s?)\s+)?e-?mail(?:\s+address)?\b")
+        .expect("valid regex")
+});
+
 static NEGATION: Lazy<Regex> = Lazy::new(|| {
     Regex::new(r"(?i)\b(?:not|no|never|cannot|without|unable|lost|deleted|expired|closed|gone)\b|n't|no\s+longer|ya\s+no|\bsin\b|não|\bsem\b|perdi|plus\s+accès|\bpas\b|kein\w*|nicht|нет|не\s|потерял|无法|不能|没有|丢失|失效|不再")
         .expect("valid regex")
@@ -56,6 +66,11 @@ pub(super) fn email_access(doc: &Document, reasons: &[Reason]) -> Claim {
             } else {
                 Claim::Yes
             };
+        }
+    }
+    for clause in CLAUSE.split(&doc.prose) {
+        if MAIL_ACCESS_LOOSE.is_match(clause) && !NEGATION.is_match(clause) {
+            return Claim::Yes;
         }
     }
     let answer = doc.answers(SectionKind::EmailAccess);
@@ -210,6 +225,14 @@ mod tests {
 
     fn doc(text: &str) -> Document {
         Document::parse(text)
+    }
+
+    #[test]
+    fn access_to_a_list_ending_in_the_linked_address_is_a_yes() {
+        let d = doc("I still have access to the username, the password and the linked email address.");
+        assert_eq!(email_access(&d, &[]), Claim::Yes);
+        let d = doc("I have access to my password but not to the linked email address.");
+        assert_ne!(email_access(&d, &[]), Claim::Yes);
     }
 
     #[test]
