@@ -73,10 +73,11 @@ impl Pipeline {
 
     /// Handles one fetched message and commits everything it causes.
     pub async fn ingest(&self, fetched: &Fetched, now: i64) -> Result<Handled> {
-        // mail-parser 0.11 can panic on hostile MIME ("Invalid part ID"). A
-        // panic here would stop the worker before the commit, and the same
-        // message would stop it again after every restart: turn it into an
-        // error, so the worker keeps the message, sets it aside and goes on.
+        // mail-parser 0.11 can panic on hostile MIME (a debug assertion,
+        // "Invalid part ID", in debug builds). A panic here would stop the
+        // worker before the commit, and the same message would stop it
+        // again after every restart: turn it into an error, so the worker
+        // keeps the message, sets it aside and goes on.
         let inbound = std::panic::catch_unwind(|| parse::parse(&fetched.raw))
             .map_err(|_| Error::Permanent("the MIME parser panicked on this message".into()))?;
         let cursor = fetched.cursor.as_ref().map(|c| (c.key.clone(), c.value.clone()));
