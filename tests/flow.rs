@@ -1025,3 +1025,34 @@ async fn an_out_of_office_answer_to_our_mail_is_recorded_and_never_becomes_a_par
         );
     }
 }
+
+#[tokio::test]
+async fn a_flood_from_one_address_is_capped_by_the_rate_limit() {
+    let mut app = TestApp::spawn().await;
+    for i in 0..10 {
+        app.deliver(&mail(
+            "Loopy <loopy@example.org>",
+            "support@pypi.example",
+            &format!("help {i}"),
+            &format!("flood-{i}@example.org"),
+            "",
+            "Username: alice\r\nI lost my phone.\r\n",
+        ));
+    }
+    let report = app.pass(T0).await;
+    assert_eq!(report.handled.len(), 10);
+    assert_eq!(app.cases().len(), 1, "one case");
+    let replies = app.sent_to("loopy@example.org");
+    assert!(
+        !replies.is_empty() && replies.len() <= 3,
+        "capped at the hourly limit: {}",
+        replies.len()
+    );
+    let case = app.case_of("loopy@example.org");
+    let log = app.store().events(&case.id).unwrap();
+    assert!(
+        log.iter()
+            .any(|e| e.what.contains("suppressed by the rate limit")),
+        "the reason is logged: {log:?}"
+    );
+}
