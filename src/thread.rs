@@ -181,8 +181,14 @@ pub fn tag_for(case: &CaseId) -> String {
 
 /// Applies threading rules 1–4 to one message.
 pub fn match_case(inbound: &Inbound, lookup: &impl ThreadLookup, support: &crate::domain::EmailAddress, key: &[u8]) -> CaseMatch {
-    for address in inbound.recipients() {
-        if let Some((case, role)) = parse_reply_address(address.as_str(), support, key) {
+    // The envelope recipient that our own MTA records (Delivered-To,
+    // X-Original-To) counts too: staff often Bcc the case address.
+    let envelope = inbound
+        .header_all("delivered-to")
+        .chain(inbound.header_all("x-original-to"))
+        .map(|v| v.trim().trim_start_matches('<').trim_end_matches('>'));
+    for address in inbound.recipients().map(|a| a.as_str()).chain(envelope) {
+        if let Some((case, role)) = parse_reply_address(address, support, key) {
             if lookup.case_exists(&case) {
                 return CaseMatch::ReplyAddress { case, role };
             }
@@ -259,6 +265,16 @@ mod tests {
         assert_eq!(parse_reply_address(forged, &support(), KEY), None);
         let other_key = reply_address(&support(), b"another-key-0123456789", &case(), Role::Case);
         assert_eq!(parse_reply_address(&other_key, &support(), KEY), None);
+    }
+
+    #[test]
+    fn a_reply_address_in_delivered_to_counts_when_bcc_hid_it() {
+        let lookup = FakeLookup { cases: vec![case()], ..Default::default() };
+        let to = reply_address(&support(), KEY, &case(), Role::Case);
+        let m = mail(&format!("Delivered-To: {to}\r\nTo: jo@example.org\r\nSubject: hi"));
+        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::ReplyAddress { case: case(), role: Role::Case });
+        let forged = mail("Delivered-To: support+rd-7k3m9q.aaaaaaaaaa@pypi.example\r\nSubject: hi");
+        assert_eq!(match_case(&forged, &lookup, &support(), KEY), CaseMatch::New);
     }
 
     #[test]

@@ -546,3 +546,25 @@ async fn the_export_shows_staff_events_and_flags() {
         .iter()
         .any(|o| o["template"] == "staff_forged"));
 }
+
+#[tokio::test]
+async fn staff_writing_to_the_requester_with_the_case_address_in_bcc_is_recorded_not_relayed() {
+    let (mut app, case) = app_with_case().await;
+    let before = app.sent().len();
+    // Bcc leaves no trace in the headers; our MTA records the envelope recipient.
+    let raw = format!(
+        "Delivered-To: {}\r\n{TRUSTED}From: Ada Admin <{STAFF}>\r\nTo: Jo <{REQUESTER}>\r\nSubject: your account\r\nMessage-ID: <staff-bcc@pypi.example>\r\n\r\nHi Jo, writing to you directly.\r\n",
+        app.reply_address(&case.id)
+    );
+    app.deliver(&raw);
+    let report = app.pass(T0 + 3600).await;
+    assert_eq!(report.handled[0].via, "reply_address");
+    assert_eq!(report.handled[0].case_id.as_ref(), Some(&case.id));
+    assert_eq!(app.sent().len(), before, "nothing sent");
+    let log = events(&app, &case);
+    assert!(
+        log.iter()
+            .any(|(a, w)| a == "staff:admin@pypi.example" && w.contains("not relayed")),
+        "{log:?}"
+    );
+}
