@@ -43,7 +43,11 @@ pub struct TestApp {
 /// Config text with optional extra TOML appended to `[policy]`.
 pub fn config_text(policy_extra: &str, directory: &str) -> String {
     // No waiting period unless the test asks for one (TOML refuses a key twice).
-    let waiting = if policy_extra.contains("waiting_period") { "" } else { "waiting_period = \"0s\"" };
+    let waiting = if policy_extra.contains("waiting_period") {
+        ""
+    } else {
+        "waiting_period = \"0s\""
+    };
     format!(
         r#"
 [instance]
