@@ -135,7 +135,10 @@ pub enum TemplatesAction {
 
 /// Maps an error chain to an exit code: 2 for configuration, else 1.
 pub fn exit_code(error: &anyhow::Error) -> i32 {
-    if error.chain().any(|e| matches!(e.downcast_ref::<Error>(), Some(Error::Config(_)))) {
+    if error
+        .chain()
+        .any(|e| matches!(e.downcast_ref::<Error>(), Some(Error::Config(_))))
+    {
         2
     } else {
         1
@@ -143,7 +146,9 @@ pub fn exit_code(error: &anyhow::Error) -> i32 {
 }
 
 fn load(config: Option<&Path>) -> anyhow::Result<Arc<Settings>> {
-    let path = config.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("config.toml"));
+    let path = config
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("config.toml"));
     Ok(Arc::new(Settings::load(&path)?))
 }
 
@@ -171,18 +176,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 report.handled.len(), report.errors, report.timers, report.sent.sent, report.sent.deferred, report.sent.failed
             );
             if report.sent.deferred > 0 {
-                bail!("{} message(s) could not be sent yet; they stay queued", report.sent.deferred);
+                bail!(
+                    "{} message(s) could not be sent yet; they stay queued",
+                    report.sent.deferred
+                );
             }
             Ok(())
         }
-        Command::Replay { path, json, parse_only } => {
+        Command::Replay {
+            path,
+            json,
+            parse_only,
+        } => {
             if parse_only {
                 crate::replay::parse_only(&path)
             } else {
                 crate::replay::run(cli.config.as_deref(), &path, json).await
             }
         }
-        Command::Inspect { file, json } => crate::replay::inspect(cli.config.as_deref(), &file, json).await,
+        Command::Inspect { file, json } => {
+            crate::replay::inspect(cli.config.as_deref(), &file, json).await
+        }
         Command::Cases { view } => {
             let settings = load(cli.config.as_deref())?;
             let store = Store::open(&settings.path(&settings.raw.store.path))?;
@@ -191,7 +205,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Followups { within } => {
             let settings = load(cli.config.as_deref())?;
             let store = Store::open(&settings.path(&settings.raw.store.path))?;
-            let within = humantime::parse_duration(&within).context("--within: write e.g. 7d or 36h")?;
+            let within =
+                humantime::parse_duration(&within).context("--within: write e.g. 7d or 36h")?;
             crate::report::followups(&store, crate::clock::now(), within.as_secs() as i64)
         }
         Command::Templates { action } => templates(cli.config.as_deref(), action),
@@ -199,7 +214,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn open_worker(settings: Arc<Settings>, dry_run: bool, eager: bool) -> anyhow::Result<Worker> {
+async fn open_worker(
+    settings: Arc<Settings>,
+    dry_run: bool,
+    eager: bool,
+) -> anyhow::Result<Worker> {
     let pipeline = worker::open_pipeline(settings.clone())?;
     let source = if eager {
         worker::open_source(&settings, &pipeline.store).await?
@@ -208,17 +227,28 @@ async fn open_worker(settings: Arc<Settings>, dry_run: bool, eager: bool) -> any
     };
     let transport = if dry_run {
         let dir = settings.path(Path::new("shadow-outbox"));
-        Arc::new(crate::transport::file::FileTransport::new(&dir)?) as Arc<dyn crate::transport::Transport>
+        Arc::new(crate::transport::file::FileTransport::new(&dir)?)
+            as Arc<dyn crate::transport::Transport>
     } else {
         worker::open_transport(&settings)?
     };
-    Ok(Worker { pipeline, source, transport, dry_run })
+    Ok(Worker {
+        pipeline,
+        source,
+        transport,
+        dry_run,
+    })
 }
 
 fn templates(config: Option<&Path>, action: TemplatesAction) -> anyhow::Result<()> {
     let configured_dir = || -> Option<PathBuf> {
         let settings = config.and_then(|c| Settings::load(c).ok())?;
-        settings.raw.templates.dir.as_ref().map(|d| settings.path(d))
+        settings
+            .raw
+            .templates
+            .dir
+            .as_ref()
+            .map(|d| settings.path(d))
     };
     match action {
         TemplatesAction::Check { dir } => {
@@ -230,7 +260,13 @@ fn templates(config: Option<&Path>, action: TemplatesAction) -> anyhow::Result<(
             }
             Ok(())
         }
-        TemplatesAction::Preview { name, sample, lang, eml, dir } => {
+        TemplatesAction::Preview {
+            name,
+            sample,
+            lang,
+            eml,
+            dir,
+        } => {
             let dir = dir.or_else(configured_dir);
             let set = match &dir {
                 Some(d) => crate::templates::TemplateSet::load_dir(d)?,
@@ -241,13 +277,17 @@ fn templates(config: Option<&Path>, action: TemplatesAction) -> anyhow::Result<(
             match eml {
                 Some(path) => {
                     let bytes = crate::templates::preview::preview_eml(&set, kind, &sample, &lang)?;
-                    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+                    std::fs::write(&path, bytes)
+                        .with_context(|| format!("writing {}", path.display()))?;
                     println!("wrote {}", path.display());
                 }
                 None => {
                     let context = crate::templates::preview::sample_context(kind, &sample)?;
                     let rendered = set.render(kind, &lang, &context)?;
-                    print!("{}", crate::templates::preview::format_preview(kind, &context, &rendered));
+                    print!(
+                        "{}",
+                        crate::templates::preview::format_preview(kind, &context, &rendered)
+                    );
                 }
             }
             Ok(())
@@ -267,8 +307,20 @@ async fn demo(dir: &Path) -> anyhow::Result<()> {
     let support = settings.support_address.clone();
     let pw = find_case(&store, "pwforgetter")?;
     let tfa = find_case(&store, "iineolineii")?;
-    let pw_ack = pw.messages.iter().find(|m| m.direction == "out" && m.to.contains(&pw.requester)).context("no acknowledgement")?;
-    let inbox = settings.path(&settings.raw.source.maildir.as_ref().context("demo uses a maildir")?.path);
+    let pw_ack = pw
+        .messages
+        .iter()
+        .find(|m| m.direction == "out" && m.to.contains(&pw.requester))
+        .context("no acknowledgement")?;
+    let inbox = settings.path(
+        &settings
+            .raw
+            .source
+            .maildir
+            .as_ref()
+            .context("demo uses a maildir")?
+            .path,
+    );
     for (name, text) in crate::demo::follow_up_mail(
         &pw_ack.message_id,
         &reply_address(&support, &key, &pw.id, Role::Case),
@@ -278,24 +330,58 @@ async fn demo(dir: &Path) -> anyhow::Result<()> {
     }
     worker.pass(now + 60).await?;
     let tfa = find_case(&store, "iineolineii")?;
-    let parent = tfa.messages.iter().rev().find(|m| m.direction == "out").context("no outgoing mail")?;
-    let (name, text) = crate::demo::staff_reply(&reply_address(&support, &key, &tfa.id, Role::Case), &parent.message_id);
+    let parent = tfa
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.direction == "out")
+        .context("no outgoing mail")?;
+    let (name, text) = crate::demo::staff_reply(
+        &reply_address(&support, &key, &tfa.id, Role::Case),
+        &parent.message_id,
+    );
     crate::source::maildir::deliver(&inbox, text.as_bytes(), &name)?;
     worker.pass(now + 120).await?;
     println!("Demo folder: {}\n", dir.display());
     crate::report::cases(&store, CasesView::List, now + 120)?;
-    let outbox = settings.path(&settings.raw.transport.file.as_ref().context("demo uses files")?.dir);
-    let mut files: Vec<_> = std::fs::read_dir(&outbox)?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let outbox = settings.path(
+        &settings
+            .raw
+            .transport
+            .file
+            .as_ref()
+            .context("demo uses files")?
+            .dir,
+    );
+    let mut files: Vec<_> = std::fs::read_dir(&outbox)?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     files.sort();
-    println!("\n{} replies written to {}/ (open them in a mail client), e.g.:", files.len(), outbox.display());
+    println!(
+        "\n{} replies written to {}/ (open them in a mail client), e.g.:",
+        files.len(),
+        outbox.display()
+    );
     for f in files.iter().take(5) {
         println!("  {f}");
     }
     let cfg = dir.join("config.toml");
     println!("\nNext:");
-    println!("  recoverydesk --config {} cases show {}", cfg.display(), tfa.id);
-    println!("  recoverydesk --config {} once        # process new mail dropped into {}/new", cfg.display(), inbox.display());
-    println!("  recoverydesk --config {} run         # keep running until Ctrl-C", cfg.display());
+    println!(
+        "  recoverydesk --config {} cases show {}",
+        cfg.display(),
+        tfa.id
+    );
+    println!(
+        "  recoverydesk --config {} once        # process new mail dropped into {}/new",
+        cfg.display(),
+        inbox.display()
+    );
+    println!(
+        "  recoverydesk --config {} run         # keep running until Ctrl-C",
+        cfg.display()
+    );
     Ok(())
 }
 

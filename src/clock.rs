@@ -19,7 +19,9 @@ pub fn now() -> i64 {
 /// Parses Unix seconds or an RFC 3339 time.
 pub fn parse_time(text: &str) -> Option<i64> {
     let text = text.trim();
-    text.parse::<i64>()
-        .ok()
-        .or_else(|| chrono::DateTime::parse_from_rfc3339(text).ok().map(|d| d.timestamp()))
+    text.parse::<i64>().ok().or_else(|| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|d| d.timestamp())
+    })
 }

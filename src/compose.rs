@@ -69,13 +69,22 @@ impl Composer<'_> {
     pub fn recipients(&self, case: &Case, to: &Recipient) -> Vec<String> {
         match to {
             Recipient::Requester => vec![case.requester.clone()],
-            Recipient::Linked(a) | Recipient::StaffMember(a) | Recipient::Other(a) => vec![a.clone()],
+            Recipient::Linked(a) | Recipient::StaffMember(a) | Recipient::Other(a) => {
+                vec![a.clone()]
+            }
             Recipient::Staff => self.settings.raw.staff.notify.clone(),
         }
     }
 
     /// Builds the template context for one mail.
-    pub fn context(&self, case: &Case, mail: &Mail, queue_position: usize, now: i64, trigger: &Trigger) -> Value {
+    pub fn context(
+        &self,
+        case: &Case,
+        mail: &Mail,
+        queue_position: usize,
+        now: i64,
+        trigger: &Trigger,
+    ) -> Value {
         let raw = &self.settings.raw;
         let key = self.settings.secret_key.expose().as_bytes();
         let support = &self.settings.support_address;
@@ -94,8 +103,12 @@ impl Composer<'_> {
             understood.push(json!({"label": l.reason, "value": reasons.join(", ")}));
         }
         match fields.claims_email_access {
-            Claim::Yes => understood.push(json!({"label": l.email_access, "value": l.yes_no_ticked[0]})),
-            Claim::No => understood.push(json!({"label": l.email_access, "value": l.yes_no_ticked[1]})),
+            Claim::Yes => {
+                understood.push(json!({"label": l.email_access, "value": l.yes_no_ticked[0]}))
+            }
+            Claim::No => {
+                understood.push(json!({"label": l.email_access, "value": l.yes_no_ticked[1]}))
+            }
             Claim::Unknown => {}
         }
         let tick = |t: Tick| match t {
@@ -140,7 +153,10 @@ impl Composer<'_> {
             proofs.clear();
         }
         let secrets: Vec<Value> = if requester_facing && !other {
-            case.secrets_found.iter().map(|s| json!({"code": s.code(), "label": l.secret(*s)})).collect()
+            case.secrets_found
+                .iter()
+                .map(|s| json!({"code": s.code(), "label": l.secret(*s)}))
+                .collect()
         } else {
             Vec::new()
         };
@@ -216,11 +232,24 @@ impl Composer<'_> {
             // A second address asking about the same account must learn
             // nothing about the case: not that it exists, not its id, not
             // what the first requester wrote.
-            for key in ["id", "subject_tag", "requester", "username", "lookup_address"] {
+            for key in [
+                "id",
+                "subject_tag",
+                "requester",
+                "username",
+                "lookup_address",
+            ] {
                 ctx["case"][key] = json!("");
             }
             ctx["case"]["reply_address"] = json!(support.as_str());
-            for key in ["understood", "missing", "reasons", "proofs", "secrets_found", "flags"] {
+            for key in [
+                "understood",
+                "missing",
+                "reasons",
+                "proofs",
+                "secrets_found",
+                "flags",
+            ] {
                 ctx["case"][key] = json!([]);
             }
         }
@@ -254,12 +283,19 @@ impl Composer<'_> {
     ) -> Result<Composed> {
         let to = self.recipients(case, &mail.to);
         if to.is_empty() {
-            return Err(Error::Permanent(format!("no recipient for {}", mail.template)));
+            return Err(Error::Permanent(format!(
+                "no recipient for {}",
+                mail.template
+            )));
         }
         let context = self.context(case, mail, queue_position, now, trigger);
         let kind = crate::templates::TemplateKind::from_name(&mail.template)
             .ok_or_else(|| Error::Template(format!("no template kind named {}", mail.template)))?;
-        let lang = if matches!(mail.to, Recipient::Staff | Recipient::StaffMember(_)) { "en" } else { case.language.as_str() };
+        let lang = if matches!(mail.to, Recipient::Staff | Recipient::StaffMember(_)) {
+            "en"
+        } else {
+            case.language.as_str()
+        };
         let rendered = self.templates.render(kind, lang, &context)?;
         let bytes = self.format(case, mail, &to, &rendered, message_id, now)?;
         Ok(Composed {
@@ -274,16 +310,34 @@ impl Composer<'_> {
         self.settings.support_address.to_string()
     }
 
-    fn format(&self, case: &Case, mail: &Mail, to: &[String], rendered: &Rendered, message_id: &str, now: i64) -> Result<Vec<u8>> {
+    fn format(
+        &self,
+        case: &Case,
+        mail: &Mail,
+        to: &[String],
+        rendered: &Rendered,
+        message_id: &str,
+        now: i64,
+    ) -> Result<Vec<u8>> {
         let raw = &self.settings.raw;
         let key = self.settings.secret_key.expose().as_bytes();
         let support = &self.settings.support_address;
-        let bad = |e: &dyn std::fmt::Display| Error::Permanent(format!("cannot build {}: {e}", mail.template));
-        let from: Mailbox = format!("{} <{}>", header_safe(&raw.instance.support_name).replace(['<', '>', '"'], ""), support)
-            .parse()
-            .map_err(|e| bad(&e))?;
+        let bad = |e: &dyn std::fmt::Display| {
+            Error::Permanent(format!("cannot build {}: {e}", mail.template))
+        };
+        let from: Mailbox = format!(
+            "{} <{}>",
+            header_safe(&raw.instance.support_name).replace(['<', '>', '"'], ""),
+            support
+        )
+        .parse()
+        .map_err(|e| bad(&e))?;
         let to_other = matches!(mail.to, Recipient::Other(_));
-        let reply_to = if to_other { support.to_string() } else { reply_address(support, key, &case.id, mail.role) };
+        let reply_to = if to_other {
+            support.to_string()
+        } else {
+            reply_address(support, key, &case.id, mail.role)
+        };
         let reply_to: Mailbox = reply_to.parse().map_err(|e| bad(&e))?;
         let mut builder = Message::builder()
             .from(from)
@@ -309,20 +363,32 @@ impl Composer<'_> {
             // and the requester's thread holds only what they saw: not staff
             // mail (relayed under our own Message-ID) nor notifications.
             _ => {
-                let second = |m: &MessageRef| m.direction == "in" && case.other_requesters.iter().any(|o| o.eq_ignore_ascii_case(&m.from));
+                let second = |m: &MessageRef| {
+                    m.direction == "in"
+                        && case
+                            .other_requesters
+                            .iter()
+                            .any(|o| o.eq_ignore_ascii_case(&m.from))
+                };
                 let unseen = |m: &MessageRef| {
                     matches!(mail.to, Recipient::Requester)
                         && if m.direction == "in" {
                             self.settings.staff.is_staff_address(&m.from)
                         } else {
-                            !m.to.iter().any(|t| case.requesters().any(|r| r.eq_ignore_ascii_case(t)))
+                            !m.to
+                                .iter()
+                                .any(|t| case.requesters().any(|r| r.eq_ignore_ascii_case(t)))
                         }
                 };
                 // Machine mail (auto-replies, bounces) is kept on the case but
                 // is never a parent or a reference of what we send.
                 let machine = |m: &MessageRef| m.direction == "in" && m.kind != "human";
-                let visible: Vec<MessageRef> =
-                    case.messages.iter().filter(|m| !second(m) && !unseen(m) && !machine(m)).cloned().collect();
+                let visible: Vec<MessageRef> = case
+                    .messages
+                    .iter()
+                    .filter(|m| !second(m) && !unseen(m) && !machine(m))
+                    .cloned()
+                    .collect();
                 thread_headers(&visible, mail)
             }
         };
@@ -331,14 +397,20 @@ impl Composer<'_> {
         if let Some(parent) = in_reply_to.as_deref().and_then(id_token) {
             builder = builder.in_reply_to(format!("<{parent}>"));
         }
-        let refs: Vec<String> = references.iter().filter_map(|r| id_token(r)).map(|r| format!("<{r}>")).collect();
+        let refs: Vec<String> = references
+            .iter()
+            .filter_map(|r| id_token(r))
+            .map(|r| format!("<{r}>"))
+            .collect();
         if !refs.is_empty() {
             builder = builder.references(refs.join(" "));
         }
         let auto = match mail.template.as_str() {
             // A person wrote it; we relay it as a reply on the case.
             "staff_relay" => "auto-replied",
-            "reminder" | "close_notice" | "status_note" | "challenge" | "challenge_reminder" => "auto-generated",
+            "reminder" | "close_notice" | "status_note" | "challenge" | "challenge_reminder" => {
+                "auto-generated"
+            }
             t if t.starts_with("staff_") || t == "digest" => "auto-generated",
             _ => "auto-replied",
         };
@@ -352,11 +424,21 @@ impl Composer<'_> {
             if to_other && name == "X-Recoverydesk-Case" {
                 continue;
             }
-            builder = builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(name), value));
+            builder = builder.raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str(name),
+                value,
+            ));
         }
         let message = match &rendered.html {
-            Some(html) => builder.multipart(MultiPart::alternative_plain_html(rendered.text.clone(), html.clone())),
-            None => builder.singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(rendered.text.clone())),
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+                rendered.text.clone(),
+                html.clone(),
+            )),
+            None => builder.singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(rendered.text.clone()),
+            ),
         }
         .map_err(|e| bad(&e))?;
         Ok(message.formatted())
@@ -366,7 +448,10 @@ impl Composer<'_> {
 /// A Message-ID as a header-safe token (visible ASCII, no brackets), or
 /// `None` when nothing is left of it.
 fn id_token(id: &str) -> Option<String> {
-    let token: String = id.chars().filter(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | '\\')).collect();
+    let token: String = id
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | '\\'))
+        .collect();
     (!token.is_empty()).then_some(token)
 }
 
@@ -376,8 +461,14 @@ const _: () = assert!(LOOP_HEADER_STATIC.len() == LOOP_HEADER.len());
 
 fn verification_label(v: &Verification) -> String {
     match v {
-        Verification::Pending(ch) => format!("code sent to {}, {} attempts left", mask_address(&ch.sent_to), ch.attempts_left),
-        Verification::NoTarget { why, .. } => format!("nothing sent: {why} (the requester was told the usual text)"),
+        Verification::Pending(ch) => format!(
+            "code sent to {}, {} attempts left",
+            mask_address(&ch.sent_to),
+            ch.attempts_left
+        ),
+        Verification::NoTarget { why, .. } => {
+            format!("nothing sent: {why} (the requester was told the usual text)")
+        }
         Verification::Verified { how, .. } => format!("verified: {how}"),
         Verification::Skipped { why } => format!("no challenge: {why}"),
         other => other.label().replace('_', " "),
@@ -390,7 +481,11 @@ fn verification_label(v: &Verification) -> String {
 fn thread_headers(messages: &[MessageRef], mail: &Mail) -> (Option<String>, Vec<String>) {
     let on_thread: Vec<&MessageRef> = messages.iter().filter(|m| m.role == mail.role).collect();
     let parent = if matches!(mail.to, Recipient::Requester) {
-        on_thread.iter().rev().find(|m| m.direction == "in").or(on_thread.last())
+        on_thread
+            .iter()
+            .rev()
+            .find(|m| m.direction == "in")
+            .or(on_thread.last())
     } else {
         on_thread.last()
     }

@@ -278,7 +278,10 @@ impl Default for PolicySection {
             resolved_close_after: Duration::from_secs(7 * day),
             reopen_window: Duration::from_secs(30 * day),
             directory_retry: Duration::from_secs(15 * 60),
-            rate_limit: RateLimits { per_hour: 3, per_day: 10 },
+            rate_limit: RateLimits {
+                per_hour: 3,
+                per_day: 10,
+            },
             quiet_hours: None,
         }
     }
@@ -312,8 +315,9 @@ pub struct MetricsSection {
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(text.trim())
-        .map_err(|e| serde::de::Error::custom(format!("{e} (write durations like \"48h\" or \"7d\")")))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        serde::de::Error::custom(format!("{e} (write durations like \"48h\" or \"7d\")"))
+    })
 }
 
 /// The resolved configuration the rest of the program uses.
@@ -336,60 +340,92 @@ impl Settings {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
         Self::from_toml(&text, &base, &path.display().to_string())
     }
 
     /// Parses and resolves TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, base_dir: &Path, origin: &str) -> Result<Self> {
-        let mut raw: RawConfig = toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        let mut raw: RawConfig =
+            toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
         if let Some(imap) = raw.source.imap.as_mut() {
             // One place for these: [source] decides batch size, polling and the size limit.
             imap.batch_size = raw.source.batch_size;
             imap.poll_interval = raw.source.poll_interval;
             imap.max_message_bytes = raw.source.max_message_bytes;
         }
-        let secret_key = raw.instance.secret_key.resolve("instance.secret_key", base_dir)?;
+        let secret_key = raw
+            .instance
+            .secret_key
+            .resolve("instance.secret_key", base_dir)?;
         if secret_key.expose().len() < crate::verify::MIN_KEY_BYTES {
             return Err(Error::Config(format!(
                 "{origin}: instance.secret_key: the key must be at least {} characters (openssl rand -hex 32)",
                 crate::verify::MIN_KEY_BYTES
             )));
         }
-        let support_address = crate::domain::EmailAddress::parse(&raw.instance.support_address).ok_or_else(|| {
-            Error::Config(format!("{origin}: instance.support_address: not an address"))
-        })?;
+        let support_address = crate::domain::EmailAddress::parse(&raw.instance.support_address)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "{origin}: instance.support_address: not an address"
+                ))
+            })?;
         match raw.source.kind {
             SourceKind::Maildir if raw.source.maildir.is_none() => {
-                return Err(Error::Config(format!("{origin}: source.maildir: missing for kind = \"maildir\"")))
+                return Err(Error::Config(format!(
+                    "{origin}: source.maildir: missing for kind = \"maildir\""
+                )))
             }
             SourceKind::Imap if raw.source.imap.is_none() => {
-                return Err(Error::Config(format!("{origin}: source.imap: missing for kind = \"imap\"")))
+                return Err(Error::Config(format!(
+                    "{origin}: source.imap: missing for kind = \"imap\""
+                )))
             }
             _ => {}
         }
         match raw.transport.kind {
             TransportKind::File if raw.transport.file.is_none() => {
-                return Err(Error::Config(format!("{origin}: transport.file: missing for kind = \"file\"")))
+                return Err(Error::Config(format!(
+                    "{origin}: transport.file: missing for kind = \"file\""
+                )))
             }
             TransportKind::Smtp if raw.transport.smtp.is_none() => {
-                return Err(Error::Config(format!("{origin}: transport.smtp: missing for kind = \"smtp\"")))
+                return Err(Error::Config(format!(
+                    "{origin}: transport.smtp: missing for kind = \"smtp\""
+                )))
             }
             _ => {}
         }
         if let Some(quiet) = &raw.policy.quiet_hours {
             quiet.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
-                Error::Config(format!("{origin}: policy.quiet_hours.timezone: unknown time zone {}", quiet.timezone))
+                Error::Config(format!(
+                    "{origin}: policy.quiet_hours.timezone: unknown time zone {}",
+                    quiet.timezone
+                ))
             })?;
         }
         let staff = StaffPolicy {
-            addresses: raw.staff.addresses.iter().map(|a| a.to_lowercase()).collect(),
+            addresses: raw
+                .staff
+                .addresses
+                .iter()
+                .map(|a| a.to_lowercase())
+                .collect(),
             domains: raw.staff.domains.iter().map(|d| d.to_lowercase()).collect(),
             trusted_authserv_ids: raw.staff.trusted_authserv_ids.clone(),
             trusted_received_hops: raw.staff.trusted_received_hops,
             accept: raw.staff.accept.clone(),
         };
-        Ok(Settings { base_dir: base_dir.to_path_buf(), secret_key, support_address, staff, raw })
+        Ok(Settings {
+            base_dir: base_dir.to_path_buf(),
+            secret_key,
+            support_address,
+            staff,
+            raw,
+        })
     }
 
     /// Resolves a configured path against the config's folder.
@@ -408,7 +444,11 @@ mod tests {
 
     fn with_key(text: &str) -> Result<Settings> {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("secret.key"), "0123456789abcdef0123456789abcdef").unwrap();
+        std::fs::write(
+            dir.path().join("secret.key"),
+            "0123456789abcdef0123456789abcdef",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("accounts.toml"), "").unwrap();
         Settings::from_toml(text, dir.path(), "test.toml")
     }
@@ -422,7 +462,10 @@ mod tests {
 
     #[test]
     fn the_example_config_documents_keys_that_all_parse() {
-        std::env::set_var("RECOVERYDESK_SECRET_KEY", "0123456789abcdef0123456789abcdef");
+        std::env::set_var(
+            "RECOVERYDESK_SECRET_KEY",
+            "0123456789abcdef0123456789abcdef",
+        );
         let text = include_str!("../config/example.toml");
         let settings = with_key(text).unwrap();
         assert_eq!(settings.raw.source.kind, SourceKind::Imap);
@@ -442,14 +485,19 @@ mod tests {
     fn a_bad_duration_is_explained() {
         let text = DEMO_TOML.replace("challenge_ttl = \"48h\"", "challenge_ttl = \"two days\"");
         let err = with_key(&text).unwrap_err().to_string();
-        assert!(err.contains("challenge_ttl") || err.contains("48h"), "{err}");
+        assert!(
+            err.contains("challenge_ttl") || err.contains("48h"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_short_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("secret.key"), "short").unwrap();
-        let err = Settings::from_toml(DEMO_TOML, dir.path(), "demo").unwrap_err().to_string();
+        let err = Settings::from_toml(DEMO_TOML, dir.path(), "demo")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("instance.secret_key"), "{err}");
     }
 }

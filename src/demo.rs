@@ -97,7 +97,11 @@ pub fn create(dir: &Path, secret: &str) -> Result<()> {
 /// The second round of demo mail, written after the first pass so it can
 /// answer what recoverydesk sent: a reply with the missing fields, a
 /// duplicate request, and the linked mailbox's "yes".
-pub fn follow_up_mail(pw_ack_id: &str, pw_reply_to: &str, challenge_reply_to: &str) -> Vec<(String, String)> {
+pub fn follow_up_mail(
+    pw_ack_id: &str,
+    pw_reply_to: &str,
+    challenge_reply_to: &str,
+) -> Vec<(String, String)> {
     let reply = format!(
         "From: Pat Forgetter <pat@home.example>\r\nTo: {pw_reply_to}\r\nSubject: Re: Forgot my password\r\n\
 Message-ID: <seed-pw-2@home.example>\r\nIn-Reply-To: <{pw_ack_id}>\r\nReferences: <seed-pw-1@home.example> <{pw_ack_id}>\r\n\

@@ -148,7 +148,10 @@ mod tests {
 
     #[test]
     fn addresses_are_lowercased_and_checked() {
-        assert_eq!(EmailAddress::parse("<Jo@Example.ORG>").unwrap().as_str(), "jo@example.org");
+        assert_eq!(
+            EmailAddress::parse("<Jo@Example.ORG>").unwrap().as_str(),
+            "jo@example.org"
+        );
         assert!(EmailAddress::parse("no at sign").is_none());
         assert!(EmailAddress::parse("a b@example.org").is_none());
         assert!(EmailAddress::parse("x@nodot").is_none());

@@ -40,15 +40,32 @@ const EN: Labels = Labels {
     email_access: "Access to the linked email address",
     code_of_conduct: "Agrees to the Code of Conduct",
     delay: "Understands review takes time",
-    proofs: ["Package", "Repository", "Earlier address", "Account created"],
+    proofs: [
+        "Package",
+        "Repository",
+        "Earlier address",
+        "Account created",
+    ],
     yes_no_ticked: ["yes", "no", "yes (ticked)"],
     fields: [
-        ("Your account username", "the name you log in with, not your email address"),
-        ("Why you lost access", "for example a lost 2FA device, lost recovery codes or a forgotten password"),
-        ("Whether you can still read the email address linked to the account", "yes or no"),
+        (
+            "Your account username",
+            "the name you log in with, not your email address",
+        ),
+        (
+            "Why you lost access",
+            "for example a lost 2FA device, lost recovery codes or a forgotten password",
+        ),
+        (
+            "Whether you can still read the email address linked to the account",
+            "yes or no",
+        ),
         ("That you agree to the Code of Conduct", ""),
         ("That you understand review can take a while", ""),
-        ("Anything that shows the account is yours", "packages you maintain, earlier addresses, roughly when you created the account"),
+        (
+            "Anything that shows the account is yours",
+            "packages you maintain, earlier addresses, roughly when you created the account",
+        ),
     ],
     reasons: [
         "lost two-factor device",
@@ -58,7 +75,12 @@ const EN: Labels = Labels {
         "suspected compromise",
         "other",
     ],
-    secrets: ["an API token", "recovery codes", "a two-factor (TOTP) secret", "a password"],
+    secrets: [
+        "an API token",
+        "recovery codes",
+        "a two-factor (TOTP) secret",
+        "a password",
+    ],
 };
 
 const ES: Labels = Labels {
@@ -133,13 +155,19 @@ mod tests {
 
     #[test]
     fn spanish_and_regional_spanish_get_spanish_labels() {
-        assert_eq!(for_lang("es").reason(Reason::ForgotPassword), "contraseña olvidada");
+        assert_eq!(
+            for_lang("es").reason(Reason::ForgotPassword),
+            "contraseña olvidada"
+        );
         assert_eq!(for_lang("es-MX").username, "Nombre de usuario");
     }
 
     #[test]
     fn unknown_languages_fall_back_to_english() {
-        assert_eq!(for_lang("zh").field(Field::Username).0, "Your account username");
+        assert_eq!(
+            for_lang("zh").field(Field::Username).0,
+            "Your account username"
+        );
         assert_eq!(for_lang("").secret(SecretKind::ApiToken), "an API token");
     }
 }

@@ -14,37 +14,37 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod domain;
 pub mod error;
 pub mod secret;
-pub mod config;
 
 pub mod authres;
 pub mod classify;
 pub mod lang;
 pub mod parse;
 pub mod quote;
+pub mod ratelimit;
 pub mod request;
 pub mod request_rules;
 pub mod secrets;
 pub mod staff_cmd;
 pub mod thread;
-pub mod ratelimit;
 
 pub mod directory;
 pub mod verify;
 
 pub mod case;
 
-pub mod templates;
 pub mod compose;
 pub mod labels;
 pub mod metrics;
+pub mod templates;
 
-pub mod store;
-pub mod pipeline;
-pub mod outbox;
 pub mod clock;
+pub mod outbox;
+pub mod pipeline;
+pub mod store;
 pub mod wiring;
 pub mod worker;
 

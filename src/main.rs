@@ -7,9 +7,22 @@ use recoverydesk::cli::{self, Cli};
 fn main() {
     let cli = Cli::parse();
     // The demo prints its own summary; its per-message log lines are noise.
-    let quiet = matches!(cli.command, cli::Command::Demo { .. } | cli::Command::Cases { .. } | cli::Command::Followups { .. });
-    init_tracing(&cli.log_format, if quiet { "warn" } else { "warn,recoverydesk=info" });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let quiet = matches!(
+        cli.command,
+        cli::Command::Demo { .. } | cli::Command::Cases { .. } | cli::Command::Followups { .. }
+    );
+    init_tracing(
+        &cli.log_format,
+        if quiet {
+            "warn"
+        } else {
+            "warn,recoverydesk=info"
+        },
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("recoverydesk: cannot start the runtime: {e}");
@@ -25,7 +38,9 @@ fn main() {
 fn init_tracing(format: &str, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RECOVERYDESK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {

@@ -28,26 +28,40 @@ impl Metrics {
             }
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        self.latency_sum_micros
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 
     /// The Prometheus text for these counters.
     pub fn render(&self) -> String {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = String::new();
-        out.push_str("# HELP recoverydesk_replies_suppressed_total Replies held back by the rate limit.\n");
+        out.push_str(
+            "# HELP recoverydesk_replies_suppressed_total Replies held back by the rate limit.\n",
+        );
         out.push_str("# TYPE recoverydesk_replies_suppressed_total counter\n");
-        out.push_str(&format!("recoverydesk_replies_suppressed_total {}\n", get(&self.replies_suppressed)));
+        out.push_str(&format!(
+            "recoverydesk_replies_suppressed_total {}\n",
+            get(&self.replies_suppressed)
+        ));
         out.push_str("# HELP recoverydesk_source_failures_total Failed passes due to the mailbox source (each followed by a reconnect).\n");
         out.push_str("# TYPE recoverydesk_source_failures_total counter\n");
-        out.push_str(&format!("recoverydesk_source_failures_total {}\n", get(&self.source_failures)));
+        out.push_str(&format!(
+            "recoverydesk_source_failures_total {}\n",
+            get(&self.source_failures)
+        ));
         out.push_str("# HELP recoverydesk_ack_latency_seconds From fetching a message to its acknowledgement being accepted by the transport.\n");
         out.push_str("# TYPE recoverydesk_ack_latency_seconds histogram\n");
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
-            out.push_str(&format!("recoverydesk_ack_latency_seconds_bucket{{le=\"{bound}\"}} {}\n", get(bucket)));
+            out.push_str(&format!(
+                "recoverydesk_ack_latency_seconds_bucket{{le=\"{bound}\"}} {}\n",
+                get(bucket)
+            ));
         }
         let count = get(&self.latency_count);
-        out.push_str(&format!("recoverydesk_ack_latency_seconds_bucket{{le=\"+Inf\"}} {count}\n"));
+        out.push_str(&format!(
+            "recoverydesk_ack_latency_seconds_bucket{{le=\"+Inf\"}} {count}\n"
+        ));
         out.push_str(&format!(
             "recoverydesk_ack_latency_seconds_sum {:.6}\n",
             get(&self.latency_sum_micros) as f64 / 1e6
@@ -69,6 +83,9 @@ mod tests {
         assert!(text.contains("le=\"0.25\"} 0"), "{text}");
         assert!(text.contains("le=\"0.5\"} 1"), "{text}");
         assert!(text.contains("le=\"+Inf\"} 1"), "{text}");
-        assert!(text.contains("recoverydesk_ack_latency_seconds_count 1"), "{text}");
+        assert!(
+            text.contains("recoverydesk_ack_latency_seconds_count 1"),
+            "{text}"
+        );
     }
 }

@@ -20,7 +20,10 @@ use crate::templates::SharedTemplates;
 /// that is still working through its backlog. Call it inside the runtime.
 pub fn shutdown_signal(templates: SharedTemplates) -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let handlers = (signal(SignalKind::terminate()), signal(SignalKind::hangup()));
+    let handlers = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    );
     async move {
         let (Ok(mut term), Ok(mut hup)) = handlers else {
             let _ = tokio::signal::ctrl_c().await;
@@ -40,21 +43,30 @@ pub fn shutdown_signal(templates: SharedTemplates) -> impl std::future::Future<O
 }
 
 /// Starts the template watcher when `templates.watch` is on.
-pub fn watch_templates(settings: &Settings, pipeline: &Pipeline) -> anyhow::Result<Option<notify::RecommendedWatcher>> {
+pub fn watch_templates(
+    settings: &Settings,
+    pipeline: &Pipeline,
+) -> anyhow::Result<Option<notify::RecommendedWatcher>> {
     match (&settings.raw.templates.dir, settings.raw.templates.watch) {
-        (Some(dir), true) => Ok(Some(crate::templates::watch(pipeline.templates.clone(), &settings.path(dir))?)),
+        (Some(dir), true) => Ok(Some(crate::templates::watch(
+            pipeline.templates.clone(),
+            &settings.path(dir),
+        )?)),
         _ => Ok(None),
     }
 }
 
 /// Serves `/metrics` (Prometheus text) and `/healthz` when configured.
-pub async fn start_metrics(settings: &Settings, pipeline: &Pipeline) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+pub async fn start_metrics(
+    settings: &Settings,
+    pipeline: &Pipeline,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     let Some(listen) = &settings.raw.metrics.listen else {
         return Ok(None);
     };
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| crate::error::Error::Config(format!("metrics.listen: cannot bind {listen}: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        crate::error::Error::Config(format!("metrics.listen: cannot bind {listen}: {e}"))
+    })?;
     let pipeline = Arc::new(pipeline.clone());
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -78,23 +90,41 @@ pub fn metrics_text(pipeline: &Pipeline, now: i64) -> String {
     let mut out = String::new();
     let cases = store.cases().unwrap_or_default();
     out.push_str("# HELP recoverydesk_cases Cases by state.\n# TYPE recoverydesk_cases gauge\n");
-    for state in ["awaiting_info", "awaiting_verification", "awaiting_staff", "waiting_period", "resolved", "closed"] {
+    for state in [
+        "awaiting_info",
+        "awaiting_verification",
+        "awaiting_staff",
+        "waiting_period",
+        "resolved",
+        "closed",
+    ] {
         let n = cases.iter().filter(|c| c.state.as_str() == state).count();
         out.push_str(&format!("recoverydesk_cases{{state=\"{state}\"}} {n}\n"));
     }
-    let oldest = cases.iter().filter(|c| c.state.is_open()).map(|c| now - c.created_at).max().unwrap_or(0);
+    let oldest = cases
+        .iter()
+        .filter(|c| c.state.is_open())
+        .map(|c| now - c.created_at)
+        .max()
+        .unwrap_or(0);
     out.push_str("# HELP recoverydesk_oldest_open_case_seconds Age of the oldest open case.\n# TYPE recoverydesk_oldest_open_case_seconds gauge\n");
     out.push_str(&format!("recoverydesk_oldest_open_case_seconds {oldest}\n"));
     let (ingested, by_kind) = store.inbound_counts().unwrap_or_default();
     out.push_str("# HELP recoverydesk_messages_ingested_total Inbound messages by kind.\n# TYPE recoverydesk_messages_ingested_total counter\n");
     for (kind, n) in by_kind {
-        out.push_str(&format!("recoverydesk_messages_ingested_total{{kind=\"{kind}\"}} {n}\n"));
+        out.push_str(&format!(
+            "recoverydesk_messages_ingested_total{{kind=\"{kind}\"}} {n}\n"
+        ));
     }
     let _ = ingested;
     let (sent, failed, pending) = store.outbox_counts().unwrap_or_default();
     out.push_str("# HELP recoverydesk_replies_total Outgoing mail by result.\n# TYPE recoverydesk_replies_total counter\n");
-    out.push_str(&format!("recoverydesk_replies_total{{result=\"sent\"}} {sent}\n"));
-    out.push_str(&format!("recoverydesk_replies_total{{result=\"failed\"}} {failed}\n"));
+    out.push_str(&format!(
+        "recoverydesk_replies_total{{result=\"sent\"}} {sent}\n"
+    ));
+    out.push_str(&format!(
+        "recoverydesk_replies_total{{result=\"failed\"}} {failed}\n"
+    ));
     out.push_str("# HELP recoverydesk_outbox_pending Replies waiting to be sent.\n# TYPE recoverydesk_outbox_pending gauge\n");
     out.push_str(&format!("recoverydesk_outbox_pending {pending}\n"));
     out.push_str(&pipeline.metrics.render());
@@ -105,7 +135,9 @@ pub fn metrics_text(pipeline: &Pipeline, now: i64) -> String {
 /// and prints a ✓/✗ table with what to fix. Exit status 1 when any fails.
 pub async fn doctor(config: Option<&Path>) -> anyhow::Result<()> {
     use crate::config::{SourceKind, TransportKind};
-    let path = config.map(Path::to_path_buf).unwrap_or_else(|| "config.toml".into());
+    let path = config
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| "config.toml".into());
     let mut rows: Vec<(&str, Result<String, String>)> = Vec::new();
     let settings = match Settings::load(&path) {
         Ok(s) => {
@@ -119,43 +151,80 @@ pub async fn doctor(config: Option<&Path>) -> anyhow::Result<()> {
     };
     let store_path = settings.path(&settings.raw.store.path);
     let store = crate::store::Store::open(&store_path);
-    rows.push(("store", match &store {
-        Ok(s) => Ok(format!("{} ({} open case(s), {} reply(ies) queued)", store_path.display(), s.open_count(),
-            s.outbox_counts().map(|c| c.2).unwrap_or(0))),
-        Err(e) => Err(format!("{e} — is another recoverydesk running on this store?")),
-    }));
+    rows.push((
+        "store",
+        match &store {
+            Ok(s) => Ok(format!(
+                "{} ({} open case(s), {} reply(ies) queued)",
+                store_path.display(),
+                s.open_count(),
+                s.outbox_counts().map(|c| c.2).unwrap_or(0)
+            )),
+            Err(e) => Err(format!(
+                "{e} — is another recoverydesk running on this store?"
+            )),
+        },
+    ));
     let templates = match &settings.raw.templates.dir {
         Some(dir) => crate::templates::check::check_dir(Some(&settings.path(dir))),
         None => crate::templates::check::check_dir(None),
     };
-    rows.push(("templates", if templates.is_ok() { Ok("every template renders".into()) } else { Err(templates.to_string()) }));
-    rows.push(("directory", match crate::directory::open(&settings.raw.directory, &settings.base_dir) {
-        Ok(dir) => match dir.by_username("recoverydesk-doctor-probe").await {
-            crate::directory::Lookup::Unavailable { reason } => Err(format!("not answering: {reason}")),
-            _ => Ok("answers lookups".into()),
+    rows.push((
+        "templates",
+        if templates.is_ok() {
+            Ok("every template renders".into())
+        } else {
+            Err(templates.to_string())
         },
-        Err(e) => Err(e.to_string()),
-    }));
-    rows.push(("source", match settings.raw.source.kind {
-        SourceKind::Imap => match &settings.raw.source.imap {
-            Some(imap) => crate::source::imap::check(imap, &settings.base_dir).await.map_err(|e| e.to_string()),
-            None => Err("source.imap missing".into()),
+    ));
+    rows.push((
+        "directory",
+        match crate::directory::open(&settings.raw.directory, &settings.base_dir) {
+            Ok(dir) => match dir.by_username("recoverydesk-doctor-probe").await {
+                crate::directory::Lookup::Unavailable { reason } => {
+                    Err(format!("not answering: {reason}"))
+                }
+                _ => Ok("answers lookups".into()),
+            },
+            Err(e) => Err(e.to_string()),
         },
-        SourceKind::Maildir => match &settings.raw.source.maildir {
-            Some(m) => {
-                let p = settings.path(&m.path);
-                if p.join("new").is_dir() { Ok(format!("maildir {}", p.display())) } else { Err(format!("{} has no new/ folder", p.display())) }
-            }
-            None => Err("source.maildir missing".into()),
+    ));
+    rows.push((
+        "source",
+        match settings.raw.source.kind {
+            SourceKind::Imap => match &settings.raw.source.imap {
+                Some(imap) => crate::source::imap::check(imap, &settings.base_dir)
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => Err("source.imap missing".into()),
+            },
+            SourceKind::Maildir => match &settings.raw.source.maildir {
+                Some(m) => {
+                    let p = settings.path(&m.path);
+                    if p.join("new").is_dir() {
+                        Ok(format!("maildir {}", p.display()))
+                    } else {
+                        Err(format!("{} has no new/ folder", p.display()))
+                    }
+                }
+                None => Err("source.maildir missing".into()),
+            },
         },
-    }));
-    rows.push(("transport", match settings.raw.transport.kind {
-        TransportKind::Smtp => match &settings.raw.transport.smtp {
-            Some(smtp) => crate::transport::smtp::check(smtp, &settings.base_dir).await.map_err(|e| e.to_string()),
-            None => Err("transport.smtp missing".into()),
+    ));
+    rows.push((
+        "transport",
+        match settings.raw.transport.kind {
+            TransportKind::Smtp => match &settings.raw.transport.smtp {
+                Some(smtp) => crate::transport::smtp::check(smtp, &settings.base_dir)
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => Err("transport.smtp missing".into()),
+            },
+            TransportKind::File => crate::worker::open_transport(&settings)
+                .map(|t| t.describe())
+                .map_err(|e| e.to_string()),
         },
-        TransportKind::File => crate::worker::open_transport(&settings).map(|t| t.describe()).map_err(|e| e.to_string()),
-    }));
+    ));
     let mut failed = 0;
     for (name, result) in &rows {
         match result {

@@ -3,11 +3,11 @@
 //! at-least-once window small), retries transient failures with backoff,
 //! and records permanent ones on the case.
 
+use crate::case::LogEntry;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::store::OutboxItem;
 use crate::transport::{OutgoingMessage, Transport};
-use crate::case::LogEntry;
 
 /// What one pass of the sender did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,7 +26,11 @@ pub fn backoff_secs(attempts: u32) -> i64 {
 }
 
 /// Sends every due message once.
-pub async fn send_due(pipeline: &Pipeline, transport: &dyn Transport, now: i64) -> Result<SendReport> {
+pub async fn send_due(
+    pipeline: &Pipeline,
+    transport: &dyn Transport,
+    now: i64,
+) -> Result<SendReport> {
     let mut report = SendReport::default();
     for mut item in pipeline.store.pending_outbox()? {
         if item.next_attempt_at > now {
@@ -44,7 +48,10 @@ pub async fn send_due(pipeline: &Pipeline, transport: &dyn Transport, now: i64) 
         match transport.send(&message).await {
             Ok(()) => {
                 item.sent_at = Some(now);
-                let log = entry(now, format!("sent {} to {}", item.template, item.to.join(", ")));
+                let log = entry(
+                    now,
+                    format!("sent {} to {}", item.template, item.to.join(", ")),
+                );
                 pipeline.store.update_outbox(&item, Some(log))?;
                 tracing::info!(case_id = %item.case_id, message_id = %item.message_id, template = %item.template, "sent");
                 report.sent += 1;
@@ -70,7 +77,14 @@ pub async fn send_due(pipeline: &Pipeline, transport: &dyn Transport, now: i64) 
 fn fail(pipeline: &Pipeline, item: &mut OutboxItem, reason: &str, now: i64) -> Result<()> {
     item.failed = true;
     item.last_error = Some(reason.to_owned());
-    let log = entry(now, format!("{} to {} refused: {reason}", item.template, item.to.join(", ")));
+    let log = entry(
+        now,
+        format!(
+            "{} to {} refused: {reason}",
+            item.template,
+            item.to.join(", ")
+        ),
+    );
     pipeline.store.update_outbox(item, Some(log))?;
     tracing::error!(case_id = %item.case_id, message_id = %item.message_id, error.message = %reason, "send refused");
     // Tell staff, unless the refused mail was itself a staff notification.
@@ -81,5 +95,9 @@ fn fail(pipeline: &Pipeline, item: &mut OutboxItem, reason: &str, now: i64) -> R
 }
 
 fn entry(at: i64, what: String) -> LogEntry {
-    LogEntry { at, actor: "system".into(), what }
+    LogEntry {
+        at,
+        actor: "system".into(),
+        what,
+    }
 }

@@ -136,7 +136,13 @@ pub fn parse(raw: &[u8]) -> Inbound {
     let bytes = if raw.contains(&b'\r') && !raw.contains(&b'\n') {
         normalized = raw
             .iter()
-            .flat_map(|b| if *b == b'\r' { vec![b'\r', b'\n'] } else { vec![*b] })
+            .flat_map(|b| {
+                if *b == b'\r' {
+                    vec![b'\r', b'\n']
+                } else {
+                    vec![*b]
+                }
+            })
             .collect::<Vec<u8>>();
         normalized.as_slice()
     } else {
@@ -148,7 +154,9 @@ pub fn parse(raw: &[u8]) -> Inbound {
         None => unparseable(raw.len(), hash),
     };
     if bytes.len() != raw.len() {
-        inbound.warnings.push("CR-only line endings read as CRLF".into());
+        inbound
+            .warnings
+            .push("CR-only line endings read as CRLF".into());
     }
     inbound
 }
@@ -208,7 +216,10 @@ fn from_message(message: &Message<'_>, size: usize, hash: String) -> Inbound {
     let html_only = text_plain.is_none() && html.is_some();
     let text = match (&text_plain, &html) {
         (Some(t), _) => truncate_chars(t, MAX_TEXT_CHARS),
-        (None, Some(h)) => truncate_chars(&mail_parser::decoders::html::html_to_text(h), MAX_TEXT_CHARS),
+        (None, Some(h)) => truncate_chars(
+            &mail_parser::decoders::html::html_to_text(h),
+            MAX_TEXT_CHARS,
+        ),
         (None, None) => String::new(),
     };
     if message.parts.iter().any(|p| p.is_encoding_problem) {
@@ -253,7 +264,10 @@ fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
         HeaderValue::TextList(list) => list.iter().map(|t| clean_id(t)).collect(),
         _ => Vec::new(),
     };
-    ids.into_iter().filter(|id| !id.is_empty()).take(100).collect()
+    ids.into_iter()
+        .filter(|id| !id.is_empty())
+        .take(100)
+        .collect()
 }
 
 fn to_mailbox(name: Option<&str>, address: Option<&str>) -> Option<Mailbox> {
@@ -300,13 +314,20 @@ fn header_pairs(message: &Message<'_>) -> Vec<(String, String)> {
                 HeaderValue::TextList(list) => list.join(", "),
                 _ => unfold(&String::from_utf8_lossy(raw)),
             };
-            (h.name().to_ascii_lowercase(), truncate_chars(&value, MAX_HEADER_CHARS))
+            (
+                h.name().to_ascii_lowercase(),
+                truncate_chars(&value, MAX_HEADER_CHARS),
+            )
         })
         .collect()
 }
 
 fn unfold(raw: &str) -> String {
-    raw.split(['\r', '\n']).map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
+    raw.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn report_parts(message: &Message<'_>, content_type: &str) -> Option<Report> {
@@ -319,12 +340,20 @@ fn report_parts(message: &Message<'_>, content_type: &str) -> Option<Report> {
         .and_then(|ct| ct.attribute("report-type"))
         .unwrap_or("")
         .to_ascii_lowercase();
-    let mut report = Report { report_type, ..Report::default() };
+    let mut report = Report {
+        report_type,
+        ..Report::default()
+    };
     for part in message.parts.iter().skip(1) {
-        let ct = part.content_type().map(content_type_string).unwrap_or_default();
+        let ct = part
+            .content_type()
+            .map(content_type_string)
+            .unwrap_or_default();
         let body_text = || match &part.body {
             PartType::Text(t) | PartType::Html(t) => t.to_string(),
-            PartType::Binary(b) | PartType::InlineBinary(b) => String::from_utf8_lossy(b).into_owned(),
+            PartType::Binary(b) | PartType::InlineBinary(b) => {
+                String::from_utf8_lossy(b).into_owned()
+            }
             PartType::Message(m) => String::from_utf8_lossy(
                 &m.raw_message[..(m.root_part().offset_body as usize).min(m.raw_message.len())],
             )
@@ -332,10 +361,19 @@ fn report_parts(message: &Message<'_>, content_type: &str) -> Option<Report> {
             PartType::Multipart(_) => String::new(),
         };
         match ct.as_str() {
-            "message/delivery-status" | "message/global-delivery-status" | "message/disposition-notification"
-            | "message/feedback-report" => report.status = truncate_chars(&body_text(), MAX_TEXT_CHARS),
-            "message/rfc822" | "text/rfc822-headers" | "message/rfc822-headers" | "message/global"
-            | "message/global-headers" if report.original_headers.is_empty() => {
+            "message/delivery-status"
+            | "message/global-delivery-status"
+            | "message/disposition-notification"
+            | "message/feedback-report" => {
+                report.status = truncate_chars(&body_text(), MAX_TEXT_CHARS)
+            }
+            "message/rfc822"
+            | "text/rfc822-headers"
+            | "message/rfc822-headers"
+            | "message/global"
+            | "message/global-headers"
+                if report.original_headers.is_empty() =>
+            {
                 report.original_headers = truncate_chars(&body_text(), MAX_TEXT_CHARS)
             }
             _ => {}
@@ -374,7 +412,10 @@ mod tests {
         let m = parse(b"From: a@b.org\r\n\r\nhi\r\n");
         assert!(m.message_id_synthesized);
         assert!(m.message_id.ends_with("@synthesized.recoverydesk.invalid"));
-        assert_eq!(m.message_id, parse(b"From: a@b.org\r\n\r\nhi\r\n").message_id);
+        assert_eq!(
+            m.message_id,
+            parse(b"From: a@b.org\r\n\r\nhi\r\n").message_id
+        );
     }
 
     #[test]
@@ -386,7 +427,8 @@ mod tests {
 
     #[test]
     fn cr_only_line_endings_are_read_like_crlf() {
-        let m = parse(b"From: jo@example.org\rSubject: hi\rMessage-ID: <cr@x>\r\rUsername: jodoe\r");
+        let m =
+            parse(b"From: jo@example.org\rSubject: hi\rMessage-ID: <cr@x>\r\rUsername: jodoe\r");
         assert_eq!(m.from_address().unwrap().as_str(), "jo@example.org");
         assert_eq!(m.message_id, "cr@x");
         assert!(m.text.contains("jodoe"));
@@ -394,7 +436,8 @@ mod tests {
 
     #[test]
     fn html_only_mail_is_rendered_to_text() {
-        let raw = b"From: a@b.org\r\nContent-Type: text/html\r\n\r\n<p>My username is <b>jodoe</b></p>";
+        let raw =
+            b"From: a@b.org\r\nContent-Type: text/html\r\n\r\n<p>My username is <b>jodoe</b></p>";
         let m = parse(raw);
         assert!(m.html_only);
         assert!(m.text.contains("jodoe"), "{}", m.text);

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use rand::rngs::OsRng;
 
 use crate::authres::{self, StaffTrust};
-use crate::case::{self, Case, Ctx, Event, LogEntry, LookupOutcome, Mail, MessageRef, OwnerAnswerKind, Policy, Recipient, RequesterMessage, Verification};
+use crate::case::{
+    self, Case, Ctx, Event, LogEntry, LookupOutcome, Mail, MessageRef, OwnerAnswerKind, Policy,
+    Recipient, RequesterMessage, Verification,
+};
 use crate::classify::{self, Bounce, MessageKind};
 use crate::compose::{Composer, Trigger};
 use crate::config::Settings;
@@ -68,7 +71,12 @@ impl Pipeline {
     }
 
     fn ctx(&self, now: i64) -> Ctx<'_> {
-        Ctx { now, policy: &self.policy, key: self.key(), fresh_code: verify::generate_code(&mut OsRng) }
+        Ctx {
+            now,
+            policy: &self.policy,
+            key: self.key(),
+            fresh_code: verify::generate_code(&mut OsRng),
+        }
     }
 
     /// Handles one fetched message and commits everything it causes.
@@ -80,7 +88,10 @@ impl Pipeline {
         // keeps the message, sets it aside and goes on.
         let inbound = std::panic::catch_unwind(|| parse::parse(&fetched.raw))
             .map_err(|_| Error::Permanent("the MIME parser panicked on this message".into()))?;
-        let cursor = fetched.cursor.as_ref().map(|c| (c.key.clone(), c.value.clone()));
+        let cursor = fetched
+            .cursor
+            .as_ref()
+            .map(|c| (c.key.clone(), c.value.clone()));
         let mut handled = Handled {
             message_id: inbound.message_id.clone(),
             kind: String::new(),
@@ -94,7 +105,10 @@ impl Pipeline {
             handled.repeat = true;
             handled.kind = "repeat".into();
             handled.notes.push("already handled (same content)".into());
-            self.store.commit(&Commit { cursor, ..Commit::default() })?;
+            self.store.commit(&Commit {
+                cursor,
+                ..Commit::default()
+            })?;
             return Ok(handled);
         }
         let mut commit = Commit {
@@ -102,7 +116,11 @@ impl Pipeline {
             cursor,
             ..Commit::default()
         };
-        let known = if inbound.message_id_synthesized { None } else { self.store.message(&inbound.message_id)? };
+        let known = if inbound.message_id_synthesized {
+            None
+        } else {
+            self.store.message(&inbound.message_id)?
+        };
         let classification = match &known {
             Some(m) if m.direction == "out" => classify::Classification {
                 kind: MessageKind::OwnLoop,
@@ -114,14 +132,31 @@ impl Pipeline {
         if let Some(m) = known.filter(|m| m.direction == "in") {
             handled.repeat = true;
             handled.case_id = Some(m.case_id.clone());
-            handled.notes.push("a second delivery of a message already handled (same Message-ID)".into());
+            handled
+                .notes
+                .push("a second delivery of a message already handled (same Message-ID)".into());
             self.finish(&mut commit, &inbound, fetched, &handled, now);
             self.store.commit(&commit)?;
             return Ok(handled);
         }
-        let matched = thread::match_case(&inbound, &self.store, &self.settings.support_address, self.key());
+        let matched = thread::match_case(
+            &inbound,
+            &self.store,
+            &self.settings.support_address,
+            self.key(),
+        );
         handled.via = matched.via().into();
-        let target = self.event_for(&inbound, fetched, &classification.kind, &classification.reason, &matched, now, &mut handled).await?;
+        let target = self
+            .event_for(
+                &inbound,
+                fetched,
+                &classification.kind,
+                &classification.reason,
+                &matched,
+                now,
+                &mut handled,
+            )
+            .await?;
         if let Some(target) = target {
             self.apply_event(&mut commit, target, Some(&inbound), now, &mut handled)?;
         }
@@ -130,7 +165,14 @@ impl Pipeline {
         Ok(handled)
     }
 
-    fn finish(&self, commit: &mut Commit, inbound: &Inbound, fetched: &Fetched, handled: &Handled, now: i64) {
+    fn finish(
+        &self,
+        commit: &mut Commit,
+        inbound: &Inbound,
+        fetched: &Fetched,
+        handled: &Handled,
+        now: i64,
+    ) {
         commit.inbound = Some((
             inbound.content_hash.clone(),
             InboundRecord {
@@ -160,88 +202,171 @@ impl Pipeline {
         let redacted = secrets::redact(&new_text_raw);
         // A challenge code typed back must not reach staff (or anything stored).
         let shown = verify::redact_codes(&redacted.text, "[challenge code removed]");
-        let trigger = Trigger { excerpt: Some(excerpt(&shown)), trust: self.trust(inbound) };
+        let trigger = Trigger {
+            excerpt: Some(excerpt(&shown)),
+            trust: self.trust(inbound),
+        };
         if let MessageKind::Bounce(bounce) = kind {
             if !bounce.is_permanent_failure() {
                 // A delay warning: the MTA is still trying; nothing failed yet.
-                handled.notes.push(format!("delivery delayed, not failed: {reason}"));
+                handled
+                    .notes
+                    .push(format!("delivery delayed, not failed: {reason}"));
                 return Ok(None);
             }
             let case = self.case_of_bounce(bounce, matched)?;
             if case.is_none() {
-                handled.notes.push(format!("bounce not matched to a case ({reason})"));
+                handled
+                    .notes
+                    .push(format!("bounce not matched to a case ({reason})"));
             }
             return match case {
-                Some(c) => Ok(Some(self.target(&c, Event::DeliveryFailed { bounce: bounce.clone() }, trigger)?)),
+                Some(c) => Ok(Some(self.target(
+                    &c,
+                    Event::DeliveryFailed {
+                        bounce: bounce.clone(),
+                    },
+                    trigger,
+                )?)),
                 None => Ok(None),
             };
         }
         if kind.is_machine() {
-            handled.notes.push(format!("machine mail, not answered: {reason}"));
+            handled
+                .notes
+                .push(format!("machine mail, not answered: {reason}"));
             return match matched.case() {
-                Some(c) => Ok(Some(self.target(c, Event::Machine { kind: kind.code().into(), reason: reason.into() }, trigger)?)),
+                Some(c) => Ok(Some(self.target(
+                    c,
+                    Event::Machine {
+                        kind: kind.code().into(),
+                        reason: reason.into(),
+                    },
+                    trigger,
+                )?)),
                 None => Ok(None),
             };
         }
         let Some(from) = reply_target(inbound) else {
-            handled.notes.push("no usable From or Reply-To address: kept, not answered".into());
+            handled
+                .notes
+                .push("no usable From or Reply-To address: kept, not answered".into());
             return Ok(None);
         };
         match authres::staff_trust(inbound, &self.settings.staff) {
             StaffTrust::Staff { address } => {
                 let Some(case_id) = matched.case().cloned() else {
-                    handled.notes.push("staff mail that names no case: recorded".into());
+                    handled
+                        .notes
+                        .push("staff mail that names no case: recorded".into());
                     return Ok(None);
                 };
                 let case = self.load(&case_id)?;
                 let message = staff_cmd::parse(&redacted.text);
-                let direct = inbound.to.iter().any(|m| case.requesters().any(|r| r == m.address.as_str()));
-                let wants_lookup = message.commands.iter().any(|c| matches!(c, staff_cmd::Command::Verify));
-                let lookup = if wants_lookup { self.lookup(&case.fields).await } else { None };
+                let direct = inbound
+                    .to
+                    .iter()
+                    .any(|m| case.requesters().any(|r| r == m.address.as_str()));
+                let wants_lookup = message
+                    .commands
+                    .iter()
+                    .any(|c| matches!(c, staff_cmd::Command::Verify));
+                let lookup = if wants_lookup {
+                    self.lookup(&case.fields).await
+                } else {
+                    None
+                };
                 let name = inbound.from.as_ref().and_then(|m| m.name.clone());
-                let event = Event::Staff { from: address, name, message, direct, lookup };
-                return Ok(Some(Target { previous: Some(case.clone()), case, event, trigger }));
+                let event = Event::Staff {
+                    from: address,
+                    name,
+                    message,
+                    direct,
+                    lookup,
+                };
+                return Ok(Some(Target {
+                    previous: Some(case.clone()),
+                    case,
+                    event,
+                    trigger,
+                }));
             }
             StaffTrust::Forged { address, why } => {
                 if let Some(case_id) = matched.case() {
-                    return Ok(Some(self.target(case_id, Event::ForgedStaff { from: address, why }, trigger)?));
+                    return Ok(Some(self.target(
+                        case_id,
+                        Event::ForgedStaff { from: address, why },
+                        trigger,
+                    )?));
                 }
-                handled.notes.push(format!("unauthenticated mail from a staff address ({why}): treated as an outsider"));
+                handled.notes.push(format!(
+                    "unauthenticated mail from a staff address ({why}): treated as an outsider"
+                ));
             }
             StaffTrust::NotStaff => {}
         }
         if let CaseMatch::UnverifiedTag { case } = matched {
-            handled.notes.push("subject tag from a non-participant: held on the case, not merged".into());
-            return Ok(Some(self.target(case, Event::UnverifiedTag { from }, trigger)?));
+            handled
+                .notes
+                .push("subject tag from a non-participant: held on the case, not merged".into());
+            return Ok(Some(self.target(
+                case,
+                Event::UnverifiedTag { from },
+                trigger,
+            )?));
         }
         if let CaseMatch::OpenCaseOfSender { case } = matched {
             // A secondary requester writing again as if new: still neutral,
             // never a "duplicate" note (which goes to the first requester).
             if !self.load(case)?.requester.eq_ignore_ascii_case(&from) {
-                handled.notes.push("a second requester of an open case wrote again: neutral reply".into());
-                return Ok(Some(self.target(case, Event::SecondRequester { from }, trigger)?));
+                handled
+                    .notes
+                    .push("a second requester of an open case wrote again: neutral reply".into());
+                return Ok(Some(self.target(
+                    case,
+                    Event::SecondRequester { from },
+                    trigger,
+                )?));
             }
         }
         let full_codes = verify::attempt_candidates(&inbound.text);
         let new_codes = verify::attempt_candidates(&new_text_raw);
         if matched.role() == Role::Challenge {
-            let case_id = matched.case().cloned().ok_or_else(|| Error::Permanent("challenge match without case".into()))?;
+            let case_id = matched
+                .case()
+                .cloned()
+                .ok_or_else(|| Error::Permanent("challenge match without case".into()))?;
             let answer = match verify::owner_answer(&new_text_raw) {
                 verify::OwnerAnswer::Confirmed => OwnerAnswerKind::Confirmed,
                 verify::OwnerAnswer::Denied => OwnerAnswerKind::Denied,
                 verify::OwnerAnswer::Unclear => OwnerAnswerKind::Unclear,
             };
-            return Ok(Some(self.target(&case_id, Event::Owner { from, answer, codes: new_codes }, trigger)?));
+            return Ok(Some(self.target(
+                &case_id,
+                Event::Owner {
+                    from,
+                    answer,
+                    codes: new_codes,
+                },
+                trigger,
+            )?));
         }
         let fields = if fetched.oversize.is_some() {
             request::RequestFields::default()
         } else {
-            request::extract(&redacted.text, &inbound.subject, &[self.settings.support_address.to_string()])
+            request::extract(
+                &redacted.text,
+                &inbound.subject,
+                &[self.settings.support_address.to_string()],
+            )
         };
         let mut message = RequesterMessage {
             from: from.clone(),
             fields,
-            quoted_codes: full_codes.into_iter().filter(|c| !new_codes.contains(c)).collect(),
+            quoted_codes: full_codes
+                .into_iter()
+                .filter(|c| !new_codes.contains(c))
+                .collect(),
             codes: new_codes,
             secrets: redacted.found.clone(),
             language: crate::lang::detect(&redacted.text),
@@ -259,7 +384,11 @@ impl Pipeline {
             Some(case) => (case.clone(), Some(case)),
             None => {
                 if let Some(other) = self.open_case_of_account(&message.fields)? {
-                    return Ok(Some(self.target(&other, Event::SecondRequester { from }, trigger)?));
+                    return Ok(Some(self.target(
+                        &other,
+                        Event::SecondRequester { from },
+                        trigger,
+                    )?));
                 }
                 let mut case = Case::new(self.new_case_id()?, &from, now);
                 case.continues = matched.case().cloned();
@@ -272,12 +401,19 @@ impl Pipeline {
         merged.merge(&message.fields);
         let needs_lookup = matches!(
             case.verification,
-            Verification::NotStarted | Verification::LookupPending { .. } | Verification::Expired { .. }
+            Verification::NotStarted
+                | Verification::LookupPending { .. }
+                | Verification::Expired { .. }
         ) && merged.claims_email_access != Claim::No;
         if needs_lookup {
             message.lookup = self.lookup(&merged).await;
         }
-        Ok(Some(Target { case, previous, event: Event::Requester(message), trigger }))
+        Ok(Some(Target {
+            case,
+            previous,
+            event: Event::Requester(message),
+            trigger,
+        }))
     }
 }
 
@@ -296,7 +432,12 @@ struct Target {
 impl Pipeline {
     fn target(&self, case_id: &CaseId, event: Event, trigger: Trigger) -> Result<Target> {
         let case = self.load(case_id)?;
-        Ok(Target { previous: Some(case.clone()), case, event, trigger })
+        Ok(Target {
+            previous: Some(case.clone()),
+            case,
+            event,
+            trigger,
+        })
     }
 
     fn load(&self, case_id: &CaseId) -> Result<Case> {
@@ -341,8 +482,17 @@ impl Pipeline {
     fn trust(&self, inbound: &Inbound) -> Vec<(String, String)> {
         let summary = authres::summarize_with(inbound, &self.settings.staff);
         let mut trust = Vec::new();
-        for (label, value) in [("DMARC", &summary.dmarc), ("DKIM", &summary.dkim), ("SPF", &summary.spf)] {
-            trust.push((label.to_string(), value.clone().unwrap_or_else(|| "none from a trusted server".into())));
+        for (label, value) in [
+            ("DMARC", &summary.dmarc),
+            ("DKIM", &summary.dkim),
+            ("SPF", &summary.spf),
+        ] {
+            trust.push((
+                label.to_string(),
+                value
+                    .clone()
+                    .unwrap_or_else(|| "none from a trusted server".into()),
+            ));
         }
         if !summary.ignored.is_empty() {
             trust.push(("Ignored results from".into(), summary.ignored.join(", ")));
@@ -359,14 +509,28 @@ impl Pipeline {
             (None, None) => return None,
         };
         Some(match result {
-            Lookup::Found(account) => LookupOutcome::Found { address: account.challenge_address().map(str::to_owned) },
+            Lookup::Found(account) => LookupOutcome::Found {
+                address: account.challenge_address().map(str::to_owned),
+            },
             Lookup::NotFound => LookupOutcome::NotFound,
             Lookup::Unavailable { reason } => LookupOutcome::Unavailable { reason },
         })
     }
 
-    fn apply_event(&self, commit: &mut Commit, target: Target, inbound: Option<&Inbound>, now: i64, handled: &mut Handled) -> Result<()> {
-        let Target { case, previous, event, trigger } = target;
+    fn apply_event(
+        &self,
+        commit: &mut Commit,
+        target: Target,
+        inbound: Option<&Inbound>,
+        now: i64,
+        handled: &mut Handled,
+    ) -> Result<()> {
+        let Target {
+            case,
+            previous,
+            event,
+            trigger,
+        } = target;
         let ctx = self.ctx(now);
         let outcome = case::apply(&case, &event, &ctx);
         let mut case = outcome.case;
@@ -379,17 +543,25 @@ impl Pipeline {
         // References would join the case (threading rule 2), and it would
         // become the parent of our next reply to the requester.
         // Our own mail looping back is already on the case as sent.
-        let held = matches!(event, Event::UnverifiedTag { .. } | Event::ForgedStaff { .. })
-            || handled.kind == MessageKind::OwnLoop.code();
+        let held = matches!(
+            event,
+            Event::UnverifiedTag { .. } | Event::ForgedStaff { .. }
+        ) || handled.kind == MessageKind::OwnLoop.code();
         if let Some(inbound) = inbound.filter(|_| !held) {
             case.messages.push(MessageRef {
                 message_id: inbound.message_id.clone(),
                 direction: "in".into(),
-                from: inbound.from_address().map(|a| a.to_string()).unwrap_or_default(),
+                from: inbound
+                    .from_address()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
                 to: inbound.recipients().map(|a| a.to_string()).collect(),
                 // A challenge code typed into a subject stays in the raw mail only,
                 // never in the case (store, export, listings).
-                subject: verify::redact_codes(&inbound.subject, "[code]").chars().take(MAX_SUBJECT_CHARS).collect(),
+                subject: verify::redact_codes(&inbound.subject, "[code]")
+                    .chars()
+                    .take(MAX_SUBJECT_CHARS)
+                    .collect(),
                 date: inbound.date.unwrap_or(now),
                 kind: handled.kind.clone(),
                 role,
@@ -400,7 +572,11 @@ impl Pipeline {
             if !second && self.store.message(&inbound.message_id)?.is_none() {
                 commit.msgids.push((
                     inbound.message_id.clone(),
-                    MsgIndex { case_id: case.id.clone(), role, direction: "in".into() },
+                    MsgIndex {
+                        case_id: case.id.clone(),
+                        role,
+                        direction: "in".into(),
+                    },
                 ));
             }
         }
@@ -408,9 +584,20 @@ impl Pipeline {
         // Staff-written mail is not automatic: the per-recipient limit that
         // protects against loops and floods does not apply to it.
         let automatic = !matches!(event, Event::Staff { .. });
-        self.queue_mails(commit, &mut case, &outcome.mails, &trigger, now, automatic, &mut log, handled)?;
+        self.queue_mails(
+            commit,
+            &mut case,
+            &outcome.mails,
+            &trigger,
+            now,
+            automatic,
+            &mut log,
+            handled,
+        )?;
         handled.case_id = Some(case.id.clone());
-        commit.events.extend(log.into_iter().map(|l| (case.id.clone(), l)));
+        commit
+            .events
+            .extend(log.into_iter().map(|l| (case.id.clone(), l)));
         commit.cases.push((case, previous));
         Ok(())
     }
@@ -428,12 +615,22 @@ impl Pipeline {
         handled: &mut Handled,
     ) -> Result<()> {
         let templates = self.templates.current();
-        let composer = Composer { settings: &self.settings, templates: &templates };
+        let composer = Composer {
+            settings: &self.settings,
+            templates: &templates,
+        };
         let queue_position = self.store.queue_position(case)?;
         for mail in mails {
             let recipients = composer.recipients(case, &mail.to);
             if recipients.is_empty() {
-                log.push(LogEntry { at: now, actor: "system".into(), what: format!("{} not sent: no staff notify address configured", mail.template) });
+                log.push(LogEntry {
+                    at: now,
+                    actor: "system".into(),
+                    what: format!(
+                        "{} not sent: no staff notify address configured",
+                        mail.template
+                    ),
+                });
                 continue;
             }
             if automatic && !matches!(mail.to, Recipient::Staff | Recipient::StaffMember(_)) {
@@ -443,11 +640,22 @@ impl Pipeline {
                     None => self.store.ratelimit(&address)?,
                 };
                 history = crate::ratelimit::prune(&history, now);
-                if let Err(suppressed) = crate::ratelimit::check(&history, now, &self.settings.raw.policy.rate_limit) {
-                    self.metrics.replies_suppressed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let what = format!("{} to {} suppressed by the rate limit: {}", mail.template, address, suppressed.reason);
+                if let Err(suppressed) =
+                    crate::ratelimit::check(&history, now, &self.settings.raw.policy.rate_limit)
+                {
+                    self.metrics
+                        .replies_suppressed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let what = format!(
+                        "{} to {} suppressed by the rate limit: {}",
+                        mail.template, address, suppressed.reason
+                    );
                     handled.notes.push(what.clone());
-                    log.push(LogEntry { at: now, actor: "system".into(), what });
+                    log.push(LogEntry {
+                        at: now,
+                        actor: "system".into(),
+                        what,
+                    });
                     continue;
                 }
                 history.push(now);
@@ -458,7 +666,12 @@ impl Pipeline {
             // References joins a case (threading rule 2), and the case id is
             // in every subject. Mail to a second requester names no case.
             let message_id = match mail.to {
-                Recipient::Other(_) => format!("{}.{}@{}", self.store.next_id()?, unguessable(), self.settings.support_address.domain()),
+                Recipient::Other(_) => format!(
+                    "{}.{}@{}",
+                    self.store.next_id()?,
+                    unguessable(),
+                    self.settings.support_address.domain()
+                ),
                 _ => format!(
                     "{}.{}.{}@{}",
                     case.id.as_str().to_ascii_lowercase(),
@@ -467,17 +680,22 @@ impl Pipeline {
                     self.settings.support_address.domain()
                 ),
             };
-            let composed = match composer.compose(case, mail, &message_id, queue_position, now, trigger) {
-                Ok(c) => c,
-                Err(e) => {
-                    // A broken template must not lose the inbound message: log and go on.
-                    let what = format!("{} could not be composed: {e}", mail.template);
-                    tracing::error!(case_id = %case.id, error.message = %e, "template failure");
-                    handled.notes.push(what.clone());
-                    log.push(LogEntry { at: now, actor: "system".into(), what });
-                    continue;
-                }
-            };
+            let composed =
+                match composer.compose(case, mail, &message_id, queue_position, now, trigger) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // A broken template must not lose the inbound message: log and go on.
+                        let what = format!("{} could not be composed: {e}", mail.template);
+                        tracing::error!(case_id = %case.id, error.message = %e, "template failure");
+                        handled.notes.push(what.clone());
+                        log.push(LogEntry {
+                            at: now,
+                            actor: "system".into(),
+                            what,
+                        });
+                        continue;
+                    }
+                };
             let seq = self.store.next_id()?;
             case.messages.push(MessageRef {
                 message_id: message_id.clone(),
@@ -492,7 +710,14 @@ impl Pipeline {
             // A reply to a neutral note names it; it must not thread into the
             // case as if the second requester were the first.
             if !matches!(mail.to, Recipient::Other(_)) {
-                commit.msgids.push((message_id.clone(), MsgIndex { case_id: case.id.clone(), role: mail.role, direction: "out".into() }));
+                commit.msgids.push((
+                    message_id.clone(),
+                    MsgIndex {
+                        case_id: case.id.clone(),
+                        role: mail.role,
+                        direction: "out".into(),
+                    },
+                ));
             }
             commit.outbox.push((
                 OutboxItem {
@@ -523,7 +748,11 @@ impl Pipeline {
         let count = due.len();
         for (case_id, kinds) in due {
             let case = self.load(&case_id)?;
-            let lookup = if kinds.contains(&case::TimerKind::DirectoryRetry) { self.lookup(&case.fields).await } else { None };
+            let lookup = if kinds.contains(&case::TimerKind::DirectoryRetry) {
+                self.lookup(&case.fields).await
+            } else {
+                None
+            };
             let mut commit = Commit::default();
             let mut handled = Handled {
                 message_id: String::new(),
@@ -534,7 +763,12 @@ impl Pipeline {
                 notes: Vec::new(),
                 repeat: false,
             };
-            let target = Target { previous: Some(case.clone()), case, event: Event::Timers { kinds, lookup }, trigger: Trigger::default() };
+            let target = Target {
+                previous: Some(case.clone()),
+                case,
+                event: Event::Timers { kinds, lookup },
+                trigger: Trigger::default(),
+            };
             self.apply_event(&mut commit, target, None, now, &mut handled)?;
             self.store.commit(&commit)?;
         }
@@ -542,7 +776,13 @@ impl Pipeline {
     }
 
     /// Records a permanent delivery failure reported by the transport.
-    pub fn record_delivery_failure(&self, case_id: &CaseId, recipient: &str, error: &str, now: i64) -> Result<()> {
+    pub fn record_delivery_failure(
+        &self,
+        case_id: &CaseId,
+        recipient: &str,
+        error: &str,
+        now: i64,
+    ) -> Result<()> {
         let bounce = Bounce {
             failed_recipients: vec![recipient.to_owned()],
             diagnostic: Some(error.to_owned()),
@@ -558,7 +798,11 @@ impl Pipeline {
             notes: Vec::new(),
             repeat: false,
         };
-        let target = self.target(case_id, Event::DeliveryFailed { bounce }, Trigger::default())?;
+        let target = self.target(
+            case_id,
+            Event::DeliveryFailed { bounce },
+            Trigger::default(),
+        )?;
         self.apply_event(&mut commit, target, None, now, &mut handled)?;
         self.store.commit(&commit)
     }
@@ -580,7 +824,9 @@ fn reply_target(inbound: &Inbound) -> Option<String> {
 fn unguessable() -> String {
     use rand::Rng;
     const B32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
-    (0..10).map(|_| B32[OsRng.gen_range(0..32)] as char).collect()
+    (0..10)
+        .map(|_| B32[OsRng.gen_range(0..32)] as char)
+        .collect()
 }
 
 fn excerpt(text: &str) -> String {
@@ -613,8 +859,14 @@ impl From<&crate::config::PolicySection> for Policy {
                 Some(case::QuietHours {
                     timezone: q.timezone.parse().ok()?,
                     weekends: q.weekends,
-                    start: q.start.as_deref().and_then(|t| chrono::NaiveTime::parse_from_str(t, "%H:%M").ok()),
-                    end: q.end.as_deref().and_then(|t| chrono::NaiveTime::parse_from_str(t, "%H:%M").ok()),
+                    start: q
+                        .start
+                        .as_deref()
+                        .and_then(|t| chrono::NaiveTime::parse_from_str(t, "%H:%M").ok()),
+                    end: q
+                        .end
+                        .as_deref()
+                        .and_then(|t| chrono::NaiveTime::parse_from_str(t, "%H:%M").ok()),
                 })
             }),
         }

@@ -18,9 +18,13 @@ fn settings(config: Option<&Path>) -> anyhow::Result<(Option<tempfile::TempDir>,
         Some(path) => Ok((None, Arc::new(Settings::load(path)?))),
         None => {
             let dir = tempfile::tempdir().context("creating a temporary folder")?;
-            std::fs::write(dir.path().join("secret.key"), "replay-key-not-secret-0123456789")?;
+            std::fs::write(
+                dir.path().join("secret.key"),
+                "replay-key-not-secret-0123456789",
+            )?;
             std::fs::write(dir.path().join("accounts.toml"), crate::demo::ACCOUNTS)?;
-            let settings = Settings::from_toml(crate::config::DEMO_TOML, dir.path(), "embedded demo config")?;
+            let settings =
+                Settings::from_toml(crate::config::DEMO_TOML, dir.path(), "embedded demo config")?;
             Ok((Some(dir), Arc::new(settings)))
         }
     }
@@ -34,7 +38,8 @@ pub fn collect(path: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
         walk(path, &mut files)?;
         files.sort();
         for file in files {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             out.extend(split_mbox(&file, bytes));
         }
     } else {
@@ -76,13 +81,21 @@ fn split_mbox(path: &Path, bytes: Vec<u8>) -> Vec<(String, Vec<u8>)> {
             }
             continue;
         }
-        let unescaped = if line.starts_with(b">From ") { &line[1..] } else { line };
+        let unescaped = if line.starts_with(b">From ") {
+            &line[1..]
+        } else {
+            line
+        };
         current.extend_from_slice(unescaped);
     }
     if !current.is_empty() {
         messages.push(current);
     }
-    messages.into_iter().enumerate().map(|(i, m)| (format!("{name}#{i}"), m)).collect()
+    messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| (format!("{name}#{i}"), m))
+        .collect()
 }
 
 /// `replay PATH [--json]`.
@@ -101,8 +114,15 @@ pub async fn run(config: Option<&Path>, path: &Path, json: bool) -> anyhow::Resu
     let (mut failed, mut panicked, mut kept, mut queued) = (0usize, 0usize, 0usize, 0usize);
     for (name, raw) in &messages {
         let oversize = (raw.len() as u64 > max).then_some(raw.len() as u64);
-        let fetched = Fetched { source_id: name.clone(), raw: raw.clone(), oversize, cursor: None };
-        let result = std::panic::AssertUnwindSafe(pipeline.ingest(&fetched, now)).catch_unwind().await;
+        let fetched = Fetched {
+            source_id: name.clone(),
+            raw: raw.clone(),
+            oversize,
+            cursor: None,
+        };
+        let result = std::panic::AssertUnwindSafe(pipeline.ingest(&fetched, now))
+            .catch_unwind()
+            .await;
         match result {
             Ok(Ok(handled)) => {
                 kept += 1;
@@ -114,7 +134,10 @@ pub async fn run(config: Option<&Path>, path: &Path, json: bool) -> anyhow::Resu
             Ok(Err(e)) => {
                 failed += 1;
                 crate::worker::quarantine(&pipeline.store, &fetched, &e, now)?;
-                if pipeline.store.seen_content(&crate::parse::content_hash(raw))? {
+                if pipeline
+                    .store
+                    .seen_content(&crate::parse::content_hash(raw))?
+                {
                     kept += 1;
                 }
                 eprintln!("{name}: {e}");
@@ -136,7 +159,12 @@ pub async fn run(config: Option<&Path>, path: &Path, json: bool) -> anyhow::Resu
                 case.id,
                 case.state.as_str(),
                 case.fields.username.as_deref().unwrap_or("-"),
-                case.messages.iter().filter(|m| m.direction == "out").map(|m| m.kind.as_str()).collect::<Vec<_>>().join(",")
+                case.messages
+                    .iter()
+                    .filter(|m| m.direction == "out")
+                    .map(|m| m.kind.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
             );
         }
     }
@@ -185,7 +213,11 @@ pub async fn inspect(config: Option<&Path>, file: &Path, json: bool) -> anyhow::
     let staff = crate::authres::staff_trust(&inbound, &settings.staff);
     let new_text = crate::quote::new_text(&inbound.text, inbound.html.as_deref());
     let redacted = crate::secrets::redact(&new_text);
-    let fields = crate::request::extract(&redacted.text, &inbound.subject, &[settings.support_address.to_string()]);
+    let fields = crate::request::extract(
+        &redacted.text,
+        &inbound.subject,
+        &[settings.support_address.to_string()],
+    );
     let missing: Vec<&str> = crate::case::Policy::from(&settings.raw.policy)
         .required
         .iter()
@@ -205,13 +237,22 @@ pub async fn inspect(config: Option<&Path>, file: &Path, json: bool) -> anyhow::
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("Message-ID   {}", inbound.message_id);
-        println!("From         {}", inbound.from_address().map(|a| a.to_string()).unwrap_or_else(|| "(none)".into()));
+        println!(
+            "From         {}",
+            inbound
+                .from_address()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "(none)".into())
+        );
         println!("Subject      {}", inbound.subject);
         println!("Kind         {} ({})", class.kind.code(), class.reason);
         println!("Staff        {}", serde_json::to_string(&staff)?);
         println!("Language     {}", report["language"]);
         println!("Thread keys  {}", report["thread_keys"]);
-        println!("Fields       {}", serde_json::to_string_pretty(&report["fields"])?);
+        println!(
+            "Fields       {}",
+            serde_json::to_string_pretty(&report["fields"])?
+        );
         println!("Missing      {}", missing.join(", "));
         println!("Secrets      {:?}", redacted.found);
         println!("Warnings     {:?}", inbound.warnings);

@@ -23,7 +23,10 @@ pub fn cases(store: &Store, view: CasesView, now: i64) -> anyhow::Result<()> {
     match view {
         CasesView::List => {
             let cases = store.cases()?;
-            println!("{:<10} {:<22} {:<6} {:>4}  {:<16} {:<28} MISSING", "CASE", "STATE", "PRIO", "AGE", "USERNAME", "REQUESTER");
+            println!(
+                "{:<10} {:<22} {:<6} {:>4}  {:<16} {:<28} MISSING",
+                "CASE", "STATE", "PRIO", "AGE", "USERNAME", "REQUESTER"
+            );
             for c in &cases {
                 let missing: Vec<&str> = c.missing.iter().map(|f| f.code()).collect();
                 println!(
@@ -34,14 +37,25 @@ pub fn cases(store: &Store, view: CasesView, now: i64) -> anyhow::Result<()> {
                     age(now, c.created_at),
                     c.fields.username.as_deref().unwrap_or("-"),
                     c.requester,
-                    if missing.is_empty() { "-".into() } else { missing.join(",") }
+                    if missing.is_empty() {
+                        "-".into()
+                    } else {
+                        missing.join(",")
+                    }
                 );
             }
-            println!("{} case(s), {} open", cases.len(), cases.iter().filter(|c| c.state.is_open()).count());
+            println!(
+                "{} case(s), {} open",
+                cases.len(),
+                cases.iter().filter(|c| c.state.is_open()).count()
+            );
         }
         CasesView::Show { id } => {
-            let id = CaseId::parse(&id).ok_or_else(|| anyhow::anyhow!("{id} is not a case id (RD-XXXXXX)"))?;
-            let case = store.case(&id)?.ok_or_else(|| anyhow::anyhow!("no case {id}"))?;
+            let id = CaseId::parse(&id)
+                .ok_or_else(|| anyhow::anyhow!("{id} is not a case id (RD-XXXXXX)"))?;
+            let case = store
+                .case(&id)?
+                .ok_or_else(|| anyhow::anyhow!("no case {id}"))?;
             print!("{}", show(store, &case, now)?);
         }
         CasesView::Export { .. } => {
@@ -58,24 +72,78 @@ pub fn show(store: &Store, c: &Case, now: i64) -> anyhow::Result<String> {
     let mut out = String::new();
     let line = |out: &mut String, k: &str, v: String| out.push_str(&format!("{k:<22} {v}\n"));
     line(&mut out, "Case", c.id.to_string());
-    line(&mut out, "State", format!("{} (priority {})", c.state.as_str(), c.priority.as_str()));
-    line(&mut out, "Opened", format!("{} ago", age(now, c.created_at)));
-    line(&mut out, "Requester", c.requesters().collect::<Vec<_>>().join(", "));
+    line(
+        &mut out,
+        "State",
+        format!("{} (priority {})", c.state.as_str(), c.priority.as_str()),
+    );
+    line(
+        &mut out,
+        "Opened",
+        format!("{} ago", age(now, c.created_at)),
+    );
+    line(
+        &mut out,
+        "Requester",
+        c.requesters().collect::<Vec<_>>().join(", "),
+    );
     line(&mut out, "Language", c.language.clone());
-    line(&mut out, "Username", c.fields.username.clone().unwrap_or_else(|| "-".into()));
-    line(&mut out, "Reasons", c.fields.reasons.iter().map(|r| r.code()).collect::<Vec<_>>().join(", "));
-    line(&mut out, "Missing", c.missing.iter().map(|f| f.code()).collect::<Vec<_>>().join(", "));
+    line(
+        &mut out,
+        "Username",
+        c.fields.username.clone().unwrap_or_else(|| "-".into()),
+    );
+    line(
+        &mut out,
+        "Reasons",
+        c.fields
+            .reasons
+            .iter()
+            .map(|r| r.code())
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    line(
+        &mut out,
+        "Missing",
+        c.missing
+            .iter()
+            .map(|f| f.code())
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     line(&mut out, "Verification", c.verification.label().to_string());
-    line(&mut out, "Linked address", c.linked_address_masked.clone().unwrap_or_else(|| "-".into()));
+    line(
+        &mut out,
+        "Linked address",
+        c.linked_address_masked
+            .clone()
+            .unwrap_or_else(|| "-".into()),
+    );
     line(&mut out, "Flags", format!("{:?}", c.flags));
     out.push_str("\nThread:\n");
     for m in &c.messages {
-        let (arrow, who) = if m.direction == "in" { ("<-", shown_from(m)) } else { ("->", shown_to(m).join(", ")) };
-        out.push_str(&format!("  {:>4} {arrow} {:<30} {:<22} {}\n", age(now, m.date), who, m.kind, m.subject));
+        let (arrow, who) = if m.direction == "in" {
+            ("<-", shown_from(m))
+        } else {
+            ("->", shown_to(m).join(", "))
+        };
+        out.push_str(&format!(
+            "  {:>4} {arrow} {:<30} {:<22} {}\n",
+            age(now, m.date),
+            who,
+            m.kind,
+            m.subject
+        ));
     }
     out.push_str("\nLog:\n");
     for e in store.events(&c.id)? {
-        out.push_str(&format!("  {:>5} ago  {:<24} {}\n", age(now, e.at), e.actor, e.what));
+        out.push_str(&format!(
+            "  {:>5} ago  {:<24} {}\n",
+            age(now, e.at),
+            e.actor,
+            e.what
+        ));
     }
     Ok(out)
 }
@@ -91,7 +159,9 @@ pub fn export(store: &Store, c: &Case) -> anyhow::Result<serde_json::Value> {
         })
         .collect();
     let verification = match &c.verification {
-        Verification::Pending(ch) => json!({"state": "pending", "expires_at": ch.expires_at, "attempts_left": ch.attempts_left}),
+        Verification::Pending(ch) => {
+            json!({"state": "pending", "expires_at": ch.expires_at, "attempts_left": ch.attempts_left})
+        }
         other => json!({"state": other.label()}),
     };
     Ok(json!({
@@ -112,7 +182,10 @@ pub fn export(store: &Store, c: &Case) -> anyhow::Result<serde_json::Value> {
 /// The linked address is shown to staff only masked (DESIGN.md), so the
 /// challenge thread's addresses are masked in every listing.
 fn masked(addresses: &[String]) -> Vec<String> {
-    addresses.iter().map(|a| crate::verify::mask_address(a)).collect()
+    addresses
+        .iter()
+        .map(|a| crate::verify::mask_address(a))
+        .collect()
 }
 
 fn shown_to(m: &crate::case::MessageRef) -> Vec<String> {
@@ -134,7 +207,10 @@ fn shown_from(m: &crate::case::MessageRef) -> String {
 /// What a timer will send, and to whom.
 pub fn timer_effect(kind: TimerKind) -> (&'static str, &'static str) {
     match kind {
-        TimerKind::Reminder => ("reminder (or close notice after a long outage)", "requester"),
+        TimerKind::Reminder => (
+            "reminder (or close notice after a long outage)",
+            "requester",
+        ),
         TimerKind::CloseInactive => ("close_notice", "requester"),
         TimerKind::ChallengeReminder => ("challenge_reminder", "linked address"),
         TimerKind::ChallengeExpiry => ("nothing (challenge expires)", "-"),
@@ -147,14 +223,33 @@ pub fn timer_effect(kind: TimerKind) -> (&'static str, &'static str) {
 
 /// Prints the follow-ups due within `within` seconds.
 pub fn followups(store: &Store, now: i64, within: i64) -> anyhow::Result<()> {
-    let timers: Vec<_> = store.all_timers()?.into_iter().filter(|(due, _, _)| *due <= now + within).collect();
-    println!("{:<20} {:<10} {:<20} {:<48} TO", "DUE (UTC)", "CASE", "TIMER", "SENDS");
+    let timers: Vec<_> = store
+        .all_timers()?
+        .into_iter()
+        .filter(|(due, _, _)| *due <= now + within)
+        .collect();
+    println!(
+        "{:<20} {:<10} {:<20} {:<48} TO",
+        "DUE (UTC)", "CASE", "TIMER", "SENDS"
+    );
     for (due, case, kind) in &timers {
         let (what, to) = timer_effect(*kind);
-        let when = chrono::DateTime::from_timestamp(*due, 0).map(|d| d.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
+        let when = chrono::DateTime::from_timestamp(*due, 0)
+            .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default();
         let overdue = if *due <= now { " (due now)" } else { "" };
-        println!("{:<20} {:<10} {:<20} {:<48} {to}{overdue}", when, case.as_str(), kind.as_str(), what);
+        println!(
+            "{:<20} {:<10} {:<20} {:<48} {to}{overdue}",
+            when,
+            case.as_str(),
+            kind.as_str(),
+            what
+        );
     }
-    println!("{} follow-up(s) within {}", timers.len(), humantime::format_duration(std::time::Duration::from_secs(within.max(0) as u64)));
+    println!(
+        "{} follow-up(s) within {}",
+        timers.len(),
+        humantime::format_duration(std::time::Duration::from_secs(within.max(0) as u64))
+    );
     Ok(())
 }

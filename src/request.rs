@@ -199,7 +199,10 @@ impl RequestFields {
         let proofs = &mut self.proofs;
         extend_unique(&mut proofs.packages, &newer.proofs.packages);
         extend_unique(&mut proofs.repository_urls, &newer.proofs.repository_urls);
-        extend_unique(&mut proofs.previous_addresses, &newer.proofs.previous_addresses);
+        extend_unique(
+            &mut proofs.previous_addresses,
+            &newer.proofs.previous_addresses,
+        );
         if newer.proofs.account_created.is_some() {
             proofs.account_created = newer.proofs.account_created.clone();
         }

@@ -52,16 +52,20 @@ impl SecretSource {
     /// (e.g. `source.imap.password`). Relative files resolve against `base`.
     pub fn resolve(&self, key: &str, base: &std::path::Path) -> Result<Secret> {
         match (&self.env, &self.file) {
-            (Some(var), None) => std::env::var(var)
-                .map(Secret::new)
-                .map_err(|_| Error::Config(format!("{key}: environment variable {var} is not set"))),
+            (Some(var), None) => std::env::var(var).map(Secret::new).map_err(|_| {
+                Error::Config(format!("{key}: environment variable {var} is not set"))
+            }),
             (None, Some(path)) => {
                 let path = base.join(path);
                 std::fs::read_to_string(&path)
                     .map(|s| Secret::new(s.trim_end_matches(['\r', '\n'])))
-                    .map_err(|e| Error::Config(format!("{key}: cannot read {}: {e}", path.display())))
+                    .map_err(|e| {
+                        Error::Config(format!("{key}: cannot read {}: {e}", path.display()))
+                    })
             }
-            _ => Err(Error::Config(format!("{key}: give exactly one of env = \"VAR\" or file = \"path\""))),
+            _ => Err(Error::Config(format!(
+                "{key}: give exactly one of env = \"VAR\" or file = \"path\""
+            ))),
         }
     }
 }
@@ -79,8 +83,13 @@ mod tests {
 
     #[test]
     fn both_env_and_file_is_a_config_error_naming_the_key() {
-        let src = SecretSource { env: Some("X".into()), file: Some("y".into()) };
-        let err = src.resolve("smtp.password", std::path::Path::new(".")).unwrap_err();
+        let src = SecretSource {
+            env: Some("X".into()),
+            file: Some("y".into()),
+        };
+        let err = src
+            .resolve("smtp.password", std::path::Path::new("."))
+            .unwrap_err();
         assert!(err.to_string().contains("smtp.password"));
     }
 
@@ -88,7 +97,10 @@ mod tests {
     fn file_secret_is_trimmed() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("k"), "abc\n").unwrap();
-        let src = SecretSource { env: None, file: Some("k".into()) };
+        let src = SecretSource {
+            env: None,
+            file: Some("k".into()),
+        };
         assert_eq!(src.resolve("k", dir.path()).unwrap().expose(), "abc");
     }
 }

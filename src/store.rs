@@ -148,8 +148,14 @@ impl Store {
     }
 
     fn with_db(db: Db) -> Result<Self> {
-        let trees = TREES.iter().map(|t| db.open_tree(t)).collect::<sled::Result<Vec<_>>>()?;
-        let store = Store { db, trees: std::sync::Arc::new(trees) };
+        let trees = TREES
+            .iter()
+            .map(|t| db.open_tree(t))
+            .collect::<sled::Result<Vec<_>>>()?;
+        let store = Store {
+            db,
+            trees: std::sync::Arc::new(trees),
+        };
         let meta = store.tree("meta");
         match meta.get("schema_version")? {
             None => {
@@ -212,7 +218,10 @@ impl Store {
         self.tree("cases")
             .iter()
             .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(|e| Error::Permanent(format!("corrupt case record: {e}"))))
+            .map(|v| {
+                serde_json::from_slice(&v?)
+                    .map_err(|e| Error::Permanent(format!("corrupt case record: {e}")))
+            })
             .collect()
     }
 
@@ -222,18 +231,27 @@ impl Store {
         self.tree("events")
             .scan_prefix(prefix.as_bytes())
             .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(|e| Error::Permanent(format!("corrupt event: {e}"))))
+            .map(|v| {
+                serde_json::from_slice(&v?)
+                    .map_err(|e| Error::Permanent(format!("corrupt event: {e}")))
+            })
             .collect()
     }
 
     /// The open case of a sender.
     pub fn open_case_of_sender_id(&self, address: &str) -> Result<Option<CaseId>> {
-        Ok(self.tree("by_sender").get(address.to_lowercase())?.and_then(|v| CaseId::parse(&String::from_utf8_lossy(&v))))
+        Ok(self
+            .tree("by_sender")
+            .get(address.to_lowercase())?
+            .and_then(|v| CaseId::parse(&String::from_utf8_lossy(&v))))
     }
 
     /// The open case of an account username.
     pub fn open_case_of_username(&self, username: &str) -> Result<Option<CaseId>> {
-        Ok(self.tree("by_username").get(username.to_lowercase())?.and_then(|v| CaseId::parse(&String::from_utf8_lossy(&v))))
+        Ok(self
+            .tree("by_username")
+            .get(username.to_lowercase())?
+            .and_then(|v| CaseId::parse(&String::from_utf8_lossy(&v))))
     }
 
     /// How many open cases were created before this one.
@@ -249,12 +267,17 @@ impl Store {
 
     /// A committed cursor value.
     pub fn cursor(&self, key: &str) -> Result<Option<String>> {
-        Ok(self.tree("cursor").get(key)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        Ok(self
+            .tree("cursor")
+            .get(key)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// The rate-limit history of an address.
     pub fn ratelimit(&self, address: &str) -> Result<Vec<i64>> {
-        Ok(self.get_json("ratelimit", address.as_bytes())?.unwrap_or_default())
+        Ok(self
+            .get_json("ratelimit", address.as_bytes())?
+            .unwrap_or_default())
     }
 
     /// Timers due at or before `now`, grouped per case in due order.
@@ -263,7 +286,9 @@ impl Store {
         let end = (now.max(0) as u64 + 1).to_be_bytes();
         for key in self.tree("timers").range(..end.as_slice()).keys() {
             let key = key?;
-            let Some((case, kind)) = parse_timer_key(&key) else { continue };
+            let Some((case, kind)) = parse_timer_key(&key) else {
+                continue;
+            };
             match grouped.iter_mut().find(|(c, _)| *c == case) {
                 Some((_, kinds)) => kinds.push(kind),
                 None => grouped.push((case, vec![kind])),
@@ -303,7 +328,8 @@ impl Store {
     pub fn outbox_of(&self, case: &CaseId) -> Result<Vec<OutboxItem>> {
         let mut items = Vec::new();
         for value in self.tree("outbox").iter().values() {
-            let item: OutboxItem = serde_json::from_slice(&value?).map_err(|e| Error::Permanent(e.to_string()))?;
+            let item: OutboxItem =
+                serde_json::from_slice(&value?).map_err(|e| Error::Permanent(e.to_string()))?;
             if &item.case_id == case {
                 items.push(item);
             }
@@ -313,7 +339,10 @@ impl Store {
 
     /// The body of a queued message (gone once sent).
     pub fn outbox_body(&self, seq: u64) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree("outbox_body").get(seq.to_be_bytes())?.map(|v| v.to_vec()))
+        Ok(self
+            .tree("outbox_body")
+            .get(seq.to_be_bytes())?
+            .map(|v| v.to_vec()))
     }
 
     /// Records a send attempt's result; a sent or failed item leaves the
@@ -326,7 +355,10 @@ impl Store {
             Some(_) => Some(event_key(&item.case_id, self.next_id()?)),
             None => None,
         };
-        let log_value = log.map(|l| serde_json::to_vec(&l)).transpose().map_err(|e| Error::Permanent(e.to_string()))?;
+        let log_value = log
+            .map(|l| serde_json::to_vec(&l))
+            .transpose()
+            .map_err(|e| Error::Permanent(e.to_string()))?;
         trees
             .as_slice()
             .transaction(|t| {
@@ -350,7 +382,8 @@ impl Store {
         let mut by_kind = std::collections::BTreeMap::new();
         let mut total = 0;
         for value in self.tree("inbound").iter().values() {
-            let record: InboundRecord = serde_json::from_slice(&value?).map_err(|e| Error::Permanent(e.to_string()))?;
+            let record: InboundRecord =
+                serde_json::from_slice(&value?).map_err(|e| Error::Permanent(e.to_string()))?;
             *by_kind.entry(record.kind).or_insert(0) += 1;
             total += 1;
         }
@@ -361,7 +394,8 @@ impl Store {
     pub fn outbox_counts(&self) -> Result<(usize, usize, usize)> {
         let (mut sent, mut failed) = (0, 0);
         for value in self.tree("outbox").iter().values() {
-            let item: OutboxItem = serde_json::from_slice(&value?).map_err(|e| Error::Permanent(e.to_string()))?;
+            let item: OutboxItem =
+                serde_json::from_slice(&value?).map_err(|e| Error::Permanent(e.to_string()))?;
             sent += usize::from(item.sent_at.is_some());
             failed += usize::from(item.failed);
         }
@@ -413,7 +447,11 @@ impl Store {
         Ok(())
     }
 
-    fn get_json<T: serde::de::DeserializeOwned>(&self, tree: &str, key: &[u8]) -> Result<Option<T>> {
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        tree: &str,
+        key: &[u8],
+    ) -> Result<Option<T>> {
         match self.tree(tree).get(key)? {
             Some(v) => serde_json::from_slice(&v)
                 .map(Some)
@@ -438,12 +476,37 @@ impl Encoded {
     fn new(c: &Commit) -> Result<Self> {
         let enc = |v: &dyn erased::Ser| v.to_json();
         Ok(Encoded {
-            inbound: c.inbound.as_ref().map(|(_, r)| enc(r)).transpose()?.unwrap_or_default(),
-            cases: c.cases.iter().map(|(case, _)| enc(case)).collect::<Result<_>>()?,
-            events: c.events.iter().map(|(id, e)| Ok((id.clone(), enc(e)?))).collect::<Result<_>>()?,
-            msgids: c.msgids.iter().map(|(_, m)| enc(m)).collect::<Result<_>>()?,
-            outbox: c.outbox.iter().map(|(i, _)| enc(i)).collect::<Result<_>>()?,
-            ratelimits: c.ratelimits.iter().map(|(_, h)| enc(h)).collect::<Result<_>>()?,
+            inbound: c
+                .inbound
+                .as_ref()
+                .map(|(_, r)| enc(r))
+                .transpose()?
+                .unwrap_or_default(),
+            cases: c
+                .cases
+                .iter()
+                .map(|(case, _)| enc(case))
+                .collect::<Result<_>>()?,
+            events: c
+                .events
+                .iter()
+                .map(|(id, e)| Ok((id.clone(), enc(e)?)))
+                .collect::<Result<_>>()?,
+            msgids: c
+                .msgids
+                .iter()
+                .map(|(_, m)| enc(m))
+                .collect::<Result<_>>()?,
+            outbox: c
+                .outbox
+                .iter()
+                .map(|(i, _)| enc(i))
+                .collect::<Result<_>>()?,
+            ratelimits: c
+                .ratelimits
+                .iter()
+                .map(|(_, h)| enc(h))
+                .collect::<Result<_>>()?,
         })
     }
 }
@@ -458,7 +521,8 @@ mod erased {
 
     impl<T: serde::Serialize> Ser for T {
         fn to_json(&self) -> Result<Vec<u8>> {
-            serde_json::to_vec(self).map_err(|e| Error::Permanent(format!("cannot encode record: {e}")))
+            serde_json::to_vec(self)
+                .map_err(|e| Error::Permanent(format!("cannot encode record: {e}")))
         }
     }
 }
@@ -538,11 +602,16 @@ fn tx_error(e: TransactionError<String>) -> Error {
 
 impl ThreadLookup for Store {
     fn case_of_message(&self, message_id: &str) -> Option<(CaseId, Role)> {
-        self.message(message_id).ok().flatten().map(|m| (m.case_id, m.role))
+        self.message(message_id)
+            .ok()
+            .flatten()
+            .map(|m| (m.case_id, m.role))
     }
 
     fn case_exists(&self, case: &CaseId) -> bool {
-        self.tree("cases").contains_key(case.as_str()).unwrap_or(false)
+        self.tree("cases")
+            .contains_key(case.as_str())
+            .unwrap_or(false)
     }
 
     fn is_participant(&self, case: &CaseId, address: &str) -> bool {

@@ -122,12 +122,26 @@ pub fn reply_token(key: &[u8], case: &CaseId, role: Role) -> String {
 }
 
 /// The full reply address: `support+<token>@domain`.
-pub fn reply_address(support: &crate::domain::EmailAddress, key: &[u8], case: &CaseId, role: Role) -> String {
-    format!("{}+{}@{}", support.local_part(), reply_token(key, case, role), support.domain())
+pub fn reply_address(
+    support: &crate::domain::EmailAddress,
+    key: &[u8],
+    case: &CaseId,
+    role: Role,
+) -> String {
+    format!(
+        "{}+{}@{}",
+        support.local_part(),
+        reply_token(key, case, role),
+        support.domain()
+    )
 }
 
 /// Recognises one of our reply addresses and checks its MAC.
-pub fn parse_reply_address(address: &str, support: &crate::domain::EmailAddress, key: &[u8]) -> Option<(CaseId, Role)> {
+pub fn parse_reply_address(
+    address: &str,
+    support: &crate::domain::EmailAddress,
+    key: &[u8],
+) -> Option<(CaseId, Role)> {
     let (local, domain) = address.rsplit_once('@')?;
     if !domain.eq_ignore_ascii_case(support.domain()) {
         return None;
@@ -139,7 +153,11 @@ pub fn parse_reply_address(address: &str, support: &crate::domain::EmailAddress,
     let (stem, mac) = token.rsplit_once('.')?;
     let stem = stem.to_ascii_lowercase();
     let expected = token_mac(key, &stem);
-    if !bool::from(expected.as_bytes().ct_eq(mac.to_ascii_lowercase().as_bytes())) {
+    if !bool::from(
+        expected
+            .as_bytes()
+            .ct_eq(mac.to_ascii_lowercase().as_bytes()),
+    ) {
         return None;
     }
     let (case_text, role) = match stem.strip_suffix("-v") {
@@ -165,7 +183,8 @@ fn token_mac(key: &[u8], stem: &str) -> String {
         .collect()
 }
 
-static SUBJECT_TAG: Lazy<Regex> = Lazy::new(|| Regex::new(r"(?i)\[\s*case\s+(rd-[0-9a-z]{6})\s*\]").expect("valid regex"));
+static SUBJECT_TAG: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"(?i)\[\s*case\s+(rd-[0-9a-z]{6})\s*\]").expect("valid regex"));
 
 /// The case named by a `[Case RD-…]` subject tag, if any.
 pub fn subject_tag(subject: &str) -> Option<CaseId> {
@@ -180,7 +199,12 @@ pub fn tag_for(case: &CaseId) -> String {
 }
 
 /// Applies threading rules 1–4 to one message.
-pub fn match_case(inbound: &Inbound, lookup: &impl ThreadLookup, support: &crate::domain::EmailAddress, key: &[u8]) -> CaseMatch {
+pub fn match_case(
+    inbound: &Inbound,
+    lookup: &impl ThreadLookup,
+    support: &crate::domain::EmailAddress,
+    key: &[u8],
+) -> CaseMatch {
     // The envelope recipient that our own MTA records (Delivered-To,
     // X-Original-To) counts too: staff often Bcc the case address.
     let envelope = inbound
@@ -206,7 +230,10 @@ pub fn match_case(inbound: &Inbound, lookup: &impl ThreadLookup, support: &crate
             _ => CaseMatch::UnverifiedTag { case },
         };
     }
-    if let Some(case) = sender.as_deref().and_then(|s| lookup.open_case_of_sender(s)) {
+    if let Some(case) = sender
+        .as_deref()
+        .and_then(|s| lookup.open_case_of_sender(s))
+    {
         return CaseMatch::OpenCaseOfSender { case };
     }
     CaseMatch::New
@@ -236,7 +263,9 @@ mod tests {
             self.cases.contains(case)
         }
         fn is_participant(&self, case: &CaseId, address: &str) -> bool {
-            self.participants.iter().any(|(c, a)| c == case && a == address)
+            self.participants
+                .iter()
+                .any(|(c, a)| c == case && a == address)
         }
         fn open_case_of_sender(&self, address: &str) -> Option<CaseId> {
             self.open.get(address).cloned()
@@ -259,8 +288,14 @@ mod tests {
     fn reply_address_round_trips_and_rejects_a_forged_mac() {
         let addr = reply_address(&support(), KEY, &case(), Role::Case);
         assert!(addr.starts_with("support+rd-7k3m9q."), "{addr}");
-        assert_eq!(parse_reply_address(&addr, &support(), KEY), Some((case(), Role::Case)));
-        assert_eq!(parse_reply_address(&addr.to_uppercase(), &support(), KEY), Some((case(), Role::Case)));
+        assert_eq!(
+            parse_reply_address(&addr, &support(), KEY),
+            Some((case(), Role::Case))
+        );
+        assert_eq!(
+            parse_reply_address(&addr.to_uppercase(), &support(), KEY),
+            Some((case(), Role::Case))
+        );
         let forged = "support+rd-7k3m9q.aaaaaaaaaa@pypi.example";
         assert_eq!(parse_reply_address(forged, &support(), KEY), None);
         let other_key = reply_address(&support(), b"another-key-0123456789", &case(), Role::Case);
@@ -269,12 +304,26 @@ mod tests {
 
     #[test]
     fn a_reply_address_in_delivered_to_counts_when_bcc_hid_it() {
-        let lookup = FakeLookup { cases: vec![case()], ..Default::default() };
+        let lookup = FakeLookup {
+            cases: vec![case()],
+            ..Default::default()
+        };
         let to = reply_address(&support(), KEY, &case(), Role::Case);
-        let m = mail(&format!("Delivered-To: {to}\r\nTo: jo@example.org\r\nSubject: hi"));
-        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::ReplyAddress { case: case(), role: Role::Case });
+        let m = mail(&format!(
+            "Delivered-To: {to}\r\nTo: jo@example.org\r\nSubject: hi"
+        ));
+        assert_eq!(
+            match_case(&m, &lookup, &support(), KEY),
+            CaseMatch::ReplyAddress {
+                case: case(),
+                role: Role::Case
+            }
+        );
         let forged = mail("Delivered-To: support+rd-7k3m9q.aaaaaaaaaa@pypi.example\r\nSubject: hi");
-        assert_eq!(match_case(&forged, &lookup, &support(), KEY), CaseMatch::New);
+        assert_eq!(
+            match_case(&forged, &lookup, &support(), KEY),
+            CaseMatch::New
+        );
     }
 
     #[test]
@@ -282,32 +331,64 @@ mod tests {
         let case_addr = reply_address(&support(), KEY, &case(), Role::Case);
         let challenge_addr = reply_address(&support(), KEY, &case(), Role::Challenge);
         assert_ne!(case_addr, challenge_addr);
-        assert_eq!(parse_reply_address(&challenge_addr, &support(), KEY), Some((case(), Role::Challenge)));
+        assert_eq!(
+            parse_reply_address(&challenge_addr, &support(), KEY),
+            Some((case(), Role::Challenge))
+        );
     }
 
     #[test]
     fn reply_address_wins_over_everything_else() {
-        let lookup = FakeLookup { cases: vec![case()], ..Default::default() };
+        let lookup = FakeLookup {
+            cases: vec![case()],
+            ..Default::default()
+        };
         let to = reply_address(&support(), KEY, &case(), Role::Case);
         let m = mail(&format!("To: {to}\r\nSubject: re"));
-        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::ReplyAddress { case: case(), role: Role::Case });
+        assert_eq!(
+            match_case(&m, &lookup, &support(), KEY),
+            CaseMatch::ReplyAddress {
+                case: case(),
+                role: Role::Case
+            }
+        );
     }
 
     #[test]
     fn references_to_a_known_message_join_its_case() {
-        let mut lookup = FakeLookup { cases: vec![case()], ..Default::default() };
-        lookup.messages.insert("ack@pypi.example".into(), (case(), Role::Case));
+        let mut lookup = FakeLookup {
+            cases: vec![case()],
+            ..Default::default()
+        };
+        lookup
+            .messages
+            .insert("ack@pypi.example".into(), (case(), Role::Case));
         let m = mail("To: support@pypi.example\r\nReferences: <x@y> <ack@pypi.example>");
-        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::Reference { case: case(), role: Role::Case });
+        assert_eq!(
+            match_case(&m, &lookup, &support(), KEY),
+            CaseMatch::Reference {
+                case: case(),
+                role: Role::Case
+            }
+        );
     }
 
     #[test]
     fn subject_tag_counts_only_from_a_participant() {
-        let mut lookup = FakeLookup { cases: vec![case()], ..Default::default() };
+        let mut lookup = FakeLookup {
+            cases: vec![case()],
+            ..Default::default()
+        };
         let m = mail("To: support@pypi.example\r\nSubject: Re: [Case RD-7K3M9Q] help");
-        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::UnverifiedTag { case: case() });
+        assert_eq!(
+            match_case(&m, &lookup, &support(), KEY),
+            CaseMatch::UnverifiedTag { case: case() }
+        );
         lookup.participants.push((case(), "jo@example.org".into()));
-        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::SubjectTag { case: case() });
+        assert_eq!(
+            match_case(&m, &lookup, &support(), KEY),
+            CaseMatch::SubjectTag { case: case() }
+        );
     }
 
     #[test]
@@ -316,7 +397,10 @@ mod tests {
         let m = mail("To: support@pypi.example\r\nSubject: help");
         assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::New);
         lookup.open.insert("jo@example.org".into(), case());
-        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::OpenCaseOfSender { case: case() });
+        assert_eq!(
+            match_case(&m, &lookup, &support(), KEY),
+            CaseMatch::OpenCaseOfSender { case: case() }
+        );
     }
 
     #[test]

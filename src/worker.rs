@@ -64,7 +64,14 @@ pub fn open_pipeline_with_store(settings: Arc<Settings>, store: Store) -> Result
     let directory = crate::directory::open(&settings.raw.directory, &settings.base_dir)?;
     let policy = Arc::new(crate::case::Policy::from(&settings.raw.policy));
     let metrics = Arc::new(crate::metrics::Metrics::default());
-    Ok(Pipeline { settings, store, templates, directory, policy, metrics })
+    Ok(Pipeline {
+        settings,
+        store,
+        templates,
+        directory,
+        policy,
+        metrics,
+    })
 }
 
 /// Opens the configured source, connecting at once (see [`open_source_lazily`]).
@@ -77,13 +84,26 @@ pub async fn open_source_lazily(settings: &Settings, store: &Store) -> Result<Bo
     open_source_with(settings, store, false).await
 }
 
-async fn open_source_with(settings: &Settings, store: &Store, eager: bool) -> Result<Box<dyn Source>> {
+async fn open_source_with(
+    settings: &Settings,
+    store: &Store,
+    eager: bool,
+) -> Result<Box<dyn Source>> {
     let reader_store = store.clone();
     let cursor: CursorReader = Arc::new(move |key: &str| reader_store.cursor(key).ok().flatten());
     match settings.raw.source.kind {
         SourceKind::Maildir => {
-            let section = settings.raw.source.maildir.as_ref().ok_or_else(|| Error::Config("source.maildir missing".into()))?;
-            Ok(Box::new(MaildirSource::open(&settings.path(&section.path), settings.raw.source.max_message_bytes, cursor)?))
+            let section = settings
+                .raw
+                .source
+                .maildir
+                .as_ref()
+                .ok_or_else(|| Error::Config("source.maildir missing".into()))?;
+            Ok(Box::new(MaildirSource::open(
+                &settings.path(&section.path),
+                settings.raw.source.max_message_bytes,
+                cursor,
+            )?))
         }
         SourceKind::Imap => crate::wiring::open_imap(settings, cursor, eager).await,
     }
@@ -93,7 +113,12 @@ async fn open_source_with(settings: &Settings, store: &Store, eager: bool) -> Re
 pub fn open_transport(settings: &Settings) -> Result<Arc<dyn Transport>> {
     match settings.raw.transport.kind {
         TransportKind::File => {
-            let section = settings.raw.transport.file.as_ref().ok_or_else(|| Error::Config("transport.file missing".into()))?;
+            let section = settings
+                .raw
+                .transport
+                .file
+                .as_ref()
+                .ok_or_else(|| Error::Config("transport.file missing".into()))?;
             Ok(Arc::new(FileTransport::new(&settings.path(&section.dir))?))
         }
         TransportKind::Smtp => crate::wiring::open_smtp(settings),
@@ -130,7 +155,9 @@ impl Worker {
             // Group commit: one durable flush for the whole batch, then mark.
             self.pipeline.store.flush()?;
             if std::env::var_os(CRASH_ENV).is_some() {
-                tracing::error!("{CRASH_ENV} is set: exiting after the commit, before marking the source");
+                tracing::error!(
+                    "{CRASH_ENV} is set: exiting after the commit, before marking the source"
+                );
                 std::process::exit(99);
             }
             if !self.dry_run {
@@ -145,9 +172,15 @@ impl Worker {
         report.sent = outbox::send_due(&self.pipeline, self.transport.as_ref(), now).await?;
         // Acknowledgements of messages fetched in this pass: the time from
         // the start of the pass to the transport accepting them.
-        let acks = report.handled.iter().filter(|h| h.queued.iter().any(|t| t == "acknowledgement")).count();
+        let acks = report
+            .handled
+            .iter()
+            .filter(|h| h.queued.iter().any(|t| t == "acknowledgement"))
+            .count();
         for _ in 0..acks.min(report.sent.sent) {
-            self.pipeline.metrics.observe_ack_latency(started.elapsed().as_secs_f64());
+            self.pipeline
+                .metrics
+                .observe_ack_latency(started.elapsed().as_secs_f64());
         }
         self.pipeline.store.flush()?;
         Ok(report)
@@ -164,11 +197,18 @@ impl Worker {
                 Err(e @ Error::Store(_)) | Err(e @ Error::Config(_)) => return Err(e),
                 Err(e) => {
                     failures += 1;
-                    self.pipeline.metrics.source_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.pipeline
+                        .metrics
+                        .source_failures
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::error!(error.message = %e, source = %self.source.describe(), failures, "pass failed; retrying");
                 }
             }
-            let wait = if failures == 0 { poll } else { backoff(failures) };
+            let wait = if failures == 0 {
+                poll
+            } else {
+                backoff(failures)
+            };
             tokio::select! {
                 _ = &mut shutdown => {
                     tracing::info!("shutting down");
@@ -217,7 +257,10 @@ pub fn quarantine(store: &Store, fetched: &Fetched, error: &Error, now: i64) -> 
     store.commit(&Commit {
         raw: Some((hash.clone(), fetched.raw.clone())),
         inbound: Some((hash, record)),
-        cursor: fetched.cursor.as_ref().map(|c| (c.key.clone(), c.value.clone())),
+        cursor: fetched
+            .cursor
+            .as_ref()
+            .map(|c| (c.key.clone(), c.value.clone())),
         ..Commit::default()
     })
 }

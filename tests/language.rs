@@ -22,8 +22,16 @@ async fn a_spanish_request_is_answered_in_spanish_with_spanish_labels() {
     assert_eq!(acks.len(), 1, "one acknowledgement");
     let ack = &acks[0];
     assert!(ack.subject.contains(case.id.as_str()), "{}", ack.subject);
-    assert!(ack.text.contains("Nombre de usuario"), "Spanish labels expected:\n{}", ack.text);
-    assert!(!ack.text.contains("Your account username"), "no English labels:\n{}", ack.text);
+    assert!(
+        ack.text.contains("Nombre de usuario"),
+        "Spanish labels expected:\n{}",
+        ack.text
+    );
+    assert!(
+        !ack.text.contains("Your account username"),
+        "no English labels:\n{}",
+        ack.text
+    );
 }
 
 #[tokio::test]

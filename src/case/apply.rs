@@ -405,8 +405,12 @@ impl Step<'_> {
                         // The same per-day limit as a real challenge: reaching
                         // it must not tell an existing account from a missing one.
                         self.case.challenges_issued.retain(|t| now - t < 86_400);
-                        if self.case.challenges_issued.len() as u32 >= ctx.policy.challenges_per_day {
-                            self.log("system", "no new challenge: the per-day limit for this case is reached");
+                        if self.case.challenges_issued.len() as u32 >= ctx.policy.challenges_per_day
+                        {
+                            self.log(
+                                "system",
+                                "no new challenge: the per-day limit for this case is reached",
+                            );
                             self.queue_for_staff(first);
                             return;
                         }

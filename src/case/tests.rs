@@ -1606,18 +1606,33 @@ fn the_language_of_the_first_message_is_kept() {
 #[test]
 fn a_lasting_directory_outage_keeps_retrying_and_tells_staff_once() {
     let p = policy();
-    let down = || LookupOutcome::Unavailable { reason: "503".into() };
+    let down = || LookupOutcome::Unavailable {
+        reason: "503".into(),
+    };
     let mut case = run(&fresh(), &opening(complete_fields(), Some(down())), T0, &p).case;
     let mut nudges = 0;
     let mut now = T0;
     for _ in 0..6 {
-        now = *case.timers.get(&TimerKind::DirectoryRetry).expect("a retry stays scheduled");
+        now = *case
+            .timers
+            .get(&TimerKind::DirectoryRetry)
+            .expect("a retry stays scheduled");
         let out = tick(&case, now, &p, Some(down()));
-        nudges += out.mails.iter().filter(|m| m.template == "staff_nudge").count();
-        assert!(out.mails.iter().all(|m| m.to != Recipient::Requester), "the requester learns nothing");
+        nudges += out
+            .mails
+            .iter()
+            .filter(|m| m.template == "staff_nudge")
+            .count();
+        assert!(
+            out.mails.iter().all(|m| m.to != Recipient::Requester),
+            "the requester learns nothing"
+        );
         case = out.case;
     }
-    assert!(matches!(case.verification, Verification::LookupPending { .. }), "never treated as no account");
+    assert!(
+        matches!(case.verification, Verification::LookupPending { .. }),
+        "never treated as no account"
+    );
     assert_eq!(nudges, 1, "staff are told exactly once");
     assert!(now > T0);
 }

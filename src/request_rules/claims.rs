@@ -229,7 +229,8 @@ mod tests {
 
     #[test]
     fn access_to_a_list_ending_in_the_linked_address_is_a_yes() {
-        let d = doc("I still have access to the username, the password and the linked email address.");
+        let d =
+            doc("I still have access to the username, the password and the linked email address.");
         assert_eq!(email_access(&d, &[]), Claim::Yes);
         let d = doc("I have access to my password but not to the linked email address.");
         assert_ne!(email_access(&d, &[]), Claim::Yes);

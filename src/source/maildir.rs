@@ -32,7 +32,11 @@ impl MaildirSource {
             let dir = root.join(sub);
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
-        Ok(MaildirSource { root: root.to_path_buf(), max_message_bytes, cursor })
+        Ok(MaildirSource {
+            root: root.to_path_buf(),
+            max_message_bytes,
+            cursor,
+        })
     }
 
     fn unique(name: &str) -> &str {
@@ -46,12 +50,15 @@ impl MaildirSource {
             let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') || !entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                if name.starts_with('.') || !entry.file_type().map(|t| t.is_file()).unwrap_or(false)
+                {
                     continue;
                 }
                 if (self.cursor)(&format!("maildir:{}", Self::unique(&name))).is_none() {
                     names.push(format!("{sub}/{name}"));
-                } else if sub == "new" || !name.split_once(":2,").is_some_and(|(_, f)| f.contains('S')) {
+                } else if sub == "new"
+                    || !name.split_once(":2,").is_some_and(|(_, f)| f.contains('S'))
+                {
                     // Done in the store but never marked (a crash between the
                     // flush and the marking): finish the marking now.
                     if let Err(e) = self.mark(&format!("{sub}/{name}")) {
@@ -68,7 +75,9 @@ impl MaildirSource {
 
     fn read(&self, rel: &str) -> Result<Fetched> {
         let path = self.root.join(rel);
-        let size = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+        let size = std::fs::metadata(&path)
+            .map_err(|e| Error::io(&path, e))?
+            .len();
         let raw = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         let (raw, oversize) = if size > self.max_message_bytes {
             (headers_only(&raw), Some(size))
@@ -80,7 +89,10 @@ impl MaildirSource {
             source_id: rel.to_owned(),
             raw,
             oversize,
-            cursor: Some(CursorUpdate { key: format!("maildir:{}", Self::unique(name)), value: "done".into() }),
+            cursor: Some(CursorUpdate {
+                key: format!("maildir:{}", Self::unique(name)),
+                value: "done".into(),
+            }),
         })
     }
 
@@ -96,7 +108,10 @@ impl MaildirSource {
             flags.push('S');
         }
         flags.sort_unstable();
-        let to = self.root.join("cur").join(format!("{unique}:2,{}", flags.into_iter().collect::<String>()));
+        let to = self.root.join("cur").join(format!(
+            "{unique}:2,{}",
+            flags.into_iter().collect::<String>()
+        ));
         if from != to {
             std::fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
         }
@@ -123,7 +138,9 @@ impl Source for MaildirSource {
                 match self.read(&rel) {
                     Ok(f) => out.push(f),
                     // Another client may have moved the file meanwhile; it shows up again next pass.
-                    Err(e) => tracing::warn!(file = %rel, error.message = %e, "maildir file vanished or unreadable"),
+                    Err(e) => {
+                        tracing::warn!(file = %rel, error.message = %e, "maildir file vanished or unreadable")
+                    }
                 }
             }
             Ok(out)

@@ -17,14 +17,22 @@ impl FileTransport {
     /// Creates the folder if needed.
     pub fn new(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        Ok(FileTransport { dir: dir.to_path_buf() })
+        Ok(FileTransport {
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// The file a message is written to.
     pub fn path_for(&self, message_id: &str) -> PathBuf {
         let safe: String = message_id
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.@".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         self.dir.join(format!("{safe}.eml"))
     }
@@ -35,12 +43,15 @@ impl Transport for FileTransport {
         Box::pin(async move {
             let path = self.path_for(&message.message_id);
             let tmp = path.with_extension("eml.tmp");
-            let mut bytes = format!("X-Envelope-To: {}\r\n", message.envelope_to.join(", ")).into_bytes();
+            let mut bytes =
+                format!("X-Envelope-To: {}\r\n", message.envelope_to.join(", ")).into_bytes();
             bytes.extend_from_slice(&message.bytes);
             // Write then rename: a reader never sees half a message. A full
             // disk is transient: the outbox keeps the message and retries.
-            std::fs::write(&tmp, &bytes).map_err(|e| Error::Transient(format!("{}: {e}", tmp.display())))?;
-            std::fs::rename(&tmp, &path).map_err(|e| Error::Transient(format!("{}: {e}", path.display())))?;
+            std::fs::write(&tmp, &bytes)
+                .map_err(|e| Error::Transient(format!("{}: {e}", tmp.display())))?;
+            std::fs::rename(&tmp, &path)
+                .map_err(|e| Error::Transient(format!("{}: {e}", path.display())))?;
             Ok(())
         })
     }
