@@ -29,6 +29,9 @@ static NOT_PROSE: Lazy<Regex> = Lazy::new(|| {
 
 /// Detects the language; `None` when the text is too short to tell.
 pub fn detect(text: &str) -> Option<String> {
+    // The language shows in the first paragraphs; reading a long message
+    // whole costs time (trigram counting is linear) and changes nothing.
+    let text = head(text, MAX_CHARS);
     detect_prose(&NOT_PROSE.replace_all(text, " ")).or_else(|| {
         // A form answered in a few words ("Forgot password, no 2FA.") is
         // still written in the form's language: with too little prose,
@@ -36,6 +39,17 @@ pub fn detect(text: &str) -> Option<String> {
         let with_form = FORM_MARKUP.replace_all(text, " ");
         detect_prose(&with_form)
     })
+}
+
+/// Characters of a message read for its language.
+const MAX_CHARS: usize = 1500;
+
+/// The first `max` characters of `text` (on a character boundary).
+fn head(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((idx, _)) => &text[..idx],
+        None => text,
+    }
 }
 
 /// Markdown markup around form headings and boxes, dropped so their words

@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
-use rand::rngs::OsRng;
+// ThreadRng is a CSPRNG (ChaCha, reseeded from the OS): codes and ids come
+// from it without a system call per character.
+use rand::thread_rng;
 
 use crate::authres::{self, StaffTrust};
 use crate::case::{
@@ -75,7 +77,7 @@ impl Pipeline {
             now,
             policy: &self.policy,
             key: self.key(),
-            fresh_code: verify::generate_code(&mut OsRng),
+            fresh_code: verify::generate_code(&mut thread_rng()),
         }
     }
 
@@ -448,7 +450,7 @@ impl Pipeline {
 
     fn new_case_id(&self) -> Result<CaseId> {
         loop {
-            let id = CaseId::generate(&mut OsRng);
+            let id = CaseId::generate(&mut thread_rng());
             if self.store.case(&id)?.is_none() {
                 return Ok(id);
             }
@@ -820,13 +822,12 @@ fn reply_target(inbound: &Inbound) -> Option<String> {
         .filter(|a| a.parse::<lettre::Address>().is_ok())
 }
 
-/// Ten random base32 characters (50 bits) from the OS generator.
+/// Ten random base32 characters (50 bits) from the thread's CSPRNG.
 fn unguessable() -> String {
     use rand::Rng;
     const B32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
-    (0..10)
-        .map(|_| B32[OsRng.gen_range(0..32)] as char)
-        .collect()
+    let mut rng = thread_rng();
+    (0..10).map(|_| B32[rng.gen_range(0..32)] as char).collect()
 }
 
 fn excerpt(text: &str) -> String {

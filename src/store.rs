@@ -21,6 +21,12 @@ use crate::domain::CaseId;
 use crate::error::{Error, Result};
 use crate::thread::{Role, ThreadLookup};
 
+/// Page cache of the store.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Meta key of the open-case counter.
+const OPEN_COUNT: &str = "open_count";
+
 /// Version of the key layout; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -138,13 +144,23 @@ impl Store {
     /// Opens (or creates) the store; refuses a newer schema.
     pub fn open(path: &Path) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-        let db = sled::Config::new().path(path).open()?;
+        // sled's default page cache is 1 GiB; a support inbox needs far
+        // less, and the daemon should stay small.
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
         Self::with_db(db)
     }
 
     /// A throwaway store in memory/temp (replay, tests).
     pub fn temporary() -> Result<Self> {
-        Self::with_db(sled::Config::new().temporary(true).open()?)
+        Self::with_db(
+            sled::Config::new()
+                .temporary(true)
+                .cache_capacity(CACHE_BYTES)
+                .open()?,
+        )
     }
 
     fn with_db(db: Db) -> Result<Self> {
@@ -169,6 +185,11 @@ impl Store {
                     )));
                 }
             }
+        }
+        if meta.get(OPEN_COUNT)?.is_none() {
+            // A store from before the counter existed: count once.
+            let n = store.tree("open").len() as u64;
+            meta.insert(OPEN_COUNT, &n.to_be_bytes())?;
         }
         Ok(store)
     }
@@ -254,15 +275,32 @@ impl Store {
             .and_then(|v| CaseId::parse(&String::from_utf8_lossy(&v))))
     }
 
-    /// How many open cases were created before this one.
+    /// How many open cases were created before this one. The newest case
+    /// (every new request) is answered from a counter; only an older case
+    /// counts the cases ahead of it.
     pub fn queue_position(&self, case: &Case) -> Result<usize> {
-        let end = open_key(case);
-        Ok(self.tree("open").range(..end).count())
+        use std::ops::Bound::{Excluded, Unbounded};
+        let key = open_key(case);
+        let open = self.tree("open");
+        if open
+            .range::<&[u8], _>((Excluded(key.as_slice()), Unbounded))
+            .next()
+            .is_none()
+        {
+            let itself = usize::from(open.contains_key(&key)?);
+            return Ok(self.open_count().saturating_sub(itself));
+        }
+        Ok(open.range(..key).count())
     }
 
-    /// Number of open cases.
+    /// Number of open cases (a counter kept by [`Store::commit`]).
     pub fn open_count(&self) -> usize {
-        self.tree("open").len()
+        self.tree("meta")
+            .get(OPEN_COUNT)
+            .ok()
+            .flatten()
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0) as usize
     }
 
     /// A committed cursor value.
@@ -535,6 +573,20 @@ fn write_case<'a>(
 ) -> std::result::Result<(), ConflictableTransactionError<String>> {
     let id = case.id.as_str();
     tx("cases").insert(id.as_bytes(), value)?;
+    let was_open = previous.is_some_and(|p| p.state.is_open());
+    if was_open != case.state.is_open() {
+        let meta = tx("meta");
+        let current = meta
+            .get(OPEN_COUNT)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0);
+        let next = if case.state.is_open() {
+            current + 1
+        } else {
+            current.saturating_sub(1)
+        };
+        meta.insert(OPEN_COUNT, &next.to_be_bytes())?;
+    }
     if let Some(prev) = previous {
         for (kind, due) in &prev.timers {
             tx("timers").remove(timer_key(*due, &prev.id, *kind))?;
@@ -623,5 +675,53 @@ impl ThreadLookup for Store {
 
     fn open_case_of_sender(&self, address: &str) -> Option<CaseId> {
         self.open_case_of_sender_id(address).ok().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::CaseState;
+
+    fn case(id: &str, created: i64) -> Case {
+        let mut c = Case::new(CaseId::parse(id).unwrap(), "jo@example.org", created);
+        c.state = CaseState::AwaitingStaff;
+        c
+    }
+
+    fn save(store: &Store, case: &Case, previous: Option<&Case>) {
+        let commit = Commit {
+            cases: vec![(case.clone(), previous.cloned())],
+            ..Commit::default()
+        };
+        store.commit(&commit).unwrap();
+    }
+
+    #[test]
+    fn queue_positions_count_the_open_cases_created_earlier() {
+        let store = Store::temporary().unwrap();
+        let (a, b, c) = (
+            case("RD-AAAAAA", 10),
+            case("RD-BBBBBB", 20),
+            case("RD-CCCCCC", 30),
+        );
+        for x in [&a, &b] {
+            save(&store, x, None);
+        }
+        // Not yet saved, newest: everything open is ahead of it.
+        assert_eq!(store.queue_position(&c).unwrap(), 2);
+        save(&store, &c, None);
+        assert_eq!(store.open_count(), 3);
+        assert_eq!(store.queue_position(&a).unwrap(), 0);
+        assert_eq!(store.queue_position(&b).unwrap(), 1);
+        assert_eq!(store.queue_position(&c).unwrap(), 2);
+        let mut closed = b.clone();
+        closed.state = CaseState::Closed;
+        save(&store, &closed, Some(&b));
+        assert_eq!(store.open_count(), 2);
+        assert_eq!(store.queue_position(&c).unwrap(), 1);
+        // Saving an open case again does not count it twice.
+        save(&store, &c, Some(&c));
+        assert_eq!(store.open_count(), 2);
     }
 }

@@ -191,10 +191,19 @@ impl Worker {
         tokio::pin!(shutdown);
         let poll = self.pipeline.settings.raw.source.poll_interval;
         let mut failures: u32 = 0;
+        let mut ever_worked = false;
         loop {
             match self.pass(crate::clock::now()).await {
-                Ok(_) => failures = 0,
-                Err(e @ Error::Store(_)) | Err(e @ Error::Config(_)) => return Err(e),
+                Ok(_) => {
+                    failures = 0;
+                    ever_worked = true;
+                }
+                Err(e @ Error::Store(_)) => return Err(e),
+                // A wrong password or a missing mailbox at start-up is the
+                // operator's to fix (exit 2). Once the worker has run, the
+                // same answer is most likely passing (a mailbox being
+                // recreated, an auth backend restarting): keep retrying.
+                Err(e @ Error::Config(_)) if !ever_worked => return Err(e),
                 Err(e) => {
                     failures += 1;
                     self.pipeline
@@ -218,7 +227,11 @@ impl Worker {
                     if let Err(e) = res {
                         failures += 1;
                         tracing::warn!(error.message = %e, "waiting for mail failed");
-                        tokio::time::sleep(backoff(failures)).await;
+                        // The backoff must not delay a shutdown.
+                        tokio::select! {
+                            _ = &mut shutdown => return Ok(()),
+                            _ = tokio::time::sleep(backoff(failures)) => {}
+                        }
                     }
                 }
             }
