@@ -250,6 +250,8 @@ pub struct PolicySection {
     pub directory_retry: Duration,
     /// Per-recipient reply limits.
     pub rate_limit: RateLimits,
+    /// Per-case reply limits (all automatic mail of one case).
+    pub rate_limit_per_case: RateLimits,
     /// Optional quiet hours for reminders and status notes.
     pub quiet_hours: Option<QuietHoursSection>,
 }
@@ -281,6 +283,10 @@ impl Default for PolicySection {
             rate_limit: RateLimits {
                 per_hour: 3,
                 per_day: 10,
+            },
+            rate_limit_per_case: RateLimits {
+                per_hour: 6,
+                per_day: 20,
             },
             quiet_hours: None,
         }

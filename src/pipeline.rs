@@ -636,15 +636,28 @@ impl Pipeline {
                 continue;
             }
             if automatic && !matches!(mail.to, Recipient::Staff | Recipient::StaffMember(_)) {
+                // Stepped windows per recipient and per case: a flood or a
+                // loop cannot make us a spam cannon, even across addresses.
+                let policy = &self.settings.raw.policy;
                 let address = recipients[0].to_lowercase();
-                let mut history = match commit.ratelimits.iter().find(|(a, _)| *a == address) {
-                    Some((_, h)) => h.clone(),
-                    None => self.store.ratelimit(&address)?,
-                };
-                history = crate::ratelimit::prune(&history, now);
-                if let Err(suppressed) =
-                    crate::ratelimit::check(&history, now, &self.settings.raw.policy.rate_limit)
-                {
+                let case_key = format!("case:{}", case.id);
+                let mut verdict = Ok(());
+                let mut histories = Vec::new();
+                for (key, limits) in [
+                    (&address, &policy.rate_limit),
+                    (&case_key, &policy.rate_limit_per_case),
+                ] {
+                    let history = match commit.ratelimits.iter().find(|(a, _)| a == key) {
+                        Some((_, h)) => h.clone(),
+                        None => self.store.ratelimit(key)?,
+                    };
+                    let history = crate::ratelimit::prune(&history, now);
+                    if verdict.is_ok() {
+                        verdict = crate::ratelimit::check(&history, now, limits);
+                    }
+                    histories.push((key.clone(), history));
+                }
+                if let Err(suppressed) = verdict {
                     self.metrics
                         .replies_suppressed
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -660,9 +673,11 @@ impl Pipeline {
                     });
                     continue;
                 }
-                history.push(now);
-                commit.ratelimits.retain(|(a, _)| *a != address);
-                commit.ratelimits.push((address, history));
+                for (key, mut history) in histories {
+                    history.push(now);
+                    commit.ratelimits.retain(|(a, _)| *a != key);
+                    commit.ratelimits.push((key, history));
+                }
             }
             // The random part keeps our Message-IDs unguessable: naming one in
             // References joins a case (threading rule 2), and the case id is
