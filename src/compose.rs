@@ -501,3 +501,51 @@ fn thread_headers(messages: &[MessageRef], mail: &Mail) -> (Option<String>, Vec<
     }
     (parent, references)
 }
+
+/// A mail that belongs to no case (the staff digest): From and Reply-To the
+/// support address, marked automatic like everything we send.
+pub fn format_plain(
+    settings: &Settings,
+    to: &[String],
+    rendered: &Rendered,
+    message_id: &str,
+    now: i64,
+) -> Result<Vec<u8>> {
+    let raw = &settings.raw;
+    let bad = |e: &dyn std::fmt::Display| Error::Permanent(format!("cannot build the digest: {e}"));
+    let support = &settings.support_address;
+    let from: Mailbox = format!(
+        "{} <{}>",
+        header_safe(&raw.instance.support_name).replace(['<', '>', '"'], ""),
+        support
+    )
+    .parse()
+    .map_err(|e| bad(&e))?;
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .reply_to(from)
+        .subject(header_safe(&rendered.subject))
+        .message_id(Some(format!("<{message_id}>")))
+        .date(SystemTime::UNIX_EPOCH + Duration::from_secs(now.max(0) as u64));
+    for address in to {
+        builder = builder.to(address.parse::<Mailbox>().map_err(|e| bad(&e))?);
+    }
+    for (name, value) in [
+        ("Auto-Submitted", "auto-generated".to_string()),
+        ("X-Auto-Response-Suppress", "All".to_string()),
+        (LOOP_HEADER_STATIC, header_safe(&raw.instance.id)),
+    ] {
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(name),
+            value,
+        ));
+    }
+    let message = builder
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(rendered.text.clone()),
+        )
+        .map_err(|e| bad(&e))?;
+    Ok(message.formatted())
+}

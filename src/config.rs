@@ -70,6 +70,10 @@ pub struct InstanceSection {
     pub expected_wait: String,
 }
 
+fn default_digest_timezone() -> String {
+    "UTC".into()
+}
+
 fn default_expected_wait() -> String {
     "one to two weeks".into()
 }
@@ -200,6 +204,13 @@ pub struct StaffSection {
     /// (hops your own servers add after stamping it).
     #[serde(default)]
     pub trusted_received_hops: usize,
+    /// Send a daily digest of open cases to `notify` at this local time
+    /// (`HH:MM`); no digest when absent.
+    #[serde(default)]
+    pub digest_at: Option<String>,
+    /// Time zone of `digest_at` (IANA name).
+    #[serde(default = "default_digest_timezone")]
+    pub digest_timezone: String,
     /// Which passing results prove staff: `dmarc`, `dkim_aligned`,
     /// `spf_aligned` (default: all three).
     #[serde(default)]
@@ -405,6 +416,22 @@ impl Settings {
             }
             _ => {}
         }
+        if let Some(at) = &raw.staff.digest_at {
+            chrono::NaiveTime::parse_from_str(at, "%H:%M").map_err(|_| {
+                Error::Config(format!(
+                    "{origin}: staff.digest_at: write a time as HH:MM, not {at}"
+                ))
+            })?;
+        }
+        raw.staff
+            .digest_timezone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| {
+                Error::Config(format!(
+                    "{origin}: staff.digest_timezone: unknown time zone {}",
+                    raw.staff.digest_timezone
+                ))
+            })?;
         if let Some(quiet) = &raw.policy.quiet_hours {
             quiet.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
                 Error::Config(format!(

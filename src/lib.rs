@@ -50,6 +50,7 @@ pub mod worker;
 
 pub mod cli;
 pub mod demo;
+pub mod digest;
 pub mod ops;
 pub mod replay;
 pub mod report;

@@ -25,6 +25,13 @@ use crate::request::RequestFields;
 pub fn extract(new_text: &str, subject: &str, ignore: &[String]) -> RequestFields {
     let text = normalise(new_text);
     let (own_subject, body) = sections::split_own_subject(&text);
+    // A reply's subject ("Re: Lost my 2FA device") was written earlier, by
+    // them or by us: it is history, like quoted text, and brings nothing new.
+    let subject = if is_reply_subject(subject) {
+        ""
+    } else {
+        subject
+    };
     let subject = match own_subject {
         Some(own) => format!("{} {own}", normalise(subject)),
         None => normalise(subject),
@@ -51,6 +58,16 @@ pub fn extract(new_text: &str, subject: &str, ignore: &[String]) -> RequestField
         || !fields.proofs.is_empty();
     fields.status_chase = !fields.solved && !brings_news && claims::status_chase(&doc);
     fields
+}
+
+/// Reply prefixes of common clients and languages (RFC 5322 §3.6.5 "Re:"
+/// and its translations).
+fn is_reply_subject(subject: &str) -> bool {
+    static REPLY: once_cell::sync::Lazy<regex::Regex> = once_cell::sync::Lazy::new(|| {
+        regex::Regex::new(r"(?i)^\s*(?:re|aw|sv|vs|antw|ant|rif|r|odp|ynt|tr|réf|res|回复|回覆|答复|答覆|ответ|відповідь)\s*(?:\[\d+\])?\s*[:：]")
+            .expect("valid regex")
+    });
+    REPLY.is_match(subject)
 }
 
 /// One spelling for the many ways mail clients and keyboards write the
@@ -158,5 +175,29 @@ mod tests {
         ] {
             let _ = extract(s, s, &[s.to_string()]);
         }
+    }
+}
+
+#[cfg(test)]
+mod reply_subject_tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_subject_brings_no_fields_so_a_chase_stays_a_chase() {
+        let f = extract("Any update on my request?", "Re: Lost my 2FA device", &[]);
+        assert!(f.reasons.is_empty(), "{:?}", f.reasons);
+        assert!(f.status_chase);
+        let f = extract(
+            "Any update?",
+            "AW: [Case RD-7K3M9Q] Passwort vergessen",
+            &[],
+        );
+        assert!(f.status_chase);
+    }
+
+    #[test]
+    fn a_first_message_subject_still_counts() {
+        let f = extract("Please help.", "Lost my 2FA device", &[]);
+        assert!(f.reasons.contains(&crate::request::Reason::Lost2faDevice));
     }
 }

@@ -198,6 +198,20 @@ impl Store {
         &self.trees[tree_index(name)]
     }
 
+    /// A small value kept under the meta tree (e.g. the last digest date).
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .tree("meta")
+            .get(key)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Sets a meta value and makes it durable.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.tree("meta").insert(key, value.as_bytes())?;
+        self.flush()
+    }
+
     /// Makes everything committed so far durable.
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;

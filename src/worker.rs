@@ -170,6 +170,14 @@ impl Worker {
         report.timers = self.pipeline.run_timers(now).await?;
         self.pipeline.store.flush()?;
         report.sent = outbox::send_due(&self.pipeline, self.transport.as_ref(), now).await?;
+        if !self.dry_run {
+            if let Err(e) =
+                crate::digest::send_if_due(&self.pipeline, self.transport.as_ref(), now).await
+            {
+                // A digest that cannot go out now is retried on the next pass.
+                tracing::warn!(error.message = %e, "daily digest not sent");
+            }
+        }
         // Acknowledgements of messages fetched in this pass: the time from
         // the start of the pass to the transport accepting them.
         let acks = report

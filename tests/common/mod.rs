@@ -94,6 +94,11 @@ impl TestApp {
 
     /// An app with extra `[policy]` lines and a directory section.
     pub async fn spawn_with(policy_extra: &str, directory: &str) -> TestApp {
+        Self::spawn_with_config(config_text(policy_extra, directory)).await
+    }
+
+    /// An app with a whole config text (see [`config_text`]).
+    pub async fn spawn_with_config(config: String) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(
             dir.path().join("secret.key"),
@@ -101,11 +106,7 @@ impl TestApp {
         )
         .unwrap();
         std::fs::write(dir.path().join("accounts.toml"), ACCOUNTS).unwrap();
-        std::fs::write(
-            dir.path().join("config.toml"),
-            config_text(policy_extra, directory),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
         let settings =
             Arc::new(Settings::load(&dir.path().join("config.toml")).expect("config loads"));
         let worker = open(settings.clone()).await;

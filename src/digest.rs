@@ -1,0 +1,106 @@
+//! The optional daily digest to staff: every open case by age, with the
+//! cases whose requester asked for an update in the last day marked, so
+//! status chases reach staff without becoming cases of their own.
+//!
+//! Sent once a day at `[staff] digest_at` (local time in
+//! `digest_timezone`), straight through the transport: it belongs to no
+//! case, so it does not go through the case outbox. The day it was sent is
+//! recorded in the store only after the transport accepted it.
+
+use chrono::{NaiveTime, TimeZone};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::pipeline::Pipeline;
+use crate::templates::TemplateKind;
+use crate::transport::{OutgoingMessage, Transport};
+
+/// Store key of the last local date a digest went out.
+const LAST_DIGEST: &str = "last_digest_date";
+
+/// Sends the digest if one is configured and due; returns whether it sent.
+pub async fn send_if_due(pipeline: &Pipeline, transport: &dyn Transport, now: i64) -> Result<bool> {
+    let staff = &pipeline.settings.raw.staff;
+    let (Some(at), false) = (&staff.digest_at, staff.notify.is_empty()) else {
+        return Ok(false);
+    };
+    let at = NaiveTime::parse_from_str(at, "%H:%M")
+        .map_err(|_| Error::Config(format!("staff.digest_at: {at} is not HH:MM")))?;
+    let tz: chrono_tz::Tz = staff.digest_timezone.parse().map_err(|_| {
+        Error::Config(format!(
+            "staff.digest_timezone: unknown zone {}",
+            staff.digest_timezone
+        ))
+    })?;
+    let Some(local) = tz.timestamp_opt(now, 0).single() else {
+        return Ok(false);
+    };
+    let today = local.date_naive().to_string();
+    if local.time() < at || pipeline.store.meta(LAST_DIGEST)?.as_deref() == Some(today.as_str()) {
+        return Ok(false);
+    }
+    let message = compose(pipeline, now)?;
+    transport.send(&message).await?;
+    pipeline.store.set_meta(LAST_DIGEST, &today)?;
+    tracing::info!(date = %today, "daily digest sent to staff");
+    Ok(true)
+}
+
+fn compose(pipeline: &Pipeline, now: i64) -> Result<OutgoingMessage> {
+    let settings = &pipeline.settings;
+    let mut cases: Vec<_> = pipeline
+        .store
+        .cases()?
+        .into_iter()
+        .filter(|c| c.state.is_open())
+        .collect();
+    cases.sort_by_key(|c| c.created_at);
+    let mut items = Vec::new();
+    for case in &cases {
+        let chased = pipeline
+            .store
+            .events(&case.id)?
+            .iter()
+            .any(|e| e.at > now - 86_400 && e.what == "asked for an update");
+        items.push(json!({
+            "id": case.id.as_str(),
+            "state": case.state.as_str(),
+            "age_days": (now - case.created_at).max(0) / 86_400,
+            "username": case.fields.username,
+            "priority": case.priority.as_str(),
+            "asked_for_update": chased,
+        }));
+    }
+    let date = chrono::DateTime::from_timestamp(now, 0)
+        .map(|d| d.format("%A %-d %B %Y").to_string())
+        .unwrap_or_default();
+    let raw = &settings.raw;
+    let context = json!({
+        "support": {
+            "name": raw.instance.support_name,
+            "address": settings.support_address.as_str(),
+            "code_of_conduct_url": raw.instance.code_of_conduct_url,
+            "team": raw.instance.team.clone().unwrap_or_else(|| raw.instance.support_name.clone()),
+        },
+        "now": date,
+        "digest": { "cases": items },
+    });
+    let rendered = pipeline
+        .templates
+        .current()
+        .render(TemplateKind::Digest, "en", &context)?;
+    let message_id = format!(
+        "digest.{}.{}@{}",
+        now,
+        pipeline.store.next_id()?,
+        settings.support_address.domain()
+    );
+    let bytes =
+        crate::compose::format_plain(settings, &raw.staff.notify, &rendered, &message_id, now)?;
+    Ok(OutgoingMessage {
+        message_id,
+        envelope_from: settings.support_address.to_string(),
+        envelope_to: raw.staff.notify.clone(),
+        bytes,
+    })
+}
