@@ -220,11 +220,14 @@ async fn open_worker(
     eager: bool,
 ) -> anyhow::Result<Worker> {
     let pipeline = worker::open_pipeline(settings.clone())?;
-    let source = if eager {
+    let mut source = if eager {
         worker::open_source(&settings, &pipeline.store).await?
     } else {
         worker::open_source_lazily(&settings, &pipeline.store).await?
     };
+    if dry_run {
+        source.set_read_only();
+    }
     let transport = if dry_run {
         let dir = settings.path(Path::new("shadow-outbox"));
         Arc::new(crate::transport::file::FileTransport::new(&dir)?)

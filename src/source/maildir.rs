@@ -23,6 +23,7 @@ pub struct MaildirSource {
     root: PathBuf,
     max_message_bytes: u64,
     cursor: CursorReader,
+    read_only: bool,
 }
 
 impl MaildirSource {
@@ -36,6 +37,7 @@ impl MaildirSource {
             root: root.to_path_buf(),
             max_message_bytes,
             cursor,
+            read_only: false,
         })
     }
 
@@ -56,8 +58,9 @@ impl MaildirSource {
                 }
                 if (self.cursor)(&format!("maildir:{}", Self::unique(&name))).is_none() {
                     names.push(format!("{sub}/{name}"));
-                } else if sub == "new"
-                    || !name.split_once(":2,").is_some_and(|(_, f)| f.contains('S'))
+                } else if !self.read_only
+                    && (sub == "new"
+                        || !name.split_once(":2,").is_some_and(|(_, f)| f.contains('S')))
                 {
                     // Done in the store but never marked (a crash between the
                     // flush and the marking): finish the marking now.
@@ -168,6 +171,10 @@ impl Source for MaildirSource {
 
     fn describe(&self) -> String {
         format!("maildir:{}", self.root.display())
+    }
+
+    fn set_read_only(&mut self) {
+        self.read_only = true;
     }
 }
 

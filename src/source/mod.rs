@@ -49,6 +49,9 @@ pub trait Source: Send {
     fn wait_for_new(&mut self, timeout: Duration) -> BoxFuture<'_, Result<()>>;
     /// A short description for logs, e.g. `maildir:/srv/mail/support`.
     fn describe(&self) -> String;
+    /// Shadow mode: never change the mailbox, not even to finish marking
+    /// what an earlier crash left unmarked.
+    fn set_read_only(&mut self) {}
 }
 
 /// Reads the last committed cursor value for a key from the store.
