@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_recoverydesk");
-const CORPUS: &str = "/work/shared/corpus";
+/// The shared corpus beside the checkout (CI clones with `shared/` beside it).
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
 
 /// What the replay summary line says.
 #[derive(Debug)]
