@@ -17,9 +17,9 @@ const INSTANCE: &str = "desk-test-1";
 /// line endings (and on the CR-only ones once their CRs are read as line
 /// ends) must stay at or above this share (measured: see the printout).
 const SISIMAI_RECALL_FLOOR: f64 = 0.99;
-/// Recall over every row as received. Lower, because the mail parser does not
-/// split headers on a lone CR, so the CR-only copies show no headers at all.
-const SISIMAI_ALL_ROWS_FLOOR: f64 = 0.84;
+/// Recall over every row as received, CR-only copies included: `parse`
+/// reads a lone CR as a line end (measured 533/536 = 99.4%).
+const SISIMAI_ALL_ROWS_FLOOR: f64 = 0.99;
 /// Share of messages in the known-human folders (RT, django-helpdesk,
 /// CPython) that must stay Human. Those folders also hold a few real list
 /// posts and bounces, so the floor is below 1.
