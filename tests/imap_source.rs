@@ -7,6 +7,8 @@
 //! the read side. Set `RD_SKIP_MAILSTACK=1` to skip them (they say so);
 //! otherwise a stack that fails to start fails the tests.
 
+mod stack;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,8 +42,7 @@ struct Stack {
 
 /// Starts the stack once per test binary; `None` means skip.
 fn stack() -> Option<&'static Stack> {
-    if std::env::var("RD_SKIP_MAILSTACK").as_deref() == Ok("1") {
-        eprintln!("skipped: RD_SKIP_MAILSTACK=1 (no mail stack for this run)");
+    if stack::skipped() {
         return None;
     }
     static STACK: OnceLock<Stack> = OnceLock::new();
@@ -49,33 +50,9 @@ fn stack() -> Option<&'static Stack> {
 }
 
 fn start_stack() -> Stack {
-    let dir = PathBuf::from(
-        std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/rd-mailstack".to_string()),
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("up")
-        .arg(&dir)
-        .output()
-        .expect("run scripts/mailstack.sh");
-    assert!(
-        out.status.success(),
-        "mailstack.sh up {} failed: {}\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let env_text = std::fs::read_to_string(dir.join("mailstack.env")).expect("mailstack.env");
-    let env: HashMap<&str, &str> = env_text
-        .lines()
-        .filter_map(|line| line.split_once('='))
-        .collect();
-    let port = |key: &str| -> u16 {
-        env.get(key)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{key} in mailstack.env"))
-    };
+    let env = stack::up();
+    let dir = env.dir.clone();
+    let port = |key: &str| env.port(key);
     let secrets = tempfile::tempdir().expect("tempdir");
     std::fs::write(secrets.path().join("good"), "password\n").expect("write secret");
     std::fs::write(secrets.path().join("bad"), "not-the-password\n").expect("write secret");
@@ -83,7 +60,7 @@ fn start_stack() -> Stack {
         smtp_port: port("MAILSTACK_SMTP_PORT"),
         imap_port: port("MAILSTACK_IMAP_PORT"),
         imaps_port: port("MAILSTACK_IMAPS_PORT"),
-        ca_file: PathBuf::from(env.get("MAILSTACK_CA_FILE").copied().unwrap_or_default()),
+        ca_file: PathBuf::from(env.var("MAILSTACK_CA_FILE").unwrap_or_default()),
         dir,
         secrets,
     }

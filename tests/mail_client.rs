@@ -19,7 +19,8 @@
 //!
 //! Needs root (the stack does); `RD_SKIP_MAILSTACK=1` skips with a reason.
 
-use std::collections::HashMap;
+mod stack;
+
 use std::io::{Read, Write};
 use std::net::TcpStream as StdTcpStream;
 use std::path::{Path, PathBuf};
@@ -53,42 +54,17 @@ struct Stack {
 }
 
 fn stack() -> Option<Stack> {
-    if std::env::var("RD_SKIP_MAILSTACK").as_deref() == Ok("1") {
-        eprintln!("skipped: RD_SKIP_MAILSTACK=1 (no mail stack for this run)");
+    if stack::skipped() {
         return None;
     }
-    let dir = PathBuf::from(
-        std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/rd-mailstack".to_string()),
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("up")
-        .arg(&dir)
-        .output()
-        .expect("run scripts/mailstack.sh");
-    assert!(
-        out.status.success(),
-        "mailstack.sh up {} failed: {}\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let env_text = std::fs::read_to_string(dir.join("mailstack.env")).expect("mailstack.env");
-    let env: HashMap<&str, &str> = env_text
-        .lines()
-        .filter_map(|line| line.split_once('='))
-        .collect();
-    let port = |key: &str| -> u16 {
-        env.get(key)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{key} in mailstack.env"))
-    };
+    let env = stack::up();
+    let dir = env.dir.clone();
+    let port = |key: &str| env.port(key);
     Some(Stack {
         smtp_port: port("MAILSTACK_SMTP_PORT"),
         imap_port: port("MAILSTACK_IMAP_PORT"),
         imaps_port: port("MAILSTACK_IMAPS_PORT"),
-        ca_file: PathBuf::from(env.get("MAILSTACK_CA_FILE").copied().unwrap_or_default()),
+        ca_file: PathBuf::from(env.var("MAILSTACK_CA_FILE").unwrap_or_default()),
         dir,
     })
 }

@@ -16,7 +16,8 @@
 //! `RD_SKIP_MAILSTACK=1` skips these tests (they say so); otherwise a stack
 //! that fails to start fails them.
 
-use std::collections::HashMap;
+mod stack;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -49,8 +50,7 @@ struct Stack {
 
 /// Starts the stack once per test binary; `None` means skip.
 fn stack() -> Option<&'static Stack> {
-    if std::env::var("RD_SKIP_MAILSTACK").as_deref() == Ok("1") {
-        eprintln!("skipped: RD_SKIP_MAILSTACK=1 (no mail stack for this run)");
+    if stack::skipped() {
         return None;
     }
     static STACK: OnceLock<Stack> = OnceLock::new();
@@ -62,41 +62,17 @@ fn script() -> PathBuf {
 }
 
 fn start_stack() -> Stack {
-    let dir = PathBuf::from(
-        std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/rd-mailstack".to_string()),
-    );
-    let out = Command::new("bash")
-        .arg(script())
-        .arg("up")
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run scripts/mailstack.sh");
-    assert!(
-        out.status.success(),
-        "mailstack.sh up {} failed: {}\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let env_text = std::fs::read_to_string(dir.join("mailstack.env")).expect("mailstack.env");
-    let env: HashMap<&str, &str> = env_text
-        .lines()
-        .filter_map(|line| line.split_once('='))
-        .collect();
-    let port = |key: &str| -> u16 {
-        env.get(key)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{key} in mailstack.env"))
-    };
+    let env = stack::up();
+    let dir = env.dir.clone();
+    let port = |key: &str| env.port(key);
     let users_file = env
-        .get("MAILSTACK_USERS_FILE")
+        .var("MAILSTACK_USERS_FILE")
         .map(PathBuf::from)
         .unwrap_or_else(|| dir.join("users.passwd"));
     let stack = Stack {
         smtp_port: port("MAILSTACK_SMTP_PORT"),
         imap_port: port("MAILSTACK_IMAP_PORT"),
-        ca_file: PathBuf::from(env.get("MAILSTACK_CA_FILE").copied().unwrap_or_default()),
+        ca_file: PathBuf::from(env.var("MAILSTACK_CA_FILE").unwrap_or_default()),
         users_file,
         dir,
     };

@@ -1,0 +1,73 @@
+//! Shared by the tests that run against the project's loopback mail stack
+//! (`scripts/mailstack.sh`): the skip switch, starting the stack, and the
+//! ports and paths it wrote to `DIR/mailstack.env`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A running stack: its folder and the values of its `mailstack.env`.
+pub struct MailStack {
+    /// The stack's folder (`MAILSTACK_DIR`, default `/tmp/rd-mailstack`).
+    pub dir: PathBuf,
+    vars: HashMap<String, String>,
+}
+
+impl MailStack {
+    /// A port from `mailstack.env`, e.g. `MAILSTACK_SMTP_PORT`.
+    pub fn port(&self, key: &str) -> u16 {
+        self.vars
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in mailstack.env"))
+    }
+
+    /// Any value from `mailstack.env`.
+    pub fn var(&self, key: &str) -> Option<&str> {
+        self.vars.get(key).map(String::as_str)
+    }
+}
+
+/// True (and says why) when this run has no mail stack.
+pub fn skipped() -> bool {
+    let skip = std::env::var("RD_SKIP_MAILSTACK").as_deref() == Ok("1");
+    if skip {
+        eprintln!("skipped: RD_SKIP_MAILSTACK=1 (no mail stack for this run)");
+    }
+    skip
+}
+
+/// The project's stack script.
+pub fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack.sh")
+}
+
+/// Starts the stack (idempotent, fast when it already runs); a stack that
+/// cannot start fails the test.
+pub fn up() -> MailStack {
+    let dir = PathBuf::from(
+        std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/rd-mailstack".to_string()),
+    );
+    let out = Command::new("bash")
+        .arg(script())
+        .arg("up")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run scripts/mailstack.sh");
+    assert!(
+        out.status.success(),
+        "mailstack.sh up {} failed: {}\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.join("mailstack.env")).expect("mailstack.env");
+    let vars = text
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    MailStack { dir, vars }
+}
