@@ -6,10 +6,10 @@
 //! No I/O: the caller supplies the Message-ID, the time and the queue
 //! position. Header values that come from user input are made header-safe.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::MessageBuilder;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use serde_json::{json, Value};
@@ -147,12 +147,7 @@ impl Composer<'_> {
         let requester_facing = matches!(mail.to, Recipient::Requester | Recipient::Other(_));
         // A second address asking about the same account learns nothing the
         // first requester wrote: no fields, proofs, secrets or addresses.
-        let other = matches!(mail.to, Recipient::Other(_));
-        if other {
-            understood.clear();
-            proofs.clear();
-        }
-        let secrets: Vec<Value> = if requester_facing && !other {
+        let secrets: Vec<Value> = if requester_facing {
             case.secrets_found
                 .iter()
                 .map(|s| json!({"code": s.code(), "label": l.secret(*s)}))
@@ -175,8 +170,8 @@ impl Composer<'_> {
                 "priority": case.priority.as_str(),
                 "language": case.language,
                 "username": fields.username,
-                "lookup_address": if other { None } else { fields.lookup_address.clone() },
-                "reasons": fields.reasons.iter().filter(|_| !other).map(|r| json!({"code": r.code(), "label": l.reason(*r)})).collect::<Vec<_>>(),
+                "lookup_address": fields.lookup_address,
+                "reasons": fields.reasons.iter().map(|r| json!({"code": r.code(), "label": l.reason(*r)})).collect::<Vec<_>>(),
                 "understood": understood,
                 "missing": missing,
                 "queue_position": queue_position,
@@ -325,13 +320,7 @@ impl Composer<'_> {
         let bad = |e: &dyn std::fmt::Display| {
             Error::Permanent(format!("cannot build {}: {e}", mail.template))
         };
-        let from: Mailbox = format!(
-            "{} <{}>",
-            header_safe(&raw.instance.support_name).replace(['<', '>', '"'], ""),
-            support
-        )
-        .parse()
-        .map_err(|e| bad(&e))?;
+        let from = support_mailbox(self.settings).map_err(|e| bad(&e))?;
         let to_other = matches!(mail.to, Recipient::Other(_));
         let reply_to = if to_other {
             support.to_string()
@@ -411,22 +400,15 @@ impl Composer<'_> {
             "reminder" | "close_notice" | "status_note" | "challenge" | "challenge_reminder" => {
                 "auto-generated"
             }
-            t if t.starts_with("staff_") || t == "digest" => "auto-generated",
+            t if t.starts_with("staff_") => "auto-generated",
             _ => "auto-replied",
         };
-        let headers: BTreeMap<&'static str, String> = BTreeMap::from([
-            ("Auto-Submitted", auto.to_string()),
-            ("X-Auto-Response-Suppress", "All".to_string()),
-            (LOOP_HEADER_STATIC, header_safe(&raw.instance.id)),
-            ("X-Recoverydesk-Case", case.id.to_string()),
-        ]);
-        for (name, value) in headers {
-            if to_other && name == "X-Recoverydesk-Case" {
-                continue;
-            }
+        builder = automatic_headers(builder, auto, &raw.instance.id);
+        // A second requester must not learn the case exists.
+        if !to_other {
             builder = builder.raw_header(HeaderValue::new(
-                HeaderName::new_from_ascii_str(name),
-                value,
+                HeaderName::new_from_ascii_str("X-Recoverydesk-Case"),
+                case.id.to_string(),
             ));
         }
         let message = match &rendered.html {
@@ -513,14 +495,7 @@ pub fn format_plain(
 ) -> Result<Vec<u8>> {
     let raw = &settings.raw;
     let bad = |e: &dyn std::fmt::Display| Error::Permanent(format!("cannot build the digest: {e}"));
-    let support = &settings.support_address;
-    let from: Mailbox = format!(
-        "{} <{}>",
-        header_safe(&raw.instance.support_name).replace(['<', '>', '"'], ""),
-        support
-    )
-    .parse()
-    .map_err(|e| bad(&e))?;
+    let from = support_mailbox(settings).map_err(|e| bad(&e))?;
     let mut builder = Message::builder()
         .from(from.clone())
         .reply_to(from)
@@ -530,16 +505,7 @@ pub fn format_plain(
     for address in to {
         builder = builder.to(address.parse::<Mailbox>().map_err(|e| bad(&e))?);
     }
-    for (name, value) in [
-        ("Auto-Submitted", "auto-generated".to_string()),
-        ("X-Auto-Response-Suppress", "All".to_string()),
-        (LOOP_HEADER_STATIC, header_safe(&raw.instance.id)),
-    ] {
-        builder = builder.raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str(name),
-            value,
-        ));
-    }
+    builder = automatic_headers(builder, "auto-generated", &raw.instance.id);
     let message = builder
         .singlepart(
             SinglePart::builder()
@@ -548,4 +514,33 @@ pub fn format_plain(
         )
         .map_err(|e| bad(&e))?;
     Ok(message.formatted())
+}
+
+/// `Support Name <support@domain>`, the sender of everything we send.
+fn support_mailbox(
+    settings: &Settings,
+) -> std::result::Result<Mailbox, lettre::address::AddressError> {
+    format!(
+        "{} <{}>",
+        header_safe(&settings.raw.instance.support_name).replace(['<', '>', '"'], ""),
+        settings.support_address
+    )
+    .parse()
+}
+
+/// The headers every mail we send carries: RFC 3834 `Auto-Submitted`,
+/// Exchange's auto-reply suppression, and our loop header.
+fn automatic_headers(builder: MessageBuilder, auto: &str, instance_id: &str) -> MessageBuilder {
+    [
+        ("Auto-Submitted", auto.to_string()),
+        ("X-Auto-Response-Suppress", "All".to_string()),
+        (LOOP_HEADER_STATIC, header_safe(instance_id)),
+    ]
+    .into_iter()
+    .fold(builder, |b, (name, value)| {
+        b.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(name),
+            value,
+        ))
+    })
 }

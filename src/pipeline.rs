@@ -50,6 +50,21 @@ pub struct Handled {
     pub repeat: bool,
 }
 
+impl Handled {
+    /// A record for work no inbound message caused (timers, the outbox).
+    fn internal(kind: &str, via: &str) -> Self {
+        Handled {
+            message_id: String::new(),
+            kind: kind.into(),
+            case_id: None,
+            via: via.into(),
+            queued: Vec::new(),
+            notes: Vec::new(),
+            repeat: false,
+        }
+    }
+}
+
 /// The pipeline's shared parts.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -331,7 +346,6 @@ impl Pipeline {
                 )?));
             }
         }
-        let full_codes = verify::attempt_candidates(&inbound.text);
         let new_codes = verify::attempt_candidates(&new_text_raw);
         if matched.role() == Role::Challenge {
             let case_id = matched
@@ -362,13 +376,18 @@ impl Pipeline {
                 &[self.settings.support_address.to_string()],
             )
         };
+        // Codes in the quoted history matter only when the new text has
+        // none (the core then logs that a quoted code is no confirmation),
+        // and only if there is history at all: skip the scan otherwise.
+        let quoted_codes = if new_codes.is_empty() && inbound.text.len() > new_text_raw.len() {
+            verify::attempt_candidates(&inbound.text)
+        } else {
+            Vec::new()
+        };
         let mut message = RequesterMessage {
             from: from.clone(),
             fields,
-            quoted_codes: full_codes
-                .into_iter()
-                .filter(|c| !new_codes.contains(c))
-                .collect(),
+            quoted_codes,
             codes: new_codes,
             secrets: redacted.found.clone(),
             language: crate::lang::detect(&redacted.text),
@@ -771,15 +790,7 @@ impl Pipeline {
                 None
             };
             let mut commit = Commit::default();
-            let mut handled = Handled {
-                message_id: String::new(),
-                kind: "timer".into(),
-                case_id: None,
-                via: "timer".into(),
-                queued: Vec::new(),
-                notes: Vec::new(),
-                repeat: false,
-            };
+            let mut handled = Handled::internal("timer", "timer");
             let target = Target {
                 previous: Some(case.clone()),
                 case,
@@ -806,15 +817,7 @@ impl Pipeline {
             ..Bounce::default()
         };
         let mut commit = Commit::default();
-        let mut handled = Handled {
-            message_id: String::new(),
-            kind: "delivery_failure".into(),
-            case_id: None,
-            via: "outbox".into(),
-            queued: Vec::new(),
-            notes: Vec::new(),
-            repeat: false,
-        };
+        let mut handled = Handled::internal("delivery_failure", "outbox");
         let target = self.target(
             case_id,
             Event::DeliveryFailed { bounce },

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::case::{Case, TimerKind, Verification};
 use crate::cli::CasesView;
 use crate::domain::CaseId;
-use crate::store::Store;
+use crate::store::{OutboxItem, Store};
 
 fn age(now: i64, then: i64) -> String {
     let secs = (now - then).max(0);
@@ -59,8 +59,14 @@ pub fn cases(store: &Store, view: CasesView, now: i64) -> anyhow::Result<()> {
             print!("{}", show(store, &case, now)?);
         }
         CasesView::Export { .. } => {
+            // One pass over the outbox for all cases, not one per case.
+            let mut outbox: std::collections::HashMap<CaseId, Vec<OutboxItem>> = Default::default();
+            for item in store.outbox()? {
+                outbox.entry(item.case_id.clone()).or_default().push(item);
+            }
             for case in store.cases()? {
-                println!("{}", export(store, &case)?);
+                let items = outbox.remove(&case.id).unwrap_or_default();
+                println!("{}", export_with(store, &case, items)?);
             }
         }
     }
@@ -150,8 +156,16 @@ pub fn show(store: &Store, c: &Case, now: i64) -> anyhow::Result<String> {
 
 /// The documented JSON form of a case (README "Case JSON").
 pub fn export(store: &Store, c: &Case) -> anyhow::Result<serde_json::Value> {
-    let outgoing: Vec<_> = store
-        .outbox_of(&c.id)?
+    export_with(store, c, store.outbox_of(&c.id)?)
+}
+
+/// [`export`] with the case's outbox items already at hand.
+fn export_with(
+    store: &Store,
+    c: &Case,
+    outbox: Vec<OutboxItem>,
+) -> anyhow::Result<serde_json::Value> {
+    let outgoing: Vec<_> = outbox
         .into_iter()
         .map(|o| {
             let to = if o.template.starts_with("challenge") && o.template != "challenge_sent" { masked(&o.to) } else { o.to.clone() };

@@ -378,15 +378,20 @@ impl Store {
 
     /// Every outbox item of a case (sent or not).
     pub fn outbox_of(&self, case: &CaseId) -> Result<Vec<OutboxItem>> {
-        let mut items = Vec::new();
-        for value in self.tree("outbox").iter().values() {
-            let item: OutboxItem =
-                serde_json::from_slice(&value?).map_err(|e| Error::Permanent(e.to_string()))?;
-            if &item.case_id == case {
-                items.push(item);
-            }
-        }
-        Ok(items)
+        Ok(self
+            .outbox()?
+            .into_iter()
+            .filter(|i| &i.case_id == case)
+            .collect())
+    }
+
+    /// Every outbox item (sent or not), in queue order.
+    pub fn outbox(&self) -> Result<Vec<OutboxItem>> {
+        self.tree("outbox")
+            .iter()
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(|e| Error::Permanent(e.to_string())))
+            .collect()
     }
 
     /// The body of a queued message (gone once sent).

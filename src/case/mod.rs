@@ -488,7 +488,8 @@ pub struct RequesterMessage {
     pub fields: RequestFields,
     /// Code-shaped tokens in the new text (attempt candidates).
     pub codes: Vec<String>,
-    /// Code-shaped tokens that appear only in quoted text.
+    /// Code-shaped tokens that appear only in quoted text (filled only when
+    /// the new text has none: otherwise the core does not look at it).
     pub quoted_codes: Vec<String>,
     /// Secrets found in this message.
     pub secrets: Vec<SecretKind>,

@@ -404,6 +404,35 @@ impl Backoff {
     }
 }
 
+/// Runs an operation on the live session; if a session that was open turns
+/// out to be dead (e.g. the server restarted), runs it once more on a fresh
+/// connection. A transient failure always drops the session, so the next
+/// call reconnects. (A macro because the operation borrows `self` mutably
+/// and its arguments separately, which a closure taking `&mut Self` cannot.)
+macro_rules! once_more_on_a_fresh_session {
+    ($source:ident, $op:expr) => {{
+        let had_session = $source.live.is_some();
+        match $op.await {
+            Err(e) if e.is_transient() && had_session => {
+                tracing::warn!(source = %$source.key, error.message = %e, "imap session lost; reconnecting");
+                $source.live = None;
+                let res = $op.await;
+                if res.as_ref().is_err_and(Error::is_transient) {
+                    $source.live = None;
+                }
+                res
+            }
+            Err(e) => {
+                if e.is_transient() {
+                    $source.live = None;
+                }
+                Err(e)
+            }
+            ok => ok,
+        }
+    }};
+}
+
 /// The IMAP source; build it with [`connect`].
 pub struct ImapSource {
     connector: Connector,
@@ -839,25 +868,7 @@ impl ImapSource {
     /// Runs `fetch_once`, and once more on a fresh connection if an open
     /// session turned out to be dead (e.g. the server restarted).
     async fn fetch(&mut self, max: usize) -> Result<Vec<Fetched>> {
-        let had_session = self.live.is_some();
-        match self.fetch_once(max).await {
-            Err(e) if e.is_transient() && had_session => {
-                tracing::warn!(source = %self.key, error.message = %e, "imap session lost; reconnecting");
-                self.live = None;
-                let res = self.fetch_once(max).await;
-                if res.as_ref().is_err_and(Error::is_transient) {
-                    self.live = None;
-                }
-                res
-            }
-            Err(e) => {
-                if e.is_transient() {
-                    self.live = None;
-                }
-                Err(e)
-            }
-            ok => ok,
-        }
+        once_more_on_a_fresh_session!(self, self.fetch_once(max))
     }
 
     async fn fetch_once(&mut self, max: usize) -> Result<Vec<Fetched>> {
@@ -928,25 +939,7 @@ impl ImapSource {
     }
 
     async fn mark(&mut self, source_ids: &[String]) -> Result<()> {
-        let had_session = self.live.is_some();
-        match self.mark_once(source_ids).await {
-            Err(e) if e.is_transient() && had_session => {
-                tracing::warn!(source = %self.key, error.message = %e, "imap session lost; reconnecting");
-                self.live = None;
-                let res = self.mark_once(source_ids).await;
-                if res.as_ref().is_err_and(Error::is_transient) {
-                    self.live = None;
-                }
-                res
-            }
-            Err(e) => {
-                if e.is_transient() {
-                    self.live = None;
-                }
-                Err(e)
-            }
-            ok => ok,
-        }
+        once_more_on_a_fresh_session!(self, self.mark_once(source_ids))
     }
 
     async fn mark_once(&mut self, source_ids: &[String]) -> Result<()> {
