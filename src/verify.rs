@@ -157,15 +157,46 @@ pub fn find_codes(text: &str) -> Vec<String> {
 /// The order matters when fewer attempts remain than candidates: the
 /// candidate most likely to be the code the person copied is tried first.
 pub fn attempt_candidates(text: &str) -> Vec<String> {
-    let mut spans = scan(text);
-    // Stable: within each form, the order of appearance is kept.
-    spans.sort_by_key(|span| !span.split);
-    let mut seen = HashSet::new();
-    spans
-        .into_iter()
-        .filter(|span| seen.insert(span.code.clone()))
-        .map(|span| span.code)
-        .collect()
+    CodeScan::new(text).attempt_candidates()
+}
+
+/// The codes of one text, scanned once for both [`attempt_candidates`] and
+/// [`redact_codes`] (the scan is the costly part of either).
+pub struct CodeScan {
+    spans: Vec<Span>,
+}
+
+impl CodeScan {
+    /// Scans `text` for codes.
+    pub fn new(text: &str) -> Self {
+        CodeScan { spans: scan(text) }
+    }
+
+    /// As [`attempt_candidates`] of the scanned text.
+    pub fn attempt_candidates(&self) -> Vec<String> {
+        let mut spans: Vec<&Span> = self.spans.iter().collect();
+        // Stable: within each form, the order of appearance is kept.
+        spans.sort_by_key(|span| !span.split);
+        let mut seen = HashSet::new();
+        spans
+            .into_iter()
+            .filter(|span| seen.insert(span.code.as_str()))
+            .map(|span| span.code.clone())
+            .collect()
+    }
+
+    /// As [`redact_codes`]; `text` must be the text that was scanned.
+    pub fn replaced(&self, text: &str, replacement: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for span in &self.spans {
+            out.push_str(&text[last..span.start]);
+            out.push_str(replacement);
+            last = span.end;
+        }
+        out.push_str(&text[last..]);
+        out
+    }
 }
 
 /// The outcome of checking one message's codes against a challenge.
@@ -220,19 +251,7 @@ pub fn check_codes(
 /// `replacement`, so a code typed back by a requester never reaches a staff
 /// notification, a log line or an export.
 pub fn redact_codes(text: &str, replacement: &str) -> String {
-    let spans = scan(text);
-    if spans.is_empty() {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for span in spans {
-        out.push_str(&text[last..span.start]);
-        out.push_str(replacement);
-        last = span.end;
-    }
-    out.push_str(&text[last..]);
-    out
+    CodeScan::new(text).replaced(text, replacement)
 }
 
 /// What the owner of the linked mailbox said on the challenge thread.
