@@ -134,6 +134,11 @@ pub struct Commit {
 pub struct Store {
     db: Db,
     trees: std::sync::Arc<Vec<Tree>>,
+    /// The keys of the open tree, sorted, loaded on first use and kept in
+    /// step by [`Store::commit`]: a queue position is then a binary search
+    /// instead of a walk over every case ahead (sled has no ranks). About
+    /// 50 bytes an open case.
+    open_order: std::sync::Arc<std::sync::Mutex<Option<Vec<Vec<u8>>>>>,
 }
 
 fn tree_index(name: &str) -> usize {
@@ -171,6 +176,7 @@ impl Store {
         let store = Store {
             db,
             trees: std::sync::Arc::new(trees),
+            open_order: Default::default(),
         };
         let meta = store.tree("meta");
         match meta.get("schema_version")? {
@@ -289,22 +295,40 @@ impl Store {
             .and_then(|v| CaseId::parse(&String::from_utf8_lossy(&v))))
     }
 
-    /// How many open cases were created before this one. The newest case
-    /// (every new request) is answered from a counter; only an older case
-    /// counts the cases ahead of it.
+    /// How many open cases were created before this one.
     pub fn queue_position(&self, case: &Case) -> Result<usize> {
-        use std::ops::Bound::{Excluded, Unbounded};
         let key = open_key(case);
-        let open = self.tree("open");
-        if open
-            .range::<&[u8], _>((Excluded(key.as_slice()), Unbounded))
-            .next()
-            .is_none()
-        {
-            let itself = usize::from(open.contains_key(&key)?);
-            return Ok(self.open_count().saturating_sub(itself));
+        let mut order = self.open_order.lock().unwrap_or_else(|e| e.into_inner());
+        let order = match &mut *order {
+            Some(order) => order,
+            empty => empty.insert(
+                self.tree("open")
+                    .iter()
+                    .keys()
+                    .map(|k| k.map(|k| k.to_vec()))
+                    .collect::<sled::Result<Vec<_>>>()?,
+            ),
+        };
+        Ok(order.binary_search(&key).unwrap_or_else(|ahead| ahead))
+    }
+
+    /// Keeps the in-memory open order in step with a committed case change.
+    fn note_open_change(&self, case: &Case, previous: Option<&Case>) {
+        let mut order = self.open_order.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(order) = order.as_mut() else {
+            return;
+        };
+        if let Some(prev) = previous {
+            if let Ok(at) = order.binary_search(&open_key(prev)) {
+                order.remove(at);
+            }
         }
-        Ok(open.range(..key).count())
+        if case.state.is_open() {
+            let key = open_key(case);
+            if let Err(at) = order.binary_search(&key) {
+                order.insert(at, key);
+            }
+        }
     }
 
     /// Number of open cases (a counter kept by [`Store::commit`]).
@@ -501,6 +525,9 @@ impl Store {
                 Ok::<(), ConflictableTransactionError<String>>(())
             })
             .map_err(tx_error)?;
+        for (case, previous) in &commit.cases {
+            self.note_open_change(case, previous.as_ref());
+        }
         Ok(())
     }
 
