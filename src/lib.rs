@@ -44,6 +44,7 @@ pub mod templates;
 pub mod clock;
 pub mod outbox;
 pub mod pipeline;
+pub mod reading;
 pub mod store;
 pub mod wiring;
 pub mod worker;

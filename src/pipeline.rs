@@ -23,13 +23,14 @@ use crate::config::Settings;
 use crate::directory::{Directory, Lookup};
 use crate::domain::CaseId;
 use crate::error::{Error, Result};
-use crate::parse::{self, Inbound};
+use crate::parse::Inbound;
+use crate::reading::{self, Reading};
 use crate::request::{self, Claim};
 use crate::source::Fetched;
 use crate::store::{Commit, InboundRecord, MsgIndex, OutboxItem, Store};
 use crate::templates::SharedTemplates;
 use crate::thread::{self, CaseMatch, Role};
-use crate::{quote, secrets, staff_cmd, verify};
+use crate::{staff_cmd, verify};
 
 /// What happened to one inbound message (for logs, replay and metrics).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -98,13 +99,23 @@ impl Pipeline {
 
     /// Handles one fetched message and commits everything it causes.
     pub async fn ingest(&self, fetched: &Fetched, now: i64) -> Result<Handled> {
-        // mail-parser 0.11 can panic on hostile MIME (a debug assertion,
-        // "Invalid part ID", in debug builds). A panic here would stop the
-        // worker before the commit, and the same message would stop it
-        // again after every restart: turn it into an error, so the worker
-        // keeps the message, sets it aside and goes on.
-        let inbound = std::panic::catch_unwind(|| parse::parse(&fetched.raw))
-            .map_err(|_| Error::Permanent("the MIME parser panicked on this message".into()))?;
+        let reading = reading::read(fetched, &self.settings)?;
+        self.ingest_read(fetched, reading, now).await
+    }
+
+    /// Starts reading a batch on every core (see [`reading::ReadAhead`]).
+    pub fn read_ahead(&self, batch: Arc<Vec<Fetched>>) -> reading::ReadAhead {
+        reading::ReadAhead::start(batch, self.settings.clone(), reading::default_threads())
+    }
+
+    /// Handles one message already read and commits everything it causes.
+    pub async fn ingest_read(
+        &self,
+        fetched: &Fetched,
+        reading: Reading,
+        now: i64,
+    ) -> Result<Handled> {
+        let inbound = &reading.inbound;
         let cursor = fetched
             .cursor
             .as_ref()
@@ -143,7 +154,7 @@ impl Pipeline {
                 kind: MessageKind::OwnLoop,
                 reason: "Message-ID of mail we sent".into(),
             },
-            _ => classify::classify(&inbound, &self.settings.raw.instance.id),
+            _ => reading.classification.clone(),
         };
         handled.kind = classification.kind.code().into();
         if let Some(m) = known.filter(|m| m.direction == "in") {
@@ -152,12 +163,12 @@ impl Pipeline {
             handled
                 .notes
                 .push("a second delivery of a message already handled (same Message-ID)".into());
-            self.finish(&mut commit, &inbound, fetched, &handled, now);
+            self.finish(&mut commit, inbound, fetched, &handled, now);
             self.store.commit(&commit)?;
             return Ok(handled);
         }
         let matched = thread::match_case(
-            &inbound,
+            inbound,
             &self.store,
             &self.settings.support_address,
             self.key(),
@@ -165,19 +176,18 @@ impl Pipeline {
         handled.via = matched.via().into();
         let target = self
             .event_for(
-                &inbound,
+                &reading,
                 fetched,
-                &classification.kind,
-                &classification.reason,
+                &classification,
                 &matched,
                 now,
                 &mut handled,
             )
             .await?;
         if let Some(target) = target {
-            self.apply_event(&mut commit, target, Some(&inbound), now, &mut handled)?;
+            self.apply_event(&mut commit, target, Some(inbound), now, &mut handled)?;
         }
-        self.finish(&mut commit, &inbound, fetched, &handled, now);
+        self.finish(&mut commit, inbound, fetched, &handled, now);
         self.store.commit(&commit)?;
         Ok(handled)
     }
@@ -207,20 +217,17 @@ impl Pipeline {
     #[allow(clippy::too_many_arguments)]
     async fn event_for(
         &self,
-        inbound: &Inbound,
+        reading: &Reading,
         fetched: &Fetched,
-        kind: &MessageKind,
-        reason: &str,
+        classification: &classify::Classification,
         matched: &CaseMatch,
         now: i64,
         handled: &mut Handled,
     ) -> Result<Option<Target>> {
-        let new_text_raw = quote::new_text(&inbound.text, inbound.html.as_deref());
-        let redacted = secrets::redact(&new_text_raw);
-        // A challenge code typed back must not reach staff (or anything stored).
-        let shown = verify::redact_codes(&redacted.text, "[challenge code removed]");
+        let inbound = &reading.inbound;
+        let (kind, reason) = (&classification.kind, classification.reason.as_str());
         let trigger = Trigger {
-            excerpt: Some(excerpt(&shown)),
+            excerpt: Some(reading.excerpt.clone()),
             trust: self.trust(inbound),
         };
         if let MessageKind::Bounce(bounce) = kind {
@@ -270,7 +277,7 @@ impl Pipeline {
                 .push("no usable From or Reply-To address: kept, not answered".into());
             return Ok(None);
         };
-        match authres::staff_trust(inbound, &self.settings.staff) {
+        match reading.staff.clone() {
             StaffTrust::Staff { address } => {
                 let Some(case_id) = matched.case().cloned() else {
                     handled
@@ -279,7 +286,7 @@ impl Pipeline {
                     return Ok(None);
                 };
                 let case = self.load(&case_id)?;
-                let message = staff_cmd::parse(&redacted.text);
+                let message = staff_cmd::parse(&reading.redacted.text);
                 let direct = inbound
                     .to
                     .iter()
@@ -346,13 +353,13 @@ impl Pipeline {
                 )?));
             }
         }
-        let new_codes = verify::attempt_candidates(&new_text_raw);
+        let new_codes = reading.new_codes.clone();
         if matched.role() == Role::Challenge {
             let case_id = matched
                 .case()
                 .cloned()
                 .ok_or_else(|| Error::Permanent("challenge match without case".into()))?;
-            let answer = match verify::owner_answer(&new_text_raw) {
+            let answer = match verify::owner_answer(&reading.new_text_raw) {
                 verify::OwnerAnswer::Confirmed => OwnerAnswerKind::Confirmed,
                 verify::OwnerAnswer::Denied => OwnerAnswerKind::Denied,
                 verify::OwnerAnswer::Unclear => OwnerAnswerKind::Unclear,
@@ -367,30 +374,13 @@ impl Pipeline {
                 trigger,
             )?));
         }
-        let fields = if fetched.oversize.is_some() {
-            request::RequestFields::default()
-        } else {
-            request::extract(
-                &redacted.text,
-                &inbound.subject,
-                &[self.settings.support_address.to_string()],
-            )
-        };
-        // Codes in the quoted history matter only when the new text has
-        // none (the core then logs that a quoted code is no confirmation),
-        // and only if there is history at all: skip the scan otherwise.
-        let quoted_codes = if new_codes.is_empty() && inbound.text.len() > new_text_raw.len() {
-            verify::attempt_candidates(&inbound.text)
-        } else {
-            Vec::new()
-        };
         let mut message = RequesterMessage {
             from: from.clone(),
-            fields,
-            quoted_codes,
+            fields: reading.fields.clone(),
+            quoted_codes: reading.quoted_codes.clone(),
             codes: new_codes,
-            secrets: redacted.found.clone(),
-            language: crate::lang::detect(&redacted.text),
+            secrets: reading.redacted.found.clone(),
+            language: reading.language.clone(),
             opens_case: false,
             duplicate: matches!(matched, CaseMatch::OpenCaseOfSender { .. }),
             lookup: None,
@@ -640,7 +630,8 @@ impl Pipeline {
             settings: &self.settings,
             templates: &templates,
         };
-        let queue_position = self.store.queue_position(case)?;
+        // Counted on the first mail composed: most events send nothing.
+        let mut queue_position = None;
         for mail in mails {
             let recipients = composer.recipients(case, &mail.to);
             if recipients.is_empty() {
@@ -716,22 +707,25 @@ impl Pipeline {
                     self.settings.support_address.domain()
                 ),
             };
-            let composed =
-                match composer.compose(case, mail, &message_id, queue_position, now, trigger) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // A broken template must not lose the inbound message: log and go on.
-                        let what = format!("{} could not be composed: {e}", mail.template);
-                        tracing::error!(case_id = %case.id, error.message = %e, "template failure");
-                        handled.notes.push(what.clone());
-                        log.push(LogEntry {
-                            at: now,
-                            actor: "system".into(),
-                            what,
-                        });
-                        continue;
-                    }
-                };
+            let position = match queue_position {
+                Some(p) => p,
+                None => *queue_position.insert(self.store.queue_position(case)?),
+            };
+            let composed = match composer.compose(case, mail, &message_id, position, now, trigger) {
+                Ok(c) => c,
+                Err(e) => {
+                    // A broken template must not lose the inbound message: log and go on.
+                    let what = format!("{} could not be composed: {e}", mail.template);
+                    tracing::error!(case_id = %case.id, error.message = %e, "template failure");
+                    handled.notes.push(what.clone());
+                    log.push(LogEntry {
+                        at: now,
+                        actor: "system".into(),
+                        what,
+                    });
+                    continue;
+                }
+            };
             let seq = self.store.next_id()?;
             case.messages.push(MessageRef {
                 message_id: message_id.clone(),
@@ -846,14 +840,6 @@ fn unguessable() -> String {
     const B32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut rng = thread_rng();
     (0..10).map(|_| B32[rng.gen_range(0..32)] as char).collect()
-}
-
-fn excerpt(text: &str) -> String {
-    let mut out: String = text.chars().take(2000).collect();
-    if text.chars().count() > 2000 {
-        out.push_str("\n[…]");
-    }
-    out
 }
 
 impl From<&crate::config::PolicySection> for Policy {

@@ -112,42 +112,56 @@ pub async fn run(config: Option<&Path>, path: &Path, json: bool) -> anyhow::Resu
     let now = crate::clock::now();
     let started = Instant::now();
     let (mut failed, mut panicked, mut kept, mut queued) = (0usize, 0usize, 0usize, 0usize);
-    for (name, raw) in &messages {
-        let oversize = (raw.len() as u64 > max).then_some(raw.len() as u64);
-        let fetched = Fetched {
-            source_id: name.clone(),
-            raw: raw.clone(),
-            oversize,
-            cursor: None,
-        };
-        let result = std::panic::AssertUnwindSafe(pipeline.ingest(&fetched, now))
-            .catch_unwind()
-            .await;
-        match result {
-            Ok(Ok(handled)) => {
-                kept += 1;
-                queued += handled.queued.len();
-                if json {
-                    println!("{}", serde_json::json!({"file": name, "handled": handled}));
+    let batch_size = settings.raw.source.batch_size.max(1);
+    for chunk in messages.chunks(batch_size) {
+        // As the worker does: read ahead on other cores, ingest here in order.
+        let batch: Vec<Fetched> = chunk
+            .iter()
+            .map(|(name, raw)| Fetched {
+                source_id: name.clone(),
+                raw: raw.clone(),
+                oversize: (raw.len() as u64 > max).then_some(raw.len() as u64),
+                cursor: None,
+            })
+            .collect();
+        let batch = Arc::new(batch);
+        let mut readings = pipeline.read_ahead(batch.clone());
+        for fetched in batch.iter() {
+            let name = &fetched.source_id;
+            let result = match readings.next().await {
+                Ok(reading) => {
+                    std::panic::AssertUnwindSafe(pipeline.ingest_read(fetched, reading, now))
+                        .catch_unwind()
+                        .await
                 }
-            }
-            Ok(Err(e)) => {
-                failed += 1;
-                crate::worker::quarantine(&pipeline.store, &fetched, &e, now)?;
-                if pipeline
-                    .store
-                    .seen_content(&crate::parse::content_hash(raw))?
-                {
+                Err(e) => Ok(Err(e)),
+            };
+            match result {
+                Ok(Ok(handled)) => {
                     kept += 1;
+                    queued += handled.queued.len();
+                    if json {
+                        println!("{}", serde_json::json!({"file": name, "handled": handled}));
+                    }
                 }
-                eprintln!("{name}: {e}");
+                Ok(Err(e)) => {
+                    failed += 1;
+                    crate::worker::quarantine(&pipeline.store, fetched, &e, now)?;
+                    if pipeline
+                        .store
+                        .seen_content(&crate::parse::content_hash(&fetched.raw))?
+                    {
+                        kept += 1;
+                    }
+                    eprintln!("{name}: {e}");
+                }
+                Err(_) => {
+                    panicked += 1;
+                    eprintln!("{name}: PANIC in the pipeline (a bug)");
+                }
             }
-            Err(_) => {
-                panicked += 1;
-                eprintln!("{name}: PANIC in the pipeline (a bug)");
-            }
+            bar.inc(1);
         }
-        bar.inc(1);
     }
     bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();

@@ -137,8 +137,16 @@ impl Worker {
                 break;
             }
             let mut done = Vec::with_capacity(batch.len());
-            for fetched in &batch {
-                match self.pipeline.ingest(fetched, now).await {
+            // Reading is pure and half the work: other cores read ahead
+            // while messages meet the store here one by one, in order.
+            let batch = Arc::new(batch);
+            let mut readings = self.pipeline.read_ahead(batch.clone());
+            for fetched in batch.iter() {
+                let result = match readings.next().await {
+                    Ok(reading) => self.pipeline.ingest_read(fetched, reading, now).await,
+                    Err(e) => Err(e),
+                };
+                match result {
                     Ok(handled) => {
                         log_handled(&handled);
                         report.handled.push(handled);

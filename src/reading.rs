@@ -1,0 +1,254 @@
+//! Everything the pipeline learns from one message on its own, without the
+//! store, the clock or the directory: the parsed message, its class, who
+//! it claims to be, the new text with secrets and codes taken out, the
+//! request's fields and its language.
+//!
+//! Pure, and most of the CPU a message costs: the worker reads a whole
+//! batch on every core ([`read_batch`]) before the store work, which stays
+//! sequential so that threading and case rules see messages in order.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use crate::authres::{self, StaffTrust};
+use crate::classify::{self, Classification};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::parse::{self, Inbound};
+use crate::request::{self, RequestFields};
+use crate::source::Fetched;
+use crate::{lang, quote, secrets, verify};
+
+/// Longest excerpt of a message kept for staff notifications (characters).
+const EXCERPT_CHARS: usize = 2000;
+
+/// What one message says, read without the store.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// The parsed message.
+    pub inbound: Inbound,
+    /// Its class from headers and content (the store may still say it is
+    /// mail we sent ourselves).
+    pub classification: Classification,
+    /// Whether it comes from staff, with trusted proof.
+    pub staff: StaffTrust,
+    /// The new text (quotes and signatures cut), secrets still in.
+    pub new_text_raw: String,
+    /// The new text with secrets replaced: what is stored and shown.
+    pub redacted: secrets::Redacted,
+    /// The redacted new text with challenge codes removed, shortened for
+    /// staff notifications.
+    pub excerpt: String,
+    /// Codes in the new text, in the order they are tried.
+    pub new_codes: Vec<String>,
+    /// Codes found only in quoted history (when the new text has none).
+    pub quoted_codes: Vec<String>,
+    /// The request's fields (empty for machine and staff mail, and for a
+    /// message too large to have its body fetched).
+    pub fields: RequestFields,
+    /// The language of the new text, when it can be told.
+    pub language: Option<String>,
+}
+
+/// Reads one message. A panic anywhere in reading becomes an error, so the
+/// message is kept and set aside instead of stopping the worker.
+pub fn read(fetched: &Fetched, settings: &Settings) -> Result<Reading> {
+    // mail-parser 0.11 can panic on hostile MIME (a debug assertion,
+    // "Invalid part ID", in debug builds). A panic here would stop the
+    // worker before the commit, and the same message would stop it
+    // again after every restart.
+    let inbound = catch_unwind(|| parse::parse(&fetched.raw))
+        .map_err(|_| Error::Permanent("the MIME parser panicked on this message".into()))?;
+    catch_unwind(AssertUnwindSafe(|| read_parsed(inbound, fetched, settings))).map_err(|_| {
+        Error::Permanent("reading this message panicked (a bug; the message is kept)".into())
+    })
+}
+
+/// Readings of a batch made on background threads while the caller works
+/// through the earlier ones; handed out in the batch's order.
+pub struct ReadAhead {
+    lanes: Vec<tokio::sync::mpsc::Receiver<Result<Reading>>>,
+    next: usize,
+}
+
+/// Readings each reader thread may hold ahead of the caller.
+const AHEAD_PER_LANE: usize = 16;
+
+impl ReadAhead {
+    /// Starts `threads` readers over `batch` (message i goes to reader i mod
+    /// threads, so order is kept without sorting). Needs a tokio runtime.
+    pub fn start(batch: Arc<Vec<Fetched>>, settings: Arc<Settings>, threads: usize) -> Self {
+        let threads = threads.clamp(1, batch.len().max(1));
+        let lanes = (0..threads)
+            .map(|lane| {
+                let (tx, rx) = tokio::sync::mpsc::channel(AHEAD_PER_LANE);
+                let (batch, settings) = (batch.clone(), settings.clone());
+                tokio::task::spawn_blocking(move || {
+                    for fetched in batch.iter().skip(lane).step_by(threads) {
+                        // The caller stopped early (a store error): stop too.
+                        if tx.blocking_send(read(fetched, &settings)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        ReadAhead { lanes, next: 0 }
+    }
+
+    /// The reading of the next message of the batch.
+    pub async fn next(&mut self) -> Result<Reading> {
+        let lane = self.next % self.lanes.len();
+        self.next += 1;
+        // `read` catches its own panics, so a lane ends early only if its
+        // thread could not run at all.
+        self.lanes[lane].recv().await.unwrap_or_else(|| {
+            Err(Error::Permanent(
+                "the reader thread stopped before this message".into(),
+            ))
+        })
+    }
+}
+
+/// Threads worth using for reading on this machine.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Reading {
+    let classification = classify::classify(&inbound, &settings.raw.instance.id);
+    let staff = authres::staff_trust(&inbound, &settings.staff);
+    let new_text_raw = quote::new_text(&inbound.text, inbound.html.as_deref());
+    let redacted = secrets::redact(&new_text_raw);
+    let codes = verify::CodeScan::new(&new_text_raw);
+    // Codes are found in the raw text (a code next to a redacted secret is
+    // still a code); the excerpt hides them in the redacted text. When
+    // nothing was redacted the two texts are one and one scan serves both.
+    let shown = if redacted.text == new_text_raw {
+        codes.replaced(&new_text_raw, CODE_REMOVED)
+    } else {
+        verify::redact_codes(&redacted.text, CODE_REMOVED)
+    };
+    let new_codes = codes.attempt_candidates();
+    // Codes in the quoted history matter only when the new text has none
+    // (the core then logs that a quoted code is no confirmation), and only
+    // if there is history at all: skip the scan otherwise.
+    let quoted_codes = if new_codes.is_empty() && inbound.text.len() > new_text_raw.len() {
+        verify::attempt_candidates(&inbound.text)
+    } else {
+        Vec::new()
+    };
+    let asks = !classification.kind.is_machine()
+        && !matches!(staff, StaffTrust::Staff { .. })
+        && fetched.oversize.is_none();
+    let (fields, language) = if asks {
+        (
+            request::extract(
+                &redacted.text,
+                &inbound.subject,
+                &[settings.support_address.to_string()],
+            ),
+            lang::detect(&redacted.text),
+        )
+    } else {
+        (RequestFields::default(), None)
+    };
+    Reading {
+        excerpt: excerpt(&shown),
+        inbound,
+        classification,
+        staff,
+        new_text_raw,
+        redacted,
+        new_codes,
+        quoted_codes,
+        fields,
+        language,
+    }
+}
+
+/// What a challenge code typed back becomes in anything staff see.
+const CODE_REMOVED: &str = "[challenge code removed]";
+
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}\n[…]", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("secret.key"),
+            "reading-test-key-0123456789abcdef",
+        )
+        .unwrap();
+        Settings::from_toml(crate::config::DEMO_TOML, dir.path(), "test").unwrap()
+    }
+
+    fn fetched(raw: &str) -> Fetched {
+        Fetched {
+            source_id: "t".into(),
+            raw: raw.as_bytes().to_vec(),
+            oversize: None,
+            cursor: None,
+        }
+    }
+
+    const REQUEST: &str = "From: Ana <ana@example.org>\r\nTo: support@example.org\r\n\
+        Subject: Lost 2FA\r\nMessage-ID: <r1@example.org>\r\n\r\n\
+        Hello, my username is anapkg and I lost my phone with the authenticator app.\r\n\
+        My code was ab3d efgh if that helps.\r\n";
+
+    #[test]
+    fn a_request_is_read_with_fields_language_and_codes_hidden() {
+        let reading = read(&fetched(REQUEST), &settings()).unwrap();
+        assert_eq!(reading.fields.username.as_deref(), Some("anapkg"));
+        assert_eq!(reading.language.as_deref(), Some("en"));
+        assert_eq!(reading.new_codes, vec!["AB3D-EFGH".to_string()]);
+        assert!(
+            reading.excerpt.contains(CODE_REMOVED),
+            "{}",
+            reading.excerpt
+        );
+        assert!(!reading.excerpt.contains("ab3d"));
+    }
+
+    #[test]
+    fn machine_mail_is_not_read_as_a_request() {
+        let raw = REQUEST.replace("Subject:", "Auto-Submitted: auto-replied\r\nSubject:");
+        let reading = read(&fetched(&raw), &settings()).unwrap();
+        assert!(reading.classification.kind.is_machine());
+        assert_eq!(reading.fields, RequestFields::default());
+        assert_eq!(reading.language, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readings_ahead_on_many_threads_keep_the_batch_order() {
+        let batch: Vec<Fetched> = (0..37)
+            .map(|i| fetched(&REQUEST.replace("anapkg", &format!("pkg{i:02}"))))
+            .collect();
+        let mut ahead = ReadAhead::start(Arc::new(batch), Arc::new(settings()), 4);
+        let mut names = Vec::new();
+        for _ in 0..37 {
+            names.push(ahead.next().await.unwrap().fields.username.unwrap());
+        }
+        let expected: Vec<_> = (0..37).map(|i| format!("pkg{i:02}")).collect();
+        assert_eq!(names, expected);
+        assert!(ahead.next().await.is_err(), "nothing past the batch");
+    }
+
+    #[test]
+    fn the_excerpt_is_cut_on_a_character_boundary() {
+        let long = "é".repeat(EXCERPT_CHARS + 5);
+        let cut = excerpt(&long);
+        assert!(cut.ends_with("\n[…]"));
+        assert_eq!(cut.chars().count(), EXCERPT_CHARS + 4);
+    }
+}
