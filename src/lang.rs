@@ -41,8 +41,10 @@ pub fn detect(text: &str) -> Option<String> {
     })
 }
 
-/// Characters of a message read for its language.
-const MAX_CHARS: usize = 1500;
+/// Characters of a message read for its language: about a hundred words,
+/// which score the same on the reading sets as 1,500 characters did, at
+/// less than half the cost (trigram scoring is the dearest step of reading).
+const MAX_CHARS: usize = 600;
 
 /// The first `max` characters of `text` (on a character boundary).
 fn head(text: &str, max: usize) -> &str {
