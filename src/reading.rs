@@ -111,9 +111,11 @@ impl ReadAhead {
     }
 }
 
-/// Threads worth using for reading on this machine.
+/// Threads worth using for reading on this machine: one core is left to
+/// the caller, which does the store work at the same time (on 2 cores a
+/// second reader only added memory: regex caches and a malloc arena each).
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).clamp(1, 8))
 }
 
 fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Reading {

@@ -1,0 +1,77 @@
+//! The floor under `recoverydesk once`, for `scripts/bench-ingest.sh`: the
+//! least any worker must do under the issue's rules, and nothing more. With
+//! the worker's own source, store and config it fetches every message,
+//! parses it, keeps it (raw bytes and a processed marker, one sled
+//! transaction each), flushes once per batch and only then marks the batch
+//! on the server. No classification, no case, no reply.
+//!
+//! ```text
+//! cargo run --release --example ingest_floor -- --config bench/config.toml
+//! ```
+//!
+//! The store named in the config must be a fresh folder (the bench gives it
+//! one). Prints one line: `kept N msgs in S s: R msgs/s`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use recoverydesk::config::Settings;
+use recoverydesk::parse;
+use recoverydesk::store::{Commit, InboundRecord, Store};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let config = match (args.next().as_deref(), args.next()) {
+        (Some("--config"), Some(path)) => PathBuf::from(path),
+        _ => return Err("usage: ingest_floor --config CONFIG.toml".into()),
+    };
+    let settings = Settings::load(&config)?;
+    let store = Store::open(&settings.path(&settings.raw.store.path))?;
+    let mut source = recoverydesk::worker::open_source(&settings, &store).await?;
+    let batch_size = settings.raw.source.batch_size.max(1);
+    let started = Instant::now();
+    let mut kept = 0usize;
+    loop {
+        let batch = source.fetch_batch(batch_size).await?;
+        if batch.is_empty() {
+            break;
+        }
+        let mut done = Vec::with_capacity(batch.len());
+        for fetched in &batch {
+            let inbound = parse::parse(&fetched.raw);
+            store.commit(&Commit {
+                raw: Some((inbound.content_hash.clone(), fetched.raw.clone())),
+                inbound: Some((
+                    inbound.content_hash.clone(),
+                    InboundRecord {
+                        message_id: inbound.message_id.clone(),
+                        case_id: None,
+                        kind: "floor".into(),
+                        received_at: 0,
+                        source_id: fetched.source_id.clone(),
+                        notes: Vec::new(),
+                    },
+                )),
+                cursor: fetched
+                    .cursor
+                    .as_ref()
+                    .map(|c| (c.key.clone(), c.value.clone())),
+                ..Commit::default()
+            })?;
+            done.push(fetched.source_id.clone());
+        }
+        store.flush()?;
+        source.mark_done(&done).await?;
+        kept += batch.len();
+        if batch.len() < batch_size {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "kept {kept} msgs in {secs:.3} s: {:.0} msgs/s",
+        kept as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
