@@ -675,12 +675,7 @@ impl Pipeline {
                         "{} to {} suppressed by the rate limit: {}",
                         mail.template, address, suppressed.reason
                     );
-                    handled.notes.push(what.clone());
-                    log.push(LogEntry {
-                        at: now,
-                        actor: "system".into(),
-                        what,
-                    });
+                    note_not_sent(handled, log, now, what);
                     continue;
                 }
                 for (key, mut history) in histories {
@@ -717,12 +712,7 @@ impl Pipeline {
                     // A broken template must not lose the inbound message: log and go on.
                     let what = format!("{} could not be composed: {e}", mail.template);
                     tracing::error!(case_id = %case.id, error.message = %e, "template failure");
-                    handled.notes.push(what.clone());
-                    log.push(LogEntry {
-                        at: now,
-                        actor: "system".into(),
-                        what,
-                    });
+                    note_not_sent(handled, log, now, what);
                     continue;
                 }
             };
@@ -820,6 +810,16 @@ impl Pipeline {
         self.apply_event(&mut commit, target, None, now, &mut handled)?;
         self.store.commit(&commit)
     }
+}
+
+/// Records why a mail was not queued, on the message and in the case log.
+fn note_not_sent(handled: &mut Handled, log: &mut Vec<LogEntry>, now: i64, what: String) {
+    handled.notes.push(what.clone());
+    log.push(LogEntry {
+        at: now,
+        actor: "system".into(),
+        what,
+    });
 }
 
 /// Where a reply to this message goes: Reply-To if valid, else From.
