@@ -71,8 +71,9 @@ pub struct ReadAhead {
     next: usize,
 }
 
-/// Readings each reader thread may hold ahead of the caller.
-const AHEAD_PER_LANE: usize = 16;
+/// Readings each reader thread may hold ahead of the caller: enough to keep
+/// the caller busy, few enough that large messages do not pile up.
+const AHEAD_PER_LANE: usize = 4;
 
 impl ReadAhead {
     /// Starts `threads` readers over `batch` (message i goes to reader i mod

@@ -113,14 +113,18 @@ pub async fn run(config: Option<&Path>, path: &Path, json: bool) -> anyhow::Resu
     let started = Instant::now();
     let (mut failed, mut panicked, mut kept, mut queued) = (0usize, 0usize, 0usize, 0usize);
     let batch_size = settings.raw.source.batch_size.max(1);
-    for chunk in messages.chunks(batch_size) {
-        // As the worker does: read ahead on other cores, ingest here in order.
-        let batch: Vec<Fetched> = chunk
-            .iter()
+    let total = messages.len();
+    let mut messages = messages.into_iter().peekable();
+    while messages.peek().is_some() {
+        // As the worker does: read ahead on other cores, ingest here in
+        // order. The batch takes the bytes over (no copy of the corpus).
+        let batch: Vec<Fetched> = messages
+            .by_ref()
+            .take(batch_size)
             .map(|(name, raw)| Fetched {
-                source_id: name.clone(),
-                raw: raw.clone(),
+                source_id: name,
                 oversize: (raw.len() as u64 > max).then_some(raw.len() as u64),
+                raw,
                 cursor: None,
             })
             .collect();
@@ -184,9 +188,9 @@ pub async fn run(config: Option<&Path>, path: &Path, json: bool) -> anyhow::Resu
     }
     eprintln!(
         "replayed {} message(s) in {:.2}s ({:.0} msgs/s): kept {}, errors {}, panics {}, cases {}, replies that would be sent {}",
-        messages.len(),
+        total,
         elapsed,
-        messages.len() as f64 / elapsed.max(1e-9),
+        total as f64 / elapsed.max(1e-9),
         kept,
         failed,
         panicked,
