@@ -3,9 +3,10 @@
 //! it claims to be, the new text with secrets and codes taken out, the
 //! request's fields and its language.
 //!
-//! Pure, and most of the CPU a message costs: the worker reads a whole
-//! batch on every core ([`read_batch`]) before the store work, which stays
-//! sequential so that threading and case rules see messages in order.
+//! [`read`] is pure and about half the CPU a message costs, so the worker
+//! has it done on other cores ([`ReadAhead`]) while it does the store work,
+//! which stays sequential so that threading and the case rules see
+//! messages in the order they arrived.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
