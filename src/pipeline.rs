@@ -214,7 +214,6 @@ impl Pipeline {
     }
 
     /// Decides which case and event a message is. `None` means: record only.
-    #[allow(clippy::too_many_arguments)]
     async fn event_for(
         &self,
         reading: &Reading,
