@@ -8,13 +8,13 @@
 //! otherwise a stack that fails to start fails the tests.
 
 mod stack;
+use stack::unique;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_imap::types::Flag;
 use futures::TryStreamExt;
@@ -64,19 +64,6 @@ fn start_stack() -> Stack {
         dir,
         secrets,
     }
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// Settings for implicit TLS on the IMAPS port with the test CA.
@@ -135,20 +122,9 @@ async fn open(stack: &Stack, settings: &ImapSettings, cursors: &Cursors) -> Imap
 
 /// A plain IMAP session for arranging mailboxes behind the source's back.
 async fn admin(stack: &Stack, user: &str) -> async_imap::Session<TcpStream> {
-    let tcp = TcpStream::connect(("127.0.0.1", stack.imap_port))
+    stack::imap_login(stack.imap_port, user)
         .await
-        .expect("connect to imap");
-    let mut client = async_imap::Client::new(tcp);
-    client
-        .read_response()
-        .await
-        .expect("greeting")
-        .expect("greeting");
-    client
-        .login(user, "password")
-        .await
-        .map_err(|(e, _)| e)
-        .expect("admin login")
+        .unwrap_or_else(|e| panic!("admin login {user}: {e}"))
 }
 
 fn message(subject: &str, body: &str) -> Vec<u8> {
@@ -668,13 +644,8 @@ async fn a_dovecot_restart_mid_run_is_survived_without_loss() {
 
 async fn admin_with_retry(stack: &Stack, user: &str) -> async_imap::Session<TcpStream> {
     for _ in 0..50 {
-        if let Ok(tcp) = TcpStream::connect(("127.0.0.1", stack.imap_port)).await {
-            let mut client = async_imap::Client::new(tcp);
-            if client.read_response().await.is_some() {
-                if let Ok(session) = client.login(user, "password").await {
-                    return session;
-                }
-            }
+        if let Ok(session) = stack::imap_login(stack.imap_port, user).await {
+            return session;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

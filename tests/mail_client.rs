@@ -115,22 +115,13 @@ async fn login(stack: &Stack, user: &str) -> async_imap::Session<TcpStream> {
         if user == SUPPORT_USER {
             ensure_support_user(stack);
         }
-        let tcp = TcpStream::connect(("127.0.0.1", stack.imap_port))
-            .await
-            .expect("connect to imap");
-        let mut client = async_imap::Client::new(tcp);
-        client
-            .read_response()
-            .await
-            .expect("greeting")
-            .expect("greeting");
-        match client.login(user, "password").await {
+        match stack::imap_login(stack.imap_port, user).await {
             Ok(session) => return session,
-            Err((e, _)) if user == SUPPORT_USER && Instant::now() < deadline => {
+            Err(e) if user == SUPPORT_USER && Instant::now() < deadline => {
                 eprintln!("imap login {user}: {e}; retrying (passwd-file re-read)");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            Err((e, _)) => panic!("imap login {user}: {e}"),
+            Err(e) => panic!("imap login {user}: {e}"),
         }
     }
 }

@@ -17,6 +17,7 @@
 //! that fails to start fails them.
 
 mod stack;
+use stack::{script, unique};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -55,10 +56,6 @@ fn stack() -> Option<&'static Stack> {
     }
     static STACK: OnceLock<Stack> = OnceLock::new();
     Some(STACK.get_or_init(start_stack))
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack.sh")
 }
 
 fn start_stack() -> Stack {
@@ -129,7 +126,7 @@ fn start_user_guard(file: PathBuf) {
 async fn wait_login(stack: &Stack, user: &str) {
     let until = Instant::now() + DEADLINE;
     loop {
-        match login(stack, user).await {
+        match stack::imap_login(stack.imap_port, user).await {
             Ok(mut s) => {
                 let _ = s.logout().await;
                 return;
@@ -160,19 +157,6 @@ async fn new_user(stack: &Stack, tag: &str) -> String {
     restore_users(&stack.users_file);
     wait_login(stack, &name).await;
     name
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// Runs a mailstack.sh command (stop/start a daemon); the guard restores
@@ -268,21 +252,6 @@ struct Seen {
     flags: Vec<String>,
 }
 
-async fn login(stack: &Stack, user: &str) -> async_imap::error::Result<Session> {
-    let tcp = TcpStream::connect(("127.0.0.1", stack.imap_port)).await?;
-    let mut client = async_imap::Client::new(tcp);
-    match client.read_response().await {
-        Some(Ok(_)) => {}
-        Some(Err(e)) => return Err(e.into()),
-        None => {
-            return Err(async_imap::error::Error::Io(std::io::Error::other(
-                "no greeting",
-            )))
-        }
-    }
-    client.login(user, PASSWORD).await.map_err(|(e, _)| e)
-}
-
 type Session = async_imap::Session<TcpStream>;
 
 /// A session as `user`, retried while the server or the user's passwd line
@@ -290,7 +259,7 @@ type Session = async_imap::Session<TcpStream>;
 async fn session(stack: &Stack, user: &str) -> Session {
     let deadline = Instant::now() + RECONNECT_DEADLINE;
     loop {
-        match login(stack, user).await {
+        match stack::imap_login(stack.imap_port, user).await {
             Ok(s) => return s,
             Err(e) if Instant::now() < deadline => {
                 eprintln!("imap login {user} failed, retrying: {e}");
@@ -307,7 +276,7 @@ async fn list_once(
     user: &str,
     mailbox: &str,
 ) -> async_imap::error::Result<Vec<Seen>> {
-    let mut s = login(stack, user).await?;
+    let mut s = stack::imap_login(stack.imap_port, user).await?;
     s.select(mailbox).await?;
     let fetches: Vec<_> = s
         .uid_fetch("1:*", "(UID FLAGS BODY.PEEK[HEADER])")

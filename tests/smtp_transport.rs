@@ -7,19 +7,18 @@
 //! fails to start fails the tests.
 
 mod stack;
+use stack::{script, unique};
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use recoverydesk::error::Error;
 use recoverydesk::secret::SecretSource;
 use recoverydesk::transport::smtp::{self, SmtpSettings, SmtpTls};
 use recoverydesk::transport::{OutgoingMessage, Transport};
-use tokio::net::TcpStream;
 use tokio::sync::RwLock;
 
 /// Tests that stop a daemon take the write side.
@@ -43,10 +42,6 @@ fn stack() -> Option<&'static Stack> {
     Some(STACK.get_or_init(start_stack))
 }
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack.sh")
-}
-
 fn start_stack() -> Stack {
     let env = stack::up();
     let dir = env.dir.clone();
@@ -62,19 +57,6 @@ fn start_stack() -> Stack {
         dir,
         secrets,
     }
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// STARTTLS on the SMTP port with the test CA and AUTH as `user`.
@@ -112,20 +94,9 @@ fn outgoing(to: &str, subject: &str) -> OutgoingMessage {
 
 /// Waits until `user`'s INBOX holds a message with `subject`.
 async fn arrives(stack: &Stack, user: &str, subject: &str) -> bool {
-    let tcp = TcpStream::connect(("127.0.0.1", stack.imap_port))
+    let mut session = stack::imap_login(stack.imap_port, user)
         .await
-        .expect("connect imap");
-    let mut client = async_imap::Client::new(tcp);
-    client
-        .read_response()
-        .await
-        .expect("greeting")
-        .expect("greeting");
-    let mut session = client
-        .login(user, "password")
-        .await
-        .map_err(|(e, _)| e)
-        .expect("login");
+        .unwrap_or_else(|e| panic!("imap login {user}: {e}"));
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         session.select("INBOX").await.expect("select");

@@ -71,3 +71,42 @@ pub fn up() -> MailStack {
         .collect();
     MailStack { dir, vars }
 }
+
+/// A name no other test (or earlier run) has used: users, mailboxes, ids.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Every test user's password in the stack's passwd-file.
+pub const PASSWORD: &str = "password";
+
+/// A plain IMAP session on loopback as `user` (for arranging or reading
+/// mailboxes behind the worker's back); the error says what failed.
+pub async fn imap_login(
+    port: u16,
+    user: &str,
+) -> async_imap::error::Result<async_imap::Session<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut client = async_imap::Client::new(tcp);
+    match client.read_response().await {
+        Some(Ok(_)) => {}
+        Some(Err(e)) => return Err(e.into()),
+        None => {
+            return Err(async_imap::error::Error::Io(std::io::Error::other(
+                "no greeting",
+            )))
+        }
+    }
+    client.login(user, PASSWORD).await.map_err(|(e, _)| e)
+}
