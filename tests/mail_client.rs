@@ -19,12 +19,14 @@
 //!
 //! Needs root (the stack does); `RD_SKIP_MAILSTACK=1` skips with a reason.
 
+mod daemon;
 mod stack;
+use daemon::{Daemon, BIN};
 
 use std::io::{Read, Write};
 use std::net::TcpStream as StdTcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::TryStreamExt;
@@ -34,7 +36,6 @@ use recoverydesk::transport::smtp::{self, SmtpSettings, SmtpTls};
 use recoverydesk::transport::{OutgoingMessage, Transport};
 use tokio::net::TcpStream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_recoverydesk");
 /// The test's own support mailbox (a passwd-file line appended at start).
 const SUPPORT_USER: &str = "suppm";
 const SUPPORT: &str = "suppm@support.test";
@@ -272,58 +273,6 @@ fn ids(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// The running daemon; killed (SIGTERM, then SIGKILL) when dropped.
-struct Daemon {
-    child: Child,
-    stderr: PathBuf,
-}
-
-impl Daemon {
-    fn start(config: &Path, stderr: PathBuf) -> Daemon {
-        let log = std::fs::File::create(&stderr).expect("create stderr log");
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .arg("run")
-            .env_remove("RECOVERYDESK_CONFIG")
-            .env("RECOVERYDESK_LOG", "warn,recoverydesk=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start recoverydesk run");
-        Daemon { child, stderr }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("recoverydesk run exited ({status}):\n{}", self.log());
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts the daemon and waits until it is logged in to IMAP (it logs
 /// "imap connected") and its metrics endpoint answers. Another test binary's
 /// `mailstack.sh up` may have rewritten the passwd-file just then, without
@@ -332,7 +281,7 @@ impl Drop for Daemon {
 fn start_logged_in(stack: &Stack, config: &Path, dir: &Path, port: u16) -> Daemon {
     for attempt in 1..=3 {
         ensure_support_user(stack);
-        let mut daemon = Daemon::start(config, dir.join(format!("daemon-{attempt}.stderr")));
+        let mut daemon = Daemon::start(config, &[], dir.join(format!("daemon-{attempt}.stderr")));
         let deadline = Instant::now() + DEADLINE;
         loop {
             if daemon.log().contains("imap connected")

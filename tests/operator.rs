@@ -8,13 +8,14 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mail_parser::MessageParser;
 
-const BIN: &str = env!("CARGO_BIN_EXE_recoverydesk");
+mod daemon;
+use daemon::{Daemon, BIN};
 const DEADLINE: Duration = Duration::from_secs(30);
 const HUMAN: &str = "recoverydesk_messages_ingested_total{kind=\"human\"}";
 
@@ -186,50 +187,17 @@ waiting_period = "0s"
     }
 }
 
-/// `recoverydesk run`, stderr to a file; stopped (SIGTERM, then SIGKILL)
-/// when dropped.
-struct Daemon {
-    child: Child,
-    stderr: PathBuf,
-}
-
+/// Operator-test helpers on the shared daemon handle.
 impl Daemon {
-    fn start(setup: &Setup, global: &[&str]) -> Daemon {
+    /// Starts the daemon on the setup's config, logging into its folder.
+    fn start_with(setup: &Setup, global: &[&str]) -> Daemon {
         let stderr = setup.path(&format!("daemon-{}.stderr", rand_suffix()));
-        let log = std::fs::File::create(&stderr).unwrap();
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(&setup.config)
-            .args(global)
-            .arg("run")
-            .env_remove("RECOVERYDESK_CONFIG")
-            .env("RECOVERYDESK_LOG", "warn,recoverydesk=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start recoverydesk run");
-        Daemon { child, stderr }
+        Daemon::start(&setup.config, global, stderr)
     }
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("recoverydesk run exited ({status}):\n{}", self.log());
-        }
-    }
-
-    /// `kill -HUP <pid>` (the crate has no libc dependency).
+    /// `kill -HUP <pid>`.
     fn hangup(&self) {
-        let status = Command::new("kill")
-            .arg("-HUP")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -HUP failed");
+        assert!(self.signal("HUP"), "kill -HUP failed");
     }
 
     /// Waits until the log has `needle` at least `count` times.
@@ -247,24 +215,6 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -352,7 +302,7 @@ fn show(out: &Output) -> String {
 fn metrics_are_scraped_over_http_and_move_when_mail_is_processed() {
     let port = free_port();
     let setup = Setup::new(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
-    let mut daemon = Daemon::start(&setup, &[]);
+    let mut daemon = Daemon::start_with(&setup, &[]);
 
     let deadline = Instant::now() + DEADLINE;
     let health = loop {
@@ -431,7 +381,7 @@ fn a_broken_template_is_refused_on_sighup_the_old_set_keeps_sending_and_a_fixed_
     )
     .unwrap();
 
-    let mut daemon = Daemon::start(&setup, &[]);
+    let mut daemon = Daemon::start_with(&setup, &[]);
     daemon.wait_log("recoverydesk running", 1);
     setup.deliver_request(1);
     let first = setup.wait_for_ack(&mut daemon, "opuser1@example.org");
@@ -493,7 +443,7 @@ fn with_watch_on_a_saved_broken_template_is_refused_and_a_saved_fix_is_taken() {
     let original = std::fs::read_to_string(&ack_file).unwrap();
     save(&ack_file, &format!("Watched marker: WATCH-ONE\n{original}"));
 
-    let mut daemon = Daemon::start(&setup, &[]);
+    let mut daemon = Daemon::start_with(&setup, &[]);
     daemon.wait_log("watching templates for changes", 1);
     setup.deliver_request(11);
     let first = setup.wait_for_ack(&mut daemon, "opuser11@example.org");
@@ -535,7 +485,7 @@ fn sighup_while_the_first_pass_runs_does_not_stop_the_daemon() {
     for n in 0..40 {
         setup.deliver_request(n);
     }
-    let mut daemon = Daemon::start(&setup, &[]);
+    let mut daemon = Daemon::start_with(&setup, &[]);
     daemon.wait_log("recoverydesk running", 1);
     daemon.hangup();
     daemon.wait_log("templates reloaded", 1);
