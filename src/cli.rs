@@ -12,7 +12,7 @@ use crate::config::Settings;
 use crate::error::Error;
 use crate::store::Store;
 use crate::thread::{reply_address, Role};
-use crate::worker::{self, Worker};
+use crate::worker::Worker;
 
 /// Email-driven account-recovery support inbox processor.
 #[derive(Debug, Parser)]
@@ -158,7 +158,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { dir } => demo(&dir).await,
         Command::Run { dry_run } => {
             let settings = load(cli.config.as_deref())?;
-            let mut worker = open_worker(settings.clone(), dry_run, false).await?;
+            let mut worker = Worker::open(settings.clone(), false, dry_run).await?;
             let _metrics = crate::ops::start_metrics(&settings, &worker.pipeline).await?;
             let _watch = crate::ops::watch_templates(&settings, &worker.pipeline)?;
             // Signal handlers exist before anything else can take time.
@@ -169,7 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Once => {
             let settings = load(cli.config.as_deref())?;
-            let mut worker = open_worker(settings, false, true).await?;
+            let mut worker = Worker::open(settings, true, false).await?;
             let report = worker.pass(crate::clock::now()).await?;
             println!(
                 "handled {} message(s), {} error(s), {} case(s) with due timers; sent {}, deferred {}, failed {}",
@@ -212,35 +212,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Templates { action } => templates(cli.config.as_deref(), action),
         Command::Doctor => crate::ops::doctor(cli.config.as_deref()).await,
     }
-}
-
-async fn open_worker(
-    settings: Arc<Settings>,
-    dry_run: bool,
-    eager: bool,
-) -> anyhow::Result<Worker> {
-    let pipeline = worker::open_pipeline(settings.clone())?;
-    let mut source = if eager {
-        worker::open_source(&settings, &pipeline.store).await?
-    } else {
-        worker::open_source_lazily(&settings, &pipeline.store).await?
-    };
-    if dry_run {
-        source.set_read_only();
-    }
-    let transport = if dry_run {
-        let dir = settings.path(Path::new("shadow-outbox"));
-        Arc::new(crate::transport::file::FileTransport::new(&dir)?)
-            as Arc<dyn crate::transport::Transport>
-    } else {
-        worker::open_transport(&settings)?
-    };
-    Ok(Worker {
-        pipeline,
-        source,
-        transport,
-        dry_run,
-    })
 }
 
 fn templates(config: Option<&Path>, action: TemplatesAction) -> anyhow::Result<()> {
@@ -302,7 +273,7 @@ async fn demo(dir: &Path) -> anyhow::Result<()> {
     let secret = hex::encode(rand::random::<[u8; 24]>());
     crate::demo::create(dir, &secret)?;
     let settings = Arc::new(Settings::load(&dir.join("config.toml"))?);
-    let mut worker = open_worker(settings.clone(), false, true).await?;
+    let mut worker = Worker::open(settings.clone(), true, false).await?;
     let now = crate::clock::now();
     worker.pass(now).await?;
     let store = worker.pipeline.store.clone();

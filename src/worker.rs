@@ -126,6 +126,34 @@ pub fn open_transport(settings: &Settings) -> Result<Arc<dyn Transport>> {
 }
 
 impl Worker {
+    /// Opens everything the settings name. `eager` connects the source now
+    /// (`once`: fail fast); otherwise the first pass does (`run` starts
+    /// even while the server is down). A dry run never changes the mailbox
+    /// and writes replies to `shadow-outbox/` instead of sending them.
+    pub async fn open(settings: Arc<Settings>, eager: bool, dry_run: bool) -> Result<Worker> {
+        let pipeline = open_pipeline(settings.clone())?;
+        let mut source = if eager {
+            open_source(&settings, &pipeline.store).await?
+        } else {
+            open_source_lazily(&settings, &pipeline.store).await?
+        };
+        if dry_run {
+            source.set_read_only();
+        }
+        let transport = if dry_run {
+            let dir = settings.path(std::path::Path::new("shadow-outbox"));
+            Arc::new(FileTransport::new(&dir)?) as Arc<dyn Transport>
+        } else {
+            open_transport(&settings)?
+        };
+        Ok(Worker {
+            pipeline,
+            source,
+            transport,
+            dry_run,
+        })
+    }
+
     /// One pass: all waiting mail, due timers, the outbox.
     pub async fn pass(&mut self, now: i64) -> Result<PassReport> {
         let started = std::time::Instant::now();

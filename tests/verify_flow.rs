@@ -24,8 +24,6 @@ use common::*;
 use recoverydesk::case::{Case, CaseState, Flag, TimerKind, Verification};
 use recoverydesk::config::Settings;
 use recoverydesk::domain::Priority;
-use recoverydesk::store::Store;
-use recoverydesk::worker::{self, Worker};
 
 const REQUESTER: &str = "someone@requester.example";
 const LINKED: &str = "alice@linked.example";
@@ -121,58 +119,16 @@ async fn reconfigure(app: &mut TestApp, edit: impl Fn(&str) -> String) {
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, edit(&text)).unwrap();
     let settings = Arc::new(Settings::load(&path).expect("edited config loads"));
-    let old = std::mem::replace(&mut app.worker, placeholder_worker());
+    let old = std::mem::replace(&mut app.worker, open_placeholder());
     drop(old);
-    app.worker = open_worker(settings.clone()).await;
+    app.worker = open(settings.clone()).await;
     app.settings = settings;
-}
-
-async fn open_worker(settings: Arc<Settings>) -> Worker {
-    let pipeline = worker::open_pipeline(settings.clone()).expect("pipeline opens");
-    let source = worker::open_source(&settings, &pipeline.store)
-        .await
-        .expect("source opens");
-    let transport = worker::open_transport(&settings).expect("transport opens");
-    Worker {
-        pipeline,
-        source,
-        transport,
-        dry_run: false,
-    }
-}
-
-/// A worker over a throwaway store, to stand in while the real store is
-/// closed.
-fn placeholder_worker() -> Worker {
-    let dir = tempfile::tempdir().unwrap().keep();
-    std::fs::write(dir.join("secret.key"), "placeholder-key-0123456789abcdef").unwrap();
-    std::fs::write(dir.join("accounts.toml"), ACCOUNTS).unwrap();
-    let settings = Arc::new(
-        Settings::from_toml(&config_text("", FILE_DIRECTORY), &dir, "placeholder").unwrap(),
-    );
-    let pipeline =
-        worker::open_pipeline_with_store(settings.clone(), Store::temporary().unwrap()).unwrap();
-    let source = Box::new(
-        recoverydesk::source::maildir::MaildirSource::open(
-            &dir.join("inbox"),
-            1 << 20,
-            Arc::new(|_: &str| None),
-        )
-        .unwrap(),
-    );
-    let transport = worker::open_transport(&settings).unwrap();
-    Worker {
-        pipeline,
-        source,
-        transport,
-        dry_run: false,
-    }
 }
 
 /// Every value of every tree of the app's sled store, read with the worker
 /// closed (sled locks its folder), then the worker is reopened.
 async fn store_dump(app: &mut TestApp) -> Vec<(String, Vec<u8>)> {
-    let old = std::mem::replace(&mut app.worker, placeholder_worker());
+    let old = std::mem::replace(&mut app.worker, open_placeholder());
     drop(old);
     let path = app.dir.path().join("store");
     let mut out = Vec::new();

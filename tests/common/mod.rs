@@ -275,21 +275,16 @@ pub fn sent_in(dir: &Path) -> Vec<Sent> {
     out
 }
 
-async fn open(settings: Arc<Settings>) -> Worker {
-    let pipeline = worker::open_pipeline(settings.clone()).expect("pipeline opens");
-    let source = worker::open_source(&settings, &pipeline.store)
+/// A worker on these settings, its source connected.
+pub async fn open(settings: Arc<Settings>) -> Worker {
+    Worker::open(settings, true, false)
         .await
-        .expect("source opens");
-    let transport = worker::open_transport(&settings).expect("transport opens");
-    Worker {
-        pipeline,
-        source,
-        transport,
-        dry_run: false,
-    }
+        .expect("worker opens")
 }
 
-fn open_placeholder() -> Worker {
+/// A worker over a throwaway store, to stand in while the real store is
+/// closed (sled locks its folder).
+pub fn open_placeholder() -> Worker {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("secret.key"),
