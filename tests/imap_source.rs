@@ -9,11 +9,12 @@
 
 mod stack;
 use stack::unique;
+use stack::{shared as stack, Stack};
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_imap::types::Flag;
@@ -29,42 +30,6 @@ use tokio::sync::RwLock;
 
 /// Tests that restart a daemon take the write side.
 static GATE: RwLock<()> = RwLock::const_new(());
-
-struct Stack {
-    dir: PathBuf,
-    smtp_port: u16,
-    imap_port: u16,
-    imaps_port: u16,
-    ca_file: PathBuf,
-    /// Holds the password file the settings point at.
-    secrets: tempfile::TempDir,
-}
-
-/// Starts the stack once per test binary; `None` means skip.
-fn stack() -> Option<&'static Stack> {
-    if stack::skipped() {
-        return None;
-    }
-    static STACK: OnceLock<Stack> = OnceLock::new();
-    Some(STACK.get_or_init(start_stack))
-}
-
-fn start_stack() -> Stack {
-    let env = stack::up();
-    let dir = env.dir.clone();
-    let port = |key: &str| env.port(key);
-    let secrets = tempfile::tempdir().expect("tempdir");
-    std::fs::write(secrets.path().join("good"), "password\n").expect("write secret");
-    std::fs::write(secrets.path().join("bad"), "not-the-password\n").expect("write secret");
-    Stack {
-        smtp_port: port("MAILSTACK_SMTP_PORT"),
-        imap_port: port("MAILSTACK_IMAP_PORT"),
-        imaps_port: port("MAILSTACK_IMAPS_PORT"),
-        ca_file: PathBuf::from(env.var("MAILSTACK_CA_FILE").unwrap_or_default()),
-        dir,
-        secrets,
-    }
-}
 
 /// Settings for implicit TLS on the IMAPS port with the test CA.
 fn settings(stack: &Stack, user: &str, mailbox: &str) -> ImapSettings {

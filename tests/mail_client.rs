@@ -22,6 +22,7 @@
 mod daemon;
 mod stack;
 use daemon::{Daemon, BIN};
+use stack::Stack;
 
 use std::io::{Read, Write};
 use std::net::TcpStream as StdTcpStream;
@@ -46,28 +47,11 @@ const REQUESTER_USER: &str = "carol";
 const STAMP: &str = "Authentication-Results: mx.support.test; dmarc=pass header.from=support.test";
 const DEADLINE: Duration = Duration::from_secs(30);
 
-struct Stack {
-    dir: PathBuf,
-    smtp_port: u16,
-    imap_port: u16,
-    imaps_port: u16,
-    ca_file: PathBuf,
-}
-
 fn stack() -> Option<Stack> {
     if stack::skipped() {
         return None;
     }
-    let env = stack::up();
-    let dir = env.dir.clone();
-    let port = |key: &str| env.port(key);
-    Some(Stack {
-        smtp_port: port("MAILSTACK_SMTP_PORT"),
-        imap_port: port("MAILSTACK_IMAP_PORT"),
-        imaps_port: port("MAILSTACK_IMAPS_PORT"),
-        ca_file: PathBuf::from(env.var("MAILSTACK_CA_FILE").unwrap_or_default()),
-        dir,
-    })
+    Some(stack::up().stack())
 }
 
 /// Appends the support user's passwd-file line when it is missing (Dovecot

@@ -17,6 +17,7 @@
 //! that fails to start fails them.
 
 mod stack;
+use stack::Stack;
 use stack::{script, unique};
 
 use std::io::Write;
@@ -39,15 +40,7 @@ static GATE: RwLock<()> = RwLock::const_new(());
 const DEADLINE: Duration = Duration::from_secs(30);
 /// After a Dovecot restart the worker first waits out its backoff.
 const RECONNECT_DEADLINE: Duration = Duration::from_secs(45);
-const PASSWORD: &str = "password";
-
-struct Stack {
-    dir: PathBuf,
-    smtp_port: u16,
-    imap_port: u16,
-    ca_file: PathBuf,
-    users_file: PathBuf,
-}
+use stack::PASSWORD;
 
 /// Starts the stack once per test binary; `None` means skip.
 fn stack() -> Option<&'static Stack> {
@@ -59,20 +52,7 @@ fn stack() -> Option<&'static Stack> {
 }
 
 fn start_stack() -> Stack {
-    let env = stack::up();
-    let dir = env.dir.clone();
-    let port = |key: &str| env.port(key);
-    let users_file = env
-        .var("MAILSTACK_USERS_FILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dir.join("users.passwd"));
-    let stack = Stack {
-        smtp_port: port("MAILSTACK_SMTP_PORT"),
-        imap_port: port("MAILSTACK_IMAP_PORT"),
-        ca_file: PathBuf::from(env.var("MAILSTACK_CA_FILE").unwrap_or_default()),
-        users_file,
-        dir,
-    };
+    let stack = stack::up().stack();
     start_user_guard(stack.users_file.clone());
     stack
 }

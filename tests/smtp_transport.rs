@@ -8,11 +8,10 @@
 
 mod stack;
 use stack::{script, unique};
+use stack::{shared as stack, Stack};
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use recoverydesk::error::Error;
@@ -23,41 +22,6 @@ use tokio::sync::RwLock;
 
 /// Tests that stop a daemon take the write side.
 static GATE: RwLock<()> = RwLock::const_new(());
-
-struct Stack {
-    dir: PathBuf,
-    smtp_port: u16,
-    smtps_port: u16,
-    imap_port: u16,
-    ca_file: PathBuf,
-    secrets: tempfile::TempDir,
-}
-
-/// Starts the stack once per test binary; `None` means skip.
-fn stack() -> Option<&'static Stack> {
-    if stack::skipped() {
-        return None;
-    }
-    static STACK: OnceLock<Stack> = OnceLock::new();
-    Some(STACK.get_or_init(start_stack))
-}
-
-fn start_stack() -> Stack {
-    let env = stack::up();
-    let dir = env.dir.clone();
-    let port = |key: &str| env.port(key);
-    let secrets = tempfile::tempdir().expect("tempdir");
-    std::fs::write(secrets.path().join("good"), "password\n").expect("write secret");
-    std::fs::write(secrets.path().join("bad"), "not-the-password\n").expect("write secret");
-    Stack {
-        smtp_port: port("MAILSTACK_SMTP_PORT"),
-        smtps_port: port("MAILSTACK_SMTPS_PORT"),
-        imap_port: port("MAILSTACK_IMAP_PORT"),
-        ca_file: PathBuf::from(env.var("MAILSTACK_CA_FILE").unwrap_or_default()),
-        dir,
-        secrets,
-    }
-}
 
 /// STARTTLS on the SMTP port with the test CA and AUTH as `user`.
 fn starttls(stack: &Stack, user: &str) -> SmtpSettings {

@@ -110,3 +110,57 @@ pub async fn imap_login(
     }
     client.login(user, PASSWORD).await.map_err(|(e, _)| e)
 }
+
+/// What the tests use of a running stack: ports, files, and a folder of
+/// password files (`good` holds the stack's password, `bad` does not) for
+/// settings that read their password from a file.
+pub struct Stack {
+    /// The stack's folder.
+    pub dir: PathBuf,
+    /// SMTP with STARTTLS.
+    pub smtp_port: u16,
+    /// SMTP with implicit TLS.
+    pub smtps_port: u16,
+    /// IMAP (plain or STARTTLS).
+    pub imap_port: u16,
+    /// IMAP with implicit TLS.
+    pub imaps_port: u16,
+    /// The test CA that signed the servers' certificate.
+    pub ca_file: PathBuf,
+    /// Dovecot's passwd-file.
+    pub users_file: PathBuf,
+    /// The password files.
+    pub secrets: tempfile::TempDir,
+}
+
+impl MailStack {
+    /// The ports and files of this stack, with fresh password files.
+    pub fn stack(&self) -> Stack {
+        let secrets = tempfile::tempdir().expect("tempdir");
+        std::fs::write(secrets.path().join("good"), format!("{PASSWORD}\n")).expect("write secret");
+        std::fs::write(secrets.path().join("bad"), "not-the-password\n").expect("write secret");
+        Stack {
+            smtp_port: self.port("MAILSTACK_SMTP_PORT"),
+            smtps_port: self.port("MAILSTACK_SMTPS_PORT"),
+            imap_port: self.port("MAILSTACK_IMAP_PORT"),
+            imaps_port: self.port("MAILSTACK_IMAPS_PORT"),
+            ca_file: PathBuf::from(self.var("MAILSTACK_CA_FILE").unwrap_or_default()),
+            users_file: self
+                .var("MAILSTACK_USERS_FILE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| self.dir.join("users.passwd")),
+            dir: self.dir.clone(),
+            secrets,
+        }
+    }
+}
+
+/// Starts the stack once per test binary and keeps its [`Stack`]; `None`
+/// means this run has no stack (the test returns at once).
+pub fn shared() -> Option<&'static Stack> {
+    if skipped() {
+        return None;
+    }
+    static STACK: std::sync::OnceLock<Stack> = std::sync::OnceLock::new();
+    Some(STACK.get_or_init(|| up().stack()))
+}
