@@ -3,7 +3,7 @@
 //! crisp reply-parser corpus when it is present on this machine.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use recoverydesk::request::{self, Claim, RequestFields, Tick};
 use recoverydesk::{lang, quote, secrets};
@@ -344,21 +344,31 @@ fn normalise(text: &str) -> String {
     out.join("\n")
 }
 
-#[test]
-fn reply_stripping_matches_most_of_the_crisp_corpus() {
+/// The crisp corpus folder and its `expectations`; `None` (and a line
+/// saying so) when the corpus is absent.
+fn crisp_expectations() -> Option<(PathBuf, serde_json::Map<String, serde_json::Value>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(CRISP_DIR);
     let Ok(expected) = std::fs::read_to_string(dir.join("expected.json")) else {
         println!("crisp corpus not found at {}; skipping", dir.display());
+        return None;
+    };
+    let mut expected: serde_json::Value =
+        serde_json::from_str(&expected).expect("expected.json parses");
+    let cases = match expected["expectations"].take() {
+        serde_json::Value::Object(cases) => cases,
+        other => panic!("expectations is not an object: {other}"),
+    };
+    Some((dir, cases))
+}
+
+#[test]
+fn reply_stripping_matches_most_of_the_crisp_corpus() {
+    let Some((dir, cases)) = crisp_expectations() else {
         return;
     };
-    let expected: serde_json::Value =
-        serde_json::from_str(&expected).expect("expected.json parses");
-    let cases = expected["expectations"]
-        .as_object()
-        .expect("expectations object");
     let (mut total, mut exact) = (0usize, 0usize);
     let mut misses = Vec::new();
-    for (name, case) in cases {
+    for (name, case) in &cases {
         let Some(want) = case["new_text"]["text"].as_str() else {
             continue;
         };
@@ -398,18 +408,11 @@ fn reply_stripping_matches_most_of_the_crisp_corpus() {
 /// only the greeting above the quote, while we keep the answer below it.
 #[test]
 fn reply_stripping_keeps_the_facts_the_crisp_corpus_asserts() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(CRISP_DIR);
-    let Ok(expected) = std::fs::read_to_string(dir.join("expected.json")) else {
-        println!("crisp corpus not found at {}; skipping", dir.display());
+    let Some((dir, cases)) = crisp_expectations() else {
         return;
     };
-    let expected: serde_json::Value =
-        serde_json::from_str(&expected).expect("expected.json parses");
-    let cases = expected["expectations"]
-        .as_object()
-        .expect("expectations object");
     let (mut total, mut kept) = (0usize, 0usize);
-    for (name, case) in cases {
+    for (name, case) in &cases {
         let Ok(body) = std::fs::read_to_string(dir.join("fixtures").join(name)) else {
             continue;
         };
