@@ -285,6 +285,9 @@ fn replies(root: &Path, misses: bool) {
     score_replies("crisp-email-reply-parser", &cases, misses);
 }
 
+/// A message to classify: its id (the split key) and raw bytes.
+type Message = (String, Vec<u8>);
+
 /// A body as a person's plain mail to support.
 fn wrap(subject: &str, body: &str) -> Vec<u8> {
     let subject: String = subject.chars().filter(|c| !c.is_control()).collect();
@@ -328,7 +331,7 @@ fn machine(root: &Path, misses: bool) {
     }
     // Header-less human sets: every body as a person's mail; none may be
     // silenced.
-    let mut sets: Vec<(&str, Vec<(String, Vec<u8>)>)> = Vec::new();
+    let mut sets: Vec<(&str, Vec<Message>)> = Vec::new();
     let mut pypi = Vec::new();
     for r in pypi_records() {
         pypi.push((r.id.clone(), wrap(&r.title, &r.body)));

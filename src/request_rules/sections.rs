@@ -23,6 +23,9 @@ pub(super) enum SectionKind {
     Acknowledgement,
     /// Packages or project URLs owned.
     Projects,
+    /// The recovery-codes checkbox of the 2024 form: its tick says nothing
+    /// about why access was lost, so it must not run into the reason.
+    RecoveryCodes,
     /// Any other known heading (additional information, …): prose.
     Other,
 }
@@ -122,6 +125,9 @@ pub(super) fn classify(title: &str) -> Option<SectionKind> {
     ]) {
         return Some(SectionKind::CodeOfConduct);
     }
+    if has(&["recovery code", "backup code"]) && t.split_whitespace().count() <= 4 {
+        return Some(SectionKind::RecoveryCodes);
+    }
     if has(&[
         "acknowledg",
         "reconocimiento",
@@ -217,6 +223,20 @@ pub(super) fn classify(title: &str) -> Option<SectionKind> {
     None
 }
 
+/// Words a form label never holds but a short answer does ("Lost access to
+/// email address" answers the reason; it is no "Email access" heading).
+static STATEMENT: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:lost|lose|loss|losing|forgot|forgotten|no|not|never|cannot|can't|don't|i|my|perdí|perdi|perdu|verloren|потерял\w*)\b")
+        .expect("valid regex")
+});
+
+/// `Reason: lost my phone` on its own line (the 2020 template and free
+/// text): a reason section whose answer starts on the same line.
+static REASON_LABEL: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)^\s*(?:[-*]\s*)?(?:\*\*)?(?:reason(?:\s+for\s+(?:the\s+)?request)?|motivo|raison|grund|причина|原因)(?:\*\*)?\s*[:：]\s*(.*)$")
+        .expect("valid regex")
+});
+
 /// A line that is a known heading: `### …`, `**…**`, or a bare short label
 /// ("PyPI Username") left when an HTML form was rendered to text.
 fn heading_kind(line: &str) -> Option<SectionKind> {
@@ -236,7 +256,8 @@ fn heading_kind(line: &str) -> Option<SectionKind> {
     let words = bare.split_whitespace().count();
     let sentence = bare.contains(['.', ',', '!', '?', '。', '，', '！', '？'])
         || bare.contains(" my ")
-        || bare.contains(" is ");
+        || bare.contains(" is ")
+        || STATEMENT.is_match(bare);
     if (1..=5).contains(&words) && bare.chars().count() <= 40 && !sentence {
         // Only the labels a form actually prints, never prose like "code of
         // conduct" inside a sentence: a bare line must be nothing but it.
@@ -268,6 +289,15 @@ impl Document {
                     doc.sections.push(Section {
                         kind,
                         answer: String::new(),
+                    });
+                    current = Some(doc.sections.len() - 1);
+                    continue;
+                }
+                if let Some(caps) = REASON_LABEL.captures(line) {
+                    let rest = caps.get(1).map_or("", |m| m.as_str());
+                    doc.sections.push(Section {
+                        kind: SectionKind::Reason,
+                        answer: format!("{rest}\n"),
                     });
                     current = Some(doc.sections.len() - 1);
                     continue;
@@ -308,7 +338,10 @@ impl Document {
         for s in &doc.sections {
             if !matches!(
                 s.kind,
-                SectionKind::Reason | SectionKind::Username | SectionKind::Projects
+                SectionKind::Reason
+                    | SectionKind::Username
+                    | SectionKind::Projects
+                    | SectionKind::RecoveryCodes
             ) {
                 prose.push_str(&s.answer);
                 prose.push('\n');
