@@ -70,6 +70,7 @@ pub fn extract_with(
 fn prepare(new_text: &str, subject: &str) -> (sections::Document, String) {
     let text = normalise(new_text);
     let (own_subject, body) = sections::split_own_subject(&text);
+    let body = sections::unwrap(&body);
     // A reply's subject ("Re: Lost my 2FA device") was written earlier, by
     // them or by us: it is history, like quoted text, and brings nothing new.
     let subject = if is_reply_subject(subject) {
@@ -183,6 +184,23 @@ mod tests {
         assert!(extract("¿Alguna novedad?", "", &[]).status_chase);
         assert!(!extract(FORM, "", &[]).status_chase);
         assert!(!extract("Any update? Also, my username is jodoe.", "", &[]).status_chase);
+    }
+
+    #[test]
+    fn wrapped_agreements_are_read() {
+        let f = extract(
+            "Hello, my username is jodoe and I lost my phone. I agree to the\nCode of Conduct, and I understand\nthis could take a while.",
+            "Lost 2FA",
+            &[],
+        );
+        assert_eq!(f.agreed_code_of_conduct, Tick::Stated);
+        assert_eq!(f.acknowledged_delay, Tick::Stated);
+        let f = extract(
+            "I lost my authenticator. I know the review can take\na while.",
+            "",
+            &[],
+        );
+        assert_eq!(f.acknowledged_delay, Tick::Stated);
     }
 
     #[test]

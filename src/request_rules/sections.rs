@@ -110,6 +110,51 @@ static LETTER_HEADER: Lazy<Regex> = Lazy::new(|| {
         .expect("valid regex")
 });
 
+/// A line that must stay on its own: a list item or tick, a quote, a
+/// table row, a code fence, a heading, or a `Label: value` line.
+static OWN_LINE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^\s*(?:[-*+•]\s|\d{1,2}[.)]\s|\[[ xX✓✔]\]|>|\||```|~~~|#|\*\*|__)|^\s*[\p{L}][\p{L}\p{N} ._-]{0,30}\s*[:=：]\s*\S")
+        .expect("valid regex")
+});
+
+/// A `Label: value` line with a short value ("Username: jodoe"): what
+/// follows it is another field, not the rest of its sentence.
+static SHORT_LABEL: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^\s*(?:[-*]\s*)?[\p{L}][\p{L}\p{N} ._-]{0,30}\s*[:=：]\s*(?:\S+\s*){0,3}$")
+        .expect("valid regex")
+});
+
+/// Joins the soft line breaks of wrapped paragraphs ("I agree to the⏎Code
+/// of Conduct"), so phrase rules see a sentence as one line. A break stays
+/// where the line ends a sentence, where either line is a list item, tick,
+/// quote, heading, form label or fence, and everywhere inside a fence.
+pub(super) fn unwrap(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_fence = false;
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        out.push_str(line);
+        if line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~") {
+            in_fence = !in_fence;
+        }
+        let Some(next) = lines.peek() else {
+            break;
+        };
+        let soft = !in_fence
+            && !line.trim().is_empty()
+            && !next.trim().is_empty()
+            && !line
+                .trim_end()
+                .ends_with(['.', '!', '?', ':', ';', '。', '！', '？', '：'])
+            && !OWN_LINE.is_match(next)
+            && !SHORT_LABEL.is_match(line)
+            && !line.trim_start().starts_with(['#', '>', '|'])
+            && heading_kind(line).is_none();
+        out.push(if soft { ' ' } else { '\n' });
+    }
+    out
+}
+
 /// The field a heading's title names, if any.
 pub(super) fn classify(title: &str) -> Option<SectionKind> {
     let t = title.to_lowercase();
@@ -371,6 +416,27 @@ impl Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrapped_paragraphs_are_joined_and_structure_stays_apart() {
+        assert_eq!(
+            unwrap("I agree to the\nCode of Conduct and I understand\nthis could take a while."),
+            "I agree to the Code of Conduct and I understand this could take a while."
+        );
+        for kept in [
+            "### PyPI Username\njodoe",
+            "I lost my phone.\nMy codes are gone.",
+            "Hello\n\nWorld",
+            "Some text\n- [x] I agree\n- [ ] I do not",
+            "Some text\n> quoted",
+            "Username: jodoe\nI lost my phone",
+            "Username: jodoe\nEmail: jo@example.org",
+            "```\nline one\nline two\n```",
+            "PyPI Username\njodoe",
+        ] {
+            assert_eq!(unwrap(kept), kept, "{kept}");
+        }
+    }
 
     #[test]
     fn a_hash_heading_inside_an_answer_stays_in_the_answer() {
