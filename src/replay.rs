@@ -227,7 +227,11 @@ pub async fn inspect(config: Option<&Path>, file: &Path, json: bool) -> anyhow::
     let (_tmp, settings) = settings(config)?;
     let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let inbound = crate::parse::parse(&raw);
-    let class = crate::classify::classify(&inbound, &settings.raw.instance.id);
+    let class = crate::classify::classify_with(
+        &inbound,
+        &settings.raw.instance.id,
+        &crate::classify::own_addresses(&settings),
+    );
     let staff = crate::authres::staff_trust(&inbound, &settings.staff);
     let new_text = crate::quote::new_text(&inbound.text, inbound.html.as_deref());
     let redacted = crate::secrets::redact(&new_text);
