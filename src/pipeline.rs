@@ -835,8 +835,8 @@ fn reply_target(inbound: &Inbound) -> Option<String> {
 
 /// Ten random base32 characters (50 bits) from the thread's CSPRNG.
 fn unguessable() -> String {
+    use crate::domain::BASE32_LOWER as B32;
     use rand::Rng;
-    const B32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut rng = thread_rng();
     (0..10).map(|_| B32[rng.gen_range(0..32)] as char).collect()
 }
