@@ -2,7 +2,7 @@
 //! then run again: nothing lost, nothing sent twice. Also the exit code and
 //! message of a broken config.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -228,6 +228,28 @@ fn a_bad_value_in_the_config_exits_2_naming_the_key_and_line() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
     drop(dir);
+}
+
+#[test]
+fn a_bad_quiet_hours_time_exits_2_naming_the_key_and_line() {
+    let (_dir, config) = setup();
+    let text = format!(
+        "{}\n[policy.quiet_hours]\ntimezone = \"Europe/Berlin\"\nstart = \"22:00\"\nend = \"7 o'clock\"\n",
+        config_text("", FILE_DIRECTORY)
+    );
+    std::fs::write(&config, &text).unwrap();
+    let line = text.lines().position(|l| l.contains("o'clock")).unwrap() + 1;
+    let out = run(&config, &["once"], false);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("policy.quiet_hours.end"),
+        "names the key: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("line {line}")),
+        "names line {line}: {stderr}"
+    );
 }
 
 #[test]
