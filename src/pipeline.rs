@@ -385,6 +385,7 @@ impl Pipeline {
             lookup: None,
             oversize: fetched.oversize,
             malformed: !inbound.warnings.is_empty() && inbound.from.is_none(),
+            thread: matched.strength(),
         };
         let existing = match matched.case() {
             Some(id) => Some(self.load(id)?).filter(|c| c.accepts_reopen(now, &self.policy)),
@@ -408,7 +409,7 @@ impl Pipeline {
             }
         };
         let mut merged = case.fields.clone();
-        merged.merge(&message.fields);
+        merged.merge(&message.fields_for(&case.fields));
         let needs_lookup = matches!(
             case.verification,
             Verification::NotStarted

@@ -706,6 +706,13 @@ impl ThreadLookup for Store {
             .map(|m| (m.case_id, m.role))
     }
 
+    fn is_our_message(&self, message_id: &str) -> bool {
+        self.message(message_id)
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.direction == "out")
+    }
+
     fn case_exists(&self, case: &CaseId) -> bool {
         self.tree("cases")
             .contains_key(case.as_str())

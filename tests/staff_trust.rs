@@ -246,7 +246,10 @@ async fn app_with_case(hops: usize) -> (TestApp, Case) {
         &format!("trusted_authserv_ids = [\"mx.pypi.example\"]\ntrusted_received_hops = {hops}"),
     );
     let mut app = TestApp::spawn_with_config(config).await;
-    app.deliver(&complete_request("Jo <jo@example.org>", "req-1@example.org"));
+    app.deliver(&complete_request(
+        "Jo <jo@example.org>",
+        "req-1@example.org",
+    ));
     app.pass(T0).await;
     let case = app.case_of(REQUESTER);
     assert_eq!(case.state, CaseState::AwaitingVerification);
@@ -254,8 +257,7 @@ async fn app_with_case(hops: usize) -> (TestApp, Case) {
 }
 
 /// What the forger writes: two commands and a text to relay.
-const FORGED_BODY: &str =
-    "/close\r\n/verify\r\nYour account is now linked to the new address.\r\n";
+const FORGED_BODY: &str = "/close\r\n/verify\r\nYour account is now linked to the new address.\r\n";
 
 /// A staff reply in the case thread under the given header block.
 fn staff_reply(app: &TestApp, case: &Case, headers: &str, body: &str) -> String {
@@ -283,13 +285,21 @@ async fn forged_layout_runs_nothing(hops: usize, headers: &str) {
         after.verification, case.verification,
         "/verify issued no new challenge"
     );
-    assert_eq!(app.sent_to(LINKED).len(), to_linked, "no new challenge mail");
+    assert_eq!(
+        app.sent_to(LINKED).len(),
+        to_linked,
+        "no new challenge mail"
+    );
     assert_eq!(
         app.sent_to(REQUESTER).len(),
         to_requester,
         "nothing relayed to the requester"
     );
-    assert!(after.flags.contains(&Flag::ForgedStaff), "{:?}", after.flags);
+    assert!(
+        after.flags.contains(&Flag::ForgedStaff),
+        "{:?}",
+        after.flags
+    );
     let alert = app
         .sent_to(STAFF_LIST)
         .into_iter()
