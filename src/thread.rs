@@ -14,6 +14,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::domain::CaseId;
+use crate::error::Result;
 use crate::parse::Inbound;
 
 /// Characters of the reply-address MAC (lower-case base32, 50 bits).
@@ -129,17 +130,21 @@ pub enum ThreadStrength {
 }
 
 /// What threading needs to know from the store.
+///
+/// Every answer can fail: a store error must fail the message (it is kept and
+/// retried), never read as "not found", which would open a new case and
+/// acknowledge it.
 pub trait ThreadLookup {
     /// The case and thread of a Message-ID we received or sent.
-    fn case_of_message(&self, message_id: &str) -> Option<(CaseId, Role)>;
+    fn case_of_message(&self, message_id: &str) -> Result<Option<(CaseId, Role)>>;
     /// Whether a Message-ID is one of the messages we sent.
-    fn is_our_message(&self, message_id: &str) -> bool;
+    fn is_our_message(&self, message_id: &str) -> Result<bool>;
     /// Whether a case exists.
-    fn case_exists(&self, case: &CaseId) -> bool;
+    fn case_exists(&self, case: &CaseId) -> Result<bool>;
     /// Whether an address has written on, or been written to on, a case.
-    fn is_participant(&self, case: &CaseId, address: &str) -> bool;
+    fn is_participant(&self, case: &CaseId, address: &str) -> Result<bool>;
     /// The open case of a sender, if any.
-    fn open_case_of_sender(&self, address: &str) -> Option<CaseId>;
+    fn open_case_of_sender(&self, address: &str) -> Result<Option<CaseId>>;
 }
 
 /// The reply-address token for a case thread: `rd-7k3m9q.<mac>` or
@@ -229,13 +234,14 @@ pub fn tag_for(case: &CaseId) -> String {
     format!("[Case {case}]")
 }
 
-/// Applies threading rules 1–4 to one message.
+/// Applies threading rules 1–4 to one message; fails only when the lookup
+/// does.
 pub fn match_case(
     inbound: &Inbound,
     lookup: &impl ThreadLookup,
     support: &crate::domain::EmailAddress,
     key: &[u8],
-) -> CaseMatch {
+) -> Result<CaseMatch> {
     // The envelope recipient that our own MTA records (Delivered-To,
     // X-Original-To) counts too: staff often Bcc the case address.
     let envelope = inbound
@@ -244,36 +250,50 @@ pub fn match_case(
         .map(|v| v.trim().trim_start_matches('<').trim_end_matches('>'));
     for address in inbound.recipients().map(|a| a.as_str()).chain(envelope) {
         if let Some((case, role)) = parse_reply_address(address, support, key) {
-            if lookup.case_exists(&case) {
-                return CaseMatch::ReplyAddress { case, role };
+            if lookup.case_exists(&case)? {
+                return Ok(CaseMatch::ReplyAddress { case, role });
             }
         }
     }
     for id in inbound.thread_keys() {
-        if let Some((case, role)) = lookup.case_of_message(id) {
-            let ours = inbound.thread_keys().into_iter().any(|other| {
-                lookup.is_our_message(other)
-                    && lookup
-                        .case_of_message(other)
-                        .is_some_and(|(c, _)| c == case)
-            });
-            return CaseMatch::Reference { case, role, ours };
+        if let Some((case, role)) = lookup.case_of_message(id)? {
+            let ours = names_our_message(inbound, lookup, &case)?;
+            return Ok(CaseMatch::Reference { case, role, ours });
         }
     }
     let sender = inbound.from_address().map(|a| a.as_str().to_owned());
-    if let Some(case) = subject_tag(&inbound.subject).filter(|c| lookup.case_exists(c)) {
-        return match &sender {
-            Some(s) if lookup.is_participant(&case, s) => CaseMatch::SubjectTag { case },
-            _ => CaseMatch::UnverifiedTag { case },
-        };
+    if let Some(case) = subject_tag(&inbound.subject) {
+        if lookup.case_exists(&case)? {
+            let known = match &sender {
+                Some(s) => lookup.is_participant(&case, s)?,
+                None => false,
+            };
+            return Ok(if known {
+                CaseMatch::SubjectTag { case }
+            } else {
+                CaseMatch::UnverifiedTag { case }
+            });
+        }
     }
-    if let Some(case) = sender
-        .as_deref()
-        .and_then(|s| lookup.open_case_of_sender(s))
-    {
-        return CaseMatch::OpenCaseOfSender { case };
+    if let Some(s) = sender.as_deref() {
+        if let Some(case) = lookup.open_case_of_sender(s)? {
+            return Ok(CaseMatch::OpenCaseOfSender { case });
+        }
     }
-    CaseMatch::New
+    Ok(CaseMatch::New)
+}
+
+/// Whether the message names one of the messages we sent on `case`: our
+/// Message-IDs are unguessable, so only someone who got that mail knows one.
+fn names_our_message(inbound: &Inbound, lookup: &impl ThreadLookup, case: &CaseId) -> Result<bool> {
+    for id in inbound.thread_keys() {
+        if lookup.is_our_message(id)?
+            && lookup.case_of_message(id)?.is_some_and(|(c, _)| &c == case)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -294,22 +314,23 @@ mod tests {
     }
 
     impl ThreadLookup for FakeLookup {
-        fn case_of_message(&self, id: &str) -> Option<(CaseId, Role)> {
-            self.messages.get(id).cloned()
+        fn case_of_message(&self, id: &str) -> Result<Option<(CaseId, Role)>> {
+            Ok(self.messages.get(id).cloned())
         }
-        fn is_our_message(&self, id: &str) -> bool {
-            self.ours.iter().any(|o| o == id)
+        fn is_our_message(&self, id: &str) -> Result<bool> {
+            Ok(self.ours.iter().any(|o| o == id))
         }
-        fn case_exists(&self, case: &CaseId) -> bool {
-            self.cases.contains(case)
+        fn case_exists(&self, case: &CaseId) -> Result<bool> {
+            Ok(self.cases.contains(case))
         }
-        fn is_participant(&self, case: &CaseId, address: &str) -> bool {
-            self.participants
+        fn is_participant(&self, case: &CaseId, address: &str) -> Result<bool> {
+            Ok(self
+                .participants
                 .iter()
-                .any(|(c, a)| c == case && a == address)
+                .any(|(c, a)| c == case && a == address))
         }
-        fn open_case_of_sender(&self, address: &str) -> Option<CaseId> {
-            self.open.get(address).cloned()
+        fn open_case_of_sender(&self, address: &str) -> Result<Option<CaseId>> {
+            Ok(self.open.get(address).cloned())
         }
     }
 
@@ -323,6 +344,46 @@ mod tests {
 
     fn mail(headers: &str) -> Inbound {
         crate::parse::parse(format!("From: jo@example.org\r\n{headers}\r\n\r\nhi\r\n").as_bytes())
+    }
+
+    /// A store that fails every lookup, as a full or corrupt disk would.
+    struct FailingLookup;
+
+    fn disk_error() -> crate::error::Error {
+        crate::error::Error::Store(sled::Error::Io(std::io::Error::other("disk gone")))
+    }
+
+    impl ThreadLookup for FailingLookup {
+        fn case_of_message(&self, _: &str) -> Result<Option<(CaseId, Role)>> {
+            Err(disk_error())
+        }
+        fn is_our_message(&self, _: &str) -> Result<bool> {
+            Err(disk_error())
+        }
+        fn case_exists(&self, _: &CaseId) -> Result<bool> {
+            Err(disk_error())
+        }
+        fn is_participant(&self, _: &CaseId, _: &str) -> Result<bool> {
+            Err(disk_error())
+        }
+        fn open_case_of_sender(&self, _: &str) -> Result<Option<CaseId>> {
+            Err(disk_error())
+        }
+    }
+
+    #[test]
+    fn a_failing_store_fails_threading_instead_of_opening_a_new_case() {
+        // No reply address, no references, no tag: only the sender lookup
+        // is asked, and its failure must not read as "no open case".
+        let plain = mail("Subject: help");
+        assert!(matches!(
+            match_case(&plain, &FailingLookup, &support(), KEY),
+            Err(crate::error::Error::Store(_))
+        ));
+        let reply = mail("Subject: Re: x\r\nIn-Reply-To: <a@b>");
+        assert!(match_case(&reply, &FailingLookup, &support(), KEY).is_err());
+        let tagged = mail("Subject: [Case RD-7K3M9Q] again");
+        assert!(match_case(&tagged, &FailingLookup, &support(), KEY).is_err());
     }
 
     #[test]
@@ -354,7 +415,7 @@ mod tests {
             "Delivered-To: {to}\r\nTo: jo@example.org\r\nSubject: hi"
         ));
         assert_eq!(
-            match_case(&m, &lookup, &support(), KEY),
+            match_case(&m, &lookup, &support(), KEY).unwrap(),
             CaseMatch::ReplyAddress {
                 case: case(),
                 role: Role::Case
@@ -362,7 +423,7 @@ mod tests {
         );
         let forged = mail("Delivered-To: support+rd-7k3m9q.aaaaaaaaaa@pypi.example\r\nSubject: hi");
         assert_eq!(
-            match_case(&forged, &lookup, &support(), KEY),
+            match_case(&forged, &lookup, &support(), KEY).unwrap(),
             CaseMatch::New
         );
     }
@@ -387,7 +448,7 @@ mod tests {
         let to = reply_address(&support(), KEY, &case(), Role::Case);
         let m = mail(&format!("To: {to}\r\nSubject: re"));
         assert_eq!(
-            match_case(&m, &lookup, &support(), KEY),
+            match_case(&m, &lookup, &support(), KEY).unwrap(),
             CaseMatch::ReplyAddress {
                 case: case(),
                 role: Role::Case
@@ -410,7 +471,7 @@ mod tests {
         lookup.ours.push("ack@pypi.example".into());
         let m = mail("To: support@pypi.example\r\nReferences: <x@y> <ack@pypi.example>");
         assert_eq!(
-            match_case(&m, &lookup, &support(), KEY),
+            match_case(&m, &lookup, &support(), KEY).unwrap(),
             CaseMatch::Reference {
                 case: case(),
                 role: Role::Case,
@@ -420,7 +481,7 @@ mod tests {
         // Naming only the requester's own message proves nothing: anyone
         // copied on it knows its Message-ID.
         let theirs = mail("To: support@pypi.example\r\nIn-Reply-To: <req@example.org>");
-        let matched = match_case(&theirs, &lookup, &support(), KEY);
+        let matched = match_case(&theirs, &lookup, &support(), KEY).unwrap();
         assert_eq!(
             matched,
             CaseMatch::Reference {
@@ -435,7 +496,9 @@ mod tests {
             "To: support@pypi.example\r\nIn-Reply-To: <req@example.org>\r\nReferences: <ack@pypi.example>",
         );
         assert_eq!(
-            match_case(&both, &lookup, &support(), KEY).strength(),
+            match_case(&both, &lookup, &support(), KEY)
+                .unwrap()
+                .strength(),
             ThreadStrength::Proven
         );
     }
@@ -449,7 +512,9 @@ mod tests {
         let to = reply_address(&support(), KEY, &case(), Role::Case);
         let by_address = mail(&format!("To: {to}\r\nSubject: re"));
         assert_eq!(
-            match_case(&by_address, &lookup, &support(), KEY).strength(),
+            match_case(&by_address, &lookup, &support(), KEY)
+                .unwrap()
+                .strength(),
             ThreadStrength::Proven
         );
         lookup.participants.push((case(), "jo@example.org".into()));
@@ -457,7 +522,7 @@ mod tests {
         let tagged = mail("To: support@pypi.example\r\nSubject: Re: [Case RD-7K3M9Q] help");
         let by_sender = mail("To: support@pypi.example\r\nSubject: help");
         for m in [tagged, by_sender] {
-            let matched = match_case(&m, &lookup, &support(), KEY);
+            let matched = match_case(&m, &lookup, &support(), KEY).unwrap();
             assert!(matched.case().is_some(), "{matched:?}");
             assert_eq!(
                 matched.strength(),
@@ -475,12 +540,12 @@ mod tests {
         };
         let m = mail("To: support@pypi.example\r\nSubject: Re: [Case RD-7K3M9Q] help");
         assert_eq!(
-            match_case(&m, &lookup, &support(), KEY),
+            match_case(&m, &lookup, &support(), KEY).unwrap(),
             CaseMatch::UnverifiedTag { case: case() }
         );
         lookup.participants.push((case(), "jo@example.org".into()));
         assert_eq!(
-            match_case(&m, &lookup, &support(), KEY),
+            match_case(&m, &lookup, &support(), KEY).unwrap(),
             CaseMatch::SubjectTag { case: case() }
         );
     }
@@ -489,10 +554,13 @@ mod tests {
     fn a_sender_with_an_open_case_joins_it_and_a_stranger_gets_a_new_case() {
         let mut lookup = FakeLookup::default();
         let m = mail("To: support@pypi.example\r\nSubject: help");
-        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::New);
+        assert_eq!(
+            match_case(&m, &lookup, &support(), KEY).unwrap(),
+            CaseMatch::New
+        );
         lookup.open.insert("jo@example.org".into(), case());
         assert_eq!(
-            match_case(&m, &lookup, &support(), KEY),
+            match_case(&m, &lookup, &support(), KEY).unwrap(),
             CaseMatch::OpenCaseOfSender { case: case() }
         );
     }
