@@ -28,6 +28,7 @@ pub mod ratelimit;
 pub mod request;
 pub mod request_rules;
 pub mod secrets;
+pub(crate) mod at_rest;
 pub mod staff_cmd;
 pub mod thread;
 

@@ -30,7 +30,7 @@ use crate::source::Fetched;
 use crate::store::{Commit, InboundRecord, MsgIndex, OutboxItem, Store};
 use crate::templates::SharedTemplates;
 use crate::thread::{self, CaseMatch, Role};
-use crate::{staff_cmd, verify};
+use crate::{secrets, staff_cmd, verify};
 
 /// What happened to one inbound message (for logs, replay and metrics).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -140,7 +140,7 @@ impl Pipeline {
             return Ok(handled);
         }
         let mut commit = Commit {
-            raw: Some((inbound.content_hash.clone(), fetched.raw.clone())),
+            raw: Some((inbound.content_hash.clone(), reading.raw_to_keep(fetched))),
             cursor,
             ..Commit::default()
         };
@@ -378,7 +378,7 @@ impl Pipeline {
             fields: reading.fields.clone(),
             quoted_codes: reading.quoted_codes.clone(),
             codes: new_codes,
-            secrets: reading.redacted.found.clone(),
+            secrets: reading.secrets_found(),
             language: reading.language.clone(),
             opens_case: false,
             duplicate: matches!(matched, CaseMatch::OpenCaseOfSender { .. }),
@@ -569,7 +569,7 @@ impl Pipeline {
                 to: inbound.recipients().map(|a| a.to_string()).collect(),
                 // A challenge code typed into a subject stays in the raw mail only,
                 // never in the case (store, export, listings).
-                subject: verify::redact_codes(&inbound.subject, "[code]")
+                subject: verify::redact_codes(&secrets::redact(&inbound.subject).text, "[code]")
                     .chars()
                     .take(MAX_SUBJECT_CHARS)
                     .collect(),
