@@ -286,7 +286,9 @@ mod tests {
     const TOKEN: &str = "pypi-AgEIcHlwaS5vcmcCJGI4ZTU5ZmJhLWY0NmUtNDVkYy04NjY2";
 
     fn reparse(bytes: &[u8]) -> mail_parser::Message<'_> {
-        MessageParser::default().parse(bytes).expect("still a message")
+        MessageParser::default()
+            .parse(bytes)
+            .expect("still a message")
     }
 
     fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -313,7 +315,10 @@ mod tests {
         assert_eq!(again.subject(), Some("my token [redacted api_token]"));
         let text = again.body_text(0).unwrap();
         assert!(text.contains("Here it is: [redacted api_token]"), "{text}");
-        assert!(text.contains("Grüße"), "the charset is carried over: {text}");
+        assert!(
+            text.contains("Grüße"),
+            "the charset is carried over: {text}"
+        );
         assert_eq!(again.message_id(), Some("a@example.org"));
         assert_eq!(
             again.from().unwrap().first().unwrap().address(),
@@ -334,7 +339,10 @@ mod tests {
             again.subject(),
             Some("Zugang verloren – [redacted api_token]")
         );
-        assert!(again.body_text(0).unwrap().contains("plain [redacted api_token]"));
+        assert!(again
+            .body_text(0)
+            .unwrap()
+            .contains("plain [redacted api_token]"));
         let html = again.body_html(0).unwrap();
         assert!(html.contains("token [redacted api_token]"), "{html}");
         assert!(!html.contains(TOKEN));

@@ -19,6 +19,7 @@ pub mod domain;
 pub mod error;
 pub mod secret;
 
+pub(crate) mod at_rest;
 pub mod authres;
 pub mod classify;
 pub mod lang;
@@ -28,7 +29,6 @@ pub mod ratelimit;
 pub mod request;
 pub mod request_rules;
 pub mod secrets;
-pub(crate) mod at_rest;
 pub mod staff_cmd;
 pub mod thread;
 

@@ -5,10 +5,16 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use common::*;
+use futures::future::{BoxFuture, FutureExt};
+use recoverydesk::error::Result;
 use recoverydesk::report;
+use recoverydesk::source::{Fetched, Source};
 
 const TOKEN: &str = "pypi-AgEIcHlwaS5vcmcCJGI4ZTU5ZmJhLWY0NmUtNDVkYy04NjY2ZDhmNzg1";
 const PASSWORD: &str = "Hunter2-Hunter2";
@@ -69,10 +75,7 @@ async fn the_store_show_and_export_never_hold_the_secret_in_clear() {
     for bytes in &kept {
         assert!(!holds(bytes, TOKEN), "the token is in the store");
         assert!(!holds(bytes, PASSWORD), "the password is in the store");
-        assert!(
-            !holds(bytes, &html_b64),
-            "the base64 part is in the store"
-        );
+        assert!(!holds(bytes, &html_b64), "the base64 part is in the store");
     }
 
     let show = report::show(app.store(), &case, T0).unwrap();
@@ -90,4 +93,63 @@ async fn the_store_show_and_export_never_hold_the_secret_in_clear() {
     app.deliver(&request());
     let again = app.pass(T0 + 60).await;
     assert!(again.handled[0].repeat, "{:?}", again.handled);
+}
+
+/// A source that hands out one batch and records how each id was marked.
+struct Recording {
+    batch: Vec<Fetched>,
+    marks: Arc<Mutex<Vec<(String, &'static str)>>>,
+}
+
+impl Recording {
+    fn mark(&self, ids: &[String], how: &'static str) {
+        let mut marks = self.marks.lock().unwrap();
+        marks.extend(ids.iter().map(|id| (id.clone(), how)));
+    }
+}
+
+impl Source for Recording {
+    fn fetch_batch(&mut self, _max: usize) -> BoxFuture<'_, Result<Vec<Fetched>>> {
+        let batch = std::mem::take(&mut self.batch);
+        async move { Ok(batch) }.boxed()
+    }
+    fn mark_done<'a>(&'a mut self, ids: &'a [String]) -> BoxFuture<'a, Result<()>> {
+        self.mark(ids, "done");
+        async { Ok(()) }.boxed()
+    }
+    fn mark_secret<'a>(&'a mut self, ids: &'a [String]) -> BoxFuture<'a, Result<()>> {
+        self.mark(ids, "secret");
+        async { Ok(()) }.boxed()
+    }
+    fn wait_for_new(&mut self, _timeout: Duration) -> BoxFuture<'_, Result<()>> {
+        async { Ok(()) }.boxed()
+    }
+    fn describe(&self) -> String {
+        "recording".into()
+    }
+}
+
+#[tokio::test]
+async fn the_worker_marks_mail_that_held_a_secret_apart() {
+    let mut app = TestApp::spawn().await;
+    let fetched = |id: &str, raw: String| Fetched {
+        source_id: id.into(),
+        raw: raw.into_bytes(),
+        oversize: None,
+        cursor: None,
+    };
+    let plain = complete_request("Ann <ann@example.org>", "plain-1@example.org");
+    let marks = Arc::new(Mutex::new(Vec::new()));
+    app.worker.source = Box::new(Recording {
+        batch: vec![fetched("plain", plain), fetched("secret", request())],
+        marks: marks.clone(),
+    });
+    let report = app.pass(T0).await;
+    assert_eq!(report.errors, 0);
+    let mut marks = marks.lock().unwrap().clone();
+    marks.sort();
+    assert_eq!(
+        marks,
+        vec![("plain".into(), "done"), ("secret".into(), "secret")]
+    );
 }

@@ -143,6 +143,10 @@ impl Source for ImapSource {
         self.mark(source_ids).boxed()
     }
 
+    fn mark_secret<'a>(&'a mut self, source_ids: &'a [String]) -> BoxFuture<'a, Result<()>> {
+        self.mark_set_aside(source_ids).boxed()
+    }
+
     fn wait_for_new(&mut self, timeout: Duration) -> BoxFuture<'_, Result<()>> {
         async move {
             let res = self.wait(timeout).await;
