@@ -56,6 +56,7 @@ pub mod digest;
 pub mod ops;
 pub mod replay;
 pub mod report;
+pub mod staff_probe;
 
 pub mod source;
 pub mod transport;
