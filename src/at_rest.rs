@@ -357,9 +357,7 @@ mod tests {
 
     #[test]
     fn a_forwarded_message_is_redacted_inside() {
-        let raw = format!(
-            "From: jo@example.org\r\nSubject: fwd\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee below\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: jo@example.org\r\nSubject: old\r\n\r\nmy password is Hunter2hunter\r\n--b--\r\n"
-        );
+        let raw = "From: jo@example.org\r\nSubject: fwd\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee below\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: jo@example.org\r\nSubject: old\r\n\r\nmy password is Hunter2hunter\r\n--b--\r\n";
         let kept = redact_raw(raw.as_bytes()).expect("redacted");
         assert!(!contains(&kept.bytes, "Hunter2hunter"));
         assert_eq!(kept.found, vec![SecretKind::Password]);
