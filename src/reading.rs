@@ -49,6 +49,32 @@ pub struct Reading {
     pub fields: RequestFields,
     /// The language of the new text, when it can be told.
     pub language: Option<String>,
+    /// The copy to store when the message holds a secret anywhere (any
+    /// header a person writes, any text part, quoted history included);
+    /// `None` keeps the bytes as they came.
+    pub(crate) kept: Option<crate::at_rest::Kept>,
+}
+
+impl Reading {
+    /// The bytes the store keeps of this message: never a secret in clear.
+    pub fn raw_to_keep(&self, fetched: &Fetched) -> Vec<u8> {
+        match &self.kept {
+            Some(kept) => kept.bytes.clone(),
+            None => fetched.raw.clone(),
+        }
+    }
+
+    /// Every kind of secret the message held: in the new text, and in a
+    /// subject or quoted text, which the requester should revoke as well.
+    pub fn secrets_found(&self) -> Vec<secrets::SecretKind> {
+        let mut found = self.redacted.found.clone();
+        for kind in self.kept.iter().flat_map(|k| &k.found) {
+            if !found.contains(kind) {
+                found.push(*kind);
+            }
+        }
+        found
+    }
 }
 
 /// Reads one message. A panic anywhere in reading becomes an error, so the
@@ -173,6 +199,7 @@ fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Read
         quoted_codes,
         fields,
         language,
+        kept: crate::at_rest::redact_raw(&fetched.raw),
     }
 }
 
