@@ -3,7 +3,7 @@
 //! the case), nor `cases show` or `cases export`; de-duplication still
 //! works on the original bytes.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
