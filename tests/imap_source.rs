@@ -173,6 +173,7 @@ async fn smtp_send_then_imap_fetch_returns_the_message_with_a_cursor_and_mark_do
             username: None,
             password: None,
             timeout: Duration::from_secs(10),
+            connections: 1,
         },
         stack.secrets.path(),
     )

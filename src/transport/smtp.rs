@@ -69,6 +69,13 @@ pub struct SmtpSettings {
     /// Per-command network timeout, e.g. `"30s"` (default 30 s).
     #[serde(default = "default_timeout", deserialize_with = "deserialize_duration")]
     pub timeout: Duration,
+    /// How many connections send at once (default 4, 1 to 32).
+    #[serde(default = "default_connections")]
+    pub connections: usize,
+}
+
+fn default_connections() -> usize {
+    4
 }
 
 fn default_timeout() -> Duration {
@@ -99,6 +106,7 @@ impl SmtpSettings {
 #[derive(Clone)]
 pub struct SmtpTransport {
     inner: AsyncSmtpTransport<Tokio1Executor>,
+    connections: usize,
     place: String,
     tls_name: String,
     description: String,
@@ -123,6 +131,11 @@ pub fn build(settings: &SmtpSettings, base_dir: &Path) -> Result<SmtpTransport> 
         return Err(Error::Config(format!(
             "smtp {place}: tls = \"plain\" sends mail (and any password) in clear; \
              set allow_plaintext = true only for a loopback test server"
+        )));
+    }
+    if !(1..=32).contains(&settings.connections) {
+        return Err(Error::Config(format!(
+            "smtp {place}: connections must be between 1 and 32"
         )));
     }
     if settings.timeout.is_zero() {
@@ -156,7 +169,7 @@ pub fn build(settings: &SmtpSettings, base_dir: &Path) -> Result<SmtpTransport> 
         .port(settings.port)
         .tls(tls)
         .timeout(Some(settings.timeout))
-        .pool_config(PoolConfig::new());
+        .pool_config(PoolConfig::new().max_size(settings.connections as u32));
     if let Some(credentials) = credentials {
         builder = builder.credentials(credentials);
     }
@@ -167,6 +180,7 @@ pub fn build(settings: &SmtpSettings, base_dir: &Path) -> Result<SmtpTransport> 
     };
     Ok(SmtpTransport {
         inner: builder.build(),
+        connections: settings.connections,
         place: place.clone(),
         tls_name: settings.tls_name().to_string(),
         description: format!("smtp+{mode}://{place}"),
@@ -195,7 +209,9 @@ pub async fn check(settings: &SmtpSettings, base_dir: &Path) -> Result<String> {
         Err(e) => Err(match transport.classify(&e) {
             // At check time a refused login or certificate is the
             // operator's to fix, not something to wait out.
-            Error::Transient(text) if is_config_problem(&e) => Error::Config(text),
+            Error::Transient(text) | Error::Unavailable(text) if is_config_problem(&e) => {
+                Error::Config(text)
+            }
             other => other,
         }),
     }
@@ -280,7 +296,9 @@ fn envelope(message: &OutgoingMessage) -> Result<Envelope> {
 
 impl SmtpTransport {
     /// Sorts a lettre error into what the outbox does next, keeping the
-    /// server's own words.
+    /// server's own words: a 5xx is this message's for good, another 4xx
+    /// this message's for now, and everything that would fail any message
+    /// (no connection, TLS, login, 421 closing) pauses the queue.
     fn classify(&self, e: &lettre::transport::smtp::Error) -> Error {
         let place = &self.place;
         if e.is_permanent() && !is_config_problem(e) {
@@ -288,23 +306,24 @@ impl SmtpTransport {
         }
         if is_tls_problem(e) {
             let text = error_chain(e);
-            return Error::Transient(format!(
+            return Error::Unavailable(format!(
                 "smtp {place}: TLS failed for name {:?}: {text} \
                  (check ca_file, tls and port, and that the certificate names {:?})",
                 self.tls_name, self.tls_name
             ));
         }
         if is_config_problem(e) {
-            return Error::Transient(format!(
+            return Error::Unavailable(format!(
                 "smtp {place}: authentication refused (check username and password): {e}"
             ));
         }
-        if e.is_transient() {
+        let closing = e.status().is_some_and(|c| c.to_string() == "421");
+        if e.is_transient() && !closing {
             return Error::Transient(format!("smtp {place}: {e}"));
         }
-        // Connection refused, reset, timeouts, a dropped pool connection:
-        // all worth a later retry.
-        Error::Transient(format!("smtp {place}: {}", error_chain(e)))
+        // Connection refused, reset, timeouts, a dropped pool connection,
+        // 421: worth a retry soon, and not this message's fault.
+        Error::Unavailable(format!("smtp {place}: {}", error_chain(e)))
     }
 }
 
@@ -345,6 +364,10 @@ impl Transport for SmtpTransport {
 
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    fn connections(&self) -> usize {
+        self.connections
     }
 }
 
