@@ -103,11 +103,14 @@ async fn open_source_with(
                 .maildir
                 .as_ref()
                 .ok_or_else(|| Error::Config("source.maildir missing".into()))?;
-            Ok(Box::new(MaildirSource::open(
-                &settings.path(&section.path),
-                settings.raw.source.max_message_bytes,
-                cursor,
-            )?))
+            Ok(Box::new(
+                MaildirSource::open(
+                    &settings.path(&section.path),
+                    settings.raw.source.max_message_bytes,
+                    cursor,
+                )?
+                .with_batch_bytes(settings.raw.source.batch_bytes),
+            ))
         }
         SourceKind::Imap => crate::wiring::open_imap(settings, cursor, eager).await,
     }
@@ -177,8 +180,8 @@ impl Worker {
         Ok(report)
     }
 
-    /// Fetches, ingests, flushes and marks batches until the source has no
-    /// more waiting.
+    /// Fetches, ingests, flushes and marks batches until a fetch comes back
+    /// empty.
     async fn ingest_waiting(&mut self, now: i64, report: &mut PassReport) -> Result<()> {
         let batch_size = self.pipeline.settings.raw.source.batch_size.max(1);
         loop {
@@ -186,7 +189,6 @@ impl Worker {
             if batch.is_empty() {
                 return Ok(());
             }
-            let full = batch.len() >= batch_size;
             let done = self.ingest_batch(batch, now, report).await?;
             // Group commit: one durable flush (fsync) for the whole batch,
             // then mark.
@@ -200,9 +202,8 @@ impl Worker {
             if !self.dry_run {
                 self.source.mark_done(&done).await?;
             }
-            if !full {
-                return Ok(());
-            }
+            // A batch may end short of `batch_size` on its byte budget, so
+            // only an empty fetch says nothing more is waiting.
         }
     }
 

@@ -54,6 +54,7 @@ fn settings(stack: &Stack, user: &str, mailbox: &str) -> ImapSettings {
         idle: true,
         poll_interval: Duration::from_secs(1),
         max_message_bytes: 1024 * 1024,
+        batch_bytes: 8 * 1024 * 1024,
     }
 }
 
