@@ -5,6 +5,7 @@
 
 pub mod file;
 pub mod smtp;
+mod smtp_pool;
 
 use futures::future::BoxFuture;
 
