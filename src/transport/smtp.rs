@@ -21,7 +21,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::Address;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use super::smtp_pool::{Failure, Pool, Protection};
 
@@ -70,7 +70,10 @@ pub struct SmtpSettings {
     #[serde(default)]
     pub password: Option<SecretSource>,
     /// Per-command network timeout, e.g. `"30s"` (default 30 s).
-    #[serde(default = "default_timeout", deserialize_with = "deserialize_duration")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
     pub timeout: Duration,
     /// How many connections send at once (default 4, 1 to 32).
     #[serde(default = "default_connections")]
@@ -83,12 +86,6 @@ fn default_connections() -> usize {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
-}
-
-fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text)
-        .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e}")))
 }
 
 impl SmtpSettings {
