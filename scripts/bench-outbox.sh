@@ -11,12 +11,15 @@
 #   2. builds one desk: BENCH_MESSAGES (2000) complete requests in a Maildir,
 #      handled by `recoverydesk once` with the relay pointed at a closed
 #      port, so every acknowledgement stays queued; copies it per run;
-#   3. BENCH_RUNS (2) times, interleaved: (a) the bare sender sends as many
-#      messages of a reply's size over one lettre transport; (b) `once` on a
+#   3. BENCH_RUNS (2) times, interleaved: the bare sender sends as many
+#      messages of a reply's size, (a0) over lettre's transport as it comes
+#      and (a) over one lettre connection with TCP_NODELAY; (b) `once` on a
 #      fresh copy of the desk, now pointed at Postfix, drains the queue
 #      (RECOVERYDESK_NOW two hours on, past any backoff). With
 #      BENCH_BEFORE_BIN set, (b0) that binary drains its own copy as well.
 #   4. prints msgs/s for each and the ratio b/a per run.
+#
+# BENCH_BIN / BENCH_BARE_BIN name prebuilt binaries (then nothing is built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -35,10 +38,12 @@ done <"$DIR/mailstack.env"
 HOST=$MAILSTACK_HOST
 SMTP_PORT=$MAILSTACK_SMTP_PORT
 
-say "building (release)"
-cargo build --release --locked --quiet --bin recoverydesk --example bare_send
-bin=$root/target/release/recoverydesk
-bare=$root/target/release/examples/bare_send
+if [[ -z ${BENCH_BIN:-} || -z ${BENCH_BARE_BIN:-} ]]; then
+  say "building (release)"
+  cargo build --release --locked --quiet --bin recoverydesk --example bare_send
+fi
+bin=${BENCH_BIN:-$root/target/release/recoverydesk}
+bare=${BENCH_BARE_BIN:-$root/target/release/examples/bare_send}
 
 work=$(mktemp -d /tmp/rd-bench-outbox.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -110,13 +115,15 @@ for run in $(seq 1 "$RUNS"); do
   cp -a "$desk" "$work/run$run"
   [[ -n ${BENCH_BEFORE_BIN:-} ]] && cp -a "$desk" "$work/before$run"
   sleep 3 # let Postfix hand the previous run's mail on
-  a=$("$bare" "$HOST" "$SMTP_PORT" "$N" alice mailstack.test)
+  a0=$("$bare" transport "$HOST" "$SMTP_PORT" "$N" alice mailstack.test)
+  a=$("$bare" nodelay "$HOST" "$SMTP_PORT" "$N" alice mailstack.test)
   b=$(drain "$bin" "$work/run$run")
   b0=""
   [[ -n ${BENCH_BEFORE_BIN:-} ]] && b0=$(drain "$BENCH_BEFORE_BIN" "$work/before$run")
   ra=$(echo "$a" | sed -E 's/.*: ([0-9]+) msgs\/s.*/\1/')
   rb=$(echo "$b" | sed -E 's/.*: ([0-9]+) msgs\/s.*/\1/')
-  echo "run $run: (a) bare lettre sender: $a"
+  echo "run $run: (a0) bare lettre transport as it comes (no TCP_NODELAY): $a0"
+  echo "run $run: (a) bare lettre connection with TCP_NODELAY: $a"
   echo "run $run: (b) recoverydesk once drains the outbox: $b; b/a = $(awk -v a="$ra" -v b="$rb" 'BEGIN { printf "%.2f", b / a }')"
   if [[ -n $b0 ]]; then
     rb0=$(echo "$b0" | sed -E 's/.*: ([0-9]+) msgs\/s.*/\1/')
