@@ -189,7 +189,7 @@ impl Worker {
             if batch.is_empty() {
                 return Ok(());
             }
-            let done = self.ingest_batch(batch, now, report).await?;
+            let (done, secret) = self.ingest_batch(batch, now, report).await?;
             // Group commit: one durable flush (fsync) for the whole batch,
             // then mark.
             self.pipeline.store.flush()?;
@@ -201,27 +201,38 @@ impl Worker {
             }
             if !self.dry_run {
                 self.source.mark_done(&done).await?;
+                self.source.mark_secret(&secret).await?;
             }
             // A batch may end short of `batch_size` on its byte budget, so
             // only an empty fetch says nothing more is waiting.
         }
     }
 
-    /// Ingests one batch in order; returns the source ids to mark.
+    /// Ingests one batch in order; returns the source ids to mark done and
+    /// those that held a secret (marked apart: the source may move them
+    /// aside).
     async fn ingest_batch(
         &mut self,
         batch: Vec<Fetched>,
         now: i64,
         report: &mut PassReport,
-    ) -> Result<Vec<String>> {
+    ) -> Result<(Vec<String>, Vec<String>)> {
         let mut done = Vec::with_capacity(batch.len());
+        let mut secret = Vec::new();
         // Reading is pure and half the work: other cores read ahead
         // while messages meet the store here one by one, in order.
         let batch = Arc::new(batch);
         let mut readings = self.pipeline.read_ahead(batch.clone());
         for fetched in batch.iter() {
             let result = match readings.next().await {
-                Ok(reading) => self.pipeline.ingest_read(fetched, reading, now).await,
+                Ok(reading) => {
+                    let held_secret = reading.kept.is_some();
+                    let result = self.pipeline.ingest_read(fetched, reading, now).await;
+                    if held_secret && result.is_ok() {
+                        secret.push(fetched.source_id.clone());
+                    }
+                    result
+                }
                 Err(e) => Err(e),
             };
             match result {
@@ -236,9 +247,11 @@ impl Worker {
                     quarantine(&self.pipeline.store, fetched, &e, now)?;
                 }
             }
-            done.push(fetched.source_id.clone());
+            if secret.last() != Some(&fetched.source_id) {
+                done.push(fetched.source_id.clone());
+            }
         }
-        Ok(done)
+        Ok((done, secret))
     }
 
     /// The work that needs no mailbox: due timers, the outbox, the digest.
