@@ -459,6 +459,11 @@ mod tests {
 
         fn mark_done<'a>(&'a mut self, ids: &'a [String]) -> BoxFuture<'a, Result<()>> {
             Box::pin(async move {
+                // The worker also marks the (here always empty) list of
+                // messages that held a secret.
+                if ids.is_empty() {
+                    return Ok(());
+                }
                 let syncs = self.store.durable_flushes();
                 let mut seen = self.seen.lock().unwrap();
                 seen.marked_at.push(syncs);
