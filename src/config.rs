@@ -103,6 +103,11 @@ pub struct SourceSection {
     /// Larger messages are stored headers-only and the requester is told.
     #[serde(default = "default_max_bytes")]
     pub max_message_bytes: u64,
+    /// A batch ends once its messages reach this many bytes (a larger
+    /// message is a batch of its own), so memory does not grow with the
+    /// size of the mail.
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: u64,
     /// `[source.maildir]`.
     #[serde(default)]
     pub maildir: Option<MaildirSection>,
@@ -119,6 +124,9 @@ fn default_poll() -> Duration {
 }
 fn default_max_bytes() -> u64 {
     10 * 1024 * 1024
+}
+fn default_batch_bytes() -> u64 {
+    8 * 1024 * 1024
 }
 
 /// Which mailbox source.
@@ -378,6 +386,7 @@ impl Settings {
             imap.batch_size = raw.source.batch_size;
             imap.poll_interval = raw.source.poll_interval;
             imap.max_message_bytes = raw.source.max_message_bytes;
+            imap.batch_bytes = raw.source.batch_bytes;
         }
         let secret_key = raw
             .instance
