@@ -59,6 +59,29 @@ pub fn field_label(field: Field) -> (&'static str, &'static str) {
     crate::labels::for_lang("en").field(field)
 }
 
+/// The mail the rate limit holds back on a case, as staff see it (the
+/// challenge thread's address masked, as everywhere for staff).
+fn held_for_staff(case: &Case, date: &dyn Fn(i64) -> String) -> Vec<Value> {
+    case.held
+        .iter()
+        .map(|h| {
+            let to = match &h.mail.to {
+                Recipient::Requester => case.requester.clone(),
+                Recipient::Other(a) => a.clone(),
+                Recipient::Linked(a) => mask_address(a),
+                Recipient::Staff | Recipient::StaffMember(_) => "staff".into(),
+            };
+            json!({
+                "template": h.mail.template,
+                "to": to,
+                "until": date(h.until),
+                "why": h.why,
+                "merged": h.merged,
+            })
+        })
+        .collect()
+}
+
 /// English label of a reason.
 pub fn reason_label(reason: Reason) -> &'static str {
     crate::labels::for_lang("en").reason(reason)
@@ -223,6 +246,13 @@ impl Composer<'_> {
             "size_bytes": mail.extra.get("size_bytes").and_then(|s| s.parse::<u64>().ok()),
             "limit_bytes": raw.source.max_message_bytes,
         });
+        let number = |key: &str| mail.extra.get(key).and_then(|n| n.parse::<u64>().ok());
+        ctx["flood"] = json!({
+            "kind": mail.extra.get("flood_kind"),
+            "count": number("flood_count"),
+            "interval_minutes": number("interval_minutes"),
+            "threshold": policy.staff_flood_threshold,
+        });
         if matches!(mail.to, Recipient::Other(_)) {
             // A second address asking about the same account must learn
             // nothing about the case: not that it exists, not its id, not
@@ -260,6 +290,7 @@ impl Composer<'_> {
                 "reason": mail.extra.get("reason"),
                 "failed_recipient": mail.extra.get("failed_recipient"),
                 "error": mail.extra.get("error"),
+                "held": held_for_staff(case, &date),
             });
         }
         ctx

@@ -1053,7 +1053,15 @@ async fn a_flood_from_one_address_is_capped_by_the_rate_limit() {
     let log = app.store().events(&case.id).unwrap();
     assert!(
         log.iter()
-            .any(|e| e.what.contains("suppressed by the rate limit")),
+            .any(|e| e.what.contains("held back by the rate limit")),
         "the reason is logged: {log:?}"
     );
+    // What was held is merged into one mail per recipient, sent once the
+    // window allows: a loop gets one more mail, not seven.
+    let before = replies.len();
+    app.pass(T0 + 2 * 3600).await;
+    assert_eq!(app.sent_to("loopy@example.org").len(), before + 1);
+    app.pass(T0 + 4 * 3600).await;
+    assert_eq!(app.sent_to("loopy@example.org").len(), before + 1);
+    assert!(app.case_of("loopy@example.org").held.is_empty());
 }

@@ -199,6 +199,8 @@ pub enum TimerKind {
     ResolvedClose,
     /// Retry an unavailable account directory.
     DirectoryRetry,
+    /// Send the mail the rate limit held back (merged, one per recipient).
+    HeldMail,
 }
 
 impl TimerKind {
@@ -213,6 +215,7 @@ impl TimerKind {
             TimerKind::StaffStatus => "staff_status",
             TimerKind::ResolvedClose => "resolved_close",
             TimerKind::DirectoryRetry => "directory_retry",
+            TimerKind::HeldMail => "held_mail",
         }
     }
 
@@ -234,7 +237,7 @@ impl TimerKind {
 }
 
 /// Every timer kind.
-pub const ALL_TIMERS: [TimerKind; 8] = [
+pub const ALL_TIMERS: [TimerKind; 9] = [
     TimerKind::Reminder,
     TimerKind::CloseInactive,
     TimerKind::ChallengeReminder,
@@ -243,6 +246,7 @@ pub const ALL_TIMERS: [TimerKind; 8] = [
     TimerKind::StaffStatus,
     TimerKind::ResolvedClose,
     TimerKind::DirectoryRetry,
+    TimerKind::HeldMail,
 ];
 
 /// One message on the case, in or out.
@@ -319,6 +323,27 @@ pub struct Case {
     pub continues: Option<CaseId>,
     /// Messages in and out.
     pub messages: Vec<MessageRef>,
+    /// Mail the rate limit held back, at most one per recipient, sent by
+    /// the [`TimerKind::HeldMail`] timer (stores from before it read as none).
+    #[serde(default)]
+    pub held: Vec<HeldMail>,
+}
+
+/// A mail the rate limit held back instead of dropping it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldMail {
+    /// The mail; composed only when it goes out, so it tells the case as it
+    /// stands then. Never a challenge: a code is not kept in clear.
+    pub mail: Mail,
+    /// When it was first held (Unix seconds).
+    pub since: i64,
+    /// When the limit allows it (Unix seconds).
+    pub until: i64,
+    /// Why it was held, for staff and the case log.
+    pub why: String,
+    /// Earlier held mail this one replaces (template names, oldest first).
+    #[serde(default)]
+    pub merged: Vec<String>,
 }
 
 impl Case {
@@ -350,6 +375,7 @@ impl Case {
             closed_at: None,
             continues: None,
             messages: Vec::new(),
+            held: Vec::new(),
         }
     }
 

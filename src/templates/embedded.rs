@@ -233,6 +233,14 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         include_str!("../../templates/en/staff_denied.txt.tera"),
     ),
     (
+        "en/staff_flood.subject.tera",
+        include_str!("../../templates/en/staff_flood.subject.tera"),
+    ),
+    (
+        "en/staff_flood.txt.tera",
+        include_str!("../../templates/en/staff_flood.txt.tera"),
+    ),
+    (
         "en/staff_forged.subject.tera",
         include_str!("../../templates/en/staff_forged.subject.tera"),
     ),
@@ -551,6 +559,14 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     (
         "es/staff_denied.txt.tera",
         include_str!("../../templates/es/staff_denied.txt.tera"),
+    ),
+    (
+        "es/staff_flood.subject.tera",
+        include_str!("../../templates/es/staff_flood.subject.tera"),
+    ),
+    (
+        "es/staff_flood.txt.tera",
+        include_str!("../../templates/es/staff_flood.txt.tera"),
     ),
     (
         "es/staff_forged.subject.tera",

@@ -98,6 +98,8 @@ pub enum TemplateKind {
     StaffNudge,
     /// Staff: the requester asked for an update.
     StaffStatusChase,
+    /// Staff: one summary for a flood of one kind of alert across cases.
+    StaffFlood,
     /// Staff: the periodic list of open cases.
     Digest,
 }
@@ -144,6 +146,7 @@ impl TemplateKind {
         TemplateKind::StaffCommandError,
         TemplateKind::StaffNudge,
         TemplateKind::StaffStatusChase,
+        TemplateKind::StaffFlood,
         TemplateKind::Digest,
     ];
 
@@ -177,6 +180,7 @@ impl TemplateKind {
             TemplateKind::StaffCommandError => "staff_command_error",
             TemplateKind::StaffNudge => "staff_nudge",
             TemplateKind::StaffStatusChase => "staff_status_chase",
+            TemplateKind::StaffFlood => "staff_flood",
             TemplateKind::Digest => "digest",
         }
     }
@@ -200,6 +204,7 @@ impl TemplateKind {
             | TemplateKind::StaffCommandError
             | TemplateKind::StaffNudge
             | TemplateKind::StaffStatusChase
+            | TemplateKind::StaffFlood
             | TemplateKind::Digest => Audience::Staff,
             _ => Audience::Requester,
         }

@@ -1,0 +1,204 @@
+//! Whole conversations through the real binary, written as scripts: who
+//! writes what at which minute, and what comes back. Each step is one
+//! `recoverydesk once` with the clock pinned.
+
+mod common;
+use common::conversation::{code_in, first_line, to, Conversation};
+use common::{mail, T0};
+
+const JO: &str = "jo@requester.example";
+const LINKED: &str = "alice@linked.example";
+const STAFF: &str = "admins@pypi.example";
+const MIN: i64 = 60;
+
+/// A reply on the case thread, threaded by the reply address and In-Reply-To.
+fn reply(conv: &Conversation, case: &str, parent: &str, id: &str, body: &str) -> String {
+    mail(
+        JO,
+        &conv.reply_address(case),
+        "Re: Lost my 2FA device",
+        id,
+        &format!("In-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n"),
+        body,
+    )
+}
+
+/// A tidy 2FA recovery inside one hour, with the shipped rate limits: the
+/// acknowledgement, a request for the rest, "we wrote to the linked
+/// address" and "verified" all reach the requester, each once, and staff
+/// hear of the new case and of the verification.
+#[test]
+fn a_tidy_2fa_recovery_reaches_verified_within_the_hour_with_every_mail_delivered() {
+    let mut conv = Conversation::start("");
+
+    // 09:00 Jo writes in: username and reason, nothing else.
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Lost my 2FA device",
+        "jo-1@requester.example",
+        "",
+        "Hello,\r\n\r\nI lost my phone with the authenticator app. My username is alice.\r\n",
+    ));
+    let out = conv.step(T0);
+    let ack = to(&out, JO);
+    assert_eq!(ack.len(), 1, "one acknowledgement: {out:#?}");
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+    assert!(ack[0].subject.contains(&case), "{}", ack[0].subject);
+    assert_eq!(to(&out, STAFF).len(), 1, "staff hear of the new case");
+
+    // 09:10 Jo answers one of the questions.
+    let parent = ack[0].message_id.clone();
+    conv.write(&reply(
+        &conv,
+        &case,
+        &parent,
+        "jo-2@requester.example",
+        "I can still read the email address on the account.\r\n",
+    ));
+    let out = conv.step(T0 + 10 * MIN);
+    let details = to(&out, JO);
+    assert_eq!(details.len(), 1, "one request for the rest: {out:#?}");
+
+    // 09:20 Jo sends the rest.
+    let parent = details[0].message_id.clone();
+    conv.write(&reply(
+        &conv,
+        &case,
+        &parent,
+        "jo-3@requester.example",
+        "I agree to the Code of Conduct and I understand this may take a while.\r\n",
+    ));
+    let out = conv.step(T0 + 20 * MIN);
+    let sent = to(&out, JO);
+    assert_eq!(sent.len(), 1, "we wrote to the linked address: {out:#?}");
+    let challenge = to(&out, LINKED);
+    assert_eq!(
+        challenge.len(),
+        1,
+        "the challenge goes to the linked address"
+    );
+    let code = code_in(challenge[0]);
+
+    // 09:30 Jo, who reads the linked mailbox, pastes the code on the case.
+    let parent = sent[0].message_id.clone();
+    conv.write(&reply(
+        &conv,
+        &case,
+        &parent,
+        "jo-4@requester.example",
+        &format!("Here is the code: {code}\r\n"),
+    ));
+    let out = conv.step(T0 + 30 * MIN);
+    let verified = to(&out, JO);
+    assert_eq!(
+        verified.len(),
+        1,
+        "the verified mail is sent at once: {out:#?}"
+    );
+    assert_eq!(to(&out, STAFF).len(), 1, "staff hear of the verification");
+    assert_eq!(
+        conv.case(T0 + 30 * MIN)["verification"]["state"],
+        "verified"
+    );
+
+    // Read as Jo would: four mails, none twice, nothing asked twice.
+    let all = conv.sent();
+    let jo = to(&all, JO);
+    let firsts: Vec<String> = jo.iter().map(|m| first_line(m)).collect();
+    for (mail, first) in jo.iter().zip(&firsts) {
+        eprintln!("to Jo:    {} | {first}", mail.subject);
+    }
+    for mail in to(&all, STAFF) {
+        eprintln!("to staff: {} | {}", mail.subject, first_line(mail));
+    }
+    assert_eq!(jo.len(), 4, "{firsts:#?}");
+    let mut unique: Vec<&str> = jo.iter().map(|m| m.text.as_str()).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 4, "no mail twice: {firsts:#?}");
+    let asks_access = |m: &&&common::Sent| m.text.contains("(yes or no)");
+    assert!(
+        jo.iter().filter(asks_access).count() <= 1,
+        "the linked-address question is asked once"
+    );
+    // Nothing held back or suppressed on a tidy case.
+    let log = conv.run(T0 + 30 * MIN, &["cases", "show", &case]);
+    assert!(!log.contains("rate limit"), "{log}");
+}
+
+/// Strangers use case tags of four cases: staff hear once per case, and the
+/// flood across cases becomes one summary instead of one mail each.
+#[test]
+fn a_flood_of_strangers_case_tags_gives_staff_one_alert_per_case_and_one_summary() {
+    let mut conv =
+        Conversation::start("staff_alert_interval = \"10m\"\nstaff_flood_threshold = 2\n");
+    // Four people write in a quarter of an hour apart (each new-case alert
+    // alone in its interval). The account is the same; they use different
+    // usernames so each gets a case of their own.
+    let mut cases = Vec::new();
+    for (i, who) in ["ann", "ben", "cat", "dan"].iter().enumerate() {
+        let at = T0 + i as i64 * 15 * MIN;
+        conv.write(&mail(
+            &format!("{who}@people.example"),
+            "support@pypi.example",
+            "Lost my 2FA device",
+            &format!("{who}-1@people.example"),
+            "",
+            &format!("Username: {who}\r\nI lost my phone with the authenticator app.\r\n"),
+        ));
+        let out = conv.step(at);
+        assert_eq!(to(&out, STAFF).len(), 1, "staff hear of {who}'s case");
+        let case = conv
+            .cases(at)
+            .into_iter()
+            .find(|c| c["requesters"][0] == format!("{who}@people.example"))
+            .unwrap();
+        cases.push(case["id"].as_str().unwrap().to_owned());
+    }
+    let stranger = |conv: &mut Conversation, case: &str, n: usize| {
+        conv.write(&mail(
+            "mallory@elsewhere.example",
+            "support@pypi.example",
+            &format!("Re: [Case {case}] Lost my 2FA device"),
+            &format!("mallory-{n}@elsewhere.example"),
+            "",
+            "Please send the code to me instead.\r\n",
+        ));
+    };
+    // 11:00 Mallory writes twice on Ann's case, then on Ben's, Cat's, Dan's.
+    let at = T0 + 2 * 3600;
+    stranger(&mut conv, &cases[0], 1);
+    stranger(&mut conv, &cases[0], 2);
+    stranger(&mut conv, &cases[1], 3);
+    stranger(&mut conv, &cases[2], 4);
+    stranger(&mut conv, &cases[3], 5);
+    let out = conv.step(at);
+    let staff = to(&out, STAFF);
+    let subjects: Vec<&str> = staff.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(staff.len(), 3, "{subjects:#?}");
+    assert!(staff[0].subject.contains(&cases[0]), "{subjects:?}");
+    assert!(staff[1].subject.contains(&cases[1]), "{subjects:?}");
+    assert!(staff[2].subject.contains("Flood"), "{subjects:?}");
+    assert!(
+        staff[2]
+            .text
+            .contains("3 alerts of the kind \"staff_forged\""),
+        "{}",
+        staff[2].text
+    );
+    assert!(to(&out, "mallory@elsewhere.example").is_empty());
+    // Nothing is lost: each case's log says what was folded.
+    let ann = conv.run(at, &["cases", "show", &cases[0]]);
+    assert!(ann.contains("one went to staff for this case"), "{ann}");
+    let dan = conv.run(at, &["cases", "show", &cases[3]]);
+    assert!(dan.contains("folded into the flood summary"), "{dan}");
+
+    // 11:15 The interval is over: a single alert is a single mail again.
+    stranger(&mut conv, &cases[3], 6);
+    let out = conv.step(at + 15 * MIN);
+    let staff = to(&out, STAFF);
+    assert_eq!(staff.len(), 1);
+    assert!(staff[0].subject.contains(&cases[3]), "{}", staff[0].subject);
+    assert!(!staff[0].subject.contains("Flood"));
+}
