@@ -115,4 +115,24 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn folded_alerts_are_counted_per_template() {
+        let m = Metrics::default();
+        m.fold_alert("staff_forged");
+        m.fold_alert("staff_forged");
+        m.fold_alert("staff_delivery_failure");
+        let text = m.render();
+        assert!(
+            text.contains("recoverydesk_staff_alerts_folded_total{template=\"staff_forged\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "recoverydesk_staff_alerts_folded_total{template=\"staff_delivery_failure\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("recoverydesk_staff_flood_summaries_total 0"));
+    }
 }

@@ -202,3 +202,91 @@ fn a_flood_of_strangers_case_tags_gives_staff_one_alert_per_case_and_one_summary
     assert!(staff[0].subject.contains(&cases[3]), "{}", staff[0].subject);
     assert!(!staff[0].subject.contains("Flood"));
 }
+
+/// With a tight progress limit, news that cannot go out at once waits on
+/// the case, staff see it waiting, and it goes out later as one mail that
+/// tells the case as it stands: never dropped, never twice.
+#[test]
+fn progress_mail_over_its_limit_waits_on_the_case_and_goes_out_merged() {
+    let mut conv =
+        Conversation::start("[policy.rate_limit_progress]\nper_hour = 2\nper_day = 30\n");
+
+    // 09:00 Jo writes in: username and reason only.
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Lost my 2FA device",
+        "jo-1@requester.example",
+        "",
+        "Username: alice\r\nI lost my phone with the authenticator app.\r\n",
+    ));
+    let out = conv.step(T0);
+    let ack = to(&out, JO);
+    assert_eq!(ack.len(), 1);
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+
+    // 09:05 Jo answers two questions: the request for the last one is the
+    // second mail.
+    conv.write(&reply(
+        &conv,
+        &case,
+        &ack[0].message_id,
+        "jo-2@requester.example",
+        "I agree to the Code of Conduct and understand this may take a while.\r\n",
+    ));
+    let out = conv.step(T0 + 5 * MIN);
+    assert_eq!(to(&out, JO).len(), 1, "{out:#?}");
+
+    // 09:10 Jo says yes: the challenge goes to the linked address at once,
+    // but "we wrote to the linked address" is over Jo's limit: it waits.
+    conv.write(&reply(
+        &conv,
+        &case,
+        &ack[0].message_id,
+        "jo-3@requester.example",
+        "I still have access to the email address on the account.\r\n",
+    ));
+    let out = conv.step(T0 + 10 * MIN);
+    assert!(to(&out, JO).is_empty(), "{out:#?}");
+    let challenge = to(&out, LINKED);
+    assert_eq!(challenge.len(), 1, "the challenge is never held");
+    let code = code_in(challenge[0]);
+    let held = &conv.case(T0 + 10 * MIN)["held"];
+    assert_eq!(held[0]["template"], "challenge_sent", "{held}");
+
+    // 09:20 The owner of the linked mailbox answers with the code.
+    conv.write(&mail(
+        LINKED,
+        &conv.challenge_address(&case),
+        "Re: Account recovery request",
+        "alice-1@linked.example",
+        &format!("In-Reply-To: <{}>\r\n", challenge[0].message_id),
+        &format!("Yes, that was me. {code}\r\n"),
+    ));
+    let out = conv.step(T0 + 20 * MIN);
+    assert!(to(&out, JO).is_empty(), "still over the limit: {out:#?}");
+    let staff = to(&out, STAFF);
+    assert_eq!(staff.len(), 1);
+    assert!(
+        staff[0].text.contains("Held back by the rate limit")
+            && staff[0].text.contains("verified to jo@requester.example")
+            && staff[0].text.contains("in place of challenge_sent"),
+        "staff see what waits:\n{}",
+        staff[0].text
+    );
+    let shown = conv.run(T0 + 20 * MIN, &["cases", "show", &case]);
+    assert!(shown.contains("Held back"), "{shown}");
+
+    // 10:05 The hour since the acknowledgement is over: one mail, the
+    // verified one, and nothing after it.
+    let out = conv.step(T0 + 65 * MIN);
+    let jo = to(&out, JO);
+    assert_eq!(jo.len(), 1, "{out:#?}");
+    assert!(jo[0].subject.contains(&case));
+    assert!(jo[0].text.contains("confirmed"), "{}", jo[0].text);
+    assert!(conv.case(T0 + 65 * MIN)["held"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(to(&conv.step(T0 + 3 * 3600), JO).is_empty(), "sent once");
+}
