@@ -177,7 +177,7 @@ impl Pipeline {
             &self.store,
             &self.settings.support_address,
             self.key(),
-        );
+        )?;
         handled.via = matched.via().into();
         let target = self
             .event_for(
