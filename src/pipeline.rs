@@ -390,6 +390,7 @@ impl Pipeline {
             lookup: None,
             oversize: fetched.oversize,
             malformed: !inbound.warnings.is_empty() && inbound.from.is_none(),
+            short_answer: case::short_answer(&reading.redacted.text),
         };
         let existing = match matched.case() {
             Some(id) => Some(self.load(id)?).filter(|c| c.accepts_reopen(now, &self.policy)),

@@ -290,3 +290,98 @@ fn progress_mail_over_its_limit_waits_on_the_case_and_goes_out_merged() {
         .is_empty());
     assert!(to(&conv.step(T0 + 3 * 3600), JO).is_empty(), "sent once");
 }
+
+/// Terse answers: a bare "Yes." (with the quoted question under it)
+/// answers the one question asked; replies that bring nothing new twice
+/// get a person, not a third identical request.
+#[test]
+fn terse_answers_are_understood_in_context_and_a_stuck_case_goes_to_a_person() {
+    let mut conv = Conversation::start("");
+    // 09:00 Jo says everything but whether the linked address still works.
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Lost my 2FA device",
+        "jo-1@requester.example",
+        "",
+        "Username: alice\r\nI lost my phone with the authenticator app.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n",
+    ));
+    let out = conv.step(T0);
+    let ack = to(&out, JO);
+    assert!(ack[0].text.contains("(yes or no)"), "{}", ack[0].text);
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+
+    // 09:05 Jo: "Yes." above the quoted acknowledgement.
+    let quoted: String = ack[0].text.lines().map(|l| format!("> {l}\r\n")).collect();
+    conv.write(&reply(
+        &conv,
+        &case,
+        &ack[0].message_id,
+        "jo-2@requester.example",
+        &format!("Yes.\r\n\r\nOn Sun, 23 Nov 2025 at 09:00, PyPI Support wrote:\r\n{quoted}"),
+    ));
+    let out = conv.step(T0 + 5 * MIN);
+    let jo = to(&out, JO);
+    assert_eq!(jo.len(), 1, "{out:#?}");
+    assert!(
+        jo[0].subject.contains("linked to the account"),
+        "the challenge is announced, not the same question again: {}",
+        jo[0].subject
+    );
+    assert_eq!(to(&out, LINKED).len(), 1);
+    assert_eq!(conv.case(T0 + 5 * MIN)["claims_email_access"], "yes");
+
+    // A second requester, Kim, is stuck on the Code of Conduct question.
+    let kim = "kim@requester.example";
+    conv.write(&mail(
+        kim,
+        "support@pypi.example",
+        "Locked out",
+        "kim-1@requester.example",
+        "",
+        "Username: kim\r\nI forgot my password. I still have access to the email address on the account.\r\n",
+    ));
+    let out = conv.step(T0 + 10 * MIN);
+    let kim_case = conv
+        .cases(T0 + 10 * MIN)
+        .into_iter()
+        .find(|c| c["requesters"][0] == kim)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut parent = to(&out, kim)[0].message_id.clone();
+    let mut answers = Vec::new();
+    for (n, text) in ["What do you mean?", "Please just help me."]
+        .iter()
+        .enumerate()
+    {
+        conv.write(&mail(
+            kim,
+            &conv.reply_address(&kim_case),
+            "Re: Locked out",
+            &format!("kim-{}@requester.example", n + 2),
+            &format!("In-Reply-To: <{parent}>\r\n"),
+            &format!("{text}\r\n"),
+        ));
+        let out = conv.step(T0 + (20 + 10 * n as i64) * MIN);
+        let mails = to(&out, kim);
+        assert_eq!(mails.len(), 1, "{out:#?}");
+        parent = mails[0].message_id.clone();
+        answers.push((mails[0].subject.clone(), to(&out, STAFF).len()));
+    }
+    assert!(answers[0].0.contains("A few more details"), "{answers:?}");
+    assert_eq!(answers[0].1, 0);
+    assert!(
+        answers[1].0.contains("A person from our team"),
+        "{answers:?}"
+    );
+    assert_eq!(answers[1].1, 1, "staff are told why");
+    assert_eq!(
+        conv.cases(T0 + 30 * MIN)
+            .into_iter()
+            .find(|c| c["id"] == kim_case.as_str())
+            .unwrap()["state"],
+        "awaiting_staff"
+    );
+}

@@ -7,6 +7,7 @@
 //! rule of DESIGN.md that concerns a case lives here and is unit-tested
 //! here. Sending, storing and looking up accounts are the caller's job.
 
+mod answer;
 mod apply;
 mod timers;
 
@@ -24,6 +25,7 @@ use crate::secrets::SecretKind;
 use crate::staff_cmd::StaffMessage;
 use crate::thread::Role;
 
+pub use answer::{short_answer, YesNo};
 pub use apply::apply;
 pub use timers::{next_allowed, QuietHours};
 
@@ -327,6 +329,10 @@ pub struct Case {
     /// the [`TimerKind::HeldMail`] timer (stores from before it read as none).
     #[serde(default)]
     pub held: Vec<HeldMail>,
+    /// Replies in a row that left the same details missing (after two, a
+    /// person takes over instead of a third identical request).
+    #[serde(default)]
+    pub rounds_without_progress: u32,
 }
 
 /// A mail the rate limit held back instead of dropping it.
@@ -376,6 +382,7 @@ impl Case {
             continues: None,
             messages: Vec::new(),
             held: Vec::new(),
+            rounds_without_progress: 0,
         }
     }
 
@@ -531,6 +538,10 @@ pub struct RequesterMessage {
     pub oversize: Option<u64>,
     /// The message could not be fully parsed.
     pub malformed: bool,
+    /// A short yes or no that is all the new text says (read in context by
+    /// the core: it answers the case's one open yes/no question).
+    #[serde(default)]
+    pub short_answer: Option<YesNo>,
 }
 
 /// Something that happens to a case.

@@ -153,6 +153,14 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         include_str!("../../templates/en/duplicate.txt.tera"),
     ),
     (
+        "en/handed_to_staff.subject.tera",
+        include_str!("../../templates/en/handed_to_staff.subject.tera"),
+    ),
+    (
+        "en/handed_to_staff.txt.tera",
+        include_str!("../../templates/en/handed_to_staff.txt.tera"),
+    ),
+    (
         "en/neutral.subject.tera",
         include_str!("../../templates/en/neutral.subject.tera"),
     ),
@@ -479,6 +487,14 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     (
         "es/duplicate.txt.tera",
         include_str!("../../templates/es/duplicate.txt.tera"),
+    ),
+    (
+        "es/handed_to_staff.subject.tera",
+        include_str!("../../templates/es/handed_to_staff.subject.tera"),
+    ),
+    (
+        "es/handed_to_staff.txt.tera",
+        include_str!("../../templates/es/handed_to_staff.txt.tera"),
     ),
     (
         "es/neutral.subject.tera",

@@ -78,6 +78,8 @@ pub enum TemplateKind {
     Closed,
     /// The message was too large to process.
     TooLarge,
+    /// Two replies did not bring the missing details: a person takes over.
+    HandedToStaff,
     /// Staff: a new case.
     StaffNewCase,
     /// Staff: the requester proved control of the linked address.
@@ -136,6 +138,7 @@ impl TemplateKind {
         TemplateKind::Resolved,
         TemplateKind::Closed,
         TemplateKind::TooLarge,
+        TemplateKind::HandedToStaff,
         TemplateKind::StaffNewCase,
         TemplateKind::StaffVerified,
         TemplateKind::StaffCompromise,
@@ -170,6 +173,7 @@ impl TemplateKind {
             TemplateKind::Resolved => "resolved",
             TemplateKind::Closed => "closed",
             TemplateKind::TooLarge => "too_large",
+            TemplateKind::HandedToStaff => "handed_to_staff",
             TemplateKind::StaffNewCase => "staff_new_case",
             TemplateKind::StaffVerified => "staff_verified",
             TemplateKind::StaffCompromise => "staff_compromise",
