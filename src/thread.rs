@@ -1,4 +1,4 @@
-//! Which case a message belongs to (DESIGN.md "Threading", in order):
+//! Which case a message belongs to (ARCHITECTURE.md "Threading", in order):
 //! the per-case reply address, then In-Reply-To/References, then a subject
 //! tag from a known participant, then an open case of the same sender;
 //! otherwise a new case. The username rule (one open case per account)
@@ -173,7 +173,7 @@ pub fn parse_reply_address(
 }
 
 fn token_mac(key: &[u8], stem: &str) -> String {
-    const B32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    use crate::domain::BASE32_LOWER as B32;
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("hmac accepts any key length");
     mac.update(b"reply-address:");
     mac.update(stem.as_bytes());
