@@ -322,7 +322,10 @@ impl Composer<'_> {
         } else {
             case.language.as_str()
         };
-        let rendered = self.templates.render(kind, lang, &context)?;
+        let mut rendered = self.templates.render(kind, lang, &context)?;
+        if matches!(mail.to, Recipient::Requester) {
+            one_subject_per_case(case, &mut rendered);
+        }
         let bytes = self.format(case, mail, &to, &rendered, message_id, now)?;
         Ok(Composed {
             to,
@@ -426,8 +429,9 @@ impl Composer<'_> {
             builder = builder.references(refs.join(" "));
         }
         let auto = match mail.template.as_str() {
-            // A person wrote it; we relay it as a reply on the case.
-            "staff_relay" => "auto-replied",
+            // A person wrote it: relaying it does not make it automatic
+            // (RFC 3834 section 5: "no" marks mail a person originated).
+            "staff_relay" => "no",
             "reminder" | "close_notice" | "status_note" | "challenge" | "challenge_reminder" => {
                 "auto-generated"
             }
@@ -456,6 +460,67 @@ impl Composer<'_> {
         .map_err(|e| bad(&e))?;
         Ok(message.formatted())
     }
+}
+
+/// Everything the requester gets carries one subject,
+/// `Re: [Case RD-XXXXXX] <their first subject>`, so clients that thread by
+/// subject (Gmail) keep the case in one conversation; what the template's
+/// subject said (what changed) becomes the body's first line instead.
+fn one_subject_per_case(case: &Case, rendered: &mut Rendered) {
+    let tag = tag_for(&case.id);
+    let original = case
+        .messages
+        .iter()
+        .find(|m| m.direction == "in" && m.from.eq_ignore_ascii_case(&case.requester))
+        .map(|m| bare_subject(&m.subject, &tag))
+        .unwrap_or_default();
+    let headline = bare_subject(&rendered.subject, &tag);
+    let topic = if original.is_empty() {
+        headline.clone()
+    } else {
+        original
+    };
+    rendered.subject = format!("Re: {tag} {topic}");
+    if headline.is_empty() {
+        return;
+    }
+    rendered.text = format!("{headline}\n\n{}", rendered.text);
+    if let Some(html) = &mut rendered.html {
+        let line = format!(
+            "<p><strong>{}</strong></p>",
+            headline
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        );
+        // Right after the opening body tag, else at the start.
+        let at = html
+            .find("<body")
+            .and_then(|b| html[b..].find('>').map(|e| b + e + 1))
+            .unwrap_or(0);
+        html.insert_str(at, &line);
+    }
+}
+
+/// A subject without reply prefixes (`Re:`, `Fwd:`, `AW:`, `RV:`, …) and
+/// without our case tag, trimmed and kept to one line.
+fn bare_subject(subject: &str, tag: &str) -> String {
+    let mut rest = header_safe(subject).replace(tag, " ");
+    loop {
+        let trimmed = rest.trim_start();
+        let lower = trimmed.to_lowercase();
+        let prefix = ["re:", "fwd:", "fw:", "aw:", "wg:", "rv:", "res:", "sv:"]
+            .iter()
+            .find(|p| lower.starts_with(*p));
+        match prefix {
+            Some(p) => match trimmed.get(p.len()..) {
+                Some(after) => rest = after.to_owned(),
+                None => break,
+            },
+            None => break,
+        }
+    }
+    rest.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A Message-ID as a header-safe token (visible ASCII, no brackets), or

@@ -34,7 +34,7 @@ pub fn apply(case: &Case, event: &Event, ctx: &Ctx<'_>) -> Outcome {
             step.case.flag(Flag::UnverifiedSubjectTag);
             step.log("system", format!("{from} used this case's subject tag but is not a participant: held, not merged"));
             step.notify(
-                "staff_forged",
+                "staff_unverified_tag",
                 format!("{from} used the case tag without being a participant"),
             );
         }

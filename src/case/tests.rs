@@ -1138,7 +1138,7 @@ fn a_subject_tag_from_a_stranger_is_held_and_flagged_not_merged() {
     assert!(out.case.flags.contains(&Flag::UnverifiedSubjectTag));
     assert!(out.case.other_requesters.is_empty());
     assert!(to_requester(&out).is_empty());
-    assert_eq!(to_staff(&out), vec!["staff_forged"]);
+    assert_eq!(to_staff(&out), vec!["staff_unverified_tag"]);
 }
 
 #[test]

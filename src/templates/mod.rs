@@ -94,6 +94,8 @@ pub enum TemplateKind {
     StaffDeliveryFailure,
     /// Staff: mail claimed a staff address but failed authentication.
     StaffForged,
+    /// Staff: someone who is not a participant used the case's subject tag.
+    StaffUnverifiedTag,
     /// Staff: a command in a staff reply could not be applied.
     StaffCommandError,
     /// Staff: a gentle nudge about a case waiting on staff.
@@ -146,6 +148,7 @@ impl TemplateKind {
         TemplateKind::StaffStale,
         TemplateKind::StaffDeliveryFailure,
         TemplateKind::StaffForged,
+        TemplateKind::StaffUnverifiedTag,
         TemplateKind::StaffCommandError,
         TemplateKind::StaffNudge,
         TemplateKind::StaffStatusChase,
@@ -181,6 +184,7 @@ impl TemplateKind {
             TemplateKind::StaffStale => "staff_stale",
             TemplateKind::StaffDeliveryFailure => "staff_delivery_failure",
             TemplateKind::StaffForged => "staff_forged",
+            TemplateKind::StaffUnverifiedTag => "staff_unverified_tag",
             TemplateKind::StaffCommandError => "staff_command_error",
             TemplateKind::StaffNudge => "staff_nudge",
             TemplateKind::StaffStatusChase => "staff_status_chase",
@@ -205,6 +209,7 @@ impl TemplateKind {
             | TemplateKind::StaffStale
             | TemplateKind::StaffDeliveryFailure
             | TemplateKind::StaffForged
+            | TemplateKind::StaffUnverifiedTag
             | TemplateKind::StaffCommandError
             | TemplateKind::StaffNudge
             | TemplateKind::StaffStatusChase
