@@ -402,3 +402,69 @@ fn terse_answers_are_understood_in_context_and_a_stuck_case_goes_to_a_person() {
         "awaiting_staff"
     );
 }
+
+/// Staff, from their mail client, first ask for proofs and then close
+/// with a word of their own: each staff message is one mail to the
+/// requester, the person's words first, and none of it automatic.
+#[test]
+fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
+    let mut conv = Conversation::start("");
+    // 09:00 Jo has lost the linked mailbox: the case goes to staff.
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Lost my 2FA device",
+        "jo-1@requester.example",
+        "",
+        "Username: alice\r\nI lost my phone with the authenticator app.\r\nI no longer have access to the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n",
+    ));
+    let out = conv.step(T0);
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+    assert_eq!(conv.case(T0)["state"], "awaiting_staff");
+    let notification = to(&out, STAFF)[0].message_id.clone();
+    let reply_to = conv.reply_address(&case);
+    let staff = |id: &str, body: &str| {
+        format!(
+            "Authentication-Results: mx.pypi.example; dmarc=pass header.from=pypi.example\r\nFrom: Ada Admin <admin@pypi.example>\r\nTo: {}\r\nSubject: Re: [Case {case}] New recovery case\r\nMessage-ID: <{id}>\r\nIn-Reply-To: <{notification}>\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}",
+            reply_to
+        )
+    };
+
+    // 10:00 Ada asks for proofs, with a sentence of her own.
+    conv.write(&staff(
+        "ada-1@pypi.example",
+        "/ask proofs\r\nHello Jo, could you name a package you maintain on the account?\r\n",
+    ));
+    let out = conv.step(T0 + 60 * MIN);
+    let jo = to(&out, JO);
+    assert_eq!(jo.len(), 1, "one mail for one staff message: {out:#?}");
+    let text = &jo[0].text;
+    let words = text.find("could you name a package").expect("Ada's words");
+    let list = text
+        .find("Anything that shows the account is yours")
+        .expect("the ask");
+    assert!(words < list, "the person's words come first:\n{text}");
+    assert!(!text.contains("Thank you for your reply"), "{text}");
+    assert!(jo[0].raw.contains("Auto-Submitted: no"), "{}", jo[0].raw);
+    assert!(!text.contains("sent automatically"), "{text}");
+
+    // 12:00 Ada closes the case with an explanation.
+    conv.write(&staff(
+        "ada-2@pypi.example",
+        "/close\r\nWe could not confirm the account is yours, so we cannot change it.\r\n",
+    ));
+    let out = conv.step(T0 + 180 * MIN);
+    let jo = to(&out, JO);
+    assert_eq!(jo.len(), 1, "{out:#?}");
+    let text = &jo[0].text;
+    let words = text.find("We could not confirm").expect("Ada's words");
+    let closed = text.find("We have closed case").expect("the close");
+    assert!(words < closed, "{text}");
+    assert_eq!(conv.case(T0 + 180 * MIN)["state"], "closed");
+    for mail in to(&conv.sent(), JO) {
+        assert_eq!(
+            mail.subject,
+            format!("Re: [Case {case}] Lost my 2FA device")
+        );
+    }
+}

@@ -829,6 +829,7 @@ impl Step<'_> {
             return;
         }
         let mut internal = false;
+        let first_new = self.mails.len();
         for command in &message.commands {
             self.command(&actor, from, command, lookup);
             internal |= matches!(command, Command::Note { .. });
@@ -839,9 +840,24 @@ impl Step<'_> {
             if let Some(name) = name {
                 mail = mail.with("staff_name", name);
             }
+            // One mail per staff message: the person's words first, then
+            // what their commands changed (`/ask` + text, `/close` + text).
+            if let Some(structured) = self.take_requester_mails(first_new).pop() {
+                mail = mail.with("with", structured.template);
+            }
             self.send(mail);
             self.log(&actor, "reply relayed to the requester");
         }
+    }
+
+    /// Removes the requester's mails queued since `from` and returns them.
+    fn take_requester_mails(&mut self, from: usize) -> Vec<Mail> {
+        let later = self.mails.split_off(from);
+        let (theirs, others): (Vec<Mail>, Vec<Mail>) = later
+            .into_iter()
+            .partition(|m| m.to == Recipient::Requester);
+        self.mails.extend(others);
+        theirs
     }
 
     fn command(

@@ -865,6 +865,42 @@ fn an_unanswered_challenge_expires_and_a_late_code_gets_a_fresh_challenge_not_a_
 // ---- staff ---------------------------------------------------------------
 
 #[test]
+fn ask_or_close_with_text_sends_the_requester_one_mail_with_the_text_first() {
+    let p = policy();
+    let ask = staff(
+        vec![Command::Ask {
+            fields: vec![Field::Proofs],
+        }],
+        "Could you tell us which packages you maintain?",
+    );
+    let out = run(&with_staff(&p), &ask, T0 + DAY, &p);
+    assert_eq!(to_requester(&out), vec!["staff_relay"]);
+    assert_eq!(
+        out.mails[0].extra.get("with").map(String::as_str),
+        Some("request_info")
+    );
+    let close = staff(
+        vec![Command::Close { reason: None }],
+        "We restored your account. Take care.",
+    );
+    let out = run(&with_staff(&p), &close, T0 + DAY, &p);
+    assert_eq!(to_requester(&out), vec!["staff_relay"]);
+    assert_eq!(out.case.state, CaseState::Closed);
+    assert_eq!(
+        out.mails[0].extra.get("with").map(String::as_str),
+        Some("closed")
+    );
+    // Without text the command's own mail still goes out.
+    let out = run(
+        &with_staff(&p),
+        &staff(vec![Command::Close { reason: None }], ""),
+        T0 + DAY,
+        &p,
+    );
+    assert_eq!(to_requester(&out), vec!["closed"]);
+}
+
+#[test]
 fn staff_text_is_relayed_to_the_requester_with_the_staff_name() {
     let p = policy();
     let out = run(
