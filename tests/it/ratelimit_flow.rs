@@ -2,7 +2,7 @@
 //! mail goes to several addresses still cannot become a spam cannon. Mail
 //! over a cap is held on the case and sent later, never dropped.
 
-mod common;
+use crate::common;
 use common::*;
 
 #[tokio::test]
