@@ -178,11 +178,13 @@ impl Composer<'_> {
         } else {
             Vec::new()
         };
-        let date = |t: i64| {
-            chrono::DateTime::from_timestamp(t, 0)
-                .map(|d| d.format("%A %-d %B %Y, %H:%M UTC").to_string())
-                .unwrap_or_default()
+        // Staff read English; everyone else the case's language.
+        let date_lang = if staff_facing {
+            "en"
+        } else {
+            case.language.as_str()
         };
+        let date = |t: i64| crate::labels::format_date(date_lang, t);
         let day = 86_400;
         let policy = &raw.policy;
         let mut ctx = json!({

@@ -468,3 +468,40 @@ fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
         );
     }
 }
+
+/// A Spanish conversation: the answers are in Spanish, and so are their
+/// dates, with the time zone named.
+#[test]
+fn a_spanish_conversation_gets_spanish_dates_with_the_time_zone() {
+    let mut conv = Conversation::start("");
+    // 09:00 Jo escribe en español con todo lo necesario.
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Perdí mi dispositivo de doble factor",
+        "jo-1@requester.example",
+        "",
+        "Hola,\r\n\r\nMi nombre de usuario es alice. Perdí mi teléfono con la aplicación de autenticación y no puedo entrar en mi cuenta.\r\nTodavía tengo acceso al correo electrónico vinculado a la cuenta.\r\nAcepto el Código de Conducta y entiendo que la revisión puede tardar.\r\n",
+    ));
+    let out = conv.step(T0);
+    assert_eq!(conv.case(T0)["language"], "es");
+    let jo = to(&out, JO);
+    assert!(!jo.is_empty(), "{out:#?}");
+    let challenge = to(&out, LINKED);
+    assert_eq!(challenge.len(), 1, "{out:#?}");
+    // T0 is Sunday 23 November 2025, 09:00 UTC; the code is valid 48 h.
+    let text = &challenge[0].text;
+    assert!(
+        text.contains("domingo 23 de noviembre de 2025, 09:00 (UTC)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hasta el martes 25 de noviembre de 2025, 09:00 (UTC)"),
+        "{text}"
+    );
+    for mail in out.iter().filter(|m| !m.to.iter().any(|t| t == STAFF)) {
+        for english in ["Sunday", "Tuesday", "November"] {
+            assert!(!mail.text.contains(english), "{english} in:\n{}", mail.text);
+        }
+    }
+}
