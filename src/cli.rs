@@ -84,7 +84,12 @@ pub enum Command {
         action: TemplatesAction,
     },
     /// Check config, directory, mailboxes, templates and store.
-    Doctor,
+    Doctor {
+        /// Instead, send a probe through the SMTP transport, read it back
+        /// over IMAP and print the `trusted_received_hops` to configure.
+        #[arg(long)]
+        staff_probe: bool,
+    },
 }
 
 /// `cases` views.
@@ -210,7 +215,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::report::followups(&store, crate::clock::now(), within.as_secs() as i64)
         }
         Command::Templates { action } => templates(cli.config.as_deref(), action),
-        Command::Doctor => crate::ops::doctor(cli.config.as_deref()).await,
+        Command::Doctor { staff_probe: true } => {
+            crate::staff_probe::doctor(cli.config.as_deref()).await
+        }
+        Command::Doctor { staff_probe: false } => crate::ops::doctor(cli.config.as_deref()).await,
     }
 }
 
