@@ -273,6 +273,16 @@ pub struct PolicySection {
     pub rate_limit: RateLimits,
     /// Per-case reply limits (all automatic mail of one case).
     pub rate_limit_per_case: RateLimits,
+    /// Per-case limits on progress mail (answers with news, state changes):
+    /// past them it is held back and merged, never dropped.
+    pub rate_limit_progress: RateLimits,
+    /// At most one staff alert of one kind per case in this interval; also
+    /// the window in which a flood across cases is counted.
+    #[serde(deserialize_with = "duration")]
+    pub staff_alert_interval: Duration,
+    /// Alerts of one kind across cases in one interval after which the rest
+    /// fold into one summary mail per interval.
+    pub staff_flood_threshold: u32,
     /// Optional quiet hours for reminders and status notes.
     pub quiet_hours: Option<QuietHoursSection>,
 }
@@ -309,6 +319,12 @@ impl Default for PolicySection {
                 per_hour: 6,
                 per_day: 20,
             },
+            rate_limit_progress: RateLimits {
+                per_hour: 10,
+                per_day: 30,
+            },
+            staff_alert_interval: Duration::from_secs(3600),
+            staff_flood_threshold: 10,
             quiet_hours: None,
         }
     }

@@ -91,8 +91,10 @@ fn acks_to(outbox: &Path, address: &str) -> usize {
         .iter()
         .filter(|s| {
             s.to.iter().any(|t| t == address)
-                && s.subject
-                    .contains("We received your account recovery request")
+                // The subject is the case's own (one per case); the first
+                // line says which mail this is.
+                && s.text
+                    .starts_with("We received your account recovery request")
         })
         .count()
 }
