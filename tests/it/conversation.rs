@@ -2,7 +2,7 @@
 //! writes what at which minute, and what comes back. Each step is one
 //! `recoverydesk once` with the clock pinned.
 
-mod common;
+use crate::common;
 use common::conversation::{code_in, first_line, to, Conversation};
 use common::{mail, T0};
 
