@@ -67,6 +67,9 @@ pub enum Command {
     },
     /// Look at cases.
     Cases {
+        /// Read the shadow store that `run --dry-run` fills instead of the real one.
+        #[arg(long)]
+        shadow: bool,
         /// Which view.
         #[command(subcommand)]
         view: CasesView,
@@ -162,9 +165,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let _metrics = crate::ops::start_metrics(&settings, &worker.pipeline).await?;
             let _watch = crate::ops::watch_templates(&settings, &worker.pipeline)?;
             // Signal handlers exist before anything else can take time.
-            let shutdown = crate::ops::shutdown_signal(worker.pipeline.templates.clone());
+            let stop = crate::ops::Stop::on_signals(worker.pipeline.templates.clone());
             tracing::info!(source = %worker.source.describe(), transport = %worker.transport.describe(), "recoverydesk running");
-            worker.run(shutdown).await?;
+            let store = worker.pipeline.store.clone();
+            tokio::select! {
+                result = worker.run(stop.requested()) => result?,
+                _ = stop.overdue() => {
+                    // The pass in hand is stuck on the network: leave it as
+                    // a crash would, but with everything committed durable.
+                    // Its mail is marked by the next start (content hashes
+                    // turn the replay into no-ops).
+                    tracing::warn!("the pass in hand did not finish in time; stopping without it");
+                    store.flush()?;
+                }
+            }
             Ok(())
         }
         Command::Once => {
@@ -197,9 +211,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect { file, json } => {
             crate::replay::inspect(cli.config.as_deref(), &file, json).await
         }
-        Command::Cases { view } => {
+        Command::Cases { shadow, view } => {
             let settings = load(cli.config.as_deref())?;
-            let store = Store::open(&settings.path(&settings.raw.store.path))?;
+            let path = if shadow {
+                settings.path(Path::new(crate::worker::SHADOW_STORE))
+            } else {
+                settings.path(&settings.raw.store.path)
+            };
+            let store = Store::open(&path)?;
             crate::report::cases(&store, view, crate::clock::now())
         }
         Command::Followups { within } => {

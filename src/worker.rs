@@ -24,6 +24,9 @@ use crate::transport::Transport;
 /// marked, to prove a crash there loses nothing and doubles nothing.
 pub const CRASH_ENV: &str = "RECOVERYDESK_CRASH_AFTER_COMMIT";
 
+/// The shadow store's folder, beside the config (like `shadow-outbox/`).
+pub const SHADOW_STORE: &str = "shadow-store";
+
 /// What one pass did.
 #[derive(Debug, Clone, Default)]
 pub struct PassReport {
@@ -129,9 +132,20 @@ impl Worker {
     /// Opens everything the settings name. `eager` connects the source now
     /// (`once`: fail fast); otherwise the first pass does (`run` starts
     /// even while the server is down). A dry run never changes the mailbox
-    /// and writes replies to `shadow-outbox/` instead of sending them.
+    /// and writes replies to `shadow-outbox/` instead of sending them; its
+    /// cases go to `shadow-store/`, a fresh copy of the real store.
     pub async fn open(settings: Arc<Settings>, eager: bool, dry_run: bool) -> Result<Worker> {
-        let pipeline = open_pipeline(settings.clone())?;
+        let pipeline = if dry_run {
+            // The real store is never written in shadow mode: a copy of it
+            // takes every commit, so the next real run still answers all.
+            let shadow = Store::open_shadow(
+                &settings.path(&settings.raw.store.path),
+                &settings.path(std::path::Path::new(SHADOW_STORE)),
+            )?;
+            open_pipeline_with_store(settings.clone(), shadow)?
+        } else {
+            open_pipeline(settings.clone())?
+        };
         let mut source = if eager {
             open_source(&settings, &pipeline.store).await?
         } else {
