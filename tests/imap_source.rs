@@ -54,6 +54,8 @@ fn settings(stack: &Stack, user: &str, mailbox: &str) -> ImapSettings {
         idle: true,
         poll_interval: Duration::from_secs(1),
         max_message_bytes: 1024 * 1024,
+        timeout: Duration::from_secs(30),
+        read_only: false,
     }
 }
 

@@ -66,7 +66,8 @@ pub struct SmtpSettings {
     /// AUTH password source; required with `username`.
     #[serde(default)]
     pub password: Option<SecretSource>,
-    /// Per-command network timeout, e.g. `"30s"` (default 30 s).
+    /// Network timeout, e.g. `"30s"` (default 30 s): connecting and the
+    /// whole exchange of one message (greeting to the answer to DATA).
     #[serde(default = "default_timeout", deserialize_with = "deserialize_duration")]
     pub timeout: Duration,
 }
@@ -102,6 +103,7 @@ pub struct SmtpTransport {
     place: String,
     tls_name: String,
     description: String,
+    timeout: Duration,
 }
 
 impl fmt::Debug for SmtpTransport {
@@ -170,6 +172,7 @@ pub fn build(settings: &SmtpSettings, base_dir: &Path) -> Result<SmtpTransport> 
         place: place.clone(),
         tls_name: settings.tls_name().to_string(),
         description: format!("smtp+{mode}://{place}"),
+        timeout: settings.timeout,
     })
 }
 
@@ -178,7 +181,12 @@ pub fn build(settings: &SmtpSettings, base_dir: &Path) -> Result<SmtpTransport> 
 /// what and where.
 pub async fn check(settings: &SmtpSettings, base_dir: &Path) -> Result<String> {
     let transport = build(settings, base_dir)?;
-    match transport.inner.test_connection().await {
+    // lettre bounds the TCP connect but not every read on tokio: a server
+    // that accepts and never greets would hold the check for good.
+    let tested = tokio::time::timeout(settings.timeout, transport.inner.test_connection())
+        .await
+        .map_err(|_| transport.silent())?;
+    match tested {
         Ok(true) => Ok(format!(
             "{}: connected{}",
             transport.description,
@@ -279,6 +287,16 @@ fn envelope(message: &OutgoingMessage) -> Result<Envelope> {
 }
 
 impl SmtpTransport {
+    /// The error for a server that did not answer in time, e.g. STARTTLS
+    /// configured against an implicit-TLS port (both sides wait).
+    fn silent(&self) -> Error {
+        Error::Transient(format!(
+            "smtp {}: no answer within {} (is tls right for this port? 587 is starttls, 465 implicit)",
+            self.place,
+            humantime::format_duration(self.timeout)
+        ))
+    }
+
     /// Sorts a lettre error into what the outbox does next, keeping the
     /// server's own words.
     fn classify(&self, e: &lettre::transport::smtp::Error) -> Error {
@@ -328,7 +346,13 @@ impl Transport for SmtpTransport {
     fn send<'a>(&'a self, message: &'a OutgoingMessage) -> BoxFuture<'a, Result<()>> {
         async move {
             let envelope = envelope(message)?;
-            match self.inner.send_raw(&envelope, &message.bytes).await {
+            // The whole exchange of one message, greeting included, stays
+            // under the configured timeout (see `silent`).
+            let sent =
+                tokio::time::timeout(self.timeout, self.inner.send_raw(&envelope, &message.bytes))
+                    .await
+                    .map_err(|_| self.silent())?;
+            match sent {
                 Ok(response) => {
                     tracing::debug!(
                         message_id = %message.message_id,
