@@ -45,6 +45,34 @@ pub struct RawConfig {
     /// `[metrics]`: optional Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// `[admin]`: the local admin socket the CLI uses while `run` holds the store.
+    #[serde(default)]
+    pub admin: AdminSection,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Serve the admin socket while running (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The socket file; `admin.sock` beside the store folder when absent.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            enabled: true,
+            socket: None,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[instance]`.
@@ -459,6 +487,20 @@ impl Settings {
             staff,
             raw,
         })
+    }
+
+    /// Where the admin socket is (whether or not it is enabled).
+    pub fn admin_socket(&self) -> PathBuf {
+        match &self.raw.admin.socket {
+            Some(p) => self.path(p),
+            None => {
+                let store = self.path(&self.raw.store.path);
+                store
+                    .parent()
+                    .map(|d| d.join("admin.sock"))
+                    .unwrap_or_else(|| PathBuf::from("admin.sock"))
+            }
+        }
     }
 
     /// Resolves a configured path against the config's folder.

@@ -9,7 +9,11 @@ fn main() {
     // The demo prints its own summary; its per-message log lines are noise.
     let quiet = matches!(
         cli.command,
-        cli::Command::Demo { .. } | cli::Command::Cases { .. } | cli::Command::Followups { .. }
+        cli::Command::Demo { .. }
+            | cli::Command::Cases { .. }
+            | cli::Command::Followups { .. }
+            | cli::Command::Backup { .. }
+            | cli::Command::Restore { .. }
     );
     init_tracing(
         &cli.log_format,
@@ -30,7 +34,7 @@ fn main() {
         }
     };
     if let Err(error) = runtime.block_on(cli::run(cli)) {
-        eprintln!("recoverydesk: {error:#}");
+        eprintln!("recoverydesk: {}", cli::describe(&error));
         std::process::exit(cli::exit_code(&error));
     }
 }
