@@ -16,6 +16,8 @@ use crate::ratelimit::RateLimits;
 use crate::request::Field;
 use crate::secret::{Secret, SecretSource};
 
+mod policy;
+
 /// The embedded default configuration (`config/demo.toml`).
 pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
 
@@ -337,16 +339,16 @@ impl Default for PolicySection {
 #[serde(deny_unknown_fields)]
 pub struct QuietHoursSection {
     /// IANA time zone, e.g. `Europe/Berlin`.
-    pub timezone: String,
+    pub timezone: toml::Spanned<String>,
     /// No reminders on Saturday and Sunday.
     #[serde(default)]
     pub weekends: bool,
     /// Start of the quiet night, `HH:MM` (optional).
     #[serde(default)]
-    pub start: Option<String>,
+    pub start: Option<toml::Spanned<String>>,
     /// End of the quiet night, `HH:MM` (optional).
     #[serde(default)]
-    pub end: Option<String>,
+    pub end: Option<toml::Spanned<String>>,
 }
 
 /// `[metrics]`.
@@ -358,7 +360,8 @@ pub struct MetricsSection {
     pub listen: Option<String>,
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+/// The one duration parser of the config (`"48h"`, `"7d"`, `"300ms"`).
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(text.trim()).map_err(|e| {
         serde::de::Error::custom(format!("{e} (write durations like \"48h\" or \"7d\")"))
@@ -378,6 +381,8 @@ pub struct Settings {
     pub support_address: crate::domain::EmailAddress,
     /// Staff trust policy.
     pub staff: StaffPolicy,
+    /// The case rules, resolved and checked from `[policy]`.
+    pub policy: std::sync::Arc<crate::case::Policy>,
 }
 
 impl Settings {
@@ -460,14 +465,7 @@ impl Settings {
                     raw.staff.digest_timezone
                 ))
             })?;
-        if let Some(quiet) = &raw.policy.quiet_hours {
-            quiet.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
-                Error::Config(format!(
-                    "{origin}: policy.quiet_hours.timezone: unknown time zone {}",
-                    quiet.timezone
-                ))
-            })?;
-        }
+        let policy = std::sync::Arc::new(policy::resolve(&raw.policy, text, origin)?);
         let staff = StaffPolicy {
             addresses: raw
                 .staff
@@ -485,6 +483,7 @@ impl Settings {
             secret_key,
             support_address,
             staff,
+            policy,
             raw,
         })
     }

@@ -92,7 +92,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::secret::{Secret, SecretSource};
@@ -195,7 +195,10 @@ pub enum DirectorySettings {
         #[serde(default)]
         token: Option<SecretSource>,
         /// Whole-request timeout, as `"5s"`, `"1500ms"`, …
-        #[serde(default = "default_timeout", deserialize_with = "humantime_duration")]
+        #[serde(
+            default = "default_timeout",
+            deserialize_with = "crate::config::duration"
+        )]
         timeout: Duration,
     },
 }
@@ -797,11 +800,6 @@ fn encode_segment(segment: &str) -> String {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(5)
-}
-
-fn humantime_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
 }
 
 #[cfg(test)]

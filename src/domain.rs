@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 /// Letters and digits that cannot be confused when read aloud or typed
 /// (no 0/O, 1/I/L, U/V pairs), used for case ids.
+/// Lower-case RFC 4648 base32: for tokens that appear in addresses and
+/// Message-IDs, where case may be folded.
+pub(crate) const BASE32_LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+
 const CASE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTWXYZ";
 /// Number of random characters after the `RD-` prefix.
 const CASE_ID_LEN: usize = 6;

@@ -119,7 +119,7 @@ pub async fn start_metrics(
             "/metrics",
             get(move || {
                 let pipeline = pipeline.clone();
-                async move { metrics_text(&pipeline, crate::clock::now()) }
+                async move { metrics_response(&pipeline, crate::clock::now()) }
             }),
         );
     Ok(Some(tokio::spawn(async move {
@@ -129,11 +129,26 @@ pub async fn start_metrics(
     })))
 }
 
+/// The scrape answer: the text, or a 503 naming the store error (a failing
+/// store must not read as "zero cases").
+fn metrics_response(pipeline: &Pipeline, now: i64) -> (axum::http::StatusCode, String) {
+    match metrics_text(pipeline, now) {
+        Ok(text) => (axum::http::StatusCode::OK, text),
+        Err(e) => {
+            tracing::error!(error.message = %e, "metrics: the store cannot be read");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("store unreadable: {e}\n"),
+            )
+        }
+    }
+}
+
 /// The Prometheus text exposition, computed from the store at scrape time.
-pub fn metrics_text(pipeline: &Pipeline, now: i64) -> String {
+pub fn metrics_text(pipeline: &Pipeline, now: i64) -> crate::error::Result<String> {
     let store = &pipeline.store;
     let mut out = String::new();
-    let cases = store.cases().unwrap_or_default();
+    let cases = store.cases()?;
     out.push_str("# HELP recoverydesk_cases Cases by state.\n# TYPE recoverydesk_cases gauge\n");
     for state in [
         "awaiting_info",
@@ -154,15 +169,14 @@ pub fn metrics_text(pipeline: &Pipeline, now: i64) -> String {
         .unwrap_or(0);
     out.push_str("# HELP recoverydesk_oldest_open_case_seconds Age of the oldest open case.\n# TYPE recoverydesk_oldest_open_case_seconds gauge\n");
     out.push_str(&format!("recoverydesk_oldest_open_case_seconds {oldest}\n"));
-    let (ingested, by_kind) = store.inbound_counts().unwrap_or_default();
+    let (_, by_kind) = store.inbound_counts()?;
     out.push_str("# HELP recoverydesk_messages_ingested_total Inbound messages by kind.\n# TYPE recoverydesk_messages_ingested_total counter\n");
     for (kind, n) in by_kind {
         out.push_str(&format!(
             "recoverydesk_messages_ingested_total{{kind=\"{kind}\"}} {n}\n"
         ));
     }
-    let _ = ingested;
-    let (sent, failed, pending) = store.outbox_counts().unwrap_or_default();
+    let (sent, failed, pending) = store.outbox_counts()?;
     out.push_str("# HELP recoverydesk_replies_total Outgoing mail by result.\n# TYPE recoverydesk_replies_total counter\n");
     out.push_str(&format!(
         "recoverydesk_replies_total{{result=\"sent\"}} {sent}\n"
@@ -173,7 +187,7 @@ pub fn metrics_text(pipeline: &Pipeline, now: i64) -> String {
     out.push_str("# HELP recoverydesk_outbox_pending Replies waiting to be sent.\n# TYPE recoverydesk_outbox_pending gauge\n");
     out.push_str(&format!("recoverydesk_outbox_pending {pending}\n"));
     out.push_str(&pipeline.metrics.render());
-    out
+    Ok(out)
 }
 
 /// `doctor`: checks each part for real (login, connect, render, open)

@@ -172,7 +172,7 @@ impl Pipeline {
             &self.store,
             &self.settings.support_address,
             self.key(),
-        );
+        )?;
         handled.via = matched.via().into();
         let target = self
             .event_for(
@@ -835,44 +835,8 @@ fn reply_target(inbound: &Inbound) -> Option<String> {
 
 /// Ten random base32 characters (50 bits) from the thread's CSPRNG.
 fn unguessable() -> String {
+    use crate::domain::BASE32_LOWER as B32;
     use rand::Rng;
-    const B32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut rng = thread_rng();
     (0..10).map(|_| B32[rng.gen_range(0..32)] as char).collect()
-}
-
-impl From<&crate::config::PolicySection> for Policy {
-    fn from(p: &crate::config::PolicySection) -> Self {
-        let s = |d: std::time::Duration| d.as_secs() as i64;
-        Policy {
-            required: p.required_fields.clone(),
-            challenge_ttl: s(p.challenge_ttl),
-            challenge_attempts: p.challenge_attempts,
-            challenges_per_day: p.challenges_per_day,
-            waiting_period: s(p.waiting_period),
-            reminder_after: s(p.reminder_after),
-            close_after: s(p.close_after),
-            staff_status_after: s(p.staff_status_after),
-            status_repeat: s(p.status_repeat),
-            status_cap: p.status_cap,
-            status_reply_interval: s(p.status_reply_interval),
-            resolved_close_after: s(p.resolved_close_after),
-            reopen_window: s(p.reopen_window),
-            directory_retry: s(p.directory_retry),
-            quiet_hours: p.quiet_hours.as_ref().and_then(|q| {
-                Some(case::QuietHours {
-                    timezone: q.timezone.parse().ok()?,
-                    weekends: q.weekends,
-                    start: q
-                        .start
-                        .as_deref()
-                        .and_then(|t| chrono::NaiveTime::parse_from_str(t, "%H:%M").ok()),
-                    end: q
-                        .end
-                        .as_deref()
-                        .and_then(|t| chrono::NaiveTime::parse_from_str(t, "%H:%M").ok()),
-                })
-            }),
-        }
-    }
 }

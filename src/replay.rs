@@ -236,7 +236,8 @@ pub async fn inspect(config: Option<&Path>, file: &Path, json: bool) -> anyhow::
         &inbound.subject,
         &[settings.support_address.to_string()],
     );
-    let missing: Vec<&str> = crate::case::Policy::from(&settings.raw.policy)
+    let missing: Vec<&str> = settings
+        .policy
         .required
         .iter()
         .filter(|f| !fields.has(**f))

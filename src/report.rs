@@ -309,7 +309,7 @@ fn export_with(
     }))
 }
 
-/// The linked address is shown to staff only masked (DESIGN.md), so the
+/// The linked address is shown to staff only masked (README, "Security rules it keeps"), so the
 /// challenge thread's addresses are masked in every listing.
 fn masked(addresses: &[String]) -> Vec<String> {
     addresses

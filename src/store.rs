@@ -702,28 +702,22 @@ fn tx_error(e: TransactionError<String>) -> Error {
 }
 
 impl ThreadLookup for Store {
-    fn case_of_message(&self, message_id: &str) -> Option<(CaseId, Role)> {
-        self.message(message_id)
-            .ok()
-            .flatten()
-            .map(|m| (m.case_id, m.role))
+    fn case_of_message(&self, message_id: &str) -> Result<Option<(CaseId, Role)>> {
+        Ok(self.message(message_id)?.map(|m| (m.case_id, m.role)))
     }
 
-    fn case_exists(&self, case: &CaseId) -> bool {
-        self.tree("cases")
-            .contains_key(case.as_str())
-            .unwrap_or(false)
+    fn case_exists(&self, case: &CaseId) -> Result<bool> {
+        Ok(self.tree("cases").contains_key(case.as_str())?)
     }
 
-    fn is_participant(&self, case: &CaseId, address: &str) -> bool {
-        self.case(case)
-            .ok()
-            .flatten()
-            .is_some_and(|c| c.requesters().any(|r| r.eq_ignore_ascii_case(address)))
+    fn is_participant(&self, case: &CaseId, address: &str) -> Result<bool> {
+        Ok(self
+            .case(case)?
+            .is_some_and(|c| c.requesters().any(|r| r.eq_ignore_ascii_case(address))))
     }
 
-    fn open_case_of_sender(&self, address: &str) -> Option<CaseId> {
-        self.open_case_of_sender_id(address).ok().flatten()
+    fn open_case_of_sender(&self, address: &str) -> Result<Option<CaseId>> {
+        self.open_case_of_sender_id(address)
     }
 }
 

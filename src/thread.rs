@@ -1,4 +1,4 @@
-//! Which case a message belongs to (DESIGN.md "Threading", in order):
+//! Which case a message belongs to (ARCHITECTURE.md "Threading", in order):
 //! the per-case reply address, then In-Reply-To/References, then a subject
 //! tag from a known participant, then an open case of the same sender;
 //! otherwise a new case. The username rule (one open case per account)
@@ -14,6 +14,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::domain::CaseId;
+use crate::error::Result;
 use crate::parse::Inbound;
 
 /// Characters of the reply-address MAC (lower-case base32, 50 bits).
@@ -100,15 +101,19 @@ impl CaseMatch {
 }
 
 /// What threading needs to know from the store.
+///
+/// Every answer can fail: a store error must fail the message (it is kept and
+/// retried), never read as "not found", which would open a new case and
+/// acknowledge it.
 pub trait ThreadLookup {
     /// The case and thread of a Message-ID we received or sent.
-    fn case_of_message(&self, message_id: &str) -> Option<(CaseId, Role)>;
+    fn case_of_message(&self, message_id: &str) -> Result<Option<(CaseId, Role)>>;
     /// Whether a case exists.
-    fn case_exists(&self, case: &CaseId) -> bool;
+    fn case_exists(&self, case: &CaseId) -> Result<bool>;
     /// Whether an address has written on, or been written to on, a case.
-    fn is_participant(&self, case: &CaseId, address: &str) -> bool;
+    fn is_participant(&self, case: &CaseId, address: &str) -> Result<bool>;
     /// The open case of a sender, if any.
-    fn open_case_of_sender(&self, address: &str) -> Option<CaseId>;
+    fn open_case_of_sender(&self, address: &str) -> Result<Option<CaseId>>;
 }
 
 /// The reply-address token for a case thread: `rd-7k3m9q.<mac>` or
@@ -168,7 +173,7 @@ pub fn parse_reply_address(
 }
 
 fn token_mac(key: &[u8], stem: &str) -> String {
-    const B32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    use crate::domain::BASE32_LOWER as B32;
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("hmac accepts any key length");
     mac.update(b"reply-address:");
     mac.update(stem.as_bytes());
@@ -198,13 +203,14 @@ pub fn tag_for(case: &CaseId) -> String {
     format!("[Case {case}]")
 }
 
-/// Applies threading rules 1–4 to one message.
+/// Applies threading rules 1–4 to one message; fails only when the lookup
+/// does.
 pub fn match_case(
     inbound: &Inbound,
     lookup: &impl ThreadLookup,
     support: &crate::domain::EmailAddress,
     key: &[u8],
-) -> CaseMatch {
+) -> Result<CaseMatch> {
     // The envelope recipient that our own MTA records (Delivered-To,
     // X-Original-To) counts too: staff often Bcc the case address.
     let envelope = inbound
@@ -213,30 +219,36 @@ pub fn match_case(
         .map(|v| v.trim().trim_start_matches('<').trim_end_matches('>'));
     for address in inbound.recipients().map(|a| a.as_str()).chain(envelope) {
         if let Some((case, role)) = parse_reply_address(address, support, key) {
-            if lookup.case_exists(&case) {
-                return CaseMatch::ReplyAddress { case, role };
+            if lookup.case_exists(&case)? {
+                return Ok(CaseMatch::ReplyAddress { case, role });
             }
         }
     }
     for id in inbound.thread_keys() {
-        if let Some((case, role)) = lookup.case_of_message(id) {
-            return CaseMatch::Reference { case, role };
+        if let Some((case, role)) = lookup.case_of_message(id)? {
+            return Ok(CaseMatch::Reference { case, role });
         }
     }
     let sender = inbound.from_address().map(|a| a.as_str().to_owned());
-    if let Some(case) = subject_tag(&inbound.subject).filter(|c| lookup.case_exists(c)) {
-        return match &sender {
-            Some(s) if lookup.is_participant(&case, s) => CaseMatch::SubjectTag { case },
-            _ => CaseMatch::UnverifiedTag { case },
-        };
+    if let Some(case) = subject_tag(&inbound.subject) {
+        if lookup.case_exists(&case)? {
+            let known = match &sender {
+                Some(s) => lookup.is_participant(&case, s)?,
+                None => false,
+            };
+            return Ok(if known {
+                CaseMatch::SubjectTag { case }
+            } else {
+                CaseMatch::UnverifiedTag { case }
+            });
+        }
     }
-    if let Some(case) = sender
-        .as_deref()
-        .and_then(|s| lookup.open_case_of_sender(s))
-    {
-        return CaseMatch::OpenCaseOfSender { case };
+    if let Some(s) = sender.as_deref() {
+        if let Some(case) = lookup.open_case_of_sender(s)? {
+            return Ok(CaseMatch::OpenCaseOfSender { case });
+        }
     }
-    CaseMatch::New
+    Ok(CaseMatch::New)
 }
 
 #[cfg(test)]
@@ -256,19 +268,20 @@ mod tests {
     }
 
     impl ThreadLookup for FakeLookup {
-        fn case_of_message(&self, id: &str) -> Option<(CaseId, Role)> {
-            self.messages.get(id).cloned()
+        fn case_of_message(&self, id: &str) -> Result<Option<(CaseId, Role)>> {
+            Ok(self.messages.get(id).cloned())
         }
-        fn case_exists(&self, case: &CaseId) -> bool {
-            self.cases.contains(case)
+        fn case_exists(&self, case: &CaseId) -> Result<bool> {
+            Ok(self.cases.contains(case))
         }
-        fn is_participant(&self, case: &CaseId, address: &str) -> bool {
-            self.participants
+        fn is_participant(&self, case: &CaseId, address: &str) -> Result<bool> {
+            Ok(self
+                .participants
                 .iter()
-                .any(|(c, a)| c == case && a == address)
+                .any(|(c, a)| c == case && a == address))
         }
-        fn open_case_of_sender(&self, address: &str) -> Option<CaseId> {
-            self.open.get(address).cloned()
+        fn open_case_of_sender(&self, address: &str) -> Result<Option<CaseId>> {
+            Ok(self.open.get(address).cloned())
         }
     }
 
@@ -282,6 +295,43 @@ mod tests {
 
     fn mail(headers: &str) -> Inbound {
         crate::parse::parse(format!("From: jo@example.org\r\n{headers}\r\n\r\nhi\r\n").as_bytes())
+    }
+
+    /// A store that fails every lookup, as a full or corrupt disk would.
+    struct FailingLookup;
+
+    fn disk_error() -> crate::error::Error {
+        crate::error::Error::Store(sled::Error::Io(std::io::Error::other("disk gone")))
+    }
+
+    impl ThreadLookup for FailingLookup {
+        fn case_of_message(&self, _: &str) -> Result<Option<(CaseId, Role)>> {
+            Err(disk_error())
+        }
+        fn case_exists(&self, _: &CaseId) -> Result<bool> {
+            Err(disk_error())
+        }
+        fn is_participant(&self, _: &CaseId, _: &str) -> Result<bool> {
+            Err(disk_error())
+        }
+        fn open_case_of_sender(&self, _: &str) -> Result<Option<CaseId>> {
+            Err(disk_error())
+        }
+    }
+
+    #[test]
+    fn a_failing_store_fails_threading_instead_of_opening_a_new_case() {
+        // No reply address, no references, no tag: only the sender lookup
+        // is asked, and its failure must not read as "no open case".
+        let plain = mail("Subject: help");
+        assert!(matches!(
+            match_case(&plain, &FailingLookup, &support(), KEY),
+            Err(crate::error::Error::Store(_))
+        ));
+        let reply = mail("Subject: Re: x\r\nIn-Reply-To: <a@b>");
+        assert!(match_case(&reply, &FailingLookup, &support(), KEY).is_err());
+        let tagged = mail("Subject: [Case RD-7K3M9Q] again");
+        assert!(match_case(&tagged, &FailingLookup, &support(), KEY).is_err());
     }
 
     #[test]
@@ -313,7 +363,7 @@ mod tests {
             "Delivered-To: {to}\r\nTo: jo@example.org\r\nSubject: hi"
         ));
         assert_eq!(
-            match_case(&m, &lookup, &support(), KEY),
+            match_case(&m, &lookup, &support(), KEY).unwrap(),
             CaseMatch::ReplyAddress {
                 case: case(),
                 role: Role::Case
@@ -321,7 +371,7 @@ mod tests {
         );
         let forged = mail("Delivered-To: support+rd-7k3m9q.aaaaaaaaaa@pypi.example\r\nSubject: hi");
         assert_eq!(
-            match_case(&forged, &lookup, &support(), KEY),
+            match_case(&forged, &lookup, &support(), KEY).unwrap(),
             CaseMatch::New
         );
     }
@@ -346,7 +396,7 @@ mod tests {
         let to = reply_address(&support(), KEY, &case(), Role::Case);
         let m = mail(&format!("To: {to}\r\nSubject: re"));
         assert_eq!(
-            match_case(&m, &lookup, &support(), KEY),
+            match_case(&m, &lookup, &support(), KEY).unwrap(),
             CaseMatch::ReplyAddress {
                 case: case(),
                 role: Role::Case
@@ -365,7 +415,7 @@ mod tests {
             .insert("ack@pypi.example".into(), (case(), Role::Case));
         let m = mail("To: support@pypi.example\r\nReferences: <x@y> <ack@pypi.example>");
         assert_eq!(
-            match_case(&m, &lookup, &support(), KEY),
+            match_case(&m, &lookup, &support(), KEY).unwrap(),
             CaseMatch::Reference {
                 case: case(),
                 role: Role::Case
@@ -381,12 +431,12 @@ mod tests {
         };
         let m = mail("To: support@pypi.example\r\nSubject: Re: [Case RD-7K3M9Q] help");
         assert_eq!(
-            match_case(&m, &lookup, &support(), KEY),
+            match_case(&m, &lookup, &support(), KEY).unwrap(),
             CaseMatch::UnverifiedTag { case: case() }
         );
         lookup.participants.push((case(), "jo@example.org".into()));
         assert_eq!(
-            match_case(&m, &lookup, &support(), KEY),
+            match_case(&m, &lookup, &support(), KEY).unwrap(),
             CaseMatch::SubjectTag { case: case() }
         );
     }
@@ -395,10 +445,13 @@ mod tests {
     fn a_sender_with_an_open_case_joins_it_and_a_stranger_gets_a_new_case() {
         let mut lookup = FakeLookup::default();
         let m = mail("To: support@pypi.example\r\nSubject: help");
-        assert_eq!(match_case(&m, &lookup, &support(), KEY), CaseMatch::New);
+        assert_eq!(
+            match_case(&m, &lookup, &support(), KEY).unwrap(),
+            CaseMatch::New
+        );
         lookup.open.insert("jo@example.org".into(), case());
         assert_eq!(
-            match_case(&m, &lookup, &support(), KEY),
+            match_case(&m, &lookup, &support(), KEY).unwrap(),
             CaseMatch::OpenCaseOfSender { case: case() }
         );
     }

@@ -65,7 +65,7 @@ pub fn open_pipeline_with_store(settings: Arc<Settings>, store: Store) -> Result
         None => SharedTemplates::embedded()?,
     };
     let directory = crate::directory::open(&settings.raw.directory, &settings.base_dir)?;
-    let policy = Arc::new(crate::case::Policy::from(&settings.raw.policy));
+    let policy = settings.policy.clone();
     let metrics = Arc::new(crate::metrics::Metrics::default());
     Ok(Pipeline {
         settings,

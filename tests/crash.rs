@@ -231,6 +231,28 @@ fn a_bad_value_in_the_config_exits_2_naming_the_key_and_line() {
 }
 
 #[test]
+fn a_bad_quiet_hours_time_exits_2_naming_the_key_and_line() {
+    let (_dir, config) = setup();
+    let text = format!(
+        "{}\n[policy.quiet_hours]\ntimezone = \"Europe/Berlin\"\nstart = \"22:00\"\nend = \"7 o'clock\"\n",
+        config_text("", FILE_DIRECTORY)
+    );
+    std::fs::write(&config, &text).unwrap();
+    let line = text.lines().position(|l| l.contains("o'clock")).unwrap() + 1;
+    let out = run(&config, &["once"], false);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("policy.quiet_hours.end"),
+        "names the key: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("line {line}")),
+        "names line {line}: {stderr}"
+    );
+}
+
+#[test]
 fn a_typo_in_a_key_is_refused_with_its_name() {
     let (_dir, config) = setup();
     let text = config_text("", FILE_DIRECTORY).replace(

@@ -1,5 +1,6 @@
 //! A request in another language is processed, never refused, and answered
-//! in that language where templates exist (DESIGN.md, issue 4 and 8).
+//! in that language where templates exist (templates/README.md, "Languages
+//! and fallback").
 
 mod common;
 use common::*;

@@ -580,7 +580,6 @@ username = "{SUPPORT_USER}"
 password = {{ file = "imap.pass" }}
 mailbox = "INBOX"
 idle = true
-poll_interval = "1s"
 
 [transport]
 kind = "smtp"

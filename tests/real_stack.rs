@@ -473,7 +473,6 @@ password = {{ file = "imap.pass" }}
 mailbox = "{mailbox}"
 processed_keyword = "$RecoverydeskDone"
 idle = {idle}
-poll_interval = "{poll}"
 
 [transport]
 kind = "smtp"

@@ -2,7 +2,7 @@
 //! with the file transport, the account directory either the test file or
 //! a real HTTP service started inside the test (axum on `127.0.0.1:0`).
 //!
-//! Covers DESIGN.md "Verification challenge": the code only ever goes to
+//! Covers ARCHITECTURE.md "Verification challenge": the code only ever goes to
 //! the linked address, proof by the code on the case or the owner's yes,
 //! the owner's no, locking, quoted codes, expiry with its one reminder, an
 //! unavailable directory, the lost-address path, the waiting period, and
@@ -1966,7 +1966,7 @@ async fn the_code_goes_only_to_the_linked_address_and_is_never_stored_logged_exp
         "the code is in the export after verification"
     );
     assert!(!contains_code(&events_text(&app, &case), &code));
-    // The raw mail the sender wrote is kept as received (DESIGN: raw
+    // The raw mail the sender wrote is kept as received (ARCHITECTURE.md: raw
     // messages are kept); everything we derived from it is code-free.
     let dump = store_dump(&mut app).await;
     for (tree, value) in dump.iter().filter(|(t, _)| t != "raw") {

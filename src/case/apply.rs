@@ -404,13 +404,7 @@ impl Step<'_> {
                         let ctx = self.ctx;
                         // The same per-day limit as a real challenge: reaching
                         // it must not tell an existing account from a missing one.
-                        self.case.challenges_issued.retain(|t| now - t < 86_400);
-                        if self.case.challenges_issued.len() as u32 >= ctx.policy.challenges_per_day
-                        {
-                            self.log(
-                                "system",
-                                "no new challenge: the per-day limit for this case is reached",
-                            );
+                        if self.challenge_limit_reached() {
                             self.queue_for_staff(first);
                             return;
                         }
@@ -493,15 +487,26 @@ impl Step<'_> {
         }
     }
 
-    /// Issues a challenge to the linked address, within the per-day limit.
-    pub(super) fn issue_challenge(&mut self, address: &str) -> bool {
-        let (now, policy) = (self.ctx.now, self.ctx.policy);
+    /// Forgets issue times older than a day, then tells (and logs) whether
+    /// the per-day challenge limit is reached: the one place for that rule.
+    fn challenge_limit_reached(&mut self) -> bool {
+        let now = self.ctx.now;
         self.case.challenges_issued.retain(|t| now - t < 86_400);
-        if self.case.challenges_issued.len() as u32 >= policy.challenges_per_day {
+        let reached =
+            self.case.challenges_issued.len() as u32 >= self.ctx.policy.challenges_per_day;
+        if reached {
             self.log(
                 "system",
                 "no new challenge: the per-day limit for this case is reached",
             );
+        }
+        reached
+    }
+
+    /// Issues a challenge to the linked address, within the per-day limit.
+    pub(super) fn issue_challenge(&mut self, address: &str) -> bool {
+        let (now, policy) = (self.ctx.now, self.ctx.policy);
+        if self.challenge_limit_reached() {
             return false;
         }
         self.case.challenges_issued.push(now);

@@ -4,7 +4,7 @@
 //! `apply(case, event, ctx) -> Outcome { case', effects, log }`. No I/O, no
 //! clock read, no randomness: the caller passes `now`, the policy, the
 //! installation key and a freshly drawn challenge code in [`Ctx`]. Every
-//! rule of DESIGN.md that concerns a case lives here and is unit-tested
+//! rule of ARCHITECTURE.md ("The rules the code keeps") that concerns a case lives here and is unit-tested
 //! here. Sending, storing and looking up accounts are the caller's job.
 
 mod apply;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::secret::SecretSource;
@@ -73,26 +73,28 @@ pub struct ImapSettings {
     /// never expunged by us).
     #[serde(default)]
     pub move_to: Option<String>,
-    /// Messages per `UID FETCH` command (default 100).
-    #[serde(default = "default_batch_size")]
+    /// Messages per `UID FETCH` command: `[source] batch_size`, not
+    /// accepted here (one key, one place).
+    #[serde(skip, default = "default_batch_size")]
     pub batch_size: usize,
     /// Use IDLE when the server offers it (default true).
     #[serde(default = "default_true")]
     pub idle: bool,
-    /// How long to sleep between polls without IDLE, e.g. `"60s"`.
-    #[serde(
-        default = "default_poll_interval",
-        deserialize_with = "deserialize_duration"
-    )]
+    /// How long to sleep between polls without IDLE: `[source]
+    /// poll_interval`, not accepted here.
+    #[serde(skip, default = "default_poll_interval")]
     pub poll_interval: Duration,
     /// Messages larger than this are fetched headers-only and marked
-    /// oversize (default 25 MiB).
-    #[serde(default = "default_max_message_bytes")]
+    /// oversize: `[source] max_message_bytes`, not accepted here.
+    #[serde(skip, default = "default_max_message_bytes")]
     pub max_message_bytes: u64,
     /// How long connecting (to the greeting) and each command may take,
     /// e.g. `"60s"` (default 60 s); past it the connection is dropped and
     /// retried with backoff.
-    #[serde(default = "default_timeout", deserialize_with = "deserialize_duration")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
     pub timeout: Duration,
     /// Shadow mode: EXAMINE the mailbox (read-only) instead of SELECT.
     #[serde(skip)]
@@ -122,12 +124,6 @@ fn default_timeout() -> Duration {
 }
 fn default_max_message_bytes() -> u64 {
     25 * 1024 * 1024
-}
-
-fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text)
-        .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e}")))
 }
 
 impl ImapSettings {
@@ -255,19 +251,32 @@ mod tests {
     }
 
     #[test]
-    fn defaults_and_durations_parse() {
+    fn defaults_parse_and_source_keys_are_refused_here() {
         let s = settings(
-            "host = \"h\"\nport = 993\ntls = \"implicit\"\nusername = \"u\"\npassword = { env = \"P\" }\npoll_interval = \"90s\"\nprocessed_keyword = \"$RecoverydeskDone\"\n",
+            "host = \"h\"\nport = 993\ntls = \"implicit\"\nusername = \"u\"\npassword = { env = \"P\" }\nprocessed_keyword = \"$RecoverydeskDone\"\n",
         )
         .expect("parses");
         assert_eq!(s.mailbox, "INBOX");
-        assert_eq!(s.poll_interval, Duration::from_secs(90));
+        assert_eq!(s.poll_interval, Duration::from_secs(60));
         assert!(s.idle);
         assert_eq!(
             s.done_flags().as_deref(),
             Some("(\\Seen $RecoverydeskDone)")
         );
         assert!(s.validate().is_ok());
+        // [source] owns these three; accepting them here and then
+        // overwriting them would ignore what the operator wrote.
+        for key in [
+            "poll_interval = \"90s\"",
+            "batch_size = 10",
+            "max_message_bytes = 5",
+        ] {
+            let text = format!(
+                "host = \"h\"\nport = 993\nusername = \"u\"\npassword = {{ env = \"P\" }}\n{key}\n"
+            );
+            let err = settings(&text).expect_err("refused").to_string();
+            assert!(err.contains(key.split(' ').next().unwrap()), "{err}");
+        }
     }
 
     #[test]
