@@ -654,3 +654,60 @@ fn json_logs_carry_case_id_and_message_id_when_a_message_is_handled() {
     assert!(case_id.starts_with("RD-"), "{case_id}");
     assert!(message_id.contains("op-7-"), "{message_id}");
 }
+
+/// The "message handled" line of a JSON log.
+fn handled_line(stderr: &str) -> Option<serde_json::Value> {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "message handled")
+}
+
+#[test]
+fn json_logs_carry_lists_as_json_arrays() {
+    let setup = Setup::new("");
+    setup.deliver_request(8);
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&setup.config)
+        .args(["--log-format", "json", "once"])
+        .env_remove("RECOVERYDESK_CONFIG")
+        .env("RECOVERYDESK_LOG", "warn,recoverydesk=info")
+        .output()
+        .expect("run once");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = handled_line(&stderr).unwrap_or_else(|| panic!("{stderr}"));
+    let queued = &line["fields"]["queued"];
+    assert!(
+        queued
+            .as_array()
+            .is_some_and(|q| q.iter().any(|t| t == "acknowledgement")),
+        "queued is a JSON array: {line}"
+    );
+}
+
+#[test]
+fn human_logs_to_a_file_have_no_colour_codes() {
+    let setup = Setup::new("");
+    // Forced colour would be a terminal's; NO_COLOR must win over it too.
+    for (n, no_color) in [(9, None), (10, Some("1"))] {
+        setup.deliver_request(n);
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
+            .arg(&setup.config)
+            .arg("once")
+            .env_remove("RECOVERYDESK_CONFIG")
+            .env_remove("NO_COLOR")
+            .env("RECOVERYDESK_LOG", "warn,recoverydesk=info");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = cmd.output().expect("run once");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("INFO"), "{stderr}");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "ANSI codes in a log file: {stderr:?}"
+        );
+    }
+}
