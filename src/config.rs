@@ -352,12 +352,29 @@ pub struct QuietHoursSection {
 }
 
 /// `[metrics]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsSection {
     /// Address for the Prometheus text endpoint, e.g. `127.0.0.1:9187`.
     #[serde(default)]
     pub listen: Option<String>,
+    /// `/readyz` answers 503 once passes have failed, or a reply has
+    /// waited unsent, for longer than this.
+    #[serde(default = "default_not_ready_after", deserialize_with = "duration")]
+    pub not_ready_after: Duration,
+}
+
+fn default_not_ready_after() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: None,
+            not_ready_after: default_not_ready_after(),
+        }
+    }
 }
 
 /// The one duration parser of the config (`"48h"`, `"7d"`, `"300ms"`).

@@ -113,8 +113,29 @@ pub async fn start_metrics(
         crate::error::Error::Config(format!("metrics.listen: cannot bind {listen}: {e}"))
     })?;
     let pipeline = Arc::new(pipeline.clone());
+    let ready_pipeline = pipeline.clone();
+    let grace = settings.raw.metrics.not_ready_after.as_secs() as i64;
+    // A worker that waits poll_interval between passes is stuck only well
+    // past it.
+    let stale = grace.max(3 * settings.raw.source.poll_interval.as_secs() as i64 + 60);
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let pipeline = ready_pipeline.clone();
+                async move {
+                    let store = pipeline.store.clone();
+                    let metrics = pipeline.metrics.clone();
+                    let now = crate::clock::now();
+                    let r = tokio::task::spawn_blocking(move || {
+                        metrics.readiness(&store, now, grace, stale)
+                    })
+                    .await;
+                    readiness_response(r.ok())
+                }
+            }),
+        )
         .route(
             "/metrics",
             get(move || {
@@ -142,6 +163,26 @@ fn metrics_response(pipeline: &Pipeline, now: i64) -> (axum::http::StatusCode, S
             )
         }
     }
+}
+
+fn readiness_response(r: Option<crate::metrics::Readiness>) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let Some(r) = r else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "readiness check failed\n").into_response();
+    };
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::to_string_pretty(&r).unwrap_or_default() + "\n";
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// The Prometheus text exposition, computed from the store at scrape time.

@@ -255,6 +255,7 @@ impl Worker {
                 Ok(_) => {
                     failures = 0;
                     ever_worked = true;
+                    self.pipeline.metrics.pass_succeeded(crate::clock::now());
                 }
                 Err(e @ Error::Store(_)) => return Err(e),
                 // A wrong password or a missing mailbox at start-up is the
@@ -268,6 +269,9 @@ impl Worker {
                         .metrics
                         .source_failures
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.pipeline
+                        .metrics
+                        .pass_failed(crate::clock::now(), &e.to_string());
                     tracing::error!(error.message = %e, source = %self.source.describe(), failures, "pass failed; retrying");
                 }
             }

@@ -711,3 +711,56 @@ fn human_logs_to_a_file_have_no_colour_codes() {
         );
     }
 }
+
+/// Polls `/readyz` until `want` holds, returning the last answer.
+fn readyz_until(
+    daemon: &mut Daemon,
+    port: u16,
+    want: impl Fn(u16, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        daemon.assert_running();
+        if let Ok((status, body)) = http_get(port, "/readyz") {
+            let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            if want(status, &value) {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/readyz stayed {status}: {body}\n{}",
+                daemon.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn readyz_turns_503_while_the_mail_source_fails_and_200_when_it_is_back() {
+    let port = free_port();
+    let setup = Setup::new(&format!(
+        "[metrics]\nlisten = \"127.0.0.1:{port}\"\nnot_ready_after = \"1s\"\n"
+    ));
+    let mut daemon = Daemon::start_with(&setup, &[]);
+    let up = readyz_until(&mut daemon, port, |s, v| s == 200 && v["source"] == "up");
+    assert_eq!(up["outbox_pending"], 0, "{up}");
+    assert!(up["last_fetch_ok"].as_i64().is_some(), "{up}");
+
+    // The mailbox disappears (an unmounted volume, say): passes fail.
+    std::fs::rename(setup.path("inbox"), setup.path("inbox.away")).unwrap();
+    let down = readyz_until(&mut daemon, port, |s, _| s == 503);
+    assert_eq!(down["source"], "down", "{down}");
+    assert!(
+        down["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("mail source failing")),
+        "{down}"
+    );
+    assert!(down["source_error"].is_string(), "{down}");
+    // /healthz stays a liveness check: the process answers.
+    assert_eq!(http_get(port, "/healthz").unwrap().0, 200);
+
+    std::fs::rename(setup.path("inbox.away"), setup.path("inbox")).unwrap();
+    readyz_until(&mut daemon, port, |s, v| s == 200 && v["source"] == "up");
+}
