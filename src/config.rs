@@ -17,6 +17,7 @@ use crate::request::Field;
 use crate::secret::{Secret, SecretSource};
 
 mod policy;
+mod values;
 
 /// The embedded default configuration (`config/demo.toml`).
 pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
@@ -423,6 +424,14 @@ impl Settings {
             imap.batch_size = raw.source.batch_size;
             imap.poll_interval = raw.source.poll_interval;
             imap.max_message_bytes = raw.source.max_message_bytes;
+        }
+        values::check(&raw, base_dir, origin)?;
+        if let Some(warning) = raw
+            .instance
+            .secret_key
+            .loose_permissions("instance.secret_key", base_dir)
+        {
+            tracing::warn!("{warning}");
         }
         let secret_key = raw
             .instance

@@ -240,7 +240,14 @@ pub async fn doctor(config: Option<&Path>) -> anyhow::Result<()> {
         .unwrap_or_else(|| "config.toml".into());
     let settings = match Settings::load(&path) {
         Ok(s) => {
-            print_row("config", &Ok(path.display().to_string()));
+            let warning = s
+                .raw
+                .instance
+                .secret_key
+                .loose_permissions("instance.secret_key", &s.base_dir)
+                .map(|w| format!(" (warning: {w})"))
+                .unwrap_or_default();
+            print_row("config", &Ok(format!("{}{warning}", path.display())));
             Arc::new(s)
         }
         Err(e) => {

@@ -70,9 +70,48 @@ impl SecretSource {
     }
 }
 
+impl SecretSource {
+    /// A warning when the secret's file can be read by other users than
+    /// its owner (e.g. mode 0644), naming the key and the fix.
+    pub fn loose_permissions(&self, key: &str, base: &std::path::Path) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = base.join(self.file.as_ref()?);
+        let mode = std::fs::metadata(&path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "{key}: {} is readable by other users (mode {:o}): chmod 600 it",
+                path.display(),
+                mode & 0o777
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_file_others_can_read_is_named_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        std::fs::write(&path, "k").unwrap();
+        let source = SecretSource {
+            env: None,
+            file: Some("secret.key".into()),
+        };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let warning = source.loose_permissions("instance.secret_key", dir.path());
+        assert!(
+            warning
+                .as_deref()
+                .is_some_and(|w| w.contains("instance.secret_key") && w.contains("644")),
+            "{warning:?}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(source.loose_permissions("k", dir.path()), None);
+    }
 
     #[test]
     fn debug_and_display_never_show_the_value() {

@@ -131,7 +131,7 @@ pub fn build(settings: &SmtpSettings, base_dir: &Path) -> Result<SmtpTransport> 
     }
     let credentials = match (&settings.username, &settings.password) {
         (Some(user), Some(source)) => {
-            let secret = source.resolve("smtp.password", base_dir)?;
+            let secret = source.resolve("transport.smtp.password", base_dir)?;
             Some(Credentials::new(user.clone(), secret.expose().to_string()))
         }
         (None, None) => None,
@@ -212,11 +212,14 @@ fn tls_parameters(settings: &SmtpSettings, base_dir: &Path) -> Result<TlsParamet
     if let Some(path) = &settings.ca_file {
         let path = base_dir.join(path);
         let pem = std::fs::read(&path).map_err(|e| {
-            Error::Config(format!("smtp.ca_file: cannot read {}: {e}", path.display()))
+            Error::Config(format!(
+                "transport.smtp.ca_file: cannot read {}: {e}",
+                path.display()
+            ))
         })?;
         let cert = Certificate::from_pem(&pem).map_err(|e| {
             Error::Config(format!(
-                "smtp.ca_file: {} is not a PEM certificate: {e}",
+                "transport.smtp.ca_file: {} is not a PEM certificate: {e}",
                 path.display()
             ))
         })?;
