@@ -44,6 +44,7 @@ fn settings(stack: &Stack, user: &str, mailbox: &str) -> ImapSettings {
         password: SecretSource {
             env: None,
             file: Some("good".into()),
+            credential: None,
         },
         auth: ImapAuth::Login,
         mailbox: mailbox.into(),
