@@ -222,60 +222,81 @@ pub fn parse_only(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `inspect FILE [--json]`.
+/// `inspect FILE [--json]`: what the worker reads from one message (the
+/// same `reading::read` the worker runs), without a store.
 pub async fn inspect(config: Option<&Path>, file: &Path, json: bool) -> anyhow::Result<()> {
     let (_tmp, settings) = settings(config)?;
     let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let inbound = crate::parse::parse(&raw);
-    let class = crate::classify::classify(&inbound, &settings.raw.instance.id);
-    let staff = crate::authres::staff_trust(&inbound, &settings.staff);
-    let new_text = crate::quote::new_text(&inbound.text, inbound.html.as_deref());
-    let redacted = crate::secrets::redact(&new_text);
-    let fields = crate::request::extract(
-        &redacted.text,
-        &inbound.subject,
-        &[settings.support_address.to_string()],
-    );
+    let fetched = Fetched {
+        source_id: file.display().to_string(),
+        raw,
+        oversize: None,
+        cursor: None,
+    };
+    let reading = crate::reading::read(&fetched, &settings)
+        .with_context(|| format!("reading {}", file.display()))?;
+    let report = reading_report(&reading, &settings);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_reading(&reading, &report)?;
+    }
+    Ok(())
+}
+
+/// The reading of one message as JSON: what `inspect --json` prints and
+/// what the golden set (`tests/golden/`) pins.
+pub fn reading_report(reading: &crate::reading::Reading, settings: &Settings) -> serde_json::Value {
+    let inbound = &reading.inbound;
     let missing: Vec<&str> = settings
         .policy
         .required
         .iter()
-        .filter(|f| !fields.has(**f))
+        .filter(|f| !reading.fields.has(**f))
         .map(|f| f.code())
         .collect();
-    let report = serde_json::json!({
+    serde_json::json!({
         "message_id": inbound.message_id, "from": inbound.from_address(), "subject": inbound.subject,
-        "kind": class.kind, "kind_reason": class.reason, "staff": staff,
-        "language": crate::lang::detect(&redacted.text),
+        "kind": reading.classification.kind.code(), "kind_detail": reading.classification.kind, "kind_reason": reading.classification.reason,
+        "staff": reading.staff, "language": reading.language,
         "thread_keys": { "in_reply_to": inbound.in_reply_to, "references": inbound.references,
             "subject_tag": crate::thread::subject_tag(&inbound.subject), "recipients": inbound.recipients().collect::<Vec<_>>() },
-        "new_text": redacted.text, "secrets_found": redacted.found, "fields": fields, "missing": missing,
+        "new_text": reading.redacted.text, "secrets_found": reading.redacted.found,
+        "codes": reading.new_codes.len(), "quoted_codes": reading.quoted_codes.len(),
+        "fields": reading.fields, "missing": missing,
         "warnings": inbound.warnings, "size": inbound.size, "html_only": inbound.html_only,
-    });
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!("Message-ID   {}", inbound.message_id);
-        println!(
-            "From         {}",
-            inbound
-                .from_address()
-                .map(|a| a.to_string())
-                .unwrap_or_else(|| "(none)".into())
-        );
-        println!("Subject      {}", inbound.subject);
-        println!("Kind         {} ({})", class.kind.code(), class.reason);
-        println!("Staff        {}", serde_json::to_string(&staff)?);
-        println!("Language     {}", report["language"]);
-        println!("Thread keys  {}", report["thread_keys"]);
-        println!(
-            "Fields       {}",
-            serde_json::to_string_pretty(&report["fields"])?
-        );
-        println!("Missing      {}", missing.join(", "));
-        println!("Secrets      {:?}", redacted.found);
-        println!("Warnings     {:?}", inbound.warnings);
-        println!("--- new text ---\n{}", redacted.text);
-    }
+    })
+}
+
+fn print_reading(
+    reading: &crate::reading::Reading,
+    report: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let inbound = &reading.inbound;
+    println!("Message-ID   {}", inbound.message_id);
+    println!(
+        "From         {}",
+        inbound
+            .from_address()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "(none)".into())
+    );
+    println!("Subject      {}", inbound.subject);
+    println!(
+        "Kind         {} ({})",
+        reading.classification.kind.code(),
+        reading.classification.reason
+    );
+    println!("Staff        {}", serde_json::to_string(&reading.staff)?);
+    println!("Language     {}", report["language"]);
+    println!("Thread keys  {}", report["thread_keys"]);
+    println!(
+        "Fields       {}",
+        serde_json::to_string_pretty(&report["fields"])?
+    );
+    println!("Missing      {}", report["missing"]);
+    println!("Secrets      {:?}", reading.redacted.found);
+    println!("Warnings     {:?}", inbound.warnings);
+    println!("--- new text ---\n{}", reading.redacted.text);
     Ok(())
 }
