@@ -7,6 +7,7 @@ mod common;
 #[path = "../daemon/mod.rs"]
 mod daemon;
 
+mod admin;
 mod crash;
 mod demo;
 mod digest;
@@ -16,6 +17,7 @@ mod followups;
 mod golden;
 mod language;
 mod machine_mail;
+mod no_hang;
 mod operator;
 mod ratelimit_flow;
 mod reading;

@@ -3,8 +3,7 @@
 //! store), and a backup restored into a new folder carries a conversation
 //! on.
 
-mod common;
-mod daemon;
+use crate::{common, daemon};
 
 use std::path::Path;
 use std::process::{Command, Output};

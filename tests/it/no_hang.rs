@@ -3,8 +3,7 @@
 //! `once` or `run`: every network step has the configured timeout, and
 //! `run` stops within a few seconds of SIGTERM whatever the network does.
 
-mod common;
-mod daemon;
+use crate::{common, daemon};
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
