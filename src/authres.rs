@@ -3,26 +3,35 @@
 //!
 //! Pure: reads only the headers of an [`Inbound`].
 //!
-//! # Which `Authentication-Results` headers count
+//! # Which `Authentication-Results` header counts
 //! Anyone can write an `Authentication-Results` header into the mail they
 //! send, naming our MTA's authserv-id and claiming `dmarc=pass`. Our MTA
-//! prepends its own header above everything the sender wrote, and it also
-//! prepends its own `Received` header; the forger's header therefore always
-//! sits *below* at least one `Received` header added on the way in. So:
+//! prepends its own header above everything the sender wrote, so only one
+//! header counts, the trusted MTA's stamp (RFC 8601 §5):
 //!
-//! * only headers whose authserv-id is one of
-//!   [`StaffPolicy::trusted_authserv_ids`] are read, and
-//! * of those, only the ones with at most
-//!   [`StaffPolicy::trusted_received_hops`] `Received` headers above them.
+//! * the topmost header whose authserv-id is one of
+//!   [`StaffPolicy::trusted_authserv_ids`],
+//! * and only if at most [`StaffPolicy::trusted_received_hops`] `Received`
+//!   headers lie above it.
 //!
-//! The default of 0 hops is the strict rule: only results stamped above the
-//! first `Received` header count. When the trusted MTA writes its results
-//! below its own `Received` header (some milter setups), or a delivery agent
+//! Every other header with a trusted id is ignored. One that names the
+//! stamp's own authserv-id below it cannot have been written by that MTA
+//! (it stamps once), so it came with the message: the mail is treated as
+//! an attempted forgery even when the stamp itself passes. An MTA that
+//! writes one header per milter (OpenDKIM, then OpenDMARC) looks the same;
+//! give each milter its own authserv-id, list them all, and accept the
+//! method of the topmost one (`accept = ["dmarc"]`).
+//!
+//! The default of 0 hops is the strict rule: the stamp must sit above the
+//! first `Received` header. When the trusted MTA writes its results below
+//! its own `Received` header (some milter setups), or a delivery agent
 //! behind it adds one (Dovecot LMTP), the operator raises the number to the
 //! count of `Received` headers that *our own* infrastructure adds from the
-//! trusted MTA onwards, and no further: each extra hop lets a header written
-//! by the sender count. RFC 8601 §5 also asks the border MTA to delete
-//! headers that claim its authserv-id; this check does not rely on it.
+//! trusted MTA onwards, and no further (`doctor --staff-probe` measures
+//! it): with more, a message the MTA did not stamp at all could carry a
+//! header of the sender's that counts. RFC 8601 §5 also asks the border MTA
+//! to delete headers that claim its authserv-id; this check does not rely
+//! on it.
 //!
 //! # What passes
 //! With the From domain `D`, any one of the accepted methods (all three by
@@ -258,9 +267,15 @@ pub fn parse_authentication_results(value: &str) -> Option<AuthResults> {
 
 /// The headers that may be read, split by trust (see the module docs).
 struct Collected {
-    /// Trusted id, stamped on the way in: these decide.
-    counted: Vec<AuthResults>,
-    /// Trusted id, but below too many `Received` headers.
+    /// The trusted MTA's stamp: the topmost header with a trusted
+    /// authserv-id, when it sits within the configured hops. Only it decides.
+    stamp: Option<AuthResults>,
+    /// Headers naming the stamp's authserv-id below it: the MTA writes one,
+    /// so these came with the message (RFC 8601 §5), an attempted forgery.
+    forged_below: Vec<AuthResults>,
+    /// Other headers with a trusted id that do not count: the topmost one
+    /// when it sits below too many `Received` headers, and headers of
+    /// another trusted id below the stamp.
     too_low: Vec<AuthResults>,
     /// Stamped by an authserv-id we do not trust.
     untrusted: Vec<AuthResults>,
@@ -268,10 +283,14 @@ struct Collected {
 
 fn collect(inbound: &Inbound, policy: &StaffPolicy) -> Collected {
     let mut collected = Collected {
-        counted: Vec::new(),
+        stamp: None,
+        forged_below: Vec::new(),
         too_low: Vec::new(),
         untrusted: Vec::new(),
     };
+    // Once the topmost trusted header is seen (counted or too low), every
+    // later one is below the trusted MTA's own stamp and cannot count.
+    let mut seen_trusted = false;
     let mut received_above = 0usize;
     for (name, value) in &inbound.headers {
         if name == "received" {
@@ -286,11 +305,20 @@ fn collect(inbound: &Inbound, policy: &StaffPolicy) -> Collected {
         };
         if !policy.trusts(&parsed.authserv_id) {
             collected.untrusted.push(parsed);
-        } else if received_above <= policy.trusted_received_hops {
-            collected.counted.push(parsed);
+            continue;
+        }
+        let names_the_stamp = collected
+            .stamp
+            .as_ref()
+            .is_some_and(|s| s.authserv_id == parsed.authserv_id);
+        if names_the_stamp {
+            collected.forged_below.push(parsed);
+        } else if !seen_trusted && received_above <= policy.trusted_received_hops {
+            collected.stamp = Some(parsed);
         } else {
             collected.too_low.push(parsed);
         }
+        seen_trusted = true;
     }
     collected
 }
@@ -316,37 +344,30 @@ pub fn staff_trust(inbound: &Inbound, policy: &StaffPolicy) -> StaffTrust {
     let domain = from.domain().to_ascii_lowercase();
     let collected = collect(inbound, policy);
 
-    if collected.counted.is_empty() {
-        let mut why = String::from("no Authentication-Results from a trusted authserv-id");
-        if !collected.too_low.is_empty() {
-            why.push_str(&format!(
-                "; results naming trusted {} sit below a Received header, so the sender could have written them",
-                ids(&collected.too_low)
-            ));
-        }
-        if !collected.untrusted.is_empty() {
-            why.push_str(&format!(
-                "; results stamped by untrusted {}",
-                ids(&collected.untrusted)
-            ));
-        }
-        return forged(why);
+    if !collected.forged_below.is_empty() {
+        return forged(format!(
+            "attempted forgery: {} more Authentication-Results naming trusted {} below the one it stamped; \
+             only the topmost counts, the others came with the message (RFC 8601 section 5)",
+            collected.forged_below.len(),
+            ids(&collected.forged_below)
+        ));
     }
+    let Some(stamp) = &collected.stamp else {
+        return forged(no_stamp(&collected));
+    };
 
     let accepted = policy.accepted_methods();
     let mut seen = Vec::new();
-    for header in &collected.counted {
-        for result in &header.results {
-            let Some(method) = method_kind(&result.method) else {
-                continue;
-            };
-            seen.push(result.describe());
-            if !accepted.contains(&method) || result.result != "pass" {
-                continue;
-            }
-            if proves(method, result, &domain) {
-                return StaffTrust::Staff { address };
-            }
+    for result in &stamp.results {
+        let Some(method) = method_kind(&result.method) else {
+            continue;
+        };
+        seen.push(result.describe());
+        if !accepted.contains(&method) || result.result != "pass" {
+            continue;
+        }
+        if proves(method, result, &domain) {
+            return StaffTrust::Staff { address };
         }
     }
     let accepted_names: Vec<&str> = accepted.iter().map(|m| m.code()).collect();
@@ -357,9 +378,27 @@ pub fn staff_trust(inbound: &Inbound, policy: &StaffPolicy) -> StaffTrust {
     };
     forged(format!(
         "no passing result aligned with {domain} from trusted {} (accepted: {}): {found}",
-        ids(&collected.counted),
+        stamp.authserv_id,
         accepted_names.join(", ")
     ))
+}
+
+/// Why no header counts: the trusted ones sit too low, or none is trusted.
+fn no_stamp(collected: &Collected) -> String {
+    let mut why = String::from("no Authentication-Results from a trusted authserv-id");
+    if !collected.too_low.is_empty() {
+        why.push_str(&format!(
+            "; results naming trusted {} sit below a Received header, so the sender could have written them",
+            ids(&collected.too_low)
+        ));
+    }
+    if !collected.untrusted.is_empty() {
+        why.push_str(&format!(
+            "; results stamped by untrusted {}",
+            ids(&collected.untrusted)
+        ));
+    }
+    why
 }
 
 /// Summarises trusted authentication results for staff notifications,
@@ -376,7 +415,7 @@ pub fn summarize(inbound: &Inbound, trusted_authserv_ids: &[String]) -> AuthSumm
 pub fn summarize_with(inbound: &Inbound, policy: &StaffPolicy) -> AuthSummary {
     let collected = collect(inbound, policy);
     let mut summary = AuthSummary::default();
-    for header in &collected.counted {
+    for header in collected.stamp.iter() {
         for result in &header.results {
             let (slot, domain) = match result.method.as_str() {
                 "dmarc" => (
@@ -406,6 +445,7 @@ pub fn summarize_with(inbound: &Inbound, policy: &StaffPolicy) -> AuthSummary {
         .untrusted
         .iter()
         .chain(collected.too_low.iter())
+        .chain(collected.forged_below.iter())
         .map(|h| h.authserv_id.clone())
         .collect();
     ignored.dedup();

@@ -91,7 +91,12 @@ pub enum Command {
         action: TemplatesAction,
     },
     /// Check config, directory, mailboxes, templates and store.
-    Doctor,
+    Doctor {
+        /// Instead, send a probe through the SMTP transport, read it back
+        /// over IMAP and print the `trusted_received_hops` to configure.
+        #[arg(long)]
+        staff_probe: bool,
+    },
     /// Write a backup of the store to FILE (through the running daemon, if any).
     Backup {
         /// The backup file to write.
@@ -345,7 +350,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { file } => backup(&*load(cli.config.as_deref())?, &file),
         Command::Restore { file } => restore(&*load(cli.config.as_deref())?, &file),
         Command::Templates { action } => templates(cli.config.as_deref(), action),
-        Command::Doctor => crate::ops::doctor(cli.config.as_deref()).await,
+        Command::Doctor { staff_probe: true } => {
+            crate::staff_probe::doctor(cli.config.as_deref()).await
+        }
+        Command::Doctor { staff_probe: false } => crate::ops::doctor(cli.config.as_deref()).await,
     }
 }
 

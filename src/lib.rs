@@ -19,6 +19,7 @@ pub mod domain;
 pub mod error;
 pub mod secret;
 
+pub(crate) mod at_rest;
 pub mod authres;
 pub mod classify;
 pub mod lang;
@@ -56,6 +57,7 @@ pub mod digest;
 pub mod ops;
 pub mod replay;
 pub mod report;
+pub mod staff_probe;
 
 pub mod source;
 pub mod transport;

@@ -30,7 +30,7 @@ use crate::source::Fetched;
 use crate::store::{Commit, InboundRecord, MsgIndex, OutboxItem, Store};
 use crate::templates::SharedTemplates;
 use crate::thread::{self, CaseMatch, Role};
-use crate::{staff_cmd, verify};
+use crate::{secrets, staff_cmd, verify};
 
 /// What happened to one inbound message (for logs, replay and metrics).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -140,7 +140,7 @@ impl Pipeline {
             return Ok(handled);
         }
         let mut commit = Commit {
-            raw: Some((inbound.content_hash.clone(), fetched.raw.clone())),
+            raw: Some((inbound.content_hash.clone(), reading.raw_to_keep(fetched))),
             cursor,
             ..Commit::default()
         };
@@ -378,13 +378,14 @@ impl Pipeline {
             fields: reading.fields.clone(),
             quoted_codes: reading.quoted_codes.clone(),
             codes: new_codes,
-            secrets: reading.redacted.found.clone(),
+            secrets: reading.secrets_found(),
             language: reading.language.clone(),
             opens_case: false,
             duplicate: matches!(matched, CaseMatch::OpenCaseOfSender { .. }),
             lookup: None,
             oversize: fetched.oversize,
             malformed: !inbound.warnings.is_empty() && inbound.from.is_none(),
+            thread: matched.strength(),
         };
         let existing = match matched.case() {
             Some(id) => Some(self.load(id)?).filter(|c| c.accepts_reopen(now, &self.policy)),
@@ -408,7 +409,7 @@ impl Pipeline {
             }
         };
         let mut merged = case.fields.clone();
-        merged.merge(&message.fields);
+        merged.merge(&message.fields_for(&case.fields));
         let needs_lookup = matches!(
             case.verification,
             Verification::NotStarted
@@ -568,7 +569,7 @@ impl Pipeline {
                 to: inbound.recipients().map(|a| a.to_string()).collect(),
                 // A challenge code typed into a subject stays in the raw mail only,
                 // never in the case (store, export, listings).
-                subject: verify::redact_codes(&inbound.subject, "[code]")
+                subject: verify::redact_codes(&secrets::redact(&inbound.subject).text, "[code]")
                     .chars()
                     .take(MAX_SUBJECT_CHARS)
                     .collect(),

@@ -49,6 +49,32 @@ pub struct Reading {
     pub fields: RequestFields,
     /// The language of the new text, when it can be told.
     pub language: Option<String>,
+    /// The copy to store when the message holds a secret anywhere (any
+    /// header a person writes, any text part, quoted history included);
+    /// `None` keeps the bytes as they came.
+    pub(crate) kept: Option<crate::at_rest::Kept>,
+}
+
+impl Reading {
+    /// The bytes the store keeps of this message: never a secret in clear.
+    pub fn raw_to_keep(&self, fetched: &Fetched) -> Vec<u8> {
+        match &self.kept {
+            Some(kept) => kept.bytes.clone(),
+            None => fetched.raw.clone(),
+        }
+    }
+
+    /// Every kind of secret the message held: in the new text, and in a
+    /// subject or quoted text, which the requester should revoke as well.
+    pub fn secrets_found(&self) -> Vec<secrets::SecretKind> {
+        let mut found = self.redacted.found.clone();
+        for kind in self.kept.iter().flat_map(|k| &k.found) {
+            if !found.contains(kind) {
+                found.push(*kind);
+            }
+        }
+        found
+    }
 }
 
 /// Reads one message. A panic anywhere in reading becomes an error, so the
@@ -121,7 +147,11 @@ pub fn default_threads() -> usize {
 }
 
 fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Reading {
-    let classification = classify::classify(&inbound, &settings.raw.instance.id);
+    let classification = classify::classify_with(
+        &inbound,
+        &settings.raw.instance.id,
+        &classify::own_addresses(settings),
+    );
     let staff = authres::staff_trust(&inbound, &settings.staff);
     let new_text_raw = quote::new_text(&inbound.text, inbound.html.as_deref());
     let redacted = secrets::redact(&new_text_raw);
@@ -169,6 +199,7 @@ fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Read
         quoted_codes,
         fields,
         language,
+        kept: crate::at_rest::redact_raw(&fetched.raw),
     }
 }
 
@@ -231,6 +262,27 @@ mod tests {
         assert!(reading.classification.kind.is_machine());
         assert_eq!(reading.fields, RequestFields::default());
         assert_eq!(reading.language, None);
+    }
+
+    #[test]
+    fn mail_from_our_own_addresses_is_our_own_mail() {
+        let settings = settings();
+        let support = settings.support_address.as_str().to_string();
+        let (local, domain) = support.split_once('@').unwrap();
+        for from in [
+            support.clone(),
+            format!("{local}+RD-7K3M9Q.abc123@{domain}"),
+        ] {
+            let raw = REQUEST.replace("Ana <ana@example.org>", &format!("Desk <{from}>"));
+            let reading = read(&fetched(&raw), &settings).unwrap();
+            assert_eq!(
+                reading.classification.kind,
+                crate::classify::MessageKind::OwnLoop,
+                "{from}: {}",
+                reading.classification.reason
+            );
+            assert_eq!(reading.fields, RequestFields::default());
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

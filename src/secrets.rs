@@ -3,8 +3,8 @@
 //!
 //! Owns: recognising those secrets in free text and replacing each with
 //! `[redacted <kind>]`. Does not own: deciding what to tell the requester
-//! (templates do that from [`Redacted::found`]) or keeping the raw message
-//! (the store keeps it as received, like the mailbox).
+//! (templates do that from [`Redacted::found`]) or the redacted copy of the
+//! raw message the store keeps (`at_rest`).
 //!
 //! Pure; never panics. Detectors are deliberately shaped, not generic
 //! "high entropy" guesses: a support desk quotes usernames, package names,

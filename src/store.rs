@@ -706,6 +706,12 @@ impl ThreadLookup for Store {
         Ok(self.message(message_id)?.map(|m| (m.case_id, m.role)))
     }
 
+    fn is_our_message(&self, message_id: &str) -> Result<bool> {
+        Ok(self
+            .message(message_id)?
+            .is_some_and(|m| m.direction == "out"))
+    }
+
     fn case_exists(&self, case: &CaseId) -> Result<bool> {
         Ok(self.tree("cases").contains_key(case.as_str())?)
     }

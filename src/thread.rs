@@ -47,6 +47,11 @@ pub enum CaseMatch {
         case: CaseId,
         /// Which thread.
         role: Role,
+        /// One of the named messages is one we sent (its Message-ID is
+        /// unguessable), not only one we received (which anyone copied on
+        /// the mail may know).
+        #[serde(default)]
+        ours: bool,
     },
     /// A `[Case RD-…]` tag in the subject from a known participant.
     SubjectTag {
@@ -87,6 +92,16 @@ impl CaseMatch {
         }
     }
 
+    /// How firmly the message is tied to the case (see [`ThreadStrength`]).
+    pub fn strength(&self) -> ThreadStrength {
+        match self {
+            CaseMatch::ReplyAddress { .. } | CaseMatch::Reference { ours: true, .. } => {
+                ThreadStrength::Proven
+            }
+            _ => ThreadStrength::SenderOnly,
+        }
+    }
+
     /// Short name for logs and JSON.
     pub fn via(&self) -> &'static str {
         match self {
@@ -100,6 +115,20 @@ impl CaseMatch {
     }
 }
 
+/// How firmly a message is tied to its case, which decides what it may
+/// change there (DESIGN.md "Verification challenge": a forged From must not
+/// burn the requester's attempts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadStrength {
+    /// Sent to the case's reply address (its MAC cannot be guessed) or
+    /// naming a message we sent: whoever wrote it reads the case's mail.
+    Proven,
+    /// Tied only by what anyone can write: the From address of an open
+    /// case, a subject tag, or a reference to a message we received.
+    SenderOnly,
+}
+
 /// What threading needs to know from the store.
 ///
 /// Every answer can fail: a store error must fail the message (it is kept and
@@ -108,6 +137,8 @@ impl CaseMatch {
 pub trait ThreadLookup {
     /// The case and thread of a Message-ID we received or sent.
     fn case_of_message(&self, message_id: &str) -> Result<Option<(CaseId, Role)>>;
+    /// Whether a Message-ID is one of the messages we sent.
+    fn is_our_message(&self, message_id: &str) -> Result<bool>;
     /// Whether a case exists.
     fn case_exists(&self, case: &CaseId) -> Result<bool>;
     /// Whether an address has written on, or been written to on, a case.
@@ -226,7 +257,8 @@ pub fn match_case(
     }
     for id in inbound.thread_keys() {
         if let Some((case, role)) = lookup.case_of_message(id)? {
-            return Ok(CaseMatch::Reference { case, role });
+            let ours = names_our_message(inbound, lookup, &case)?;
+            return Ok(CaseMatch::Reference { case, role, ours });
         }
     }
     let sender = inbound.from_address().map(|a| a.as_str().to_owned());
@@ -251,6 +283,19 @@ pub fn match_case(
     Ok(CaseMatch::New)
 }
 
+/// Whether the message names one of the messages we sent on `case`: our
+/// Message-IDs are unguessable, so only someone who got that mail knows one.
+fn names_our_message(inbound: &Inbound, lookup: &impl ThreadLookup, case: &CaseId) -> Result<bool> {
+    for id in inbound.thread_keys() {
+        if lookup.is_our_message(id)?
+            && lookup.case_of_message(id)?.is_some_and(|(c, _)| &c == case)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +307,7 @@ mod tests {
     #[derive(Default)]
     struct FakeLookup {
         messages: HashMap<String, (CaseId, Role)>,
+        ours: Vec<String>,
         cases: Vec<CaseId>,
         participants: Vec<(CaseId, String)>,
         open: HashMap<String, CaseId>,
@@ -270,6 +316,9 @@ mod tests {
     impl ThreadLookup for FakeLookup {
         fn case_of_message(&self, id: &str) -> Result<Option<(CaseId, Role)>> {
             Ok(self.messages.get(id).cloned())
+        }
+        fn is_our_message(&self, id: &str) -> Result<bool> {
+            Ok(self.ours.iter().any(|o| o == id))
         }
         fn case_exists(&self, case: &CaseId) -> Result<bool> {
             Ok(self.cases.contains(case))
@@ -306,6 +355,9 @@ mod tests {
 
     impl ThreadLookup for FailingLookup {
         fn case_of_message(&self, _: &str) -> Result<Option<(CaseId, Role)>> {
+            Err(disk_error())
+        }
+        fn is_our_message(&self, _: &str) -> Result<bool> {
             Err(disk_error())
         }
         fn case_exists(&self, _: &CaseId) -> Result<bool> {
@@ -413,14 +465,71 @@ mod tests {
         lookup
             .messages
             .insert("ack@pypi.example".into(), (case(), Role::Case));
+        lookup
+            .messages
+            .insert("req@example.org".into(), (case(), Role::Case));
+        lookup.ours.push("ack@pypi.example".into());
         let m = mail("To: support@pypi.example\r\nReferences: <x@y> <ack@pypi.example>");
         assert_eq!(
             match_case(&m, &lookup, &support(), KEY).unwrap(),
             CaseMatch::Reference {
                 case: case(),
-                role: Role::Case
+                role: Role::Case,
+                ours: true
             }
         );
+        // Naming only the requester's own message proves nothing: anyone
+        // copied on it knows its Message-ID.
+        let theirs = mail("To: support@pypi.example\r\nIn-Reply-To: <req@example.org>");
+        let matched = match_case(&theirs, &lookup, &support(), KEY).unwrap();
+        assert_eq!(
+            matched,
+            CaseMatch::Reference {
+                case: case(),
+                role: Role::Case,
+                ours: false
+            }
+        );
+        assert_eq!(matched.strength(), ThreadStrength::SenderOnly);
+        // Theirs first, ours later in References: still ours.
+        let both = mail(
+            "To: support@pypi.example\r\nIn-Reply-To: <req@example.org>\r\nReferences: <ack@pypi.example>",
+        );
+        assert_eq!(
+            match_case(&both, &lookup, &support(), KEY)
+                .unwrap()
+                .strength(),
+            ThreadStrength::Proven
+        );
+    }
+
+    #[test]
+    fn only_the_reply_address_and_our_own_message_ids_prove_the_thread() {
+        let mut lookup = FakeLookup {
+            cases: vec![case()],
+            ..Default::default()
+        };
+        let to = reply_address(&support(), KEY, &case(), Role::Case);
+        let by_address = mail(&format!("To: {to}\r\nSubject: re"));
+        assert_eq!(
+            match_case(&by_address, &lookup, &support(), KEY)
+                .unwrap()
+                .strength(),
+            ThreadStrength::Proven
+        );
+        lookup.participants.push((case(), "jo@example.org".into()));
+        lookup.open.insert("jo@example.org".into(), case());
+        let tagged = mail("To: support@pypi.example\r\nSubject: Re: [Case RD-7K3M9Q] help");
+        let by_sender = mail("To: support@pypi.example\r\nSubject: help");
+        for m in [tagged, by_sender] {
+            let matched = match_case(&m, &lookup, &support(), KEY).unwrap();
+            assert!(matched.case().is_some(), "{matched:?}");
+            assert_eq!(
+                matched.strength(),
+                ThreadStrength::SenderOnly,
+                "{matched:?}"
+            );
+        }
     }
 
     #[test]

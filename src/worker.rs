@@ -179,13 +179,22 @@ impl Worker {
                 break;
             }
             let mut done = Vec::with_capacity(batch.len());
+            // Held a secret: marked apart (the source may move them aside).
+            let mut secret = Vec::new();
             // Reading is pure and half the work: other cores read ahead
             // while messages meet the store here one by one, in order.
             let batch = Arc::new(batch);
             let mut readings = self.pipeline.read_ahead(batch.clone());
             for fetched in batch.iter() {
                 let result = match readings.next().await {
-                    Ok(reading) => self.pipeline.ingest_read(fetched, reading, now).await,
+                    Ok(reading) => {
+                        let held_secret = reading.kept.is_some();
+                        let result = self.pipeline.ingest_read(fetched, reading, now).await;
+                        if held_secret && result.is_ok() {
+                            secret.push(fetched.source_id.clone());
+                        }
+                        result
+                    }
                     Err(e) => Err(e),
                 };
                 match result {
@@ -200,7 +209,9 @@ impl Worker {
                         quarantine(&self.pipeline.store, fetched, &e, now)?;
                     }
                 }
-                done.push(fetched.source_id.clone());
+                if secret.last() != Some(&fetched.source_id) {
+                    done.push(fetched.source_id.clone());
+                }
             }
             // Group commit: one durable flush for the whole batch, then mark.
             self.pipeline.store.flush()?;
@@ -212,6 +223,7 @@ impl Worker {
             }
             if !self.dry_run {
                 self.source.mark_done(&done).await?;
+                self.source.mark_secret(&secret).await?;
             }
             if batch.len() < batch_size {
                 break;

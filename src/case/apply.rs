@@ -122,17 +122,23 @@ impl Step<'_> {
     fn requester(&mut self, msg: &RequesterMessage) {
         let now = self.ctx.now;
         let was_new = self.case.state == CaseState::New;
-        if let Some(lang) = &msg.language {
+        if let Some(lang) = msg.language.as_ref().filter(|_| msg.proven()) {
             if was_new || self.case.language == "en" {
                 self.case.language = lang.clone();
             }
+        }
+        if !msg.proven() {
+            self.log(
+                "system",
+                "mail tied to the case only by the sender's address (no reply address, no reference to our mail): it may fill in missing details, but counts no code, keeps the language and changes nothing the case holds",
+            );
         }
         let had_compromise = self
             .case
             .fields
             .reasons
             .contains(&Reason::SuspectedCompromise);
-        self.case.fields.merge(&msg.fields);
+        self.case.fields.merge(&msg.fields_for(&self.case.fields));
         for secret in &msg.secrets {
             if !self.case.secrets_found.contains(secret) {
                 self.case.secrets_found.push(*secret);
@@ -209,6 +215,7 @@ impl Step<'_> {
         // carrying a code answers the challenge (people write afresh rather
         // than reply): it is checked below like a reply.
         let answers_challenge = !msg.codes.is_empty()
+            && msg.proven()
             && matches!(
                 self.case.verification,
                 Verification::Pending(_) | Verification::NoTarget { .. }
@@ -231,7 +238,7 @@ impl Step<'_> {
             return;
         }
         if let Verification::Pending(_) | Verification::NoTarget { .. } = self.case.verification {
-            if !msg.codes.is_empty() {
+            if !msg.codes.is_empty() && msg.proven() {
                 self.try_codes(&msg.codes, "requester");
                 return;
             }

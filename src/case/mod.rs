@@ -22,7 +22,7 @@ use crate::domain::{CaseId, Priority};
 use crate::request::{Field, RequestFields};
 use crate::secrets::SecretKind;
 use crate::staff_cmd::StaffMessage;
-use crate::thread::Role;
+use crate::thread::{Role, ThreadStrength};
 
 pub use apply::apply;
 pub use timers::{next_allowed, QuietHours};
@@ -505,6 +505,47 @@ pub struct RequesterMessage {
     pub oversize: Option<u64>,
     /// The message could not be fully parsed.
     pub malformed: bool,
+    /// How firmly the mail is tied to the case. Mail tied only by what
+    /// anyone can write (the sender's address) answers no challenge, keeps
+    /// the case's language and only fills in what the case lacks.
+    pub thread: ThreadStrength,
+}
+
+impl RequesterMessage {
+    /// Whether whoever wrote this reads the case's mail (or opened it).
+    pub fn proven(&self) -> bool {
+        self.opens_case || self.thread == ThreadStrength::Proven
+    }
+
+    /// What of the message's fields may be merged into `case`: all of them
+    /// from proven mail; otherwise only fields the case does not have yet,
+    /// so a forged From can complete a request but never change one.
+    pub fn fields_for(&self, case: &RequestFields) -> RequestFields {
+        if self.proven() {
+            return self.fields.clone();
+        }
+        let mut fields = self.fields.clone();
+        if case.has(Field::Username) {
+            fields.username = None;
+            fields.lookup_address = None;
+        }
+        if case.has(Field::Reason) {
+            fields.reasons.clear();
+        }
+        if case.has(Field::EmailAccess) {
+            fields.claims_email_access = Default::default();
+        }
+        if case.has(Field::CodeOfConduct) {
+            fields.agreed_code_of_conduct = Default::default();
+        }
+        if case.has(Field::DelayAcknowledged) {
+            fields.acknowledged_delay = Default::default();
+        }
+        if case.has(Field::Proofs) {
+            fields.proofs = Default::default();
+        }
+        fields
+    }
 }
 
 /// Something that happens to a case.

@@ -92,6 +92,7 @@ fn message(fields: RequestFields) -> RequesterMessage {
         lookup: None,
         oversize: None,
         malformed: false,
+        thread: ThreadStrength::Proven,
     }
 }
 
@@ -1635,4 +1636,71 @@ fn a_lasting_directory_outage_keeps_retrying_and_tells_staff_once() {
     );
     assert_eq!(nudges, 1, "staff are told exactly once");
     assert!(now > T0);
+}
+
+#[test]
+fn mail_tied_only_by_the_sender_answers_no_challenge_and_changes_nothing_held() {
+    let p = policy();
+    let case = challenged(&p);
+    let weak = |fields: RequestFields| RequesterMessage {
+        codes: vec!["ZZZZ-2222".into(), "HJKL-4567".into(), "MNPQ-8923".into()],
+        language: Some("de".into()),
+        thread: ThreadStrength::SenderOnly,
+        ..message(fields)
+    };
+    let event = Event::Requester(weak(RequestFields {
+        username: Some("mallory".into()),
+        claims_email_access: Claim::No,
+        ..RequestFields::default()
+    }));
+    let out = run(&case, &event, T0 + 60, &p);
+    let Verification::Pending(ch) = &out.case.verification else {
+        panic!("{:?}", out.case.verification)
+    };
+    assert_eq!(ch.attempts_left, 3, "no attempt counted");
+    assert_eq!(out.case.language, case.language);
+    assert_eq!(out.case.fields.username, case.fields.username);
+    assert_eq!(
+        out.case.fields.claims_email_access,
+        case.fields.claims_email_access
+    );
+    assert!(logged(&out, "only by the sender's address"));
+    // The same message, proven, counts its codes.
+    let proven = Event::Requester(RequesterMessage {
+        thread: ThreadStrength::Proven,
+        ..weak(RequestFields::default())
+    });
+    let out = run(&case, &proven, T0 + 60, &p);
+    assert!(
+        !matches!(&out.case.verification, Verification::Pending(ch) if ch.attempts_left == 3),
+        "{:?}",
+        out.case.verification
+    );
+}
+
+#[test]
+fn mail_tied_only_by_the_sender_may_fill_in_what_is_missing() {
+    let held = RequestFields {
+        username: Some("alice".into()),
+        ..RequestFields::default()
+    };
+    let msg = RequesterMessage {
+        thread: ThreadStrength::SenderOnly,
+        ..message(RequestFields {
+            username: Some("mallory".into()),
+            claims_email_access: Claim::Yes,
+            ..RequestFields::default()
+        })
+    };
+    let fields = msg.fields_for(&held);
+    assert_eq!(fields.username, None);
+    assert_eq!(fields.claims_email_access, Claim::Yes);
+    let opening = RequesterMessage {
+        opens_case: true,
+        ..msg.clone()
+    };
+    assert_eq!(
+        opening.fields_for(&held).username.as_deref(),
+        Some("mallory")
+    );
 }

@@ -44,6 +44,11 @@ pub trait Source: Send {
     /// Marks messages as processed (flag / move). Called only after the
     /// store has flushed everything they caused.
     fn mark_done<'a>(&'a mut self, source_ids: &'a [String]) -> BoxFuture<'a, Result<()>>;
+    /// Marks messages that held a secret (same rules as [`Source::mark_done`]);
+    /// a source with a folder for them moves them there.
+    fn mark_secret<'a>(&'a mut self, source_ids: &'a [String]) -> BoxFuture<'a, Result<()>> {
+        self.mark_done(source_ids)
+    }
     /// Waits until new mail may be there (IDLE, or a plain sleep), at most
     /// `timeout`.
     fn wait_for_new(&mut self, timeout: Duration) -> BoxFuture<'_, Result<()>>;

@@ -858,7 +858,9 @@ async fn the_right_code_among_fewer_guesses_than_attempts_left_verifies() {
 }
 
 #[tokio::test]
-async fn the_code_in_a_fresh_message_rather_than_a_reply_verifies() {
+async fn the_code_in_a_fresh_message_rather_than_a_reply_is_not_counted() {
+    // A fresh mail is tied to the case only by its From, which anyone can
+    // write (issue 14 item 3): its codes are neither a proof nor attempts.
     for dir in BOTH {
         let (mut app, _) = app_with(dir, "").await;
         open_case(&mut app, REQUESTER, "alice", T0).await;
@@ -875,14 +877,14 @@ async fn the_code_in_a_fresh_message_rather_than_a_reply_verifies() {
         app.pass(T0 + HOUR).await;
         let case = the_case(&app);
         assert!(
-            matches!(case.verification, Verification::Verified { .. }),
+            matches!(&case.verification, Verification::Pending(ch) if ch.attempts_left == 5),
             "{dir:?}: {:?}\n{}",
             case.verification,
             events_text(&app, &case)
         );
         assert_eq!(
             templates_to(&app, REQUESTER),
-            ["acknowledgement", "verified"],
+            ["acknowledgement", "duplicate"],
             "{dir:?}"
         );
     }

@@ -49,6 +49,7 @@ fn settings(stack: &Stack, user: &str, mailbox: &str) -> ImapSettings {
         processed_flag: "\\Seen".into(),
         processed_keyword: Some("$RecoverydeskDone".into()),
         move_to: None,
+        secrets_move_to: None,
         batch_size: 100,
         idle: true,
         poll_interval: Duration::from_secs(1),
@@ -646,4 +647,48 @@ async fn without_idle_the_source_polls_at_its_interval() {
     let got = source.fetch_batch(10).await.expect("fetch");
     assert_eq!(got.len(), 1);
     assert!(contains(&got[0], "polled"));
+}
+
+#[tokio::test]
+async fn mail_that_held_a_secret_is_moved_to_its_own_folder_and_never_expunged() {
+    let Some(stack) = stack() else { return };
+    let _gate = GATE.read().await;
+    let mailbox = unique("sec");
+    let done_folder = unique("done");
+    let secrets_folder = unique("secrets");
+    let mut admin = admin(stack, "bob").await;
+    admin.create(&mailbox).await.expect("create");
+    append(&mut admin, &mailbox, None, &message("plain", "hello")).await;
+    append(&mut admin, &mailbox, None, &message("token", "pypi-AgE...")).await;
+    let mut settings = settings(stack, "bob", &mailbox);
+    settings.move_to = Some(done_folder.clone());
+    settings.secrets_move_to = Some(secrets_folder.clone());
+    let mut source = open(stack, &settings, &Cursors::default()).await;
+    let got = fetch_until(&mut source, |all| all.len() >= 2).await;
+    assert_eq!(got.len(), 2);
+    let (plain, secret) = if contains(&got[0], "Subject: plain") {
+        (&got[0], &got[1])
+    } else {
+        (&got[1], &got[0])
+    };
+    source
+        .mark_done(std::slice::from_ref(&plain.source_id))
+        .await
+        .expect("mark_done");
+    source
+        .mark_secret(std::slice::from_ref(&secret.source_id))
+        .await
+        .expect("mark_secret");
+    assert!(
+        flags_of(&mut admin, &mailbox).await.is_empty(),
+        "both moved out"
+    );
+    assert_eq!(flags_of(&mut admin, &done_folder).await.len(), 1);
+    let set_aside = flags_of(&mut admin, &secrets_folder).await;
+    assert_eq!(set_aside.len(), 1, "the secret one is in its own folder");
+    assert!(set_aside[0].iter().any(|f| f == "\\Seen"), "{set_aside:?}");
+    assert!(
+        !set_aside[0].iter().any(|f| f.contains("Deleted")),
+        "never flagged for deletion: {set_aside:?}"
+    );
 }

@@ -124,10 +124,22 @@ impl ImapSource {
     }
 
     pub(super) async fn mark(&mut self, source_ids: &[String]) -> Result<()> {
-        once_more_on_a_fresh_session!(self, self.mark_once(source_ids))
+        let folder = self.connector.settings.move_to.clone();
+        once_more_on_a_fresh_session!(self, self.mark_once(source_ids, folder.as_deref()))
     }
 
-    async fn mark_once(&mut self, source_ids: &[String]) -> Result<()> {
+    /// Marks messages that held a secret: moved to `secrets_move_to` when
+    /// it is set, else like any other.
+    pub(super) async fn mark_set_aside(&mut self, source_ids: &[String]) -> Result<()> {
+        let settings = &self.connector.settings;
+        let folder = settings
+            .secrets_move_to
+            .clone()
+            .or_else(|| settings.move_to.clone());
+        once_more_on_a_fresh_session!(self, self.mark_once(source_ids, folder.as_deref()))
+    }
+
+    async fn mark_once(&mut self, source_ids: &[String], folder: Option<&str>) -> Result<()> {
         if source_ids.is_empty() {
             return Ok(());
         }
@@ -164,7 +176,7 @@ impl ImapSource {
                     .map_err(|_| Error::Transient(format!("imap {place}: UID STORE timed out")))?
                     .map_err(|e| op_error(e, "UID STORE", &place))?;
             }
-            if let Some(folder) = &settings.move_to {
+            if let Some(folder) = folder {
                 move_or_copy(live, &set, folder, &place).await?;
             }
         }

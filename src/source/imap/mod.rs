@@ -120,6 +120,47 @@ pub async fn check(settings: &ImapSettings, base_dir: &Path) -> Result<String> {
     ))
 }
 
+/// The header block of the message with this Message-ID in the configured
+/// mailbox, if it is there (for `doctor --staff-probe`). Read with PEEK, so
+/// nothing is flagged: the worker handles the message as it would any.
+pub async fn header_of(
+    settings: &ImapSettings,
+    base_dir: &Path,
+    message_id: &str,
+) -> Result<Option<Vec<u8>>> {
+    use futures::TryStreamExt;
+    let connector = Connector::new(settings, base_dir)?;
+    let (mut session, _) = connector.open().await?;
+    select(&mut session, settings).await?;
+    let place = settings.place();
+    // Message-IDs we make are plain ASCII without quotes or spaces.
+    let query = format!(
+        "HEADER Message-ID \"{}\"",
+        message_id.replace(['"', '\\'], "")
+    );
+    let uids = timeout(settings.timeout, session.uid_search(&query))
+        .await
+        .map_err(|_| Error::Transient(format!("imap {place}: UID SEARCH timed out")))?
+        .map_err(|e| connection::op_error(e, "UID SEARCH", &place))?;
+    let Some(uid) = uids.into_iter().max() else {
+        let _ = timeout(settings.timeout, session.logout()).await;
+        return Ok(None);
+    };
+    let fetch = async {
+        let stream = session
+            .uid_fetch(uid.to_string(), "(UID BODY.PEEK[HEADER])")
+            .await?;
+        stream.try_collect::<Vec<_>>().await
+    };
+    let fetches = timeout(settings.timeout, fetch)
+        .await
+        .map_err(|_| Error::Transient(format!("imap {place}: UID FETCH timed out")))?
+        .map_err(|e| connection::op_error(e, "UID FETCH", &place))?;
+    let header = fetches.iter().find_map(|f| f.header().map(<[u8]>::to_vec));
+    let _ = timeout(settings.timeout, session.logout()).await;
+    Ok(header)
+}
+
 impl ImapSource {
     /// Forgets what was handed out but not committed: the next
     /// `fetch_batch` starts again after the committed cursor (on a fresh
@@ -137,6 +178,10 @@ impl Source for ImapSource {
 
     fn mark_done<'a>(&'a mut self, source_ids: &'a [String]) -> BoxFuture<'a, Result<()>> {
         self.mark(source_ids).boxed()
+    }
+
+    fn mark_secret<'a>(&'a mut self, source_ids: &'a [String]) -> BoxFuture<'a, Result<()>> {
+        self.mark_set_aside(source_ids).boxed()
     }
 
     fn wait_for_new(&mut self, timeout: Duration) -> BoxFuture<'_, Result<()>> {

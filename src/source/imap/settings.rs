@@ -73,6 +73,11 @@ pub struct ImapSettings {
     /// never expunged by us).
     #[serde(default)]
     pub move_to: Option<String>,
+    /// Folder a processed message that held a secret is moved to instead
+    /// of `move_to`, so the server copy is in one place to purge (we never
+    /// expunge it ourselves).
+    #[serde(default)]
+    pub secrets_move_to: Option<String>,
     /// Messages per `UID FETCH` command: `[source] batch_size`, not
     /// accepted here (one key, one place).
     #[serde(skip, default = "default_batch_size")]
@@ -162,6 +167,7 @@ impl ImapSettings {
         for (key, name) in [
             ("mailbox", Some(&self.mailbox)),
             ("move_to", self.move_to.as_ref()),
+            ("secrets_move_to", self.secrets_move_to.as_ref()),
         ] {
             if let Some(name) = name {
                 if name.is_empty() || name.chars().any(|c| c.is_control()) {
@@ -179,11 +185,16 @@ impl ImapSettings {
                 }
             }
         }
-        if self.move_to.as_deref() == Some(self.mailbox.as_str()) {
-            return Err(Error::Config(format!(
-                "imap {place}: move_to is the mailbox being read ({})",
-                self.mailbox
-            )));
+        for (key, folder) in [
+            ("move_to", &self.move_to),
+            ("secrets_move_to", &self.secrets_move_to),
+        ] {
+            if folder.as_deref() == Some(self.mailbox.as_str()) {
+                return Err(Error::Config(format!(
+                    "imap {place}: {key} is the mailbox being read ({})",
+                    self.mailbox
+                )));
+            }
         }
         if !self.processed_flag.is_empty() && !is_system_flag(&self.processed_flag) {
             return Err(Error::Config(format!(
