@@ -1,15 +1,19 @@
 //! Operator commands. The only module (with `main`) that knows argv and
 //! exit codes: 0 success, 1 failure at run time, 2 bad configuration.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
+use crate::admin::Request;
 use crate::case::{Case, CaseState};
 use crate::config::Settings;
+use crate::domain::{CaseId, Priority};
 use crate::error::Error;
+use crate::report::{CaseFilter, Query};
 use crate::store::Store;
 use crate::thread::{reply_address, Role};
 use crate::worker::Worker;
@@ -67,6 +71,9 @@ pub enum Command {
     },
     /// Look at cases.
     Cases {
+        /// Read the shadow store that `run --dry-run` fills instead of the real one.
+        #[arg(long)]
+        shadow: bool,
         /// Which view.
         #[command(subcommand)]
         view: CasesView,
@@ -90,13 +97,83 @@ pub enum Command {
         #[arg(long)]
         staff_probe: bool,
     },
+    /// Write a backup of the store to FILE (through the running daemon, if any).
+    Backup {
+        /// The backup file to write.
+        file: PathBuf,
+    },
+    /// Restore a backup into the configured store, which must be empty.
+    Restore {
+        /// The backup file to read.
+        file: PathBuf,
+    },
+}
+
+/// `cases list` / `cases export` filters; each one given must hold.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FilterArgs {
+    /// Only this state (awaiting_info, awaiting_verification, awaiting_staff, waiting_period, resolved, closed).
+    #[arg(long, value_parser = parse_state)]
+    pub state: Option<CaseState>,
+    /// Only this priority (normal, high).
+    #[arg(long, value_parser = parse_priority)]
+    pub priority: Option<Priority>,
+    /// Only cases naming this account username.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Only cases with this requester or lookup address.
+    #[arg(long)]
+    pub address: Option<String>,
+    /// Only cases opened at least this long ago, e.g. `7d`.
+    #[arg(long, value_parser = parse_age)]
+    pub older_than: Option<i64>,
+    /// Only cases opened at most this long ago, e.g. `36h`.
+    #[arg(long, value_parser = parse_age)]
+    pub newer_than: Option<i64>,
+    /// Only cases whose id, addresses, username, subjects or log contain this text.
+    #[arg(long)]
+    pub search: Option<String>,
+}
+
+impl From<FilterArgs> for CaseFilter {
+    fn from(a: FilterArgs) -> Self {
+        CaseFilter {
+            state: a.state,
+            priority: a.priority,
+            username: a.username,
+            address: a.address,
+            older_than: a.older_than,
+            newer_than: a.newer_than,
+            search: a.search,
+        }
+    }
+}
+
+fn parse_state(text: &str) -> Result<CaseState, String> {
+    serde_json::from_value(serde_json::Value::String(text.trim().to_lowercase()))
+        .map_err(|_| format!("no state {text:?}"))
+}
+
+fn parse_priority(text: &str) -> Result<Priority, String> {
+    serde_json::from_value(serde_json::Value::String(text.trim().to_lowercase()))
+        .map_err(|_| format!("no priority {text:?} (normal or high)"))
+}
+
+fn parse_age(text: &str) -> Result<i64, String> {
+    humantime::parse_duration(text.trim())
+        .map(|d| d.as_secs() as i64)
+        .map_err(|e| format!("{e} (write e.g. 7d or 36h)"))
 }
 
 /// `cases` views.
 #[derive(Debug, Subcommand)]
 pub enum CasesView {
     /// One line per case.
-    List,
+    List {
+        /// Which cases.
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
     /// One case with its messages and log.
     Show {
         /// Case id, e.g. RD-7K3M9Q.
@@ -107,6 +184,9 @@ pub enum CasesView {
         /// JSON lines (the only format).
         #[arg(long)]
         json: bool,
+        /// Which cases.
+        #[command(flatten)]
+        filter: FilterArgs,
     },
 }
 
@@ -138,6 +218,22 @@ pub enum TemplatesAction {
     },
 }
 
+/// The error and its causes on one line, each said once: a wrapped
+/// error's text usually repeats its source's already.
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for part in error.chain().map(|e| e.to_string()) {
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 /// Maps an error chain to an exit code: 2 for configuration, else 1.
 pub fn exit_code(error: &anyhow::Error) -> i32 {
     if error
@@ -163,13 +259,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { dir } => demo(&dir).await,
         Command::Run { dry_run } => {
             let settings = load(cli.config.as_deref())?;
+            if !dry_run {
+                wait_for_store(&settings.path(&settings.raw.store.path)).await;
+            }
             let mut worker = Worker::open(settings.clone(), false, dry_run).await?;
             let _metrics = crate::ops::start_metrics(&settings, &worker.pipeline).await?;
             let _watch = crate::ops::watch_templates(&settings, &worker.pipeline)?;
+            // A shadow run works on its own store: the CLI must keep
+            // reading the real one, so it serves no admin socket.
+            let _admin = if settings.raw.admin.enabled && !dry_run {
+                Some(crate::admin::serve(
+                    &settings.admin_socket(),
+                    worker.pipeline.store.clone(),
+                )?)
+            } else {
+                None
+            };
             // Signal handlers exist before anything else can take time.
-            let shutdown = crate::ops::shutdown_signal(worker.pipeline.templates.clone());
+            let stop = crate::ops::Stop::on_signals(worker.pipeline.templates.clone());
             tracing::info!(source = %worker.source.describe(), transport = %worker.transport.describe(), "recoverydesk running");
-            worker.run(shutdown).await?;
+            let store = worker.pipeline.store.clone();
+            tokio::select! {
+                result = worker.run(stop.requested()) => result?,
+                _ = stop.overdue() => {
+                    // The pass in hand is stuck on the network: leave it as
+                    // a crash would, but with everything committed durable.
+                    // Its mail is marked by the next start (content hashes
+                    // turn the replay into no-ops).
+                    tracing::warn!("the pass in hand did not finish in time; stopping without it");
+                    store.flush()?;
+                }
+            }
             Ok(())
         }
         Command::Once => {
@@ -210,23 +330,167 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect { file, json } => {
             crate::replay::inspect(cli.config.as_deref(), &file, json).await
         }
-        Command::Cases { view } => {
+        Command::Cases { shadow, view } => {
             let settings = load(cli.config.as_deref())?;
-            let store = Store::open(&settings.path(&settings.raw.store.path))?;
-            crate::report::cases(&store, view, crate::clock::now())
+            let query = match view {
+                CasesView::List { filter } => Query::List {
+                    filter: filter.into(),
+                },
+                CasesView::Show { id } => Query::Show {
+                    id: CaseId::parse(&id)
+                        .with_context(|| format!("{id} is not a case id (RD-XXXXXX)"))?,
+                },
+                CasesView::Export { filter, .. } => Query::Export {
+                    filter: filter.into(),
+                },
+            };
+            report(&settings, shadow, &query)
         }
         Command::Followups { within } => {
             let settings = load(cli.config.as_deref())?;
-            let store = Store::open(&settings.path(&settings.raw.store.path))?;
             let within =
                 humantime::parse_duration(&within).context("--within: write e.g. 7d or 36h")?;
-            crate::report::followups(&store, crate::clock::now(), within.as_secs() as i64)
+            let query = Query::Followups {
+                within: within.as_secs() as i64,
+            };
+            report(&settings, false, &query)
         }
+        Command::Backup { file } => backup(&*load(cli.config.as_deref())?, &file),
+        Command::Restore { file } => restore(&*load(cli.config.as_deref())?, &file),
         Command::Templates { action } => templates(cli.config.as_deref(), action),
         Command::Doctor { staff_probe: true } => {
             crate::staff_probe::doctor(cli.config.as_deref()).await
         }
         Command::Doctor { staff_probe: false } => crate::ops::doctor(cli.config.as_deref()).await,
+    }
+}
+
+/// Answers a read-only view: from the running daemon over the admin
+/// socket when there is one, else from the store itself.
+fn report(settings: &Settings, shadow: bool, query: &Query) -> anyhow::Result<()> {
+    let mut out = QuietStdout::default();
+    if !shadow {
+        let request = Request::Report {
+            query: query.clone(),
+        };
+        if crate::admin::ask(&settings.admin_socket(), &request, &mut out)?.is_some() {
+            return Ok(());
+        }
+    }
+    let path = if shadow {
+        settings.path(Path::new(crate::worker::SHADOW_STORE))
+    } else {
+        settings.path(&settings.raw.store.path)
+    };
+    let store = open_store(&path)?;
+    let text = crate::report::answer(&store, query, crate::clock::now())?;
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Waits a little while a CLI command holds the store (it does for a
+/// moment when no daemon runs), so starting the daemon then is no error.
+/// A store that stays locked is reported by the open that follows.
+async fn wait_for_store(path: &Path) {
+    for _ in 0..50 {
+        match Store::open(path) {
+            Err(Error::Store(sled::Error::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Opens the store for a command, explaining the lock a daemon holds.
+fn open_store(path: &Path) -> anyhow::Result<Store> {
+    Store::open(path).map_err(|e| match e {
+        Error::Store(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock => {
+            anyhow::anyhow!(
+                "{} is in use by a running recoverydesk and its admin socket does not answer \
+                 (is [admin] enabled = false?)",
+                path.display()
+            )
+        }
+        other => other.into(),
+    })
+}
+
+fn backup(settings: &Settings, file: &Path) -> anyhow::Result<()> {
+    // Written beside the target first, so a failed backup never leaves a
+    // truncated file under the name a restore would use.
+    let partial = file.with_extension("partial");
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&partial)
+            .with_context(|| format!("creating {}", partial.display()))?,
+    );
+    let via_daemon = crate::admin::ask(&settings.admin_socket(), &Request::Backup, &mut out)?;
+    if via_daemon.is_none() {
+        let store = open_store(&settings.path(&settings.raw.store.path))?;
+        store.write_backup(&mut out)?;
+    }
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, file).with_context(|| format!("naming {}", file.display()))?;
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "wrote {} ({size} bytes{})",
+        file.display(),
+        if via_daemon.is_some() {
+            ", from the running daemon"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+fn restore(settings: &Settings, file: &Path) -> anyhow::Result<()> {
+    let socket = settings.admin_socket();
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        bail!("a recoverydesk is running on this store; stop it before restoring");
+    }
+    let mut input =
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let path = settings.path(&settings.raw.store.path);
+    let moved = Store::restore_backup(&path, &mut input)?;
+    println!(
+        "restored {} entries ({} bytes) into {}",
+        moved.entries,
+        moved.bytes,
+        path.display()
+    );
+    Ok(())
+}
+
+/// Standard output that goes quiet once the reader has gone (`| head`):
+/// the rest of the answer is dropped instead of failing the command.
+#[derive(Default)]
+struct QuietStdout {
+    closed: bool,
+}
+
+impl std::io::Write for QuietStdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match std::io::stdout().write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(buf.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match std::io::stdout().flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
     }
 }
 
@@ -333,7 +597,10 @@ async fn demo(dir: &Path) -> anyhow::Result<()> {
     crate::source::maildir::deliver(&inbox, text.as_bytes(), &name)?;
     worker.pass(now + 120).await?;
     println!("Demo folder: {}\n", dir.display());
-    crate::report::cases(&store, CasesView::List, now + 120)?;
+    let list = Query::List {
+        filter: CaseFilter::default(),
+    };
+    print!("{}", crate::report::answer(&store, &list, now + 120)?);
     let outbox = settings.path(
         &settings
             .raw

@@ -17,6 +17,7 @@ use crate::request::Field;
 use crate::secret::{Secret, SecretSource};
 
 mod policy;
+mod values;
 
 /// The embedded default configuration (`config/demo.toml`).
 pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
@@ -47,6 +48,34 @@ pub struct RawConfig {
     /// `[metrics]`: optional Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// `[admin]`: the local admin socket the CLI uses while `run` holds the store.
+    #[serde(default)]
+    pub admin: AdminSection,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Serve the admin socket while running (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The socket file; `admin.sock` beside the store folder when absent.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            enabled: true,
+            socket: None,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[instance]`.
@@ -348,12 +377,29 @@ pub struct QuietHoursSection {
 }
 
 /// `[metrics]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsSection {
     /// Address for the Prometheus text endpoint, e.g. `127.0.0.1:9187`.
     #[serde(default)]
     pub listen: Option<String>,
+    /// `/readyz` answers 503 once passes have failed, or a reply has
+    /// waited unsent, for longer than this.
+    #[serde(default = "default_not_ready_after", deserialize_with = "duration")]
+    pub not_ready_after: Duration,
+}
+
+fn default_not_ready_after() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: None,
+            not_ready_after: default_not_ready_after(),
+        }
+    }
 }
 
 /// The one duration parser of the config (`"48h"`, `"7d"`, `"300ms"`).
@@ -403,6 +449,14 @@ impl Settings {
             imap.poll_interval = raw.source.poll_interval;
             imap.max_message_bytes = raw.source.max_message_bytes;
             imap.batch_bytes = raw.source.batch_bytes;
+        }
+        values::check(&raw, base_dir, origin)?;
+        if let Some(warning) = raw
+            .instance
+            .secret_key
+            .loose_permissions("instance.secret_key", base_dir)
+        {
+            tracing::warn!("{warning}");
         }
         let secret_key = raw
             .instance
@@ -483,6 +537,20 @@ impl Settings {
             policy,
             raw,
         })
+    }
+
+    /// Where the admin socket is (whether or not it is enabled).
+    pub fn admin_socket(&self) -> PathBuf {
+        match &self.raw.admin.socket {
+            Some(p) => self.path(p),
+            None => {
+                let store = self.path(&self.raw.store.path);
+                store
+                    .parent()
+                    .map(|d| d.join("admin.sock"))
+                    .unwrap_or_else(|| PathBuf::from("admin.sock"))
+            }
+        }
     }
 
     /// Resolves a configured path against the config's folder.

@@ -88,6 +88,10 @@ pub fn create(dir: &Path, secret: &str) -> Result<()> {
     write("config.toml", crate::config::DEMO_TOML)?;
     write("accounts.toml", ACCOUNTS)?;
     write("secret.key", secret)?;
+    // The installation key is for recoverydesk's user alone.
+    let key = dir.join("secret.key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| Error::io(&key, e))?;
     let inbox = dir.join("mail/inbox");
     deliver(&inbox, SEED_2FA.as_bytes(), "1763888400.seed2fa.demo")?;
     deliver(&inbox, SEED_PASSWORD.as_bytes(), "1763888700.seedpw.demo")?;

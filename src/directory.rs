@@ -1024,7 +1024,8 @@ bob,,,,,,
                 base_url: "http://x".into(),
                 token: Some(SecretSource {
                     env: Some("T".into()),
-                    file: None
+                    file: None,
+                    credential: None,
                 }),
                 timeout: Duration::from_millis(1500),
             }

@@ -50,6 +50,7 @@ pub mod store;
 pub mod wiring;
 pub mod worker;
 
+pub(crate) mod admin;
 pub mod cli;
 pub mod demo;
 pub mod digest;

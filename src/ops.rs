@@ -42,6 +42,51 @@ pub fn shutdown_signal(templates: SharedTemplates) -> impl std::future::Future<O
     }
 }
 
+/// How long `run` lets the pass in hand finish after SIGTERM before it
+/// stops without it.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A stop request shared by the worker (finish the pass, then return) and
+/// `run` (stop anyway once [`SHUTDOWN_GRACE`] has passed).
+#[derive(Clone)]
+pub struct Stop {
+    requested: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Stop {
+    /// Installs the signal handlers now (see [`shutdown_signal`]).
+    pub fn on_signals(templates: SharedTemplates) -> Stop {
+        let signal = shutdown_signal(templates);
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            signal.await;
+            let _ = tx.send(true);
+        });
+        Stop { requested: rx }
+    }
+
+    /// Resolves once a stop was asked for.
+    pub fn requested(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let mut rx = self.requested.clone();
+        async move {
+            // An error means the sender is gone: nothing can ask any more,
+            // so wait for ever rather than stop.
+            if rx.wait_for(|stop| *stop).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Resolves [`SHUTDOWN_GRACE`] after a stop was asked for.
+    pub fn overdue(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let requested = self.requested();
+        async move {
+            requested.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    }
+}
+
 /// Starts the template watcher when `templates.watch` is on.
 pub fn watch_templates(
     settings: &Settings,
@@ -68,8 +113,29 @@ pub async fn start_metrics(
         crate::error::Error::Config(format!("metrics.listen: cannot bind {listen}: {e}"))
     })?;
     let pipeline = Arc::new(pipeline.clone());
+    let ready_pipeline = pipeline.clone();
+    let grace = settings.raw.metrics.not_ready_after.as_secs() as i64;
+    // A worker that waits poll_interval between passes is stuck only well
+    // past it.
+    let stale = grace.max(3 * settings.raw.source.poll_interval.as_secs() as i64 + 60);
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let pipeline = ready_pipeline.clone();
+                async move {
+                    let store = pipeline.store.clone();
+                    let metrics = pipeline.metrics.clone();
+                    let now = crate::clock::now();
+                    let r = tokio::task::spawn_blocking(move || {
+                        metrics.readiness(&store, now, grace, stale)
+                    })
+                    .await;
+                    readiness_response(r.ok())
+                }
+            }),
+        )
         .route(
             "/metrics",
             get(move || {
@@ -97,6 +163,26 @@ fn metrics_response(pipeline: &Pipeline, now: i64) -> (axum::http::StatusCode, S
             )
         }
     }
+}
+
+fn readiness_response(r: Option<crate::metrics::Readiness>) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let Some(r) = r else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "readiness check failed\n").into_response();
+    };
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::to_string_pretty(&r).unwrap_or_default() + "\n";
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// The Prometheus text exposition, computed from the store at scrape time.
@@ -146,16 +232,22 @@ pub fn metrics_text(pipeline: &Pipeline, now: i64) -> crate::error::Result<Strin
 }
 
 /// `doctor`: checks each part for real (login, connect, render, open)
-/// and prints a ✓/✗ table with what to fix. Exit status 1 when any fails.
+/// and prints a ✓/✗ line with what to fix as each check finishes, so a
+/// slow server shows which part is slow. Exit status 1 when any fails.
 pub async fn doctor(config: Option<&Path>) -> anyhow::Result<()> {
-    use crate::config::{SourceKind, TransportKind};
     let path = config
         .map(Path::to_path_buf)
         .unwrap_or_else(|| "config.toml".into());
-    let mut rows: Vec<(&str, Result<String, String>)> = Vec::new();
     let settings = match Settings::load(&path) {
         Ok(s) => {
-            rows.push(("config", Ok(path.display().to_string())));
+            let warning = s
+                .raw
+                .instance
+                .secret_key
+                .loose_permissions("instance.secret_key", &s.base_dir)
+                .map(|w| format!(" (warning: {w})"))
+                .unwrap_or_default();
+            print_row("config", &Ok(format!("{}{warning}", path.display())));
             Arc::new(s)
         }
         Err(e) => {
@@ -163,94 +255,102 @@ pub async fn doctor(config: Option<&Path>) -> anyhow::Result<()> {
             return Err(e.into());
         }
     };
-    let store_path = settings.path(&settings.raw.store.path);
-    let store = crate::store::Store::open(&store_path);
-    rows.push((
-        "store",
-        match &store {
-            Ok(s) => Ok(format!(
-                "{} ({} open case(s), {} reply(ies) queued)",
-                store_path.display(),
-                s.open_count(),
-                s.outbox_counts().map(|c| c.2).unwrap_or(0)
-            )),
-            Err(e) => Err(format!(
-                "{e} — is another recoverydesk running on this store?"
-            )),
-        },
-    ));
-    let templates = match &settings.raw.templates.dir {
-        Some(dir) => crate::templates::check::check_dir(Some(&settings.path(dir))),
-        None => crate::templates::check::check_dir(None),
-    };
-    rows.push((
-        "templates",
-        if templates.is_ok() {
-            Ok("every template renders".into())
-        } else {
-            Err(templates.to_string())
-        },
-    ));
-    rows.push((
-        "directory",
-        match crate::directory::open(&settings.raw.directory, &settings.base_dir) {
-            Ok(dir) => match dir.by_username("recoverydesk-doctor-probe").await {
-                crate::directory::Lookup::Unavailable { reason } => {
-                    Err(format!("not answering: {reason}"))
-                }
-                _ => Ok("answers lookups".into()),
-            },
-            Err(e) => Err(e.to_string()),
-        },
-    ));
-    rows.push((
-        "source",
-        match settings.raw.source.kind {
-            SourceKind::Imap => match &settings.raw.source.imap {
-                Some(imap) => crate::source::imap::check(imap, &settings.base_dir)
-                    .await
-                    .map_err(|e| e.to_string()),
-                None => Err("source.imap missing".into()),
-            },
-            SourceKind::Maildir => match &settings.raw.source.maildir {
-                Some(m) => {
-                    let p = settings.path(&m.path);
-                    if p.join("new").is_dir() {
-                        Ok(format!("maildir {}", p.display()))
-                    } else {
-                        Err(format!("{} has no new/ folder", p.display()))
-                    }
-                }
-                None => Err("source.maildir missing".into()),
-            },
-        },
-    ));
-    rows.push((
-        "transport",
-        match settings.raw.transport.kind {
-            TransportKind::Smtp => match &settings.raw.transport.smtp {
-                Some(smtp) => crate::transport::smtp::check(smtp, &settings.base_dir)
-                    .await
-                    .map_err(|e| e.to_string()),
-                None => Err("transport.smtp missing".into()),
-            },
-            TransportKind::File => crate::worker::open_transport(&settings)
-                .map(|t| t.describe())
-                .map_err(|e| e.to_string()),
-        },
-    ));
     let mut failed = 0;
-    for (name, result) in &rows {
-        match result {
-            Ok(what) => println!("✓ {name:<10} {what}"),
-            Err(why) => {
-                failed += 1;
-                println!("✗ {name:<10} {why}");
-            }
-        }
-    }
+    let mut row = |name: &str, result: Result<String, String>| {
+        failed += usize::from(result.is_err());
+        print_row(name, &result);
+    };
+    row("store", check_store(&settings));
+    row("templates", check_templates(&settings));
+    row("directory", check_directory(&settings).await);
+    row("source", check_source(&settings).await);
+    row("transport", check_transport(&settings).await);
     if failed > 0 {
         anyhow::bail!("{failed} check(s) failed");
     }
     Ok(())
+}
+
+fn print_row(name: &str, result: &Result<String, String>) {
+    match result {
+        Ok(what) => println!("✓ {name:<10} {what}"),
+        Err(why) => println!("✗ {name:<10} {why}"),
+    }
+}
+
+fn check_store(settings: &Settings) -> Result<String, String> {
+    let store_path = settings.path(&settings.raw.store.path);
+    match crate::store::Store::open(&store_path) {
+        Ok(s) => Ok(format!(
+            "{} ({} open case(s), {} reply(ies) queued)",
+            store_path.display(),
+            s.open_count(),
+            s.outbox_counts().map(|c| c.2).unwrap_or(0)
+        )),
+        Err(e) => Err(format!(
+            "{e} — is another recoverydesk running on this store?"
+        )),
+    }
+}
+
+fn check_templates(settings: &Settings) -> Result<String, String> {
+    let templates = match &settings.raw.templates.dir {
+        Some(dir) => crate::templates::check::check_dir(Some(&settings.path(dir))),
+        None => crate::templates::check::check_dir(None),
+    };
+    if templates.is_ok() {
+        Ok("every template renders".into())
+    } else {
+        Err(templates.to_string())
+    }
+}
+
+async fn check_directory(settings: &Settings) -> Result<String, String> {
+    match crate::directory::open(&settings.raw.directory, &settings.base_dir) {
+        Ok(dir) => match dir.by_username("recoverydesk-doctor-probe").await {
+            crate::directory::Lookup::Unavailable { reason } => {
+                Err(format!("not answering: {reason}"))
+            }
+            _ => Ok("answers lookups".into()),
+        },
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn check_source(settings: &Settings) -> Result<String, String> {
+    use crate::config::SourceKind;
+    match settings.raw.source.kind {
+        SourceKind::Imap => match &settings.raw.source.imap {
+            Some(imap) => crate::source::imap::check(imap, &settings.base_dir)
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err("source.imap missing".into()),
+        },
+        SourceKind::Maildir => match &settings.raw.source.maildir {
+            Some(m) => {
+                let p = settings.path(&m.path);
+                if p.join("new").is_dir() {
+                    Ok(format!("maildir {}", p.display()))
+                } else {
+                    Err(format!("{} has no new/ folder", p.display()))
+                }
+            }
+            None => Err("source.maildir missing".into()),
+        },
+    }
+}
+
+async fn check_transport(settings: &Settings) -> Result<String, String> {
+    use crate::config::TransportKind;
+    match settings.raw.transport.kind {
+        TransportKind::Smtp => match &settings.raw.transport.smtp {
+            Some(smtp) => crate::transport::smtp::check(smtp, &settings.base_dir)
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err("transport.smtp missing".into()),
+        },
+        TransportKind::File => crate::worker::open_transport(settings)
+            .map(|t| t.describe())
+            .map_err(|e| e.to_string()),
+    }
 }

@@ -2,11 +2,13 @@
 //! and `followups`. Secrets never appear here: fields were redacted before
 //! they were stored, and challenge codes are kept only as MACs.
 
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::case::{Case, TimerKind, Verification};
-use crate::cli::CasesView;
-use crate::domain::CaseId;
+use crate::case::{Case, CaseState, TimerKind, Verification};
+use crate::domain::{CaseId, Priority};
 use crate::store::{OutboxItem, Store};
 
 fn age(now: i64, then: i64) -> String {
@@ -18,59 +20,173 @@ fn age(now: i64, then: i64) -> String {
     }
 }
 
-/// Prints a cases view.
-pub fn cases(store: &Store, view: CasesView, now: i64) -> anyhow::Result<()> {
-    match view {
-        CasesView::List => {
-            let cases = store.cases()?;
-            println!(
-                "{:<10} {:<22} {:<6} {:>4}  {:<16} {:<28} MISSING",
-                "CASE", "STATE", "PRIO", "AGE", "USERNAME", "REQUESTER"
-            );
-            for c in &cases {
-                let missing: Vec<&str> = c.missing.iter().map(|f| f.code()).collect();
-                println!(
-                    "{:<10} {:<22} {:<6} {:>4}  {:<16} {:<28} {}",
-                    c.id.as_str(),
-                    c.state.as_str(),
-                    c.priority.as_str(),
-                    age(now, c.created_at),
-                    c.fields.username.as_deref().unwrap_or("-"),
-                    c.requester,
-                    if missing.is_empty() {
-                        "-".into()
-                    } else {
-                        missing.join(",")
-                    }
-                );
-            }
-            println!(
-                "{} case(s), {} open",
-                cases.len(),
-                cases.iter().filter(|c| c.state.is_open()).count()
-            );
+/// Which cases a listing or export includes; every set condition must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseFilter {
+    /// Only cases in this state.
+    pub state: Option<CaseState>,
+    /// Only cases of this priority.
+    pub priority: Option<Priority>,
+    /// Only cases naming this account username (case-insensitive).
+    pub username: Option<String>,
+    /// Only cases with this requester or lookup address (case-insensitive).
+    pub address: Option<String>,
+    /// Only cases opened at least this many seconds ago.
+    pub older_than: Option<i64>,
+    /// Only cases opened at most this many seconds ago.
+    pub newer_than: Option<i64>,
+    /// Only cases whose text (id, addresses, username, subjects, log)
+    /// contains this, case-insensitively.
+    pub search: Option<String>,
+}
+
+impl CaseFilter {
+    /// Whether a case passes; `events` is read only when a search needs it.
+    pub fn matches(&self, store: &Store, c: &Case, now: i64) -> anyhow::Result<bool> {
+        let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b.trim());
+        let ok = self.state.is_none_or(|s| c.state == s)
+            && self.priority.is_none_or(|p| c.priority == p)
+            && self.username.as_deref().is_none_or(|u| {
+                c.fields
+                    .username
+                    .as_deref()
+                    .is_some_and(|mine| same(mine, u))
+            })
+            && self.address.as_deref().is_none_or(|a| {
+                c.requesters().any(|r| same(r, a))
+                    || c.fields
+                        .lookup_address
+                        .as_deref()
+                        .is_some_and(|l| same(l, a))
+            })
+            && self
+                .older_than
+                .is_none_or(|secs| now - c.created_at >= secs)
+            && self
+                .newer_than
+                .is_none_or(|secs| now - c.created_at <= secs);
+        match (&self.search, ok) {
+            (Some(needle), true) => Ok(case_text(store, c)?
+                .to_lowercase()
+                .contains(&needle.to_lowercase())),
+            _ => Ok(ok),
         }
-        CasesView::Show { id } => {
-            let id = CaseId::parse(&id)
-                .ok_or_else(|| anyhow::anyhow!("{id} is not a case id (RD-XXXXXX)"))?;
+    }
+}
+
+/// The searchable text of a case. Message bodies are not in it: the case
+/// keeps what was understood of them (fields, log), and the raw mail is
+/// not read back for a listing.
+fn case_text(store: &Store, c: &Case) -> anyhow::Result<String> {
+    let mut text = format!("{}\n", c.id);
+    for r in c.requesters() {
+        let _ = writeln!(text, "{r}");
+    }
+    for v in [&c.fields.username, &c.fields.lookup_address, &c.assignee]
+        .into_iter()
+        .flatten()
+    {
+        let _ = writeln!(text, "{v}");
+    }
+    for m in &c.messages {
+        let _ = writeln!(text, "{} {}", m.from, m.subject);
+    }
+    for e in store.events(&c.id)? {
+        let _ = writeln!(text, "{} {}", e.actor, e.what);
+    }
+    Ok(text)
+}
+
+/// A read-only question about the cases, answered the same way from the
+/// store or by a running daemon over the admin socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "view", rename_all = "snake_case")]
+pub enum Query {
+    /// `cases list`.
+    List {
+        /// Which cases.
+        filter: CaseFilter,
+    },
+    /// `cases show ID`.
+    Show {
+        /// The case.
+        id: CaseId,
+    },
+    /// `cases export --json`.
+    Export {
+        /// Which cases.
+        filter: CaseFilter,
+    },
+    /// `followups --within`.
+    Followups {
+        /// How far ahead, in seconds.
+        within: i64,
+    },
+}
+
+/// The text a query prints.
+pub fn answer(store: &Store, query: &Query, now: i64) -> anyhow::Result<String> {
+    match query {
+        Query::List { filter } => list(store, filter, now),
+        Query::Show { id } => {
             let case = store
-                .case(&id)?
+                .case(id)?
                 .ok_or_else(|| anyhow::anyhow!("no case {id}"))?;
-            print!("{}", show(store, &case, now)?);
+            show(store, &case, now)
         }
-        CasesView::Export { .. } => {
+        Query::Export { filter } => {
             // One pass over the outbox for all cases, not one per case.
             let mut outbox: std::collections::HashMap<CaseId, Vec<OutboxItem>> = Default::default();
             for item in store.outbox()? {
                 outbox.entry(item.case_id.clone()).or_default().push(item);
             }
+            let mut out = String::new();
             for case in store.cases()? {
+                if !filter.matches(store, &case, now)? {
+                    continue;
+                }
                 let items = outbox.remove(&case.id).unwrap_or_default();
-                println!("{}", export_with(store, &case, items)?);
+                let _ = writeln!(out, "{}", export_with(store, &case, items)?);
             }
+            Ok(out)
         }
+        Query::Followups { within } => followups(store, now, *within),
     }
-    Ok(())
+}
+
+fn list(store: &Store, filter: &CaseFilter, now: i64) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<10} {:<22} {:<6} {:>4}  {:<16} {:<28} MISSING",
+        "CASE", "STATE", "PRIO", "AGE", "USERNAME", "REQUESTER"
+    );
+    let (mut shown, mut open) = (0, 0);
+    for c in store.cases()? {
+        if !filter.matches(store, &c, now)? {
+            continue;
+        }
+        shown += 1;
+        open += usize::from(c.state.is_open());
+        let missing: Vec<&str> = c.missing.iter().map(|f| f.code()).collect();
+        let _ = writeln!(
+            out,
+            "{:<10} {:<22} {:<6} {:>4}  {:<16} {:<28} {}",
+            c.id.as_str(),
+            c.state.as_str(),
+            c.priority.as_str(),
+            age(now, c.created_at),
+            c.fields.username.as_deref().unwrap_or("-"),
+            c.requester,
+            if missing.is_empty() {
+                "-".into()
+            } else {
+                missing.join(",")
+            }
+        );
+    }
+    let _ = writeln!(out, "{shown} case(s), {open} open");
+    Ok(out)
 }
 
 /// A readable account of one case: facts, the thread, the log.
@@ -249,14 +365,16 @@ pub fn timer_effect(kind: TimerKind) -> (&'static str, &'static str) {
     }
 }
 
-/// Prints the follow-ups due within `within` seconds.
-pub fn followups(store: &Store, now: i64, within: i64) -> anyhow::Result<()> {
+/// The follow-ups due within `within` seconds.
+pub fn followups(store: &Store, now: i64, within: i64) -> anyhow::Result<String> {
     let timers: Vec<_> = store
         .all_timers()?
         .into_iter()
         .filter(|(due, _, _)| *due <= now + within)
         .collect();
-    println!(
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{:<20} {:<10} {:<20} {:<48} TO",
         "DUE (UTC)", "CASE", "TIMER", "SENDS"
     );
@@ -266,7 +384,8 @@ pub fn followups(store: &Store, now: i64, within: i64) -> anyhow::Result<()> {
             .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
             .unwrap_or_default();
         let overdue = if *due <= now { " (due now)" } else { "" };
-        println!(
+        let _ = writeln!(
+            out,
             "{:<20} {:<10} {:<20} {:<48} {to}{overdue}",
             when,
             case.as_str(),
@@ -274,10 +393,11 @@ pub fn followups(store: &Store, now: i64, within: i64) -> anyhow::Result<()> {
             what
         );
     }
-    println!(
+    let _ = writeln!(
+        out,
         "{} follow-up(s) within {}",
         timers.len(),
         humantime::format_duration(std::time::Duration::from_secs(within.max(0) as u64))
     );
-    Ok(())
+    Ok(out)
 }

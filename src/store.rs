@@ -32,6 +32,9 @@ use crate::domain::CaseId;
 use crate::error::{Error, Result};
 use crate::thread::{Role, ThreadLookup};
 
+mod lifecycle;
+pub use lifecycle::Moved;
+
 /// Page cache of the store.
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 

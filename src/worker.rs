@@ -26,6 +26,9 @@ use crate::transport::Transport;
 /// marked, to prove a crash there loses nothing and doubles nothing.
 pub const CRASH_ENV: &str = "RECOVERYDESK_CRASH_AFTER_COMMIT";
 
+/// The shadow store's folder, beside the config (like `shadow-outbox/`).
+pub const SHADOW_STORE: &str = "shadow-store";
+
 /// What one pass did.
 #[derive(Debug, Default)]
 pub struct PassReport {
@@ -136,9 +139,20 @@ impl Worker {
     /// Opens everything the settings name. `eager` connects the source now
     /// (`once`: fail fast); otherwise the first pass does (`run` starts
     /// even while the server is down). A dry run never changes the mailbox
-    /// and writes replies to `shadow-outbox/` instead of sending them.
+    /// and writes replies to `shadow-outbox/` instead of sending them; its
+    /// cases go to `shadow-store/`, a fresh copy of the real store.
     pub async fn open(settings: Arc<Settings>, eager: bool, dry_run: bool) -> Result<Worker> {
-        let pipeline = open_pipeline(settings.clone())?;
+        let pipeline = if dry_run {
+            // The real store is never written in shadow mode: a copy of it
+            // takes every commit, so the next real run still answers all.
+            let shadow = Store::open_shadow(
+                &settings.path(&settings.raw.store.path),
+                &settings.path(std::path::Path::new(SHADOW_STORE)),
+            )?;
+            open_pipeline_with_store(settings.clone(), shadow)?
+        } else {
+            open_pipeline(settings.clone())?
+        };
         let mut source = if eager {
             open_source(&settings, &pipeline.store).await?
         } else {
@@ -305,6 +319,7 @@ impl Worker {
                     Ok(()) => {
                         mailbox.succeeded();
                         ever_worked = true;
+                        self.pipeline.metrics.pass_succeeded(crate::clock::now());
                     }
                     Err(e @ Error::Store(_)) => return Err(e),
                     // A wrong password or a missing mailbox at start-up is the
@@ -318,6 +333,9 @@ impl Worker {
                             .metrics
                             .source_failures
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.pipeline
+                            .metrics
+                            .pass_failed(crate::clock::now(), &e.to_string());
                         tracing::error!(error.message = %e, source = %self.source.describe(), failures = mailbox.failures, "fetching mail failed; retrying");
                     }
                 }

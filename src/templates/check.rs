@@ -148,6 +148,19 @@ pub fn check_dir(dir: Option<&Path>) -> CheckReport {
     let compiled = match dir {
         Some(dir) => super::read_dir_sources(dir).map(|(files, ignored)| {
             let count = files.len();
+            if count == 0 {
+                // The embedded set would answer for every kind, so an
+                // empty (most likely wrong) folder would pass unnoticed.
+                return Err((
+                    vec![TemplateProblem {
+                        file: dir.display().to_string(),
+                        line: None,
+                        variable: None,
+                        message: "no templates here (expected <lang>/<kind>.txt.tera files; copy templates/ from the release)".into(),
+                    }],
+                    0,
+                ));
+            }
             TemplateSet::compile(files, ignored).map_err(|p| (p, count))
         }),
         None => Ok(TemplateSet::embedded().map_err(|e| {
@@ -578,6 +591,14 @@ fn check_no_enumeration(set: &TemplateSet, language: &str, report: &mut CheckRep
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_folder_fails_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = check_dir(Some(dir.path()));
+        assert!(!report.is_ok(), "{report}");
+        assert!(report.to_string().contains("no templates here"), "{report}");
+    }
 
     #[test]
     fn embedded_set_passes_with_no_errors() {

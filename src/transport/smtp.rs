@@ -69,7 +69,8 @@ pub struct SmtpSettings {
     /// AUTH password source; required with `username`.
     #[serde(default)]
     pub password: Option<SecretSource>,
-    /// Per-command network timeout, e.g. `"30s"` (default 30 s).
+    /// Network timeout, e.g. `"30s"` (default 30 s): connecting and the
+    /// whole exchange of one message (greeting to the answer to DATA).
     #[serde(
         default = "default_timeout",
         deserialize_with = "crate::config::duration"
@@ -144,7 +145,7 @@ pub fn build(settings: &SmtpSettings, base_dir: &Path) -> Result<SmtpTransport> 
     }
     let credentials = match (&settings.username, &settings.password) {
         (Some(user), Some(source)) => {
-            let secret = source.resolve("smtp.password", base_dir)?;
+            let secret = source.resolve("transport.smtp.password", base_dir)?;
             Some(Credentials::new(user.clone(), secret.expose().to_string()))
         }
         (None, None) => None,
@@ -259,7 +260,7 @@ fn tls_parameters(settings: &SmtpSettings, base_dir: &Path) -> Result<TlsParamet
     if let Some((path, pem)) = read_ca(settings, base_dir)? {
         let cert = Certificate::from_pem(&pem).map_err(|e| {
             Error::Config(format!(
-                "smtp.ca_file: {} is not a PEM certificate: {e}",
+                "transport.smtp.ca_file: {} is not a PEM certificate: {e}",
                 path.display()
             ))
         })?;
@@ -369,8 +370,11 @@ impl SmtpTransport {
                  (check ca_file, tls and port, and that the certificate names {:?})",
                 self.tls_name, self.tls_name
             )),
+            // Often STARTTLS configured against an implicit-TLS port (or
+            // the reverse): both sides wait for the other.
             Failure::Timeout(what, limit) => Error::Unavailable(format!(
-                "smtp {place}: {what}: no answer within {}",
+                "smtp {place}: {what}: no answer within {} \
+                 (is tls right for this port? 587 is starttls, 465 implicit)",
                 humantime::format_duration(limit)
             )),
         }

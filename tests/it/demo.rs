@@ -66,3 +66,16 @@ fn the_demo_runs_the_whole_flow_on_the_embedded_default() {
     );
     assert!(String::from_utf8_lossy(&once.stdout).contains("handled 0 message(s)"));
 }
+
+#[test]
+fn the_demo_key_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("d");
+    recoverydesk::demo::create(&demo, "0123456789abcdef0123456789abcdef").unwrap();
+    let mode = std::fs::metadata(demo.join("secret.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

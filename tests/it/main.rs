@@ -7,6 +7,7 @@ mod common;
 #[path = "../daemon/mod.rs"]
 mod daemon;
 
+mod admin;
 mod conversation;
 mod crash;
 mod demo;
@@ -18,6 +19,7 @@ mod forged_requester;
 mod golden;
 mod language;
 mod machine_mail;
+mod no_hang;
 mod operator;
 mod ratelimit_flow;
 mod reading;

@@ -652,3 +652,113 @@ fn json_logs_carry_case_id_and_message_id_when_a_message_is_handled() {
     assert!(case_id.starts_with("RD-"), "{case_id}");
     assert!(message_id.contains("op-7-"), "{message_id}");
 }
+
+/// The "message handled" line of a JSON log.
+fn handled_line(stderr: &str) -> Option<serde_json::Value> {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "message handled")
+}
+
+#[test]
+fn json_logs_carry_lists_as_json_arrays() {
+    let setup = Setup::new("");
+    setup.deliver_request(8);
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&setup.config)
+        .args(["--log-format", "json", "once"])
+        .env_remove("RECOVERYDESK_CONFIG")
+        .env("RECOVERYDESK_LOG", "warn,recoverydesk=info")
+        .output()
+        .expect("run once");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = handled_line(&stderr).unwrap_or_else(|| panic!("{stderr}"));
+    let queued = &line["fields"]["queued"];
+    assert!(
+        queued
+            .as_array()
+            .is_some_and(|q| q.iter().any(|t| t == "acknowledgement")),
+        "queued is a JSON array: {line}"
+    );
+}
+
+#[test]
+fn human_logs_to_a_file_have_no_colour_codes() {
+    let setup = Setup::new("");
+    // Forced colour would be a terminal's; NO_COLOR must win over it too.
+    for (n, no_color) in [(9, None), (10, Some("1"))] {
+        setup.deliver_request(n);
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
+            .arg(&setup.config)
+            .arg("once")
+            .env_remove("RECOVERYDESK_CONFIG")
+            .env_remove("NO_COLOR")
+            .env("RECOVERYDESK_LOG", "warn,recoverydesk=info");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = cmd.output().expect("run once");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("INFO"), "{stderr}");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "ANSI codes in a log file: {stderr:?}"
+        );
+    }
+}
+
+/// Polls `/readyz` until `want` holds, returning the last answer.
+fn readyz_until(
+    daemon: &mut Daemon,
+    port: u16,
+    want: impl Fn(u16, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        daemon.assert_running();
+        if let Ok((status, body)) = http_get(port, "/readyz") {
+            let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            if want(status, &value) {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/readyz stayed {status}: {body}\n{}",
+                daemon.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn readyz_turns_503_while_the_mail_source_fails_and_200_when_it_is_back() {
+    let port = free_port();
+    let setup = Setup::new(&format!(
+        "[metrics]\nlisten = \"127.0.0.1:{port}\"\nnot_ready_after = \"1s\"\n"
+    ));
+    let mut daemon = Daemon::start_with(&setup, &[]);
+    let up = readyz_until(&mut daemon, port, |s, v| s == 200 && v["source"] == "up");
+    assert_eq!(up["outbox_pending"], 0, "{up}");
+    assert!(up["last_fetch_ok"].as_i64().is_some(), "{up}");
+
+    // The mailbox disappears (an unmounted volume, say): passes fail.
+    std::fs::rename(setup.path("inbox"), setup.path("inbox.away")).unwrap();
+    let down = readyz_until(&mut daemon, port, |s, _| s == 503);
+    assert_eq!(down["source"], "down", "{down}");
+    assert!(
+        down["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("mail source failing")),
+        "{down}"
+    );
+    assert!(down["source_error"].is_string(), "{down}");
+    // /healthz stays a liveness check: the process answers.
+    assert_eq!(http_get(port, "/healthz").unwrap().0, 200);
+
+    std::fs::rename(setup.path("inbox.away"), setup.path("inbox")).unwrap();
+    readyz_until(&mut daemon, port, |s, v| s == 200 && v["source"] == "up");
+}

@@ -79,16 +79,95 @@ fn dry_run_renders_replies_to_files_and_leaves_the_mailbox_untouched() {
         "the source is not marked"
     );
     assert!(files(&inbox.join("cur")).is_empty());
-    // The case is stored: `cases list` shows it.
-    let list = Command::new(env!("CARGO_BIN_EXE_recoverydesk"))
+    // The case is stored in the shadow store: `cases --shadow list` shows
+    // it, and the real store never heard of it.
+    let list = cases_list(root, true);
+    assert!(
+        list.contains("jo@requester.example") && list.contains("awaiting_verification"),
+        "{list}"
+    );
+    assert!(!cases_list(root, false).contains("jo@requester.example"));
+}
+
+fn cases_list(root: &std::path::Path, shadow: bool) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_recoverydesk"));
+    cmd.arg("--config")
+        .arg(root.join("config.toml"))
+        .arg("cases");
+    if shadow {
+        cmd.arg("--shadow");
+    }
+    let out = cmd.arg("list").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn dry_run_until_rendered(root: &std::path::Path, expected: usize) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recoverydesk"))
         .arg("--config")
         .arg(root.join("config.toml"))
-        .args(["cases", "list"])
+        .args(["run", "--dry-run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while files(&root.join("shadow-outbox"))
+        .iter()
+        .filter(|f| f.ends_with(".eml"))
+        .count()
+        < expected
+    {
+        assert!(Instant::now() < deadline, "no shadow replies within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_real_pass_after_a_dry_run_answers_every_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("secret.key"), "test-secret-key-0123456789abcdef").unwrap();
+    std::fs::write(root.join("accounts.toml"), ACCOUNTS).unwrap();
+    let config =
+        config_text("", FILE_DIRECTORY).replace("[source]\n", "[source]\npoll_interval = \"1s\"\n");
+    std::fs::write(root.join("config.toml"), config).unwrap();
+    let inbox = root.join("inbox");
+    let requesters = ["ann@requester.example", "bob@requester.example"];
+    for (i, from) in requesters.iter().enumerate() {
+        recoverydesk::source::maildir::deliver(
+            &inbox,
+            complete_request(from, &format!("s{i}@x.example")).as_bytes(),
+            &format!("{i}.shadow.test"),
+        )
+        .unwrap();
+    }
+    // Two acknowledgements and two challenges rendered in shadow.
+    dry_run_until_rendered(root, 4);
+
+    let once = Command::new(env!("CARGO_BIN_EXE_recoverydesk"))
+        .arg("--config")
+        .arg(root.join("config.toml"))
+        .arg("once")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&list.stdout);
-    assert!(
-        text.contains("jo@requester.example") && text.contains("awaiting_verification"),
-        "{text}"
+    let stdout = String::from_utf8_lossy(&once.stdout);
+    assert!(once.status.success(), "{stdout}");
+    assert!(stdout.contains("handled 2 message(s)"), "{stdout}");
+    let sent = common::sent_in(&root.join("outbox"));
+    for from in requesters {
+        assert!(
+            sent.iter().any(|s| s.to.contains(&from.to_string())),
+            "{from} was answered for real"
+        );
+    }
+    assert_eq!(
+        files(&inbox.join("new")).len(),
+        0,
+        "the real pass marked both"
     );
 }

@@ -42,6 +42,7 @@ fn settings(stack: &Stack, user: &str, mailbox: &str) -> ImapSettings {
         password: SecretSource {
             env: None,
             file: Some("good".into()),
+            credential: None,
         },
         auth: ImapAuth::Login,
         mailbox: mailbox.into(),
@@ -54,6 +55,8 @@ fn settings(stack: &Stack, user: &str, mailbox: &str) -> ImapSettings {
         poll_interval: Duration::from_secs(1),
         max_message_bytes: 1024 * 1024,
         batch_bytes: 8 * 1024 * 1024,
+        timeout: Duration::from_secs(30),
+        read_only: false,
     }
 }
 

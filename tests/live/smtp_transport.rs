@@ -34,6 +34,7 @@ fn starttls(stack: &Stack, user: &str) -> SmtpSettings {
         password: Some(SecretSource {
             env: None,
             file: Some("good".into()),
+            credential: None,
         }),
         timeout: Duration::from_secs(10),
         connections: 1,
@@ -122,6 +123,7 @@ async fn a_wrong_password_is_config_at_check_and_transient_at_send() {
     settings.password = Some(SecretSource {
         env: None,
         file: Some("bad".into()),
+        credential: None,
     });
     let err = smtp::check(&settings, stack.secrets.path())
         .await

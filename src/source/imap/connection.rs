@@ -6,7 +6,6 @@ use std::fmt;
 use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use async_imap::{Client, Session};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -16,10 +15,7 @@ use tokio::time::timeout;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
-use super::{ImapAuth, ImapSettings, ImapTls, COMMAND_TIMEOUT};
-
-/// How long a TCP connect, TLS handshake and greeting may take together.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+use super::{ImapAuth, ImapSettings, ImapTls};
 
 /// The byte stream under the IMAP client: TCP, or TLS over TCP.
 pub(super) enum Conn {
@@ -122,12 +118,12 @@ impl Connector {
     pub(super) async fn open(&self) -> Result<(Session<Conn>, (bool, bool))> {
         let settings = &self.settings;
         let place = settings.place();
-        let client = timeout(CONNECT_TIMEOUT, self.connect_client())
+        let client = timeout(settings.timeout, self.connect_client())
             .await
             .map_err(|_| {
                 Error::Transient(format!(
                     "imap {place}: no IMAP greeting within {} s (tls = {:?}; is this the right port?)",
-                    CONNECT_TIMEOUT.as_secs(),
+                    settings.timeout.as_secs(),
                     settings.tls
                 ))
             })??;
@@ -146,12 +142,12 @@ impl Connector {
                 }
             }
         };
-        let mut session = timeout(COMMAND_TIMEOUT, login)
+        let mut session = timeout(settings.timeout, login)
             .await
             .map_err(|_| Error::Transient(format!("imap {place}: login timed out")))?
             .map_err(|e| login_error(e, &place))?;
         // Capabilities change after login (RFC 3501 section 6.2.3), so ask now.
-        let caps = timeout(COMMAND_TIMEOUT, session.capabilities())
+        let caps = timeout(settings.timeout, session.capabilities())
             .await
             .map_err(|_| Error::Transient(format!("imap {place}: CAPABILITY timed out")))?
             .map_err(|e| op_error(e, "CAPABILITY", &place))?;
@@ -332,7 +328,14 @@ pub(super) async fn select(
 ) -> Result<async_imap::types::Mailbox> {
     let place = settings.place();
     let mailbox = &settings.mailbox;
-    match timeout(COMMAND_TIMEOUT, session.select(mailbox)).await {
+    let selected = async {
+        if settings.read_only {
+            session.examine(mailbox).await
+        } else {
+            session.select(mailbox).await
+        }
+    };
+    match timeout(settings.timeout, selected).await {
         Err(_) => Err(Error::Transient(format!(
             "imap {place}: SELECT {mailbox:?} timed out"
         ))),

@@ -12,7 +12,7 @@ use tokio::time::timeout;
 use crate::error::{Error, Result};
 
 use super::connection::{op_error, select, Conn};
-use super::{ImapSettings, ImapSource, COMMAND_TIMEOUT};
+use super::{ImapSettings, ImapSource};
 
 /// An open session with the mailbox selected.
 pub(super) struct Live {
@@ -24,6 +24,8 @@ pub(super) struct Live {
     pub(super) pending: VecDeque<(u32, u32)>,
     pub(super) can_idle: bool,
     pub(super) can_move: bool,
+    /// The configured per-command timeout.
+    pub(super) timeout: std::time::Duration,
     /// The server sent an untagged NO/BAD/BYE: our view may be stale, so
     /// the next listing re-selects the mailbox first.
     pub(super) suspect: bool,
@@ -104,6 +106,7 @@ impl ImapSource {
             pending: VecDeque::new(),
             can_idle,
             can_move,
+            timeout: settings.timeout,
             suspect: false,
         })
     }
@@ -120,7 +123,7 @@ pub(super) async fn refill(live: &mut Live, settings: &ImapSettings) -> Result<(
     // it: without this NOOP, a poll would not see mail that arrived while
     // we slept.
     live.drain_notes();
-    timeout(COMMAND_TIMEOUT, live.session.noop())
+    timeout(settings.timeout, live.session.noop())
         .await
         .map_err(|_| Error::Transient(format!("imap {place}: NOOP timed out")))?
         .map_err(|e| op_error(e, "NOOP", &place))?;
@@ -146,7 +149,7 @@ pub(super) async fn refill(live: &mut Live, settings: &ImapSettings) -> Result<(
         let stream = live.session.uid_fetch(&range, "(UID RFC822.SIZE)").await?;
         stream.try_collect::<Vec<Fetch>>().await
     };
-    let fetches = timeout(COMMAND_TIMEOUT, list)
+    let fetches = timeout(settings.timeout, list)
         .await
         .map_err(|_| Error::Transient(format!("imap {place}: UID FETCH {range} timed out")))?
         .map_err(|e| op_error(e, &format!("UID FETCH {range}"), &place))?;
@@ -161,7 +164,7 @@ pub(super) async fn refill(live: &mut Live, settings: &ImapSettings) -> Result<(
     found.dedup_by_key(|(uid, _)| *uid);
     if found.is_empty() {
         let status = timeout(
-            COMMAND_TIMEOUT,
+            settings.timeout,
             live.session.status(&settings.mailbox, "(UIDVALIDITY)"),
         )
         .await

@@ -14,7 +14,7 @@ use crate::source::{CursorUpdate, Fetched};
 use super::connection::op_error;
 use super::cursor::{parse_position, refill, Live};
 use super::reconnect::once_more_on_a_fresh_session;
-use super::{ImapSource, COMMAND_TIMEOUT};
+use super::ImapSource;
 
 /// Upper bound on the bytes asked for in one `UID FETCH`, so one command
 /// never has to carry hundreds of megabytes.
@@ -184,7 +184,7 @@ impl ImapSource {
                     let stream = live.session.uid_store(&set, &query).await?;
                     stream.try_collect::<Vec<_>>().await
                 };
-                timeout(COMMAND_TIMEOUT, store)
+                timeout(settings.timeout, store)
                     .await
                     .map_err(|_| Error::Transient(format!("imap {place}: UID STORE timed out")))?
                     .map_err(|e| op_error(e, "UID STORE", &place))?;
@@ -234,7 +234,7 @@ async fn fetch_chunk(
         let stream = live.session.uid_fetch(&set, &query).await?;
         stream.try_collect::<Vec<Fetch>>().await
     };
-    let fetches = timeout(COMMAND_TIMEOUT, fetch)
+    let fetches = timeout(live.timeout, fetch)
         .await
         .map_err(|_| Error::Transient(format!("imap {place}: UID FETCH timed out")))?
         .map_err(|e| op_error(e, "UID FETCH", place))?;
@@ -271,7 +271,7 @@ async fn move_or_copy(live: &mut Live, set: &str, folder: &str, place: &str) -> 
     let command = format!("{verb} {set} {}", quote(folder));
     for attempt in 0..2 {
         let res = timeout(
-            COMMAND_TIMEOUT,
+            live.timeout,
             live.session.run_command_and_check_ok(&command),
         )
         .await
@@ -282,7 +282,7 @@ async fn move_or_copy(live: &mut Live, set: &str, folder: &str, place: &str) -> 
                 if attempt == 0 && text.contains("TryCreate") =>
             {
                 tracing::info!(folder, "creating the processed folder");
-                timeout(COMMAND_TIMEOUT, live.session.create(folder))
+                timeout(live.timeout, live.session.create(folder))
                     .await
                     .map_err(|_| Error::Transient(format!("imap {place}: CREATE timed out")))?
                     .map_err(|e| match e {

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 use super::connection::op_error;
 use super::cursor::Live;
-use super::{ImapSource, COMMAND_TIMEOUT};
+use super::ImapSource;
 
 /// RFC 2177 asks clients to re-issue IDLE at least every 29 minutes, since
 /// servers may log out an idle client after 30.
@@ -43,13 +43,14 @@ impl ImapSource {
             pending,
             can_idle,
             can_move,
+            timeout: command_timeout,
             suspect,
         } = live;
         // The session moves into the IDLE handle and comes back from DONE;
         // if anything fails in between, `self.live` stays empty and the next
         // call reconnects.
         let mut handle = session.idle();
-        timeout(COMMAND_TIMEOUT, handle.init())
+        timeout(settings.timeout, handle.init())
             .await
             .map_err(|_| Error::Transient(format!("imap {place}: IDLE timed out")))?
             .map_err(|e| op_error(e, "IDLE", &place))?;
@@ -76,7 +77,7 @@ impl ImapSource {
                 suspect = true;
             }
         }
-        let session = timeout(COMMAND_TIMEOUT, handle.done())
+        let session = timeout(settings.timeout, handle.done())
             .await
             .map_err(|_| Error::Transient(format!("imap {place}: DONE timed out")))?
             .map_err(|e| op_error(e, "IDLE DONE", &place))?;
@@ -87,6 +88,7 @@ impl ImapSource {
             pending,
             can_idle,
             can_move,
+            timeout: command_timeout,
             suspect,
         });
         Ok(())

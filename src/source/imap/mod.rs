@@ -48,10 +48,6 @@ use connection::{select, Connector};
 use cursor::Live;
 use reconnect::Backoff;
 
-/// How long one command (a batch fetch included) may take before the
-/// connection is considered dead.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
-
 /// The IMAP source; build it with [`connect`].
 pub struct ImapSource {
     connector: Connector,
@@ -111,7 +107,7 @@ pub async fn check(settings: &ImapSettings, base_dir: &Path) -> Result<String> {
     let (mut session, caps) = connector.open().await?;
     let mailbox = select(&mut session, settings).await?;
     let place = settings.place();
-    let _ = timeout(COMMAND_TIMEOUT, session.logout()).await;
+    let _ = timeout(settings.timeout, session.logout()).await;
     Ok(format!(
         "imap {place}/{}: login ok ({:?}, {:?} auth), UIDVALIDITY {}, {} messages, IDLE {}, MOVE {}",
         settings.mailbox,
@@ -142,12 +138,12 @@ pub async fn header_of(
         "HEADER Message-ID \"{}\"",
         message_id.replace(['"', '\\'], "")
     );
-    let uids = timeout(COMMAND_TIMEOUT, session.uid_search(&query))
+    let uids = timeout(settings.timeout, session.uid_search(&query))
         .await
         .map_err(|_| Error::Transient(format!("imap {place}: UID SEARCH timed out")))?
         .map_err(|e| connection::op_error(e, "UID SEARCH", &place))?;
     let Some(uid) = uids.into_iter().max() else {
-        let _ = timeout(COMMAND_TIMEOUT, session.logout()).await;
+        let _ = timeout(settings.timeout, session.logout()).await;
         return Ok(None);
     };
     let fetch = async {
@@ -156,12 +152,12 @@ pub async fn header_of(
             .await?;
         stream.try_collect::<Vec<_>>().await
     };
-    let fetches = timeout(COMMAND_TIMEOUT, fetch)
+    let fetches = timeout(settings.timeout, fetch)
         .await
         .map_err(|_| Error::Transient(format!("imap {place}: UID FETCH timed out")))?
         .map_err(|e| connection::op_error(e, "UID FETCH", &place))?;
     let header = fetches.iter().find_map(|f| f.header().map(<[u8]>::to_vec));
-    let _ = timeout(COMMAND_TIMEOUT, session.logout()).await;
+    let _ = timeout(settings.timeout, session.logout()).await;
     Ok(header)
 }
 
@@ -201,5 +197,12 @@ impl Source for ImapSource {
 
     fn describe(&self) -> String {
         self.key.clone()
+    }
+
+    fn set_read_only(&mut self) {
+        // EXAMINE instead of SELECT: the server then changes nothing for
+        // us, not even \Recent, and refuses any STORE or MOVE.
+        self.connector.settings.read_only = true;
+        self.live = None;
     }
 }

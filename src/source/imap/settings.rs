@@ -97,6 +97,17 @@ pub struct ImapSettings {
     /// `[source] batch_bytes`; not a key of its own here).
     #[serde(skip, default = "default_batch_bytes")]
     pub batch_bytes: u64,
+    /// How long connecting (to the greeting) and each command may take,
+    /// e.g. `"60s"` (default 60 s); past it the connection is dropped and
+    /// retried with backoff.
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub timeout: Duration,
+    /// Shadow mode: EXAMINE the mailbox (read-only) instead of SELECT.
+    #[serde(skip)]
+    pub read_only: bool,
 }
 
 fn default_batch_bytes() -> u64 {
@@ -119,6 +130,9 @@ fn default_true() -> bool {
     true
 }
 fn default_poll_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_timeout() -> Duration {
     Duration::from_secs(60)
 }
 fn default_max_message_bytes() -> u64 {
@@ -146,6 +160,11 @@ impl ImapSettings {
         if self.batch_size == 0 {
             return Err(Error::Config(format!(
                 "imap {place}: batch_size must be at least 1"
+            )));
+        }
+        if self.timeout.is_zero() {
+            return Err(Error::Config(format!(
+                "imap {place}: timeout must be above 0"
             )));
         }
         if self.poll_interval.is_zero() {

@@ -1,0 +1,238 @@
+//! The local admin API: while `run` holds the store (sled allows one
+//! process), the CLI's read-only views and `backup` are answered by the
+//! daemon over a unix socket.
+//!
+//! The guard is the file system and the kernel: the socket is created mode
+//! 0600 (bound under a temporary name, then renamed into place, so it is
+//! never reachable with looser rights), and each connection's peer must
+//! have the daemon's own uid or be root. Nothing listens on a network
+//! interface.
+//!
+//! The protocol is one JSON [`Request`] line from the client; the daemon
+//! answers with one JSON [`Reply`] line, then the body (the text the CLI
+//! prints, or the backup bytes) until it closes the connection.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::error::{Error, Result};
+use crate::report::Query;
+use crate::store::Store;
+
+/// Longest request line accepted; a query is a few hundred bytes.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+/// How long the CLI waits for the daemon's answer.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the CLI asks the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// A cases or follow-ups view.
+    Report {
+        /// Which view.
+        query: Query,
+    },
+    /// A backup of the whole store (see [`Store::write_backup`]).
+    Backup,
+}
+
+/// The daemon's first answer line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Whether the body is the answer (else `error` says why).
+    pub ok: bool,
+    /// What went wrong.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A running admin socket; removes the socket file when dropped.
+pub struct Server {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds the socket at `path` and serves `store` until the server is dropped.
+pub fn serve(path: &Path, store: Store) -> Result<Server> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    // A socket left by a daemon that was killed answers nobody: replace it.
+    // A live one means a second daemon, which sled has already refused.
+    if path.exists() {
+        std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+    }
+    let staging = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&staging);
+    let listener = UnixListener::bind(&staging).map_err(|e| {
+        Error::Config(format!(
+            "admin.socket: cannot listen on {}: {e}",
+            path.display()
+        ))
+    })?;
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io(&staging, e))?;
+    std::fs::rename(&staging, path).map_err(|e| Error::io(path, e))?;
+    let own_uid = own_uid();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let allowed = stream
+                .peer_cred()
+                .is_ok_and(|c| c.uid() == 0 || Some(c.uid()) == own_uid);
+            if !allowed {
+                tracing::warn!("admin socket: refused a connection from another user");
+                continue;
+            }
+            let store = store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = handle(stream, store).await {
+                    tracing::warn!(error.message = %e, "admin request failed");
+                }
+            });
+        }
+    });
+    Ok(Server {
+        path: path.to_path_buf(),
+        task,
+    })
+}
+
+/// The daemon's uid, from the owner of its own /proc entry (no libc).
+fn own_uid() -> Option<u32> {
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+async fn handle(stream: UnixStream, store: Store) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST))
+        .read_line(&mut line)
+        .await?;
+    let answer = match serde_json::from_str::<Request>(&line) {
+        Ok(request) => tokio::task::spawn_blocking(move || body(&store, &request))
+            .await
+            .map_err(|e| anyhow::anyhow!("admin request panicked: {e}"))
+            .and_then(|r| r),
+        Err(e) => Err(anyhow::anyhow!("not an admin request: {e}")),
+    };
+    let (reply, body) = match answer {
+        Ok(body) => (
+            Reply {
+                ok: true,
+                error: None,
+            },
+            body,
+        ),
+        Err(e) => (
+            Reply {
+                ok: false,
+                error: Some(format!("{e:#}")),
+            },
+            Vec::new(),
+        ),
+    };
+    let mut head = serde_json::to_vec(&reply).unwrap_or_default();
+    head.push(b'\n');
+    write.write_all(&head).await?;
+    write.write_all(&body).await?;
+    write.shutdown().await
+}
+
+fn body(store: &Store, request: &Request) -> anyhow::Result<Vec<u8>> {
+    match request {
+        Request::Report { query } => {
+            Ok(crate::report::answer(store, query, crate::clock::now())?.into_bytes())
+        }
+        Request::Backup => {
+            let mut out = Vec::new();
+            store.write_backup(&mut out)?;
+            Ok(out)
+        }
+    }
+}
+
+/// Asks the daemon listening at `path`. `Ok(None)` when no daemon answers
+/// there (no socket, or a stale one), so the caller opens the store itself;
+/// `out` receives the body of a successful answer.
+pub fn ask(path: &Path, request: &Request, out: &mut dyn Write) -> anyhow::Result<Option<()>> {
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(path) else {
+        return Ok(None);
+    };
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+    let mut line = serde_json::to_vec(request)?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    reader.read_line(&mut head)?;
+    let reply: Reply = serde_json::from_str(&head)
+        .map_err(|e| anyhow::anyhow!("the daemon at {} answered oddly: {e}", path.display()))?;
+    if !reply.ok {
+        anyhow::bail!(
+            "{}",
+            reply.error.unwrap_or_else(|| "the daemon refused".into())
+        );
+    }
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(Some(()));
+        }
+        out.write_all(&buf[..n])?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_report_is_answered_over_the_socket_which_only_the_owner_can_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.sock");
+        let _server = serve(&path, Store::temporary().unwrap()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let request = Request::Report {
+            query: Query::List {
+                filter: Default::default(),
+            },
+        };
+        let text = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let asked = ask(&path, &request, &mut out).unwrap();
+            (asked, String::from_utf8(out).unwrap())
+        })
+        .await
+        .unwrap();
+        assert_eq!(text.0, Some(()));
+        assert!(text.1.contains("0 case(s), 0 open"), "{}", text.1);
+    }
+
+    #[test]
+    fn no_daemon_means_none_so_the_caller_opens_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = Vec::new();
+        let asked = ask(&dir.path().join("none.sock"), &Request::Backup, &mut out).unwrap();
+        assert_eq!(asked, None);
+    }
+}
