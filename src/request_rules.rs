@@ -6,9 +6,9 @@
 //! ([`crate::quote`]), redaction ([`crate::secrets`]), language detection
 //! ([`crate::lang`]) or what to do with the fields (the case core).
 //!
-//! The rules are split by field: [`sections`] turns the text into a
-//! [`sections::Document`] (form sections, ticks, prose), and [`username`],
-//! [`reasons`], [`claims`] and [`proofs`] read it. Every rule is pure,
+//! The rules are split by field: `sections` turns the text into a
+//! `sections::Document` (form sections, ticks, prose), and `username`,
+//! `reasons`, `claims` and `proofs` read it. Every rule is pure,
 //! compiled once, and never panics; an empty [`RequestFields`] is a valid
 //! answer, because asking for a missing field is cheap and misreading one
 //! is not.

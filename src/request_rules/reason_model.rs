@@ -1,6 +1,6 @@
 //! A naive-Bayes reading of the reason, learnt from labelled requests.
 //!
-//! The phrase rules in [`super::reasons`] are precise but only know the
+//! The phrase rules in `super::reasons` are precise but only know the
 //! wordings someone wrote down; requesters keep finding new ones ("my
 //! Yubikey broke", "the authentication code is not working"). This model
 //! weighs every word, word pair and (for Chinese and Japanese) character
