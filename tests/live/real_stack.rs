@@ -265,6 +265,9 @@ struct Seen {
     subject: String,
     from: String,
     flags: Vec<String>,
+    /// The first line of the text body: what the mail is about, since
+    /// every reply of a case shares one subject.
+    first_line: String,
 }
 
 type Session = async_imap::Session<TcpStream>;
@@ -294,15 +297,20 @@ async fn list_once(
     let mut s = stack::imap_login(stack.imap_port, user).await?;
     s.select(mailbox).await?;
     let fetches: Vec<_> = s
-        .uid_fetch("1:*", "(UID FLAGS BODY.PEEK[HEADER])")
+        .uid_fetch("1:*", "(UID FLAGS BODY.PEEK[])")
         .await?
         .try_collect()
         .await?;
     let _ = s.logout().await;
     let mut out = Vec::new();
     for f in &fetches {
-        let Some(header) = f.header() else { continue };
-        let parsed = mail_parser::MessageParser::default().parse(header);
+        let Some(raw) = f.body() else { continue };
+        let parsed = mail_parser::MessageParser::default().parse(raw);
+        let first_line = parsed
+            .as_ref()
+            .and_then(|p| p.body_text(0))
+            .and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string))
+            .unwrap_or_default();
         let flags = f
             .flags()
             .map(|flag| match flag {
@@ -330,6 +338,7 @@ async fn list_once(
             subject,
             from,
             flags,
+            first_line,
         });
     }
     Ok(out)
@@ -1009,7 +1018,7 @@ async fn dovecot_down_once_still_sends_replies_and_reminders() {
     let acks = replies_to(&seen, &id)
         .into_iter()
         .filter(|m| {
-            m.subject
+            m.first_line
                 .contains("We received your account recovery request")
         })
         .count();
