@@ -2,7 +2,7 @@
 # install-test-deps.sh — the programs the tests drive besides the mail stack
 # (scripts/mailstack.sh installs Postfix and Dovecot itself).
 #
-#   mutt    a real mail client: tests/mail_client.rs has it reply to a staff
+#   mutt    a real mail client: tests/live/mail_client.rs has it reply to a staff
 #           notification, quoting it as a mail client does, and send the
 #           reply through Postfix.
 #   script  (util-linux, bsdutils) gives mutt the terminal its index needs.

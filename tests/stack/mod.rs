@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// A running stack: its folder and the values of its `mailstack.env`.
+#[derive(Clone)]
 pub struct MailStack {
     /// The stack's folder (`MAILSTACK_DIR`, default `/tmp/rd-mailstack`).
     pub dir: PathBuf,
@@ -43,9 +44,15 @@ pub fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack.sh")
 }
 
-/// Starts the stack (idempotent, fast when it already runs); a stack that
+/// Starts the stack once per test process (the script is idempotent, but
+/// two runs at once would race to start the same servers); a stack that
 /// cannot start fails the test.
 pub fn up() -> MailStack {
+    static UP: std::sync::OnceLock<MailStack> = std::sync::OnceLock::new();
+    UP.get_or_init(start).clone()
+}
+
+fn start() -> MailStack {
     let dir = PathBuf::from(
         std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/rd-mailstack".to_string()),
     );
@@ -164,3 +171,8 @@ pub fn shared() -> Option<&'static Stack> {
     static STACK: std::sync::OnceLock<Stack> = std::sync::OnceLock::new();
     Some(STACK.get_or_init(|| up().stack()))
 }
+
+/// The one gate of the live test binary: tests that stop or restart Postfix
+/// or Dovecot take the write side, every other test that uses the stack
+/// holds the read side, so no restart lands in the middle of another test.
+pub static GATE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());

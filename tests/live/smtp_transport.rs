@@ -6,7 +6,7 @@
 //! `RD_SKIP_MAILSTACK=1` to skip them (they say so); otherwise a stack that
 //! fails to start fails the tests.
 
-mod stack;
+use crate::stack;
 use stack::{script, unique};
 use stack::{shared as stack, Stack};
 
@@ -18,10 +18,8 @@ use recoverydesk::error::Error;
 use recoverydesk::secret::SecretSource;
 use recoverydesk::transport::smtp::{self, SmtpSettings, SmtpTls};
 use recoverydesk::transport::{OutgoingMessage, Transport};
-use tokio::sync::RwLock;
 
-/// Tests that stop a daemon take the write side.
-static GATE: RwLock<()> = RwLock::const_new(());
+use crate::stack::GATE;
 
 /// STARTTLS on the SMTP port with the test CA and AUTH as `user`.
 fn starttls(stack: &Stack, user: &str) -> SmtpSettings {

@@ -3,7 +3,7 @@
 //! through `app.pass(now)`, and checks both what the store queued and what
 //! the file transport actually wrote.
 
-mod common;
+use crate::common;
 
 use common::*;
 use recoverydesk::case::{Case, CaseState, TimerKind};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mail_parser::MessageParser;
 
-mod daemon;
+use crate::daemon;
 use daemon::{Daemon, BIN};
 const DEADLINE: Duration = Duration::from_secs(30);
 const HUMAN: &str = "recoverydesk_messages_ingested_total{kind=\"human\"}";

@@ -8,7 +8,7 @@
 //! unavailable directory, the lost-address path, the waiting period, and
 //! no account enumeration in anything the requester receives.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

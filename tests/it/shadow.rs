@@ -2,7 +2,7 @@
 //! mailbox, stores cases and renders every reply, but writes the replies to
 //! `shadow-outbox/` instead of sending and never marks the source.
 
-mod common;
+use crate::common;
 use common::*;
 
 use std::process::{Command, Stdio};

@@ -19,8 +19,8 @@
 //!
 //! Needs root (the stack does); `RD_SKIP_MAILSTACK=1` skips with a reason.
 
-mod daemon;
-mod stack;
+use crate::daemon;
+use crate::stack;
 use daemon::{Daemon, BIN};
 use stack::Stack;
 
@@ -651,6 +651,7 @@ async fn send_request(stack: &Stack, from: &str, subject: &str, message_id: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staff_reply_written_in_mutt_reaches_the_requester_threaded_without_the_quote_and_a_note_does_not(
 ) {
+    let _gate = crate::stack::GATE.read().await;
     let Some(stack) = stack() else { return };
     assert!(
         Command::new("sh")

@@ -1,7 +1,7 @@
 //! End to end through the real pipeline: Maildir in, sled store, `.eml`
 //! files out. Each test drives the clock through `app.pass(now)`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use recoverydesk::case::{CaseState, Flag};

@@ -2,7 +2,7 @@
 //! in that language where templates exist (templates/README.md, "Languages
 //! and fallback").
 
-mod common;
+use crate::common;
 use common::*;
 
 #[tokio::test]

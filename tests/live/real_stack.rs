@@ -16,7 +16,7 @@
 //! `RD_SKIP_MAILSTACK=1` skips these tests (they say so); otherwise a stack
 //! that fails to start fails them.
 
-mod stack;
+use crate::stack;
 use stack::Stack;
 use stack::{script, unique};
 
@@ -31,10 +31,8 @@ use futures::TryStreamExt;
 use lettre::address::Envelope;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::net::TcpStream;
-use tokio::sync::RwLock;
 
-/// Tests that stop or restart a daemon take the write side.
-static GATE: RwLock<()> = RwLock::const_new(());
+use crate::stack::GATE;
 
 /// How long any single expected event may take on a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(30);

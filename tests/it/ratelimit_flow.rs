@@ -1,7 +1,7 @@
 //! Automatic mail is capped per case as well as per address: a case whose
 //! mail goes to several addresses still cannot become a spam cannon.
 
-mod common;
+use crate::common;
 use common::*;
 
 #[tokio::test]

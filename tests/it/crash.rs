@@ -2,7 +2,7 @@
 //! then run again: nothing lost, nothing sent twice. Also the exit code and
 //! message of a broken config.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,7 +1,7 @@
 //! Staff by email, through the real pipeline: relayed replies, commands,
 //! the Cc path, command errors, and forged staff mail.
 
-mod common;
+use crate::common;
 
 use common::*;
 use recoverydesk::case::{Case, CaseState, Flag};

@@ -1,7 +1,7 @@
 //! The daily staff digest: open cases by age, status chases marked, once a
 //! day at the configured time.
 
-mod common;
+use crate::common;
 use common::*;
 
 fn digests(app: &TestApp) -> Vec<Sent> {

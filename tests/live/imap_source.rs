@@ -7,7 +7,7 @@
 //! the read side. Set `RD_SKIP_MAILSTACK=1` to skip them (they say so);
 //! otherwise a stack that fails to start fails the tests.
 
-mod stack;
+use crate::stack;
 use stack::unique;
 use stack::{shared as stack, Stack};
 
@@ -26,10 +26,8 @@ use recoverydesk::source::{CursorReader, Fetched, Source};
 use recoverydesk::transport::smtp::{self, SmtpSettings, SmtpTls};
 use recoverydesk::transport::{OutgoingMessage, Transport};
 use tokio::net::TcpStream;
-use tokio::sync::RwLock;
 
-/// Tests that restart a daemon take the write side.
-static GATE: RwLock<()> = RwLock::const_new(());
+use crate::stack::GATE;
 
 /// Settings for implicit TLS on the IMAPS port with the test CA.
 fn settings(stack: &Stack, user: &str, mailbox: &str) -> ImapSettings {

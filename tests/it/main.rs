@@ -1,0 +1,26 @@
+//! The integration tests that need no mail stack, in one test binary: one
+//! link of the crate instead of one per file. Run one file's tests with
+//! `cargo test --test it flow::`.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../daemon/mod.rs"]
+mod daemon;
+
+mod crash;
+mod demo;
+mod digest;
+mod directory_http;
+mod flow;
+mod followups;
+mod golden;
+mod language;
+mod machine_mail;
+mod operator;
+mod ratelimit_flow;
+mod reading;
+mod replay_corpus;
+mod shadow;
+mod staff_flow;
+mod templates;
+mod verify_flow;
