@@ -12,3 +12,4 @@ mod imap_source;
 mod mail_client;
 mod real_stack;
 mod smtp_transport;
+mod staff_probe;

@@ -2,8 +2,7 @@
 //! make a staff From count, as a table of layouts with their verdicts, and
 //! the forged layouts end to end (no command runs, nothing is relayed).
 
-mod common;
-
+use crate::common;
 use common::*;
 use recoverydesk::authres::{staff_trust, StaffPolicy, StaffTrust};
 use recoverydesk::case::{Case, CaseState, Flag};

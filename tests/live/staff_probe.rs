@@ -8,12 +8,11 @@
 //!
 //! Needs root (the stack does); `RD_SKIP_MAILSTACK=1` skips with a reason.
 
-mod stack;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::stack;
 use recoverydesk::config::Settings;
 use recoverydesk::staff_probe::{self, Placement};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -165,6 +164,7 @@ trusted_received_hops = {hops}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_measures_the_hops_and_doctor_prints_the_value() {
     let Some(stack) = stack::shared() else { return };
+    let _gate = stack::GATE.read().await;
     let relay = stamping_relay(stack.dir.join("postfix/etc")).await;
     let dir = tempfile::tempdir().unwrap();
 

@@ -3,11 +3,10 @@
 //! the case), nor `cases show` or `cases export`; de-duplication still
 //! works on the original bytes.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use common::*;

@@ -3,8 +3,7 @@
 //! anyone can write. It must not burn the challenge, switch the language or
 //! change the request.
 
-mod common;
-
+use crate::common;
 use common::*;
 use recoverydesk::case::{Case, CaseState, Verification};
 
