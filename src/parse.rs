@@ -37,6 +37,11 @@ pub struct Report {
     pub status: String,
     /// Headers of the returned original message, when it was attached.
     pub original_headers: String,
+    /// The status part sat in another multipart (a `multipart/mixed` some
+    /// servers send instead of `multipart/report`): only a report when
+    /// the envelope or sender says a machine sent it.
+    #[serde(default)]
+    pub nested: bool,
 }
 
 /// One inbound message, owned and ready for classification and threading.
@@ -331,7 +336,17 @@ fn unfold(raw: &str) -> String {
 }
 
 fn report_parts(message: &Message<'_>, content_type: &str) -> Option<Report> {
-    if content_type != "multipart/report" {
+    let is_status = |part: &mail_parser::MessagePart<'_>| {
+        part.content_type()
+            .map(content_type_string)
+            .is_some_and(|ct| {
+                ct == "message/delivery-status" || ct == "message/global-delivery-status"
+            })
+    };
+    let nested = content_type != "multipart/report";
+    if nested
+        && !(content_type.starts_with("multipart/") && message.parts.iter().skip(1).any(is_status))
+    {
         return None;
     }
     let report_type = message
@@ -341,7 +356,8 @@ fn report_parts(message: &Message<'_>, content_type: &str) -> Option<Report> {
         .unwrap_or("")
         .to_ascii_lowercase();
     let mut report = Report {
-        report_type,
+        report_type: if nested { String::new() } else { report_type },
+        nested,
         ..Report::default()
     };
     for part in message.parts.iter().skip(1) {

@@ -147,7 +147,11 @@ pub fn default_threads() -> usize {
 }
 
 fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Reading {
-    let classification = classify::classify(&inbound, &settings.raw.instance.id);
+    let classification = classify::classify_with(
+        &inbound,
+        &settings.raw.instance.id,
+        &classify::own_addresses(settings),
+    );
     let staff = authres::staff_trust(&inbound, &settings.staff);
     let new_text_raw = quote::new_text(&inbound.text, inbound.html.as_deref());
     let redacted = secrets::redact(&new_text_raw);
@@ -258,6 +262,27 @@ mod tests {
         assert!(reading.classification.kind.is_machine());
         assert_eq!(reading.fields, RequestFields::default());
         assert_eq!(reading.language, None);
+    }
+
+    #[test]
+    fn mail_from_our_own_addresses_is_our_own_mail() {
+        let settings = settings();
+        let support = settings.support_address.as_str().to_string();
+        let (local, domain) = support.split_once('@').unwrap();
+        for from in [
+            support.clone(),
+            format!("{local}+RD-7K3M9Q.abc123@{domain}"),
+        ] {
+            let raw = REQUEST.replace("Ana <ana@example.org>", &format!("Desk <{from}>"));
+            let reading = read(&fetched(&raw), &settings).unwrap();
+            assert_eq!(
+                reading.classification.kind,
+                crate::classify::MessageKind::OwnLoop,
+                "{from}: {}",
+                reading.classification.reason
+            );
+            assert_eq!(reading.fields, RequestFields::default());
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@
 
 mod claims;
 mod proofs;
+pub mod reason_model;
 mod reasons;
 mod sections;
 mod username;
@@ -23,8 +24,53 @@ use crate::request::RequestFields;
 
 /// Reads recovery fields; see [`crate::request::extract`].
 pub fn extract(new_text: &str, subject: &str, ignore: &[String]) -> RequestFields {
+    extract_with(new_text, subject, ignore, reason_model::committed())
+}
+
+/// [`extract`] with another reason model: the generator's cross-validation
+/// measures a model trained without the requests it reads.
+pub fn extract_with(
+    new_text: &str,
+    subject: &str,
+    ignore: &[String],
+    model: &reason_model::Model,
+) -> RequestFields {
+    let ignore: Vec<String> = ignore.iter().map(|a| a.trim().to_lowercase()).collect();
+    let original_subject = subject;
+    let (doc, subject) = prepare(new_text, subject);
+
+    let mut fields = RequestFields::default();
+    let found = username::find(&doc, &subject, &ignore);
+    fields.username = found.username;
+    fields.lookup_address = found.lookup_address;
+    fields.solved = claims::solved(&doc.text, &subject);
+    let reading = reasons::Reading {
+        solved: fields.solved,
+        free_text_model: !is_reply_subject(original_subject) && !claims::status_chase(&doc),
+    };
+    fields.reasons = reasons::find(&doc, &subject, reading, model);
+    fields.claims_email_access = claims::email_access(&doc, &fields.reasons);
+    fields.agreed_code_of_conduct = claims::code_of_conduct(&doc);
+    fields.acknowledged_delay = claims::delay(&doc);
+    fields.proofs = proofs::find(&doc, &ignore, fields.lookup_address.as_deref());
+    // "Mainly" a chase: a message that also brings a username, a reason, a
+    // claim or a proof is new information and is answered as such.
+    let brings_news = fields.username.is_some()
+        || fields.lookup_address.is_some()
+        || !fields.reasons.is_empty()
+        || fields.claims_email_access != crate::request::Claim::Unknown
+        || !fields.proofs.is_empty();
+    fields.status_chase = !fields.solved && !brings_news && claims::status_chase(&doc);
+    fields
+}
+
+/// The document and the subject the rules read: the text normalised, a
+/// letter's own "Subject:" line moved to the subject, and a reply's
+/// subject dropped.
+fn prepare(new_text: &str, subject: &str) -> (sections::Document, String) {
     let text = normalise(new_text);
     let (own_subject, body) = sections::split_own_subject(&text);
+    let body = sections::unwrap(&body);
     // A reply's subject ("Re: Lost my 2FA device") was written earlier, by
     // them or by us: it is history, like quoted text, and brings nothing new.
     let subject = if is_reply_subject(subject) {
@@ -36,28 +82,7 @@ pub fn extract(new_text: &str, subject: &str, ignore: &[String]) -> RequestField
         Some(own) => format!("{} {own}", normalise(subject)),
         None => normalise(subject),
     };
-    let ignore: Vec<String> = ignore.iter().map(|a| a.trim().to_lowercase()).collect();
-    let doc = sections::Document::parse(&body);
-
-    let mut fields = RequestFields::default();
-    let found = username::find(&doc, &subject, &ignore);
-    fields.username = found.username;
-    fields.lookup_address = found.lookup_address;
-    fields.reasons = reasons::find(&doc, &subject);
-    fields.claims_email_access = claims::email_access(&doc, &fields.reasons);
-    fields.agreed_code_of_conduct = claims::code_of_conduct(&doc);
-    fields.acknowledged_delay = claims::delay(&doc);
-    fields.proofs = proofs::find(&doc, &ignore, fields.lookup_address.as_deref());
-    fields.solved = claims::solved(&doc.text, &subject);
-    // "Mainly" a chase: a message that also brings a username, a reason, a
-    // claim or a proof is new information and is answered as such.
-    let brings_news = fields.username.is_some()
-        || fields.lookup_address.is_some()
-        || !fields.reasons.is_empty()
-        || fields.claims_email_access != crate::request::Claim::Unknown
-        || !fields.proofs.is_empty();
-    fields.status_chase = !fields.solved && !brings_news && claims::status_chase(&doc);
-    fields
+    (sections::Document::parse(&body), subject)
 }
 
 /// Reply prefixes of common clients and languages (RFC 5322 §3.6.5 "Re:"
@@ -159,6 +184,23 @@ mod tests {
         assert!(extract("¿Alguna novedad?", "", &[]).status_chase);
         assert!(!extract(FORM, "", &[]).status_chase);
         assert!(!extract("Any update? Also, my username is jodoe.", "", &[]).status_chase);
+    }
+
+    #[test]
+    fn wrapped_agreements_are_read() {
+        let f = extract(
+            "Hello, my username is jodoe and I lost my phone. I agree to the\nCode of Conduct, and I understand\nthis could take a while.",
+            "Lost 2FA",
+            &[],
+        );
+        assert_eq!(f.agreed_code_of_conduct, Tick::Stated);
+        assert_eq!(f.acknowledged_delay, Tick::Stated);
+        let f = extract(
+            "I lost my authenticator. I know the review can take\na while.",
+            "",
+            &[],
+        );
+        assert_eq!(f.acknowledged_delay, Tick::Stated);
     }
 
     #[test]

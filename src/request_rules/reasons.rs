@@ -9,6 +9,7 @@
 use once_cell::sync::Lazy;
 use regex::Regex;
 
+use super::reason_model::{Guess, Model};
 use super::sections::{Document, SectionKind};
 use crate::request::Reason;
 
@@ -27,11 +28,24 @@ const LOST_EMAIL: &str = r"(?:lost|no\s+longer\s+have|don'?t\s+have|do\s+not\s+h
 /// Phrases for signs that someone else changed the account.
 const COMPROMISE: &str = r"without\s+my\s+(?:knowledge|consent|permission)|(?:i|we)\s+(?:did\s+not|didn'?t)\s+(?:request|authori[sz]e|make|do|initiate|ask\s+for)\s+(?:this|that|these|those|the|any|it)\b|(?:i|we)\s+(?:did\s+not|didn'?t)\s+(?:add|change|reset|regenerate)\s+(?:\S+\s+){0,3}?(?:recovery\s+codes?|codes?|password|e-?mail|address|2fa|two[-\s]factor|device|authenticator|security\s+key|token)|(?:i|we)\s+never\s+(?:changed|reset|regenerated|requested|added)\s+(?:\S+\s+){0,3}?(?:recovery\s+codes?|codes?|password|e-?mail|address|2fa|device)|(?:2fa|two[-\s]factor|mfa|authenticator|device|recovery\s+codes?|codes|email|password)\s+(?:that\s+|which\s+)?(?:i|we)\s+(?:did\s+not|didn'?t|never)\s+(?:add|enable|change|create|generate|request)|someone\s+(?:else\s+)?(?:has\s+)?(?:changed|added|reset|logged|accessed|took|enabled|removed|hijacked|got)|hack(?:ed|er)|compromised|unauthori[sz]ed|account\s+(?:takeover|was\s+taken\s+over|stolen)|(?:was|wasn'?t)\s+not\s+me|wasn'?t\s+me|suspicious\s+(?:activity|login|change|email)|sin\s+mi\s+(?:conocimiento|consentimiento|permiso)|no\s+fui\s+yo|hackead[oa]|sem\s+(?:o\s+)?meu\s+(?:conhecimento|consentimento)|não\s+fui\s+eu|à\s+mon\s+insu|sans\s+mon\s+(?:accord|consentement)|piraté|ohne\s+mein\s+(?:wissen|zutun|einverständnis)|gehackt|без\s+моего\s+(?:ведома|согласия)|взлом\w*|被盗|被黑|被入侵|不是我|未经\S{0,4}(?:授权|许可|同意)|我没有\S{0,4}(?:添加|设置|修改|更改)";
 
+/// The second factor itself, named: the model may only put a lost device
+/// before the codes when the text names one.
+static DEVICE_WORD: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)authenticat\w*\s+app|authenticator|\bauthy\b|\bphone\b|\bipad\b|\btablet\b|\bdevice\b|security\s+key|yubikey|\btoken\b|passkey|teléfono|telefone|celular|téléphone|handy|телефон|手机|手機|设备|ipad")
+        .expect("valid regex")
+});
+
+/// Requests that are not the requester's own lockout, whatever blocks them:
+/// taking over the account of someone who left, and a forgotten username
+/// (the desk looks the account up; no reset is asked for).
+const OTHER_FIRST: &str = r"\b(?:employee|person|colleague|co-?worker|developer|maintainer|originator|creator|owner|admin(?:istrator)?|he|she|they)\b[^.\n]{0,80}?\b(?:left|leaving|departed)\s+(?:(?:the|our|my)\s+)?(?:company|organi[sz]ation|team|firm|employer|job)|\bformer\s+(?:employee|colleague|co-?worker|maintainer|developer|team\s+member)|(?:were|was)\s+not\s+the\s+(?:originator|creator|owner)|(?:forgot|forgotten|lost|don'?t\s+(?:know|remember)|do\s+not\s+(?:know|remember)|can'?t\s+remember|cannot\s+remember|can\s+not\s+remember)\s+(?:\w+\s+){0,2}?`?user\s*name|olvidé\s+(?:mi\s+)?(?:nombre\s+de\s+)?usuario|esqueci\s+(?:o\s+)?(?:meu\s+)?(?:nome\s+de\s+)?usuário|oublié\s+(?:mon\s+)?(?:nom\s+d'utilisateur|identifiant)|benutzernamen\s+vergessen|забыл\w*\s+(?:свой\s+)?(?:логин|имя\s+пользователя)";
+
 /// Phrases the form template offers as options and people paste as is.
 const OTHER: &str = r"\bother\b|\botro\b|\boutro\b|\bautre\b|\bandere[rs]?\b|другое|其他";
 
 static PATTERNS: Lazy<Vec<(Reason, Regex)>> = Lazy::new(|| {
     [
+        (Reason::Other, OTHER_FIRST),
         (Reason::SuspectedCompromise, COMPROMISE),
         (Reason::Lost2faDevice, LOST_2FA),
         (Reason::RecoveryCodesLostOrNotWorking, RECOVERY_CODES),
@@ -48,11 +62,16 @@ static PATTERNS: Lazy<Vec<(Reason, Regex)>> = Lazy::new(|| {
     .collect()
 });
 
+static NOT_WORDS: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r#"https?://\S+|\S+@\S+|[`'"]"#).expect("valid regex"));
+
 static OTHER_RE: Lazy<Regex> =
     Lazy::new(|| Regex::new(&format!("(?i){OTHER}")).expect("valid regex"));
 
-/// Reasons named in the reason section, the prose, then the subject.
-pub(super) fn find(doc: &Document, subject: &str) -> Vec<Reason> {
+/// Reasons named in the reason section, the prose, then the subject. A
+/// message that says the problem is solved names no reason beyond what a
+/// phrase rule finds: "Problem is resolved." is not a reason of its own.
+pub(super) fn find(doc: &Document, subject: &str, reading: Reading, model: &Model) -> Vec<Reason> {
     let mut reasons = Vec::new();
     for text in [doc.prose.as_str(), subject] {
         let mut hits: Vec<(usize, Reason)> = PATTERNS
@@ -66,12 +85,75 @@ pub(super) fn find(doc: &Document, subject: &str) -> Vec<Reason> {
             }
         }
     }
+    // Someone else's account or a forgotten username: whatever else the
+    // text names is how that shows, so it is secondary.
+    if let Some(i) = reasons.iter().position(|r| *r == Reason::Other) {
+        reasons[..=i].rotate_right(1);
+    }
+    if reading.solved {
+        return reasons;
+    }
+    let guess = model_guess(doc, subject, model);
+    // Codes are the whole problem only when nothing says the device is
+    // gone; the model's reading of the whole text is such a sign.
+    if reasons == [Reason::RecoveryCodesLostOrNotWorking]
+        && guess.is_some_and(|g| g.reason == Reason::Lost2faDevice)
+        && DEVICE_WORD.is_match(&doc.prose)
+    {
+        reasons.insert(0, Reason::Lost2faDevice);
+    }
+    // An address or a link alone in the reason field is no reason.
+    let answer = NOT_WORDS
+        .replace_all(&doc.answers(SectionKind::Reason), " ")
+        .into_owned();
+    if reasons.is_empty() {
+        if let Some(reason) = learnt(doc, &answer, guess, reading.free_text_model) {
+            reasons.push(reason);
+        }
+    }
     // A reason section whose answer matched nothing still states a reason.
-    let answer = doc.answers(SectionKind::Reason);
     if reasons.is_empty() && (OTHER_RE.is_match(&answer) || answer.trim().chars().count() >= 10) {
         reasons.push(Reason::Other);
     }
     reasons
+}
+
+/// What the caller knows about the message that bears on reading a reason.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Reading {
+    /// The message says the problem is solved.
+    pub solved: bool,
+    /// The model may read a reason into free text (no form reason answer):
+    /// a first message that is no status chase. A reply or a chase names a
+    /// new reason only in words a phrase rule knows.
+    pub free_text_model: bool,
+}
+
+/// Least posterior probability for the learnt model to name a reason.
+const MODEL_CONFIDENCE: f64 = 0.6;
+/// Free text (no form reason section) must be at least this many words for
+/// the model to read a reason into it: "Any update?" or "Yes." are not
+/// requests.
+const MODEL_MIN_WORDS: usize = 6;
+
+/// The learnt model's reading when no phrase rule matched: only for a
+/// form's reason answer or free text long enough to be a request, and only
+/// when the model is fairly sure.
+fn learnt(doc: &Document, answer: &str, guess: Option<Guess>, free_text: bool) -> Option<Reason> {
+    let has_answer = !answer.trim().is_empty();
+    if !has_answer && (!free_text || doc.prose.split_whitespace().count() < MODEL_MIN_WORDS) {
+        return None;
+    }
+    // A suspected compromise raises the priority and alerts staff: only the
+    // phrase rules, which need an explicit statement, may claim one.
+    guess
+        .filter(|g| g.confidence >= MODEL_CONFIDENCE && g.reason != Reason::SuspectedCompromise)
+        .map(|g| g.reason)
+}
+
+/// The model's reading of the text the reader prepared.
+fn model_guess(doc: &Document, subject: &str, model: &Model) -> Option<Guess> {
+    model.guess(&super::reason_model::model_input(doc, subject))
 }
 
 #[cfg(test)]
@@ -79,7 +161,15 @@ mod tests {
     use super::*;
 
     fn reasons(text: &str) -> Vec<Reason> {
-        find(&Document::parse(text), "")
+        find(
+            &Document::parse(text),
+            "",
+            Reading {
+                solved: false,
+                free_text_model: true,
+            },
+            super::super::reason_model::committed(),
+        )
     }
 
     #[test]
@@ -163,6 +253,69 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(reasons(text).first(), Some(&want), "{text}");
         }
+    }
+
+    const FORM_TAIL: &str = "\n\n### Recovery Codes\n\n- [x] I never generated or have lost access to the recovery codes for my account\n\n### Code of Conduct\n\n- [x] I agree to follow the PSF Code of Conduct";
+
+    fn form(reason: &str) -> String {
+        format!("### PyPI Username\n\njodoe\n\n### Reason for request\n\n{reason}{FORM_TAIL}")
+    }
+
+    #[test]
+    fn wordings_no_rule_knows_are_read_by_the_model() {
+        for (text, want) in [
+            ("My Yubikey (security device) broke", Reason::Lost2faDevice),
+            ("Loss access to email address", Reason::LostEmailAccess),
+        ] {
+            assert_eq!(reasons(&form(text)).first(), Some(&want), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_short_answer_is_no_heading_and_the_codes_box_is_no_reason() {
+        assert_eq!(
+            reasons(&form("Lost access to email address")),
+            vec![Reason::LostEmailAccess]
+        );
+        assert_eq!(
+            reasons("## PyPI Username\n\n`jodoe`\n\n---\n\nReason: Lost 2FA authentication app or security token"),
+            vec![Reason::Lost2faDevice]
+        );
+    }
+
+    #[test]
+    fn someone_elses_account_and_a_forgotten_username_are_other_first() {
+        assert_eq!(
+            reasons(&form("Lost access to email address\n\nThis account was created by an employee who has left the company.")),
+            vec![Reason::Other, Reason::LostEmailAccess]
+        );
+        assert_eq!(
+            reasons("I forgot my username, so I cannot log in.").first(),
+            Some(&Reason::Other)
+        );
+    }
+
+    #[test]
+    fn no_reason_is_read_into_a_solved_note_or_an_address() {
+        let solved = find(
+            &Document::parse(&form("Problem is resolved.")),
+            "",
+            Reading {
+                solved: true,
+                free_text_model: true,
+            },
+            super::super::reason_model::committed(),
+        );
+        assert_eq!(solved, vec![]);
+        assert_eq!(reasons(&form("jo@example.org")), vec![]);
+    }
+
+    #[test]
+    fn the_model_never_claims_a_compromise() {
+        assert!(
+            !reasons(&form("Recovery codes were generated without my say"))
+                .contains(&Reason::SuspectedCompromise)
+        );
     }
 
     #[test]

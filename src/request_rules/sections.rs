@@ -23,6 +23,9 @@ pub(super) enum SectionKind {
     Acknowledgement,
     /// Packages or project URLs owned.
     Projects,
+    /// The recovery-codes checkbox of the 2024 form: its tick says nothing
+    /// about why access was lost, so it must not run into the reason.
+    RecoveryCodes,
     /// Any other known heading (additional information, …): prose.
     Other,
 }
@@ -107,6 +110,51 @@ static LETTER_HEADER: Lazy<Regex> = Lazy::new(|| {
         .expect("valid regex")
 });
 
+/// A line that must stay on its own: a list item or tick, a quote, a
+/// table row, a code fence, a heading, or a `Label: value` line.
+static OWN_LINE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^\s*(?:[-*+•]\s|\d{1,2}[.)]\s|\[[ xX✓✔]\]|>|\||```|~~~|#|\*\*|__)|^\s*[\p{L}][\p{L}\p{N} ._-]{0,30}\s*[:=：]\s*\S")
+        .expect("valid regex")
+});
+
+/// A `Label: value` line with a short value ("Username: jodoe"): what
+/// follows it is another field, not the rest of its sentence.
+static SHORT_LABEL: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^\s*(?:[-*]\s*)?[\p{L}][\p{L}\p{N} ._-]{0,30}\s*[:=：]\s*(?:\S+\s*){0,3}$")
+        .expect("valid regex")
+});
+
+/// Joins the soft line breaks of wrapped paragraphs ("I agree to the⏎Code
+/// of Conduct"), so phrase rules see a sentence as one line. A break stays
+/// where the line ends a sentence, where either line is a list item, tick,
+/// quote, heading, form label or fence, and everywhere inside a fence.
+pub(super) fn unwrap(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_fence = false;
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        out.push_str(line);
+        if line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~") {
+            in_fence = !in_fence;
+        }
+        let Some(next) = lines.peek() else {
+            break;
+        };
+        let soft = !in_fence
+            && !line.trim().is_empty()
+            && !next.trim().is_empty()
+            && !line
+                .trim_end()
+                .ends_with(['.', '!', '?', ':', ';', '。', '！', '？', '：'])
+            && !OWN_LINE.is_match(next)
+            && !SHORT_LABEL.is_match(line)
+            && !line.trim_start().starts_with(['#', '>', '|'])
+            && heading_kind(line).is_none();
+        out.push(if soft { ' ' } else { '\n' });
+    }
+    out
+}
+
 /// The field a heading's title names, if any.
 pub(super) fn classify(title: &str) -> Option<SectionKind> {
     let t = title.to_lowercase();
@@ -121,6 +169,9 @@ pub(super) fn classify(title: &str) -> Option<SectionKind> {
         "行为准则",
     ]) {
         return Some(SectionKind::CodeOfConduct);
+    }
+    if has(&["recovery code", "backup code"]) && t.split_whitespace().count() <= 4 {
+        return Some(SectionKind::RecoveryCodes);
     }
     if has(&[
         "acknowledg",
@@ -217,6 +268,20 @@ pub(super) fn classify(title: &str) -> Option<SectionKind> {
     None
 }
 
+/// Words a form label never holds but a short answer does ("Lost access to
+/// email address" answers the reason; it is no "Email access" heading).
+static STATEMENT: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:lost|lose|loss|losing|forgot|forgotten|no|not|never|cannot|can't|don't|i|my|perdí|perdi|perdu|verloren|потерял\w*)\b")
+        .expect("valid regex")
+});
+
+/// `Reason: lost my phone` on its own line (the 2020 template and free
+/// text): a reason section whose answer starts on the same line.
+static REASON_LABEL: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)^\s*(?:[-*]\s*)?(?:\*\*)?(?:reason(?:\s+for\s+(?:the\s+)?request)?|motivo|raison|grund|причина|原因)(?:\*\*)?\s*[:：]\s*(.*)$")
+        .expect("valid regex")
+});
+
 /// A line that is a known heading: `### …`, `**…**`, or a bare short label
 /// ("PyPI Username") left when an HTML form was rendered to text.
 fn heading_kind(line: &str) -> Option<SectionKind> {
@@ -236,7 +301,8 @@ fn heading_kind(line: &str) -> Option<SectionKind> {
     let words = bare.split_whitespace().count();
     let sentence = bare.contains(['.', ',', '!', '?', '。', '，', '！', '？'])
         || bare.contains(" my ")
-        || bare.contains(" is ");
+        || bare.contains(" is ")
+        || STATEMENT.is_match(bare);
     if (1..=5).contains(&words) && bare.chars().count() <= 40 && !sentence {
         // Only the labels a form actually prints, never prose like "code of
         // conduct" inside a sentence: a bare line must be nothing but it.
@@ -268,6 +334,15 @@ impl Document {
                     doc.sections.push(Section {
                         kind,
                         answer: String::new(),
+                    });
+                    current = Some(doc.sections.len() - 1);
+                    continue;
+                }
+                if let Some(caps) = REASON_LABEL.captures(line) {
+                    let rest = caps.get(1).map_or("", |m| m.as_str());
+                    doc.sections.push(Section {
+                        kind: SectionKind::Reason,
+                        answer: format!("{rest}\n"),
                     });
                     current = Some(doc.sections.len() - 1);
                     continue;
@@ -308,7 +383,10 @@ impl Document {
         for s in &doc.sections {
             if !matches!(
                 s.kind,
-                SectionKind::Reason | SectionKind::Username | SectionKind::Projects
+                SectionKind::Reason
+                    | SectionKind::Username
+                    | SectionKind::Projects
+                    | SectionKind::RecoveryCodes
             ) {
                 prose.push_str(&s.answer);
                 prose.push('\n');
@@ -338,6 +416,27 @@ impl Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrapped_paragraphs_are_joined_and_structure_stays_apart() {
+        assert_eq!(
+            unwrap("I agree to the\nCode of Conduct and I understand\nthis could take a while."),
+            "I agree to the Code of Conduct and I understand this could take a while."
+        );
+        for kept in [
+            "### PyPI Username\njodoe",
+            "I lost my phone.\nMy codes are gone.",
+            "Hello\n\nWorld",
+            "Some text\n- [x] I agree\n- [ ] I do not",
+            "Some text\n> quoted",
+            "Username: jodoe\nI lost my phone",
+            "Username: jodoe\nEmail: jo@example.org",
+            "```\nline one\nline two\n```",
+            "PyPI Username\njodoe",
+        ] {
+            assert_eq!(unwrap(kept), kept, "{kept}");
+        }
+    }
 
     #[test]
     fn a_hash_heading_inside_an_answer_stays_in_the_answer() {

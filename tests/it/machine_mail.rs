@@ -379,3 +379,47 @@ fn our_own_mail_is_a_loop() {
     let other = classify(&inbound, "another-desk");
     assert_eq!(other.kind, MessageKind::AutoReply, "{}", other.reason);
 }
+
+/// Amazon SES bounces, whether mailed as a DSN or as SNS's JSON
+/// notification, are bounces naming their failed recipients (issue 16
+/// Build 5); SES complaint and delivery notices are automatic reports.
+#[test]
+fn ses_bounces_relayed_by_sns_name_their_failed_recipients() {
+    let Some(corpus) = corpus() else {
+        println!("../shared/corpus is absent: skipping");
+        return;
+    };
+    let dir = corpus.join("sisimai-set-of-emails/maildir/bsd");
+    let files: Vec<PathBuf> = files_under(&dir)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("lhost-amazonses"))
+        })
+        .collect();
+    if files.is_empty() {
+        println!("no SES messages found: skipping");
+        return;
+    }
+    let (mut json_bounces, mut reports) = (0usize, 0usize);
+    for path in &files {
+        let raw = fs::read(path).expect("readable");
+        let text = String::from_utf8_lossy(&raw);
+        let verdict = classify(&parse(&raw), INSTANCE);
+        if text.contains("\"notificationType\":\"Bounce\"") {
+            let MessageKind::Bounce(b) = verdict.kind else {
+                panic!("{}: {}", path.display(), verdict.reason)
+            };
+            assert!(!b.failed_recipients.is_empty(), "{}", path.display());
+            json_bounces += 1;
+        } else if text.contains("\"notificationType\"") {
+            assert_eq!(verdict.kind, MessageKind::AutoReply, "{}", path.display());
+            reports += 1;
+        } else {
+            assert!(verdict.kind.is_machine(), "{}", path.display());
+        }
+    }
+    println!("SES: {json_bounces} JSON bounces with recipients, {reports} JSON reports");
+    assert!(json_bounces >= 1, "the corpus holds SNS-relayed bounces");
+}

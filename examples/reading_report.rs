@@ -1,0 +1,384 @@
+//! The reading report: how well recoverydesk reads real mail, per corpus in
+//! `../shared/corpus`, on the development part and on the held-out part of
+//! each labelled set (see `reading_common` for the split).
+//!
+//! Run with `scripts/reading-report.sh` (or `cargo run --example
+//! reading_report`). `--misses` lists the development part's misses; the
+//! held-out part's misses are never printed, so nobody tunes on them.
+
+mod reading_common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use reading_common::{corpus, held_out, pypi_records, PypiRecord, HOLDOUT_PERCENT};
+use recoverydesk::classify::classify;
+use recoverydesk::parse::parse;
+use recoverydesk::request::{self, Claim, RequestFields};
+use recoverydesk::{quote, secrets};
+
+/// The desk's own address in the report's messages.
+const SUPPORT: &str = "support@desk.example";
+/// The instance id classify compares loop headers with.
+const INSTANCE: &str = "reading-report";
+
+/// Which part of a labelled set a record is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Part {
+    Dev,
+    HeldOut,
+}
+
+impl Part {
+    fn of(id: &str) -> Part {
+        if held_out(id) {
+            Part::HeldOut
+        } else {
+            Part::Dev
+        }
+    }
+}
+
+/// Right answers out of scored ones, per part.
+#[derive(Default)]
+struct Score {
+    right: BTreeMap<Part, (usize, usize)>,
+}
+
+impl Score {
+    fn add(&mut self, part: Part, ok: bool) {
+        let e = self.right.entry(part).or_default();
+        e.0 += usize::from(ok);
+        e.1 += 1;
+    }
+
+    fn line(&self) -> String {
+        let fmt = |(r, n): (usize, usize)| {
+            if n == 0 {
+                "   -".to_string()
+            } else {
+                format!("{r:>3}/{n:<3} {:5.1}%", 100.0 * r as f64 / n as f64)
+            }
+        };
+        let get = |p| self.right.get(&p).copied().unwrap_or((0, 0));
+        let (dev, held) = (get(Part::Dev), get(Part::HeldOut));
+        let all = (dev.0 + held.0, dev.1 + held.1);
+        format!(
+            "dev {}   held-out {}   all {}",
+            fmt(dev),
+            fmt(held),
+            fmt(all)
+        )
+    }
+}
+
+fn main() {
+    let misses = std::env::args().any(|a| a == "--misses");
+    let Some(root) = corpus() else {
+        println!("../shared/corpus is not on this machine: nothing to report");
+        return;
+    };
+    println!("reading report; held out: FNV-1a(id) % 100 < {HOLDOUT_PERCENT} (ids: record id, file name or path)\n");
+    pypi(&pypi_records(), misses);
+    replies(&root, misses);
+    machine(&root, misses);
+}
+
+/// The pipeline's reading of one request body: new text, redaction, fields.
+fn read_request(body: &str, subject: &str) -> RequestFields {
+    let new = quote::new_text(body, None);
+    let redacted = secrets::redact(&new);
+    request::extract(&redacted.text, subject, &[SUPPORT.to_string()])
+}
+
+fn claim_label(v: &serde_json::Value) -> Claim {
+    match v {
+        serde_json::Value::Bool(true) => Claim::Yes,
+        serde_json::Value::Bool(false) => Claim::No,
+        _ => Claim::Unknown,
+    }
+}
+
+/// A tick label as "given" (true), "refused" (false) or not said (None).
+fn tick_label(v: &serde_json::Value) -> Option<bool> {
+    v.as_bool()
+}
+
+fn tick_got(t: request::Tick) -> Option<bool> {
+    match t {
+        request::Tick::Weak | request::Tick::Stated => Some(true),
+        request::Tick::Refused => Some(false),
+        request::Tick::Unknown => None,
+    }
+}
+
+fn pypi(records: &[PypiRecord], misses: bool) {
+    if records.is_empty() {
+        println!("pypi-support-requests: absent\n");
+        return;
+    }
+    let names = [
+        "username",
+        "primary reason",
+        "email access",
+        "Code of Conduct",
+        "acknowledgement",
+    ];
+    let mut scores: Vec<Score> = names.iter().map(|_| Score::default()).collect();
+    let mut invented = Score::default();
+    let mut miss_lines = Vec::new();
+    for r in records {
+        let part = Part::of(&r.id);
+        let f = read_request(&r.body, &r.title);
+        let want_reason = match r.labels.reason_category.as_str() {
+            "unknown" => None,
+            code => Some(code.to_string()),
+        };
+        let got_reason = f.reasons.first().map(|x| x.code().to_string());
+        let checks = [
+            (
+                f.username == r.labels.username,
+                format!("{:?} want {:?}", f.username, r.labels.username),
+            ),
+            (
+                got_reason == want_reason,
+                format!("{:?} want {:?}", f.reasons, want_reason),
+            ),
+            (
+                f.claims_email_access == claim_label(&r.labels.claims_linked_email_access),
+                format!(
+                    "{:?} want {}",
+                    f.claims_email_access, r.labels.claims_linked_email_access
+                ),
+            ),
+            (
+                tick_got(f.agreed_code_of_conduct) == tick_label(&r.labels.agreed_code_of_conduct),
+                format!(
+                    "{:?} want {}",
+                    f.agreed_code_of_conduct, r.labels.agreed_code_of_conduct
+                ),
+            ),
+            (
+                tick_got(f.acknowledged_delay)
+                    == tick_label(&r.labels.acknowledged_processing_time),
+                format!(
+                    "{:?} want {}",
+                    f.acknowledged_delay, r.labels.acknowledged_processing_time
+                ),
+            ),
+        ];
+        for (i, (ok, detail)) in checks.into_iter().enumerate() {
+            scores[i].add(part, ok);
+            if !ok && part == Part::Dev {
+                miss_lines.push(format!("  {} {}: {detail}", r.id, names[i]));
+            }
+        }
+        if r.labels.username.is_none() {
+            invented.add(part, f.username.is_some());
+        }
+    }
+    println!("pypi-support-requests ({} requests)", records.len());
+    for (name, score) in names.iter().zip(&scores) {
+        println!("  {name:44} {}", score.line());
+    }
+    println!("  {:44} {}", "username invented (of null)", invented.line());
+    if misses {
+        println!("  development misses:");
+        for line in &miss_lines {
+            println!("{line}");
+        }
+    }
+    println!();
+}
+
+/// Whitespace that carries no meaning for a support desk: CRLF, trailing
+/// spaces, runs of blank lines, blank lines at both ends.
+fn normalise(text: &str) -> String {
+    let text = text.replace("\r\n", "\n");
+    let mut out: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() && out.last().is_none_or(|l| l.is_empty()) {
+            continue;
+        }
+        out.push(line);
+    }
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    out.join("\n")
+}
+
+fn squash(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Lenient: nothing the sender wrote is lost (the expected text, with
+/// whitespace collapsed, is inside ours) and what we show beyond it is at
+/// most a fifth of its length (a name line, a phone footer).
+fn lenient(got: &str, want: &str) -> bool {
+    let (g, w) = (squash(got), squash(want));
+    g == w || (g.contains(&w) && g.len() <= w.len() + w.len() / 5 + 20)
+}
+
+/// Scores reply stripping on (id, body, expected) triples.
+fn score_replies(name: &str, cases: &[(String, String, String)], misses: bool) {
+    let (mut exact, mut loose, mut lost) = (Score::default(), Score::default(), Score::default());
+    let mut miss_lines = Vec::new();
+    for (id, body, want) in cases {
+        let part = Part::of(id);
+        let got = quote::new_text(body, None);
+        let is_exact = normalise(&got) == normalise(want);
+        exact.add(part, is_exact);
+        loose.add(part, is_exact || lenient(&got, want));
+        let kept_all = squash(&got).contains(&squash(want));
+        lost.add(part, !kept_all);
+        if !is_exact && part == Part::Dev {
+            miss_lines.push(format!("--- {id}\n{got}\n--- want\n{}\n", normalise(want)));
+        }
+    }
+    println!("{name} ({} bodies)", cases.len());
+    println!("  {:44} {}", "exact", exact.line());
+    println!("  {:44} {}", "lenient", loose.line());
+    println!("  {:44} {}", "new text lost (share)", lost.line());
+    if misses {
+        for line in &miss_lines {
+            println!("{line}");
+        }
+    }
+    println!();
+}
+
+fn replies(root: &Path, misses: bool) {
+    let trimmer = root.join("email-reply-trimmer");
+    let mut cases = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(trimmer.join("emails")) {
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in names {
+            let body = std::fs::read_to_string(trimmer.join("emails").join(&name));
+            let want = std::fs::read_to_string(trimmer.join("trimmed").join(&name));
+            if let (Ok(body), Ok(want)) = (body, want) {
+                cases.push((name, body, want));
+            }
+        }
+    }
+    score_replies("email-reply-trimmer", &cases, misses);
+    let crisp = root.join("crisp-email-reply-parser");
+    let mut cases = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(crisp.join("expected.json")) {
+        let json: serde_json::Value = serde_json::from_str(&text).expect("expected.json");
+        if let Some(map) = json["expectations"].as_object() {
+            for (name, case) in map {
+                let Some(want) = case["new_text"]["text"].as_str() else {
+                    continue;
+                };
+                if let Ok(body) = std::fs::read_to_string(crisp.join("fixtures").join(name)) {
+                    cases.push((name.clone(), body, want.to_string()));
+                }
+            }
+        }
+    }
+    score_replies("crisp-email-reply-parser", &cases, misses);
+}
+
+/// A message to classify: its id (the split key) and raw bytes.
+type Message = (String, Vec<u8>);
+
+/// A body as a person's plain mail to support.
+fn wrap(subject: &str, body: &str) -> Vec<u8> {
+    let subject: String = subject.chars().filter(|c| !c.is_control()).collect();
+    format!(
+        "From: Jo Example <jo@example.org>\r\nTo: {SUPPORT}\r\nSubject: {subject}\r\nMessage-ID: <r@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}"
+    )
+    .into_bytes()
+}
+
+fn machine(root: &Path, misses: bool) {
+    let base = root.join("sisimai-set-of-emails");
+    let mut recall = Score::default();
+    let mut miss_lines = Vec::new();
+    if let Ok(labels) = std::fs::read_to_string(base.join("labels.dev.csv")) {
+        for line in labels.lines().skip(1) {
+            let cols: Vec<&str> = line.split(',').collect();
+            let [path, class, ..] = cols[..] else {
+                continue;
+            };
+            // The mbox rows hold many messages each (the same as maildir/err).
+            if class.starts_with("mbox") {
+                continue;
+            }
+            let Ok(raw) = std::fs::read(base.join(path)) else {
+                continue;
+            };
+            let verdict = classify(&parse(&raw), INSTANCE);
+            let part = Part::of(path);
+            recall.add(part, verdict.kind.is_machine());
+            if !verdict.kind.is_machine() && part == Part::Dev {
+                miss_lines.push(format!("  {path} ({class}): {}", verdict.reason));
+            }
+        }
+    }
+    println!("machine mail");
+    println!("  {:44} {}", "sisimai recall", recall.line());
+    if misses {
+        for line in &miss_lines {
+            println!("{line}");
+        }
+    }
+    // Header-less human sets: every body as a person's mail; none may be
+    // silenced.
+    let mut sets: Vec<(&str, Vec<Message>)> = Vec::new();
+    let mut pypi = Vec::new();
+    for r in pypi_records() {
+        pypi.push((r.id.clone(), wrap(&r.title, &r.body)));
+    }
+    sets.push(("pypi-support-requests", pypi));
+    for (set, dir) in [
+        (
+            "email-reply-trimmer",
+            root.join("email-reply-trimmer/emails"),
+        ),
+        (
+            "crisp-email-reply-parser",
+            root.join("crisp-email-reply-parser/fixtures"),
+        ),
+    ] {
+        let mut bodies = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                if let Ok(body) = std::fs::read_to_string(e.path()) {
+                    let id = e.file_name().to_string_lossy().into_owned();
+                    bodies.push((id, wrap("Re: your request", &body)));
+                }
+            }
+        }
+        sets.push((set, bodies));
+    }
+    for (set, bodies) in &sets {
+        let mut silenced = Score::default();
+        let mut lines = Vec::new();
+        for (id, raw) in bodies {
+            let verdict = classify(&parse(raw), INSTANCE);
+            let part = Part::of(id);
+            silenced.add(part, verdict.kind.is_machine());
+            if verdict.kind.is_machine() && part == Part::Dev {
+                lines.push(format!("    {id}: {}", verdict.reason));
+            }
+        }
+        println!(
+            "  {:44} {}",
+            format!("humans silenced: {set}"),
+            silenced.line()
+        );
+        if misses {
+            for line in &lines {
+                println!("{line}");
+            }
+        }
+    }
+    println!();
+}
