@@ -4,6 +4,7 @@
 //! change the request.
 
 use crate::common;
+
 use common::*;
 use recoverydesk::case::{Case, CaseState, Verification};
 

@@ -3,6 +3,8 @@
 //! the case), nor `cases show` or `cases export`; de-duplication still
 //! works on the original bytes.
 
+use crate::common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 //! the forged layouts end to end (no command runs, nothing is relayed).
 
 use crate::common;
+
 use common::*;
 use recoverydesk::authres::{staff_trust, StaffPolicy, StaffTrust};
 use recoverydesk::case::{Case, CaseState, Flag};

@@ -8,6 +8,8 @@
 //!
 //! Needs root (the stack does); `RD_SKIP_MAILSTACK=1` skips with a reason.
 
+use crate::stack;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
