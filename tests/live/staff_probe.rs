@@ -14,7 +14,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::stack;
 use recoverydesk::config::Settings;
 use recoverydesk::staff_probe::{self, Placement};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
