@@ -8,7 +8,6 @@ use crate::common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use common::*;
