@@ -217,6 +217,24 @@ pub struct StaffSection {
     /// `spf_aligned` (default: all three).
     #[serde(default)]
     pub accept: Vec<crate::authres::AuthMethod>,
+    /// What proves a staff sender: `authentication_results` (default) or
+    /// `dkim` (recoverydesk verifies the signature itself).
+    #[serde(default)]
+    pub verify: crate::signature::StaffVerify,
+    /// DNS server (`ip:port`) for the DKIM and DMARC lookups of
+    /// `verify = "dkim"`; the system resolver when absent.
+    #[serde(default)]
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// How long one of those lookups may take (default 5s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub dns_timeout: Option<Duration>,
+}
+
+impl StaffSection {
+    /// The lookup timeout, with its default.
+    pub fn dns_timeout(&self) -> Duration {
+        self.dns_timeout.unwrap_or(Duration::from_secs(5))
+    }
 }
 
 /// `[policy]`: every timeframe is a duration such as `"48h"` or `"7d"`.
@@ -340,6 +358,12 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<D
     })
 }
 
+fn opt_duration<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
 /// The resolved configuration the rest of the program uses.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -449,6 +473,7 @@ impl Settings {
             trusted_authserv_ids: raw.staff.trusted_authserv_ids.clone(),
             trusted_received_hops: raw.staff.trusted_received_hops,
             accept: raw.staff.accept.clone(),
+            verify: raw.staff.verify,
         };
         Ok(Settings {
             base_dir: base_dir.to_path_buf(),
