@@ -721,6 +721,45 @@ mod tests {
     const RECEIVED: &str = "Received: from out.pypi.test by mx.pypi.test with ESMTPS; Mon, 2 Nov 2026 10:00:00 +0000\r\n";
 
     #[test]
+    fn by_signature_only_the_verdict_counts_never_a_header() {
+        let raw = format!("{RECEIVED}Authentication-Results: mx.pypi.test; dmarc=pass header.from=pypi.test\r\nFrom: lead@pypi.test\r\nSubject: re\r\n\r\n/close\r\n");
+        let inbound = parse(raw.as_bytes());
+        let by = |verdict: Option<&SignatureVerdict>| {
+            staff_trust_by_signature(&inbound, &policy(), verdict)
+        };
+        assert!(
+            matches!(by(None), StaffTrust::Forged { .. }),
+            "a passing header proves nothing"
+        );
+        let aligned = SignatureVerdict::Aligned {
+            proof: "dkim=pass d=pypi.test".into(),
+        };
+        assert_eq!(
+            by(Some(&aligned)),
+            StaffTrust::Staff {
+                address: "lead@pypi.test".into()
+            }
+        );
+        let dns = SignatureVerdict::DnsFailure {
+            why: "timed out".into(),
+        };
+        match by(Some(&dns)) {
+            StaffTrust::Forged { why, .. } => assert!(why.contains("DNS lookup failed"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let outsider = parse(b"From: someone@example.org\r\n\r\nhi\r\n");
+        assert_eq!(
+            staff_trust_by_signature(&outsider, &policy(), Some(&aligned)),
+            StaffTrust::NotStaff
+        );
+        let two_froms = parse(b"From: lead@pypi.test\r\nFrom: lead@pypi.test\r\n\r\nhi\r\n");
+        assert!(matches!(
+            staff_trust_by_signature(&two_froms, &policy(), Some(&aligned)),
+            StaffTrust::Forged { .. }
+        ));
+    }
+
+    #[test]
     fn parses_rfc8601_example_with_comments_and_versions() {
         let parsed = parse_authentication_results(
             "example.com 1; dkim/1=pass (good signature) header.d=example.net header.b=\"abc;def\"; spf = fail smtp.mailfrom=user@example.org (reason here); dmarc=pass reason=\"aligned; ok\" header.from=example.net",

@@ -531,6 +531,30 @@ mod tests {
     }
 
     #[test]
+    fn staff_verify_defaults_to_the_header_and_reads_dkim_with_its_resolver() {
+        let settings = with_key(DEMO_TOML).unwrap();
+        assert_eq!(
+            settings.staff.verify,
+            crate::signature::StaffVerify::AuthenticationResults
+        );
+        assert_eq!(settings.raw.staff.dns_timeout(), Duration::from_secs(5));
+        let text = DEMO_TOML.replace(
+            "[staff]\n",
+            "[staff]\nverify = \"dkim\"\ndns_server = \"127.0.0.1:15353\"\ndns_timeout = \"2s\"\n",
+        );
+        let settings = with_key(&text).unwrap();
+        assert_eq!(settings.staff.verify, crate::signature::StaffVerify::Dkim);
+        assert_eq!(
+            settings.raw.staff.dns_server,
+            Some("127.0.0.1:15353".parse().unwrap())
+        );
+        assert_eq!(settings.raw.staff.dns_timeout(), Duration::from_secs(2));
+        let bad = DEMO_TOML.replace("[staff]\n", "[staff]\nverify = \"dmarc\"\n");
+        let err = with_key(&bad).unwrap_err().to_string();
+        assert!(err.contains("verify") || err.contains("dmarc"), "{err}");
+    }
+
+    #[test]
     fn a_typo_names_the_key_and_the_line() {
         let text = DEMO_TOML.replace("poll_interval = \"2s\"", "polll_interval = \"2s\"");
         let err = with_key(&text).unwrap_err().to_string();

@@ -179,10 +179,14 @@ fn reply(app: &TestApp, case: &Case, extra_headers: &str, body: &str) -> String 
 
 /// An app with `staff.verify = "dkim"` on `dns`, holding one case.
 async fn app_with_case(dns: SocketAddr) -> (TestApp, Case) {
+    app_with_case_timeout(dns, "2s").await
+}
+
+async fn app_with_case_timeout(dns: SocketAddr, timeout: &str) -> (TestApp, Case) {
     let config = config_text("", FILE_DIRECTORY).replace(
         "trusted_authserv_ids = [\"mx.pypi.example\"]",
         &format!(
-            "trusted_authserv_ids = [\"mx.pypi.example\"]\nverify = \"dkim\"\ndns_server = \"{dns}\"\ndns_timeout = \"2s\""
+            "trusted_authserv_ids = [\"mx.pypi.example\"]\nverify = \"dkim\"\ndns_server = \"{dns}\"\ndns_timeout = \"{timeout}\""
         ),
     );
     let mut app = TestApp::spawn_with_config(config).await;
@@ -312,16 +316,34 @@ async fn a_genuine_signature_counts_without_any_authentication_results() {
     assert!(close_runs(&mut app, &case, &format!("{stamp}{signed}")).await);
 }
 
-#[tokio::test]
-async fn a_dns_failure_is_not_staff_for_now_and_no_panic() {
-    // A port nothing answers on: every lookup times out.
+/// A loopback address nothing answers DNS on.
+fn dead_dns() -> SocketAddr {
     let port = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let dead: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let checker = SignatureChecker::new(Some(dead), Duration::from_millis(300)).unwrap();
+    format!("127.0.0.1:{port}").parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_genuine_mail_during_a_dns_failure_runs_nothing_and_staff_hear_why() {
+    let key = Key::new();
+    let (mut app, case) = app_with_case_timeout(dead_dns(), "300ms").await;
+    let raw = key.sign(STAFF_DOMAIN, &reply(&app, &case, "", "/close\r\n"));
+    assert!(!close_runs(&mut app, &case, &raw).await);
+    assert!(
+        app.sent_to("admins@pypi.example")
+            .iter()
+            .any(|s| s.text.contains("DNS lookup failed")),
+        "the staff alert names the DNS failure"
+    );
+}
+
+#[tokio::test]
+async fn a_dns_failure_is_not_staff_for_now_and_no_panic() {
+    // A port nothing answers on: every lookup times out.
+    let checker = SignatureChecker::new(Some(dead_dns()), Duration::from_millis(300)).unwrap();
     let key = Key::new();
     let raw = key.sign(
         STAFF_DOMAIN,
