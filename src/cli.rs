@@ -174,16 +174,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Once => {
             let settings = load(cli.config.as_deref())?;
-            let mut worker = Worker::open(settings, true, false).await?;
+            // Connect when fetching, not before: a mailbox that cannot be
+            // reached must not keep replies and reminders from going out.
+            let mut worker = Worker::open(settings, false, false).await?;
             let report = worker.pass(crate::clock::now()).await?;
             println!(
-                "handled {} message(s), {} error(s), {} case(s) with due timers; sent {}, deferred {}, failed {}",
-                report.handled.len(), report.errors, report.timers, report.sent.sent, report.sent.deferred, report.sent.failed
+                "handled {} message(s), {} error(s), {} case(s) with due timers; sent {}, deferred {}, failed {}, held {}",
+                report.handled.len(), report.errors, report.timers, report.sent.sent, report.sent.deferred, report.sent.failed, report.sent.held
             );
-            if report.sent.deferred > 0 {
+            if let Some(e) = report.source_error {
+                // The mailbox's own error decides the exit code (2 for a
+                // config problem such as a wrong password).
+                return Err(anyhow::Error::new(e)
+                    .context("mail could not be fetched (timers and the outbox ran)"));
+            }
+            if report.sent.deferred + report.sent.held > 0 {
                 bail!(
                     "{} message(s) could not be sent yet; they stay queued",
-                    report.sent.deferred
+                    report.sent.deferred + report.sent.held
                 );
             }
             Ok(())

@@ -59,6 +59,29 @@ pub fn field_label(field: Field) -> (&'static str, &'static str) {
     crate::labels::for_lang("en").field(field)
 }
 
+/// The mail the rate limit holds back on a case, as staff see it (the
+/// challenge thread's address masked, as everywhere for staff).
+fn held_for_staff(case: &Case, date: &dyn Fn(i64) -> String) -> Vec<Value> {
+    case.held
+        .iter()
+        .map(|h| {
+            let to = match &h.mail.to {
+                Recipient::Requester => case.requester.clone(),
+                Recipient::Other(a) => a.clone(),
+                Recipient::Linked(a) => mask_address(a),
+                Recipient::Staff | Recipient::StaffMember(_) => "staff".into(),
+            };
+            json!({
+                "template": h.mail.template,
+                "to": to,
+                "until": date(h.until),
+                "why": h.why,
+                "merged": h.merged,
+            })
+        })
+        .collect()
+}
+
 /// English label of a reason.
 pub fn reason_label(reason: Reason) -> &'static str {
     crate::labels::for_lang("en").reason(reason)
@@ -155,11 +178,13 @@ impl Composer<'_> {
         } else {
             Vec::new()
         };
-        let date = |t: i64| {
-            chrono::DateTime::from_timestamp(t, 0)
-                .map(|d| d.format("%A %-d %B %Y, %H:%M UTC").to_string())
-                .unwrap_or_default()
+        // Staff read English; everyone else the case's language.
+        let date_lang = if staff_facing {
+            "en"
+        } else {
+            case.language.as_str()
         };
+        let date = |t: i64| crate::labels::format_date(date_lang, t);
         let day = 86_400;
         let policy = &raw.policy;
         let mut ctx = json!({
@@ -223,6 +248,13 @@ impl Composer<'_> {
             "size_bytes": mail.extra.get("size_bytes").and_then(|s| s.parse::<u64>().ok()),
             "limit_bytes": raw.source.max_message_bytes,
         });
+        let number = |key: &str| mail.extra.get(key).and_then(|n| n.parse::<u64>().ok());
+        ctx["flood"] = json!({
+            "kind": mail.extra.get("flood_kind"),
+            "count": number("flood_count"),
+            "interval_minutes": number("interval_minutes"),
+            "threshold": policy.staff_flood_threshold,
+        });
         if matches!(mail.to, Recipient::Other(_)) {
             // A second address asking about the same account must learn
             // nothing about the case: not that it exists, not its id, not
@@ -260,6 +292,7 @@ impl Composer<'_> {
                 "reason": mail.extra.get("reason"),
                 "failed_recipient": mail.extra.get("failed_recipient"),
                 "error": mail.extra.get("error"),
+                "held": held_for_staff(case, &date),
             });
         }
         ctx
@@ -291,7 +324,10 @@ impl Composer<'_> {
         } else {
             case.language.as_str()
         };
-        let rendered = self.templates.render(kind, lang, &context)?;
+        let mut rendered = self.templates.render(kind, lang, &context)?;
+        if matches!(mail.to, Recipient::Requester) {
+            one_subject_per_case(case, &mut rendered);
+        }
         let bytes = self.format(case, mail, &to, &rendered, message_id, now)?;
         Ok(Composed {
             to,
@@ -395,8 +431,9 @@ impl Composer<'_> {
             builder = builder.references(refs.join(" "));
         }
         let auto = match mail.template.as_str() {
-            // A person wrote it; we relay it as a reply on the case.
-            "staff_relay" => "auto-replied",
+            // A person wrote it: relaying it does not make it automatic
+            // (RFC 3834 section 5: "no" marks mail a person originated).
+            "staff_relay" => "no",
             "reminder" | "close_notice" | "status_note" | "challenge" | "challenge_reminder" => {
                 "auto-generated"
             }
@@ -425,6 +462,67 @@ impl Composer<'_> {
         .map_err(|e| bad(&e))?;
         Ok(message.formatted())
     }
+}
+
+/// Everything the requester gets carries one subject,
+/// `Re: [Case RD-XXXXXX] <their first subject>`, so clients that thread by
+/// subject (Gmail) keep the case in one conversation; what the template's
+/// subject said (what changed) becomes the body's first line instead.
+fn one_subject_per_case(case: &Case, rendered: &mut Rendered) {
+    let tag = tag_for(&case.id);
+    let original = case
+        .messages
+        .iter()
+        .find(|m| m.direction == "in" && m.from.eq_ignore_ascii_case(&case.requester))
+        .map(|m| bare_subject(&m.subject, &tag))
+        .unwrap_or_default();
+    let headline = bare_subject(&rendered.subject, &tag);
+    let topic = if original.is_empty() {
+        headline.clone()
+    } else {
+        original
+    };
+    rendered.subject = format!("Re: {tag} {topic}");
+    if headline.is_empty() {
+        return;
+    }
+    rendered.text = format!("{headline}\n\n{}", rendered.text);
+    if let Some(html) = &mut rendered.html {
+        let line = format!(
+            "<p><strong>{}</strong></p>",
+            headline
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        );
+        // Right after the opening body tag, else at the start.
+        let at = html
+            .find("<body")
+            .and_then(|b| html[b..].find('>').map(|e| b + e + 1))
+            .unwrap_or(0);
+        html.insert_str(at, &line);
+    }
+}
+
+/// A subject without reply prefixes (`Re:`, `Fwd:`, `AW:`, `RV:`, …) and
+/// without our case tag, trimmed and kept to one line.
+fn bare_subject(subject: &str, tag: &str) -> String {
+    let mut rest = header_safe(subject).replace(tag, " ");
+    loop {
+        let trimmed = rest.trim_start();
+        let lower = trimmed.to_lowercase();
+        let prefix = ["re:", "fwd:", "fw:", "aw:", "wg:", "rv:", "res:", "sv:"]
+            .iter()
+            .find(|p| lower.starts_with(*p));
+        match prefix {
+            Some(p) => match trimmed.get(p.len()..) {
+                Some(after) => rest = after.to_owned(),
+                None => break,
+            },
+            None => break,
+        }
+    }
+    rest.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A Message-ID as a header-safe token (visible ASCII, no brackets), or

@@ -103,6 +103,11 @@ pub struct SourceSection {
     /// Larger messages are stored headers-only and the requester is told.
     #[serde(default = "default_max_bytes")]
     pub max_message_bytes: u64,
+    /// A batch ends once its messages reach this many bytes (a larger
+    /// message is a batch of its own), so memory does not grow with the
+    /// size of the mail.
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: u64,
     /// `[source.maildir]`.
     #[serde(default)]
     pub maildir: Option<MaildirSection>,
@@ -119,6 +124,9 @@ fn default_poll() -> Duration {
 }
 fn default_max_bytes() -> u64 {
     10 * 1024 * 1024
+}
+fn default_batch_bytes() -> u64 {
+    8 * 1024 * 1024
 }
 
 /// Which mailbox source.
@@ -283,6 +291,16 @@ pub struct PolicySection {
     pub rate_limit: RateLimits,
     /// Per-case reply limits (all automatic mail of one case).
     pub rate_limit_per_case: RateLimits,
+    /// Per-case limits on progress mail (answers with news, state changes):
+    /// past them it is held back and merged, never dropped.
+    pub rate_limit_progress: RateLimits,
+    /// At most one staff alert of one kind per case in this interval; also
+    /// the window in which a flood across cases is counted.
+    #[serde(deserialize_with = "duration")]
+    pub staff_alert_interval: Duration,
+    /// Alerts of one kind across cases in one interval after which the rest
+    /// fold into one summary mail per interval.
+    pub staff_flood_threshold: u32,
     /// Optional quiet hours for reminders and status notes.
     pub quiet_hours: Option<QuietHoursSection>,
 }
@@ -319,6 +337,12 @@ impl Default for PolicySection {
                 per_hour: 6,
                 per_day: 20,
             },
+            rate_limit_progress: RateLimits {
+                per_hour: 10,
+                per_day: 30,
+            },
+            staff_alert_interval: Duration::from_secs(3600),
+            staff_flood_threshold: 10,
             quiet_hours: None,
         }
     }
@@ -402,6 +426,7 @@ impl Settings {
             imap.batch_size = raw.source.batch_size;
             imap.poll_interval = raw.source.poll_interval;
             imap.max_message_bytes = raw.source.max_message_bytes;
+            imap.batch_bytes = raw.source.batch_bytes;
         }
         let secret_key = raw
             .instance

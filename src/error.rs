@@ -8,6 +8,12 @@ pub enum Error {
     /// A network or server hiccup: retry with backoff.
     #[error("transient: {0}")]
     Transient(String),
+    /// The server cannot be reached or refuses everything right now
+    /// (connection refused, TLS or login failure, 421): nothing is wrong
+    /// with the item in hand, so it is neither backed off nor counted as
+    /// an attempt, and the rest of the queue waits for the next try.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// This item can never succeed: record it, set it aside, go on.
     #[error("permanent: {0}")]
     Permanent(String),
@@ -41,7 +47,7 @@ impl Error {
 
     /// True when retrying later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Transient(_))
+        matches!(self, Error::Transient(_) | Error::Unavailable(_))
     }
 }
 

@@ -111,6 +111,55 @@ const ES: Labels = Labels {
     secrets: ["un token de API", "códigos de recuperación", "un secreto de doble factor (TOTP)", "una contraseña"],
 };
 
+/// A moment as a reader of `lang` writes it, always naming the time zone
+/// (UTC: the one zone every reader can convert from), e.g. "Tuesday 1
+/// December 2026, 10:00 UTC" or "martes 1 de diciembre de 2026, 10:00 (UTC)".
+pub fn format_date(lang: &str, unix: i64) -> String {
+    use chrono::{Datelike, Timelike};
+    let Some(d) = chrono::DateTime::from_timestamp(unix, 0) else {
+        return String::new();
+    };
+    let weekday = d.weekday().num_days_from_monday() as usize;
+    let month = d.month0() as usize;
+    match lang.split(['-', '_']).next().unwrap_or("") {
+        "es" => {
+            const DAYS: [&str; 7] = [
+                "lunes",
+                "martes",
+                "miércoles",
+                "jueves",
+                "viernes",
+                "sábado",
+                "domingo",
+            ];
+            const MONTHS: [&str; 12] = [
+                "enero",
+                "febrero",
+                "marzo",
+                "abril",
+                "mayo",
+                "junio",
+                "julio",
+                "agosto",
+                "septiembre",
+                "octubre",
+                "noviembre",
+                "diciembre",
+            ];
+            format!(
+                "{} {} de {} de {}, {:02}:{:02} (UTC)",
+                DAYS[weekday],
+                d.day(),
+                MONTHS[month],
+                d.year(),
+                d.hour(),
+                d.minute()
+            )
+        }
+        _ => d.format("%A %-d %B %Y, %H:%M UTC").to_string(),
+    }
+}
+
 /// The labels for a language code (`es`, `es-MX`, ...); English otherwise.
 pub fn for_lang(lang: &str) -> &'static Labels {
     match lang.split(['-', '_']).next().unwrap_or("") {
@@ -160,6 +209,19 @@ mod tests {
             "contraseña olvidada"
         );
         assert_eq!(for_lang("es-MX").username, "Nombre de usuario");
+    }
+
+    #[test]
+    fn dates_are_written_in_the_readers_language_with_the_time_zone() {
+        // Tuesday 1 December 2026, 10:00 UTC.
+        let t = 1_796_119_200;
+        assert_eq!(format_date("en", t), "Tuesday 1 December 2026, 10:00 UTC");
+        assert_eq!(
+            format_date("es", t),
+            "martes 1 de diciembre de 2026, 10:00 (UTC)"
+        );
+        assert_eq!(format_date("es-MX", t), format_date("es", t));
+        assert_eq!(format_date("zh", t), format_date("en", t));
     }
 
     #[test]

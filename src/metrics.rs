@@ -2,7 +2,9 @@
 //! failures, and the acknowledgement latency histogram. Counters start at
 //! zero with the process, as Prometheus counters may.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 9] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -14,12 +16,22 @@ pub struct Metrics {
     pub replies_suppressed: AtomicU64,
     /// Passes that failed because the source (IMAP) failed; each is followed by a reconnect.
     pub source_failures: AtomicU64,
+    /// Flood summaries sent to staff in place of single alerts.
+    pub staff_flood_summaries: AtomicU64,
+    /// Staff alerts not mailed on their own, per template.
+    alerts_folded: Mutex<BTreeMap<String, u64>>,
     buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
 }
 
 impl Metrics {
+    /// Counts one staff alert of this template that was not mailed on its own.
+    pub fn fold_alert(&self, template: &str) {
+        let mut folded = self.alerts_folded.lock().unwrap_or_else(|e| e.into_inner());
+        *folded.entry(template.to_owned()).or_default() += 1;
+    }
+
     /// Records one fetch → acknowledgement-sent latency.
     pub fn observe_ack_latency(&self, seconds: f64) {
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
@@ -49,6 +61,21 @@ impl Metrics {
         out.push_str(&format!(
             "recoverydesk_source_failures_total {}\n",
             get(&self.source_failures)
+        ));
+        out.push_str("# HELP recoverydesk_staff_alerts_folded_total Staff alerts not mailed on their own (one per kind per case per interval; floods).\n");
+        out.push_str("# TYPE recoverydesk_staff_alerts_folded_total counter\n");
+        let folded = self.alerts_folded.lock().unwrap_or_else(|e| e.into_inner());
+        for (template, n) in folded.iter() {
+            out.push_str(&format!(
+                "recoverydesk_staff_alerts_folded_total{{template=\"{template}\"}} {n}\n"
+            ));
+        }
+        drop(folded);
+        out.push_str("# HELP recoverydesk_staff_flood_summaries_total Summary mails sent to staff for a flood of one kind of alert.\n");
+        out.push_str("# TYPE recoverydesk_staff_flood_summaries_total counter\n");
+        out.push_str(&format!(
+            "recoverydesk_staff_flood_summaries_total {}\n",
+            get(&self.staff_flood_summaries)
         ));
         out.push_str("# HELP recoverydesk_ack_latency_seconds From fetching a message to its acknowledgement being accepted by the transport.\n");
         out.push_str("# TYPE recoverydesk_ack_latency_seconds histogram\n");
@@ -87,5 +114,25 @@ mod tests {
             text.contains("recoverydesk_ack_latency_seconds_count 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn folded_alerts_are_counted_per_template() {
+        let m = Metrics::default();
+        m.fold_alert("staff_forged");
+        m.fold_alert("staff_forged");
+        m.fold_alert("staff_delivery_failure");
+        let text = m.render();
+        assert!(
+            text.contains("recoverydesk_staff_alerts_folded_total{template=\"staff_forged\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "recoverydesk_staff_alerts_folded_total{template=\"staff_delivery_failure\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("recoverydesk_staff_flood_summaries_total 0"));
     }
 }

@@ -1,7 +1,14 @@
-//! The durable reply queue: sends what the pipeline committed, marks each
-//! message sent right after the transport accepts it (keeping the
-//! at-least-once window small), retries transient failures with backoff,
-//! and records permanent ones on the case.
+//! The durable reply queue: sends what the pipeline committed, a few
+//! messages at a time, marks each sent right after the transport accepts
+//! it and makes the marks durable per small group (keeping the
+//! at-least-once window to the mail in flight), retries a message's
+//! transient failures with backoff, pauses the whole queue (no backoff)
+//! while the transport is unavailable, and records permanent failures on
+//! the case.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
 
 use crate::case::LogEntry;
 use crate::error::{Error, Result};
@@ -18,60 +25,161 @@ pub struct SendReport {
     pub deferred: usize,
     /// Refused for good.
     pub failed: usize,
+    /// Due but not tried: the transport was unavailable, so they wait for
+    /// the next pass without a backoff of their own.
+    pub held: usize,
+    /// The transport could not be reached this pass.
+    pub unavailable: bool,
 }
+
+/// Test hook: exit right after the transport accepted this many messages,
+/// before the last one is marked, to prove a crash while sending re-sends
+/// only the mail in flight.
+pub const CRASH_AFTER_SENDS_ENV: &str = "RECOVERYDESK_CRASH_AFTER_SENDS";
 
 /// Backoff after `attempts` failures: 30 s doubling, at most an hour.
 pub fn backoff_secs(attempts: u32) -> i64 {
     (30i64 << attempts.min(7)).min(3600)
 }
 
-/// Sends every due message once.
+/// The outcome of one message's attempt.
+enum Attempt {
+    Done(Result<()>),
+    /// Not tried: the transport was found unavailable meanwhile.
+    Held,
+    /// The body is gone (sent by an earlier pass that crashed before its
+    /// mark); nothing to do.
+    NoBody,
+}
+
+/// Sends every due message once, up to [`Transport::connections`] at a
+/// time. Each group of accepted messages is marked sent and flushed
+/// (fsync) before more are started, so a crash re-sends at most the
+/// messages in flight. A transport found unavailable stops the pass: what
+/// is in flight finishes, the rest is held for the next pass untouched.
 pub async fn send_due(
     pipeline: &Pipeline,
     transport: &dyn Transport,
     now: i64,
 ) -> Result<SendReport> {
+    let due: Vec<OutboxItem> = pipeline
+        .store
+        .pending_outbox()?
+        .into_iter()
+        .filter(|item| item.next_attempt_at <= now)
+        .collect();
+    let width = transport.connections().max(1);
+    let halted = AtomicBool::new(false);
+    let crash_after = crash_after_sends();
     let mut report = SendReport::default();
-    for mut item in pipeline.store.pending_outbox()? {
-        if item.next_attempt_at > now {
-            continue;
+    let mut accepted = 0usize;
+    let mut attempts = futures::stream::iter(due)
+        .map(|item| attempt(pipeline, transport, &halted, item))
+        .buffer_unordered(width)
+        .ready_chunks(width);
+    while let Some(group) = attempts.next().await {
+        for (mut item, outcome) in group {
+            match outcome {
+                Attempt::Done(Ok(())) => {
+                    accepted += 1;
+                    if crash_after == Some(accepted) {
+                        tracing::error!("{CRASH_AFTER_SENDS_ENV} is set: exiting before the mark");
+                        std::process::exit(98);
+                    }
+                    mark_sent(pipeline, &mut item, now)?;
+                    report.sent += 1;
+                }
+                Attempt::Done(Err(e)) => {
+                    record_failure(pipeline, transport, &mut item, e, now, &mut report)?
+                }
+                Attempt::Held => report.held += 1,
+                Attempt::NoBody => {}
+            }
         }
-        let Some(body) = pipeline.store.outbox_body(item.seq)? else {
-            continue;
-        };
-        let message = OutgoingMessage {
-            message_id: item.message_id.clone(),
-            envelope_from: item.envelope_from.clone(),
-            envelope_to: item.to.clone(),
-            bytes: body,
-        };
-        match transport.send(&message).await {
-            Ok(()) => {
-                item.sent_at = Some(now);
-                let log = entry(
-                    now,
-                    format!("sent {} to {}", item.template, item.to.join(", ")),
-                );
-                pipeline.store.update_outbox(&item, Some(log))?;
-                tracing::info!(case_id = %item.case_id, message_id = %item.message_id, template = %item.template, "sent");
-                report.sent += 1;
-            }
-            Err(Error::Permanent(reason)) => {
-                fail(pipeline, &mut item, &reason, now)?;
-                report.failed += 1;
-            }
-            Err(e) => {
-                item.attempts += 1;
-                item.next_attempt_at = now + backoff_secs(item.attempts);
-                item.last_error = Some(e.to_string());
-                pipeline.store.update_outbox(&item, None)?;
-                tracing::warn!(case_id = %item.case_id, message_id = %item.message_id, attempts = item.attempts,
-                    error.message = %e, transport = %transport.describe(), "send deferred");
-                report.deferred += 1;
-            }
+        // The marks of this group durable before the next group goes out.
+        pipeline.store.flush()?;
+    }
+    report.unavailable = halted.load(Ordering::SeqCst);
+    Ok(report)
+}
+
+async fn attempt(
+    pipeline: &Pipeline,
+    transport: &dyn Transport,
+    halted: &AtomicBool,
+    item: OutboxItem,
+) -> (OutboxItem, Attempt) {
+    if halted.load(Ordering::SeqCst) {
+        return (item, Attempt::Held);
+    }
+    let body = match pipeline.store.outbox_body(item.seq) {
+        Ok(Some(body)) => body,
+        Ok(None) => return (item, Attempt::NoBody),
+        Err(e) => return (item, Attempt::Done(Err(e))),
+    };
+    let message = OutgoingMessage {
+        message_id: item.message_id.clone(),
+        envelope_from: item.envelope_from.clone(),
+        envelope_to: item.to.clone(),
+        bytes: body,
+    };
+    let result = transport.send(&message).await;
+    if matches!(result, Err(Error::Unavailable(_))) {
+        halted.store(true, Ordering::SeqCst);
+    }
+    (item, Attempt::Done(result))
+}
+
+fn mark_sent(pipeline: &Pipeline, item: &mut OutboxItem, now: i64) -> Result<()> {
+    item.sent_at = Some(now);
+    let log = entry(
+        now,
+        format!("sent {} to {}", item.template, item.to.join(", ")),
+    );
+    pipeline.store.update_outbox(item, Some(log))?;
+    tracing::info!(case_id = %item.case_id, message_id = %item.message_id, template = %item.template, "sent");
+    Ok(())
+}
+
+fn record_failure(
+    pipeline: &Pipeline,
+    transport: &dyn Transport,
+    item: &mut OutboxItem,
+    error: Error,
+    now: i64,
+    report: &mut SendReport,
+) -> Result<()> {
+    match error {
+        Error::Permanent(reason) => {
+            fail(pipeline, item, &reason, now)?;
+            report.failed += 1;
+        }
+        // The store failing is not the message's fault: stop.
+        e @ Error::Store(_) => return Err(e),
+        Error::Unavailable(reason) => {
+            // Not this message's fault: no attempt counted, no backoff;
+            // it goes first again on the next pass.
+            item.last_error = Some(reason);
+            pipeline.store.update_outbox(item, None)?;
+            tracing::warn!(case_id = %item.case_id, message_id = %item.message_id,
+                error.message = ?item.last_error, transport = %transport.describe(), "transport unavailable; sending paused");
+            report.deferred += 1;
+        }
+        e => {
+            item.attempts += 1;
+            item.next_attempt_at = now + backoff_secs(item.attempts);
+            item.last_error = Some(e.to_string());
+            pipeline.store.update_outbox(item, None)?;
+            tracing::warn!(case_id = %item.case_id, message_id = %item.message_id, attempts = item.attempts,
+                error.message = %e, transport = %transport.describe(), "send deferred");
+            report.deferred += 1;
         }
     }
-    Ok(report)
+    Ok(())
+}
+
+fn crash_after_sends() -> Option<usize> {
+    std::env::var(CRASH_AFTER_SENDS_ENV).ok()?.parse().ok()
 }
 
 fn fail(pipeline: &Pipeline, item: &mut OutboxItem, reason: &str, now: i64) -> Result<()> {
@@ -99,5 +207,110 @@ fn entry(at: i64, what: String) -> LogEntry {
         at,
         actor: "system".into(),
         what,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::CaseId;
+    use crate::store::{Commit, Store};
+    use futures::future::BoxFuture;
+    use std::sync::{Arc, Mutex};
+
+    /// Refuses mail to `busy@` with a 4xx, and everything once `down`.
+    #[derive(Default)]
+    struct Relay {
+        down: bool,
+        tried: Mutex<Vec<String>>,
+    }
+
+    impl Transport for Relay {
+        fn send<'a>(&'a self, m: &'a OutgoingMessage) -> BoxFuture<'a, Result<()>> {
+            Box::pin(async move {
+                self.tried.lock().unwrap().push(m.envelope_to.join(","));
+                if self.down {
+                    return Err(Error::Unavailable("connection refused".into()));
+                }
+                if m.envelope_to.iter().any(|t| t.starts_with("busy@")) {
+                    return Err(Error::Transient("452 mailbox busy".into()));
+                }
+                Ok(())
+            })
+        }
+
+        fn describe(&self) -> String {
+            "relay".into()
+        }
+    }
+
+    fn pipeline(dir: &std::path::Path, to: &[&str]) -> Pipeline {
+        std::fs::write(dir.join("secret.key"), "outbox-test-key-0123456789abcdef").unwrap();
+        std::fs::write(dir.join("accounts.toml"), "").unwrap();
+        let settings = crate::config::Settings::from_toml(crate::config::DEMO_TOML, dir, "test");
+        let store = Store::temporary().unwrap();
+        let outbox = to
+            .iter()
+            .enumerate()
+            .map(|(seq, to)| {
+                let item = OutboxItem {
+                    seq: seq as u64,
+                    case_id: CaseId::parse("RD-AAAAAA").unwrap(),
+                    message_id: format!("m{seq}@x"),
+                    template: "acknowledgement".into(),
+                    envelope_from: "support@pypi.example".into(),
+                    to: vec![to.to_string()],
+                    subject: "s".into(),
+                    queued_at: 0,
+                    sent_at: None,
+                    attempts: 0,
+                    next_attempt_at: 0,
+                    last_error: None,
+                    failed: false,
+                };
+                (item, b"Subject: s\r\n\r\nhi\r\n".to_vec())
+            })
+            .collect();
+        store
+            .commit(&Commit {
+                outbox,
+                ..Commit::default()
+            })
+            .unwrap();
+        crate::worker::open_pipeline_with_store(Arc::new(settings.unwrap()), store).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_4xx_for_one_message_defers_only_that_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pipeline(dir.path(), &["a@x.org", "busy@x.org", "b@x.org"]);
+        let report = send_due(&p, &Relay::default(), 100).await.unwrap();
+        assert_eq!((report.sent, report.deferred, report.held), (2, 1, 0));
+        let pending = p.store.pending_outbox().unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].attempts, 1);
+        assert!(pending[0].next_attempt_at > 100, "backed off");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_relay_holds_the_queue_without_backing_it_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pipeline(dir.path(), &["a@x.org", "b@x.org", "c@x.org", "d@x.org"]);
+        let relay = Relay {
+            down: true,
+            ..Relay::default()
+        };
+        let report = send_due(&p, &relay, 100).await.unwrap();
+        assert!(report.unavailable);
+        assert_eq!(report.sent, 0);
+        assert_eq!(report.deferred + report.held, 4, "{report:?}");
+        assert_eq!(relay.tried.lock().unwrap().len(), 1, "one try, then held");
+        for item in p.store.pending_outbox().unwrap() {
+            assert_eq!(item.attempts, 0, "not counted against {}", item.message_id);
+            assert!(item.next_attempt_at <= 100, "due again at once");
+        }
+        // The relay is back a moment later: everything goes at once.
+        let report = send_due(&p, &Relay::default(), 102).await.unwrap();
+        assert_eq!(report.sent, 4);
     }
 }

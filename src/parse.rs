@@ -166,6 +166,59 @@ pub fn parse(raw: &[u8]) -> Inbound {
     inbound
 }
 
+/// A text part's text. When the declared charset turned the bytes into
+/// replacement characters but the bytes are valid UTF-8 (a client that
+/// labels UTF-8 as `Big5` or `ISO-8859-1`), the UTF-8 reading wins.
+fn part_text(
+    message: &Message<'_>,
+    part: &mail_parser::MessagePart<'_>,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
+    let decoded = part.text_contents()?;
+    if !decoded.contains('\u{fffd}') {
+        return Some(decoded.to_owned());
+    }
+    let charset = part
+        .content_type()
+        .and_then(|ct| ct.attribute("charset"))
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if charset.is_empty() || charset.contains("utf-8") || charset.contains("utf8") {
+        return Some(decoded.to_owned());
+    }
+    let raw = message.raw_message();
+    let (start, end) = (part.offset_body as usize, part.offset_end as usize);
+    let body = raw.get(start..end.min(raw.len()))?;
+    let encoding = part
+        .headers
+        .iter()
+        .find(|h| {
+            h.name
+                .as_str()
+                .eq_ignore_ascii_case("content-transfer-encoding")
+        })
+        .and_then(|h| h.value.as_text())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let bytes = match encoding.as_str() {
+        "base64" => mail_parser::decoders::base64::base64_decode(body),
+        "quoted-printable" => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
+        }
+        _ => Some(body.to_vec()),
+    };
+    match bytes.map(String::from_utf8) {
+        Some(Ok(text)) => {
+            warnings.push(format!(
+                "declared charset {charset} did not fit: read as UTF-8"
+            ));
+            Some(text)
+        }
+        _ => Some(decoded.to_owned()),
+    }
+}
+
 fn unparseable(size: usize, hash: String) -> Inbound {
     Inbound {
         message_id: synthesized_id(&hash),
@@ -211,13 +264,12 @@ fn from_message(message: &Message<'_>, size: usize, hash: String) -> Inbound {
     let text_plain = message
         .text_bodies()
         .find(|p| matches!(p.body, PartType::Text(_)))
-        .and_then(|p| p.text_contents())
-        .map(str::to_owned);
+        .and_then(|p| part_text(message, p, &mut warnings));
     let html = message
         .html_bodies()
         .find(|p| matches!(p.body, PartType::Html(_)))
-        .and_then(|p| p.text_contents())
-        .map(|h| truncate_chars(h, MAX_TEXT_CHARS));
+        .and_then(|p| part_text(message, p, &mut warnings))
+        .map(|h| truncate_chars(&h, MAX_TEXT_CHARS));
     let html_only = text_plain.is_none() && html.is_some();
     let text = match (&text_plain, &html) {
         (Some(t), _) => truncate_chars(t, MAX_TEXT_CHARS),
@@ -457,6 +509,33 @@ mod tests {
         let m = parse(raw);
         assert!(m.html_only);
         assert!(m.text.contains("jodoe"), "{}", m.text);
+    }
+
+    #[test]
+    fn utf8_declared_as_big5_is_read_as_utf8() {
+        let text = "你好，我丢失了手机，用户名是 jodoe。";
+        for (cte, body) in [
+            ("8bit", text.to_string()),
+            (
+                "base64",
+                "5L2g5aW977yM5oiR5Lii5aSx5LqG5omL5py677yM55So5oi35ZCN5pivIGpvZG9l44CC".to_string(),
+            ),
+        ] {
+            let raw = format!("From: a@example.org\r\nSubject: x\r\nContent-Type: text/plain; charset=Big5\r\nContent-Transfer-Encoding: {cte}\r\n\r\n{body}\r\n");
+            let m = parse(raw.as_bytes());
+            assert_eq!(m.text.trim(), text, "{cte}");
+            assert!(
+                m.warnings.iter().any(|w| w.contains("big5")),
+                "{:?}",
+                m.warnings
+            );
+        }
+        // Real Big5 stays Big5.
+        let big5: &[u8] = b"\xa7\x41\xa6\x6e";
+        let mut raw =
+            b"From: a@example.org\r\nContent-Type: text/plain; charset=Big5\r\n\r\n".to_vec();
+        raw.extend_from_slice(big5);
+        assert_eq!(parse(&raw).text.trim(), "你好");
     }
 
     #[test]

@@ -14,11 +14,11 @@ use rand::thread_rng;
 
 use crate::authres::{self, StaffTrust};
 use crate::case::{
-    self, Case, Ctx, Event, LogEntry, LookupOutcome, Mail, MessageRef, OwnerAnswerKind, Policy,
-    Recipient, RequesterMessage, Verification,
+    self, Case, Ctx, Event, LogEntry, LookupOutcome, MessageRef, OwnerAnswerKind, Policy,
+    RequesterMessage, Verification,
 };
 use crate::classify::{self, Bounce, MessageKind};
-use crate::compose::{Composer, Trigger};
+use crate::compose::Trigger;
 use crate::config::Settings;
 use crate::directory::{Directory, Lookup};
 use crate::domain::CaseId;
@@ -28,10 +28,15 @@ use crate::reading::{self, Reading};
 use crate::request::{self, Claim};
 use crate::signature::{SignatureChecker, SignatureVerdict};
 use crate::source::Fetched;
-use crate::store::{Commit, InboundRecord, MsgIndex, OutboxItem, Store};
+use crate::store::{Commit, InboundRecord, MsgIndex, Store};
 use crate::templates::SharedTemplates;
 use crate::thread::{self, CaseMatch, Role};
 use crate::{secrets, staff_cmd, verify};
+
+mod gate;
+mod queue;
+
+use queue::Queueing;
 
 /// What happened to one inbound message (for logs, replay and metrics).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -415,6 +420,7 @@ impl Pipeline {
             lookup: None,
             oversize: fetched.oversize,
             malformed: !inbound.warnings.is_empty() && inbound.from.is_none(),
+            short_answer: case::short_answer(&reading.redacted.text),
             thread: matched.strength(),
         };
         let existing = match matched.case() {
@@ -625,170 +631,20 @@ impl Pipeline {
         // Staff-written mail is not automatic: the per-recipient limit that
         // protects against loops and floods does not apply to it.
         let automatic = !matches!(event, Event::Staff { .. });
-        self.queue_mails(
+        let mut queueing = Queueing {
             commit,
-            &mut case,
-            &outcome.mails,
-            &trigger,
+            log: &mut log,
+            handled,
+            trigger: &trigger,
             now,
             automatic,
-            &mut log,
-            handled,
-        )?;
+        };
+        self.queue(&mut queueing, &mut case, &outcome.mails)?;
         handled.case_id = Some(case.id.clone());
         commit
             .events
             .extend(log.into_iter().map(|l| (case.id.clone(), l)));
         commit.cases.push((case, previous));
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn queue_mails(
-        &self,
-        commit: &mut Commit,
-        case: &mut Case,
-        mails: &[Mail],
-        trigger: &Trigger,
-        now: i64,
-        automatic: bool,
-        log: &mut Vec<LogEntry>,
-        handled: &mut Handled,
-    ) -> Result<()> {
-        let templates = self.templates.current();
-        let composer = Composer {
-            settings: &self.settings,
-            templates: &templates,
-        };
-        // Counted on the first mail composed: most events send nothing.
-        let mut queue_position = None;
-        for mail in mails {
-            let recipients = composer.recipients(case, &mail.to);
-            if recipients.is_empty() {
-                log.push(LogEntry {
-                    at: now,
-                    actor: "system".into(),
-                    what: format!(
-                        "{} not sent: no staff notify address configured",
-                        mail.template
-                    ),
-                });
-                continue;
-            }
-            if automatic && !matches!(mail.to, Recipient::Staff | Recipient::StaffMember(_)) {
-                // Stepped windows per recipient and per case: a flood or a
-                // loop cannot make us a spam cannon, even across addresses.
-                let policy = &self.settings.raw.policy;
-                let address = recipients[0].to_lowercase();
-                let case_key = format!("case:{}", case.id);
-                let mut verdict = Ok(());
-                let mut histories = Vec::new();
-                for (key, limits) in [
-                    (&address, &policy.rate_limit),
-                    (&case_key, &policy.rate_limit_per_case),
-                ] {
-                    let history = match commit.ratelimits.iter().find(|(a, _)| a == key) {
-                        Some((_, h)) => h.clone(),
-                        None => self.store.ratelimit(key)?,
-                    };
-                    let history = crate::ratelimit::prune(&history, now);
-                    if verdict.is_ok() {
-                        verdict = crate::ratelimit::check(&history, now, limits);
-                    }
-                    histories.push((key.clone(), history));
-                }
-                if let Err(suppressed) = verdict {
-                    self.metrics
-                        .replies_suppressed
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let what = format!(
-                        "{} to {} suppressed by the rate limit: {}",
-                        mail.template, address, suppressed.reason
-                    );
-                    note_not_sent(handled, log, now, what);
-                    continue;
-                }
-                for (key, mut history) in histories {
-                    history.push(now);
-                    commit.ratelimits.retain(|(a, _)| *a != key);
-                    commit.ratelimits.push((key, history));
-                }
-            }
-            // The random part keeps our Message-IDs unguessable: naming one in
-            // References joins a case (threading rule 2), and the case id is
-            // in every subject. Mail to a second requester names no case.
-            let message_id = match mail.to {
-                Recipient::Other(_) => format!(
-                    "{}.{}@{}",
-                    self.store.next_id()?,
-                    unguessable(),
-                    self.settings.support_address.domain()
-                ),
-                _ => format!(
-                    "{}.{}.{}@{}",
-                    case.id.as_str().to_ascii_lowercase(),
-                    self.store.next_id()?,
-                    unguessable(),
-                    self.settings.support_address.domain()
-                ),
-            };
-            let position = match queue_position {
-                Some(p) => p,
-                None => *queue_position.insert(self.store.queue_position(case)?),
-            };
-            let composed = match composer.compose(case, mail, &message_id, position, now, trigger) {
-                Ok(c) => c,
-                Err(e) => {
-                    // A broken template must not lose the inbound message: log and go on.
-                    let what = format!("{} could not be composed: {e}", mail.template);
-                    tracing::error!(case_id = %case.id, error.message = %e, "template failure");
-                    note_not_sent(handled, log, now, what);
-                    continue;
-                }
-            };
-            let seq = self.store.next_id()?;
-            case.messages.push(MessageRef {
-                message_id: message_id.clone(),
-                direction: "out".into(),
-                from: composed.envelope_from.clone(),
-                to: composed.to.clone(),
-                subject: composed.subject.clone(),
-                date: now,
-                kind: mail.template.clone(),
-                role: mail.role,
-            });
-            // A reply to a neutral note names it; it must not thread into the
-            // case as if the second requester were the first.
-            if !matches!(mail.to, Recipient::Other(_)) {
-                commit.msgids.push((
-                    message_id.clone(),
-                    MsgIndex {
-                        case_id: case.id.clone(),
-                        role: mail.role,
-                        direction: "out".into(),
-                    },
-                ));
-            }
-            commit.outbox.push((
-                OutboxItem {
-                    seq,
-                    case_id: case.id.clone(),
-                    message_id,
-                    template: mail.template.clone(),
-                    envelope_from: composed.envelope_from,
-                    to: composed.to,
-                    subject: composed.subject,
-                    queued_at: now,
-                    sent_at: None,
-                    attempts: 0,
-                    next_attempt_at: now,
-                    last_error: None,
-                    failed: false,
-                },
-                composed.bytes,
-            ));
-            handled.queued.push(mail.template.clone());
-        }
         Ok(())
     }
 

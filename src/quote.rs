@@ -151,7 +151,7 @@ fn balanced_end(html: &str, from: usize, tag: &str) -> Option<usize> {
 // ---------------------------------------------------------------- text ----
 
 /// Verbs of attribution lines ("X wrote:") in the languages we meet.
-const WROTE: &str = r"wrote|writes|a\s+écrit|a\s+ecrit|escribió|escribio|escreveu|schrieb|ha\s+scritto|schreef|skrev|kirjoitti|napisał(?:\(a\))?|napisala|napisal|napsal|написал|написала|написав|пишет|yazdı|írta|έγραψε|写道|寫道|が書きました|님이\s*작성";
+const WROTE: &str = r"wrote|writes|a\s+écrit|a\s+ecrit|escribió|escribio|escreveu|schrieb|ha\s+scritto|schreef|skrev|kirjoitti|napisał(?:\(a\))?|napisala|napisal|napsal|написал|написала|написав|пишет|пише|đã\s+viết|scrisse|yazdı|írta|έγραψε|写道|寫道|が書きました|님이\s*작성";
 
 /// An attribution line: a verb of writing, ending the (joined) header with
 /// an optional colon or a run of dashes (Zoho "---- On … wrote ----"), or
@@ -166,7 +166,14 @@ static ATTRIBUTION: Lazy<Regex> = Lazy::new(|| {
 /// Gmail in languages with no verb (Russian, Ukrainian): a date, an
 /// address in angle brackets, then a colon ends the line.
 static ADDRESS_COLON: Lazy<Regex> =
-    Lazy::new(|| Regex::new(r"<[^<>\s]+@[^<>\s]+>\s*\)?\s*[:：]\s*$").expect("valid regex"));
+    Lazy::new(|| Regex::new(r"<\s*[^<>\s]+@[^<>\s]+\s*>\s*\)?\s*[:：]\s*$").expect("valid regex"));
+
+/// Gmail's numeric-date attribution without a verb or colon
+/// ("2013/7/20 Name <addr>", "2016-03-03 17:21 GMT+01:00 Name <addr>").
+static NUMERIC_DATE_ADDRESS: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^\s*\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\b.{0,120}<\s*[^<>\s]+@[^<>\s]+\s*>\s*[:：]?\s*$")
+        .expect("valid regex")
+});
 
 /// Something that dates a header, so "On the other hand …" never counts.
 static DATE_HINT: Lazy<Regex> = Lazy::new(|| {
@@ -176,7 +183,7 @@ static DATE_HINT: Lazy<Regex> = Lazy::new(|| {
 /// Separators that open forwarded or original messages.
 static SEPARATOR: Lazy<Regex> = Lazy::new(|| {
     Regex::new(
-        r"(?i)^\s*(?:-{2,}|_{2,}|={2,}|\*{2,})\s*(?:original\s+message|forwarded\s+message|message\s+d'origine|message\s+original|message\s+transféré|ursprüngliche\s+nachricht|weitergeleitete\s+nachricht|oprindelig\s+besked|videresendt\s+meddelelse|opprinnelig\s+melding|ursprungligt\s+meddelande|alkuperäinen\s+viesti|oorspronkelijk\s+bericht|doorgestuurd\s+bericht|messaggio\s+originale|messaggio\s+inoltrato|mensaje\s+original|mensaje\s+reenviado|mensagem\s+original|mensagem\s+encaminhada|wiadomość\s+oryginalna|původní\s+zpráva|исходное\s+сообщение|пересылаемое\s+сообщение|переслане\s+повідомлення|原始邮件|原始郵件|转发的邮件|元のメッセージ)\s*(?:-{2,}|_{2,}|={2,}|\*{2,})?\s*$|^\s*(?:begin\s+forwarded\s+message|début\s+du\s+message\s+réexpédié|anfang\s+der\s+weitergeleiteten\s+nachricht|inicio\s+del\s+mensaje\s+reenviado)\s*:\s*$",
+        r"(?i)^\s*\*?\s*(?:-{2,}|_{2,}|={2,}|\*{2,})\s*(?:original\s+message|reply\s+message|oprindelig\s+meddelelse|original\s+meddelelse|opprinnelig\s+melding|forwarded\s+message|message\s+d'origine|message\s+original|message\s+transféré|ursprüngliche\s+nachricht|weitergeleitete\s+nachricht|oprindelig\s+besked|videresendt\s+meddelelse|opprinnelig\s+melding|ursprungligt\s+meddelande|alkuperäinen\s+viesti|oorspronkelijk\s+bericht|doorgestuurd\s+bericht|messaggio\s+originale|messaggio\s+inoltrato|mensaje\s+original|mensaje\s+reenviado|mensagem\s+original|mensagem\s+encaminhada|wiadomość\s+oryginalna|původní\s+zpráva|исходное\s+сообщение|пересылаемое\s+сообщение|переслане\s+повідомлення|原始邮件|原始郵件|转发的邮件|元のメッセージ)\s*(?:-{2,}|_{2,}|={2,}|\*{2,})?\s*\*?\s*$|^\s*(?:begin\s+forwarded\s+message|début\s+du\s+message\s+réexpédié|anfang\s+der\s+weitergeleiteten\s+nachricht|inicio\s+del\s+mensaje\s+reenviado)\s*:\s*$",
     )
     .expect("valid regex")
 });
@@ -334,12 +341,26 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
         if !first_dated {
             return None;
         }
-        // A full sentence means this is prose, not a header's first part.
-        if line.ends_with(['.', '!', '?']) {
+        // A full sentence means this is prose, not a header's first part;
+        // "28." or "Apr." ending a wrapped date is no sentence end.
+        if ends_sentence(line) {
             return None;
         }
     }
     None
+}
+
+/// True when a line ends a sentence: `!`, `?`, or a `.` after a word of
+/// more than three letters.
+fn ends_sentence(line: &str) -> bool {
+    if line.ends_with(['!', '?']) {
+        return true;
+    }
+    let Some(rest) = line.strip_suffix('.') else {
+        return false;
+    };
+    let word = rest.rsplit(char::is_whitespace).next().unwrap_or("");
+    word.chars().count() > 3 && word.chars().all(char::is_alphabetic)
 }
 
 /// One attribution header, already joined onto one line.
@@ -347,7 +368,9 @@ fn is_header(text: &str) -> bool {
     text.len() <= MAX_HEADER_CHARS * 4
         && text.chars().count() <= MAX_HEADER_CHARS
         && DATE_HINT.is_match(text)
-        && (ATTRIBUTION.is_match(text) || ADDRESS_COLON.is_match(text))
+        && (ATTRIBUTION.is_match(text)
+            || ADDRESS_COLON.is_match(text)
+            || NUMERIC_DATE_ADDRESS.is_match(text))
 }
 
 /// A From-like line followed closely by at least two other header fields
@@ -517,6 +540,30 @@ mod tests {
     fn a_real_plain_part_wins_over_the_html() {
         let html = "<p>Other</p><blockquote>old</blockquote>";
         assert_eq!(new_text("Plain words", Some(html)), "Plain words");
+    }
+
+    #[test]
+    fn more_attribution_and_separator_shapes_end_the_new_text() {
+        for history in [
+            "2016-10-24 15:36 GMT+02:00 Foo bar <\ninfo@foo.bar>:\n> old",
+            "2013/7/20 sam via Discourse Meta <info@discourse.org>\n\n| old",
+            "Max Mustermann <max@example.org> schrieb am Fr., 28.\nApr. 2017 um 11:53 Uhr:\n> alt",
+            "30 серп. 2016 р. 20:45 \"Arpit\" <a@example.com> пише:\n> старе",
+            "*-------- Original Message --------*\nold",
+            "-----Reply Message-----\nold",
+            "-----Oprindelig meddelelse-----\nold",
+        ] {
+            let new = "These are the new words of my reply.";
+            let body = format!("{new}\n\n{history}");
+            assert_eq!(new_text(&body, None), new, "{history}");
+        }
+    }
+
+    #[test]
+    fn a_reply_that_is_all_quote_has_no_new_text() {
+        // A quoted challenge code is never a confirmation: nothing quoted
+        // becomes new text, even when nothing else was written.
+        assert_eq!(new_text("> Your code is ABCD-EFGH", None), "");
     }
 
     #[test]

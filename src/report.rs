@@ -127,6 +127,18 @@ pub fn show(store: &Store, c: &Case, now: i64) -> anyhow::Result<String> {
             .unwrap_or_else(|| "-".into()),
     );
     line(&mut out, "Flags", format!("{:?}", c.flags));
+    for h in &c.held {
+        line(
+            &mut out,
+            "Held back",
+            format!(
+                "{}, goes out in {} ({})",
+                h.mail.template,
+                age(h.until, now),
+                h.why
+            ),
+        );
+    }
     out.push_str("\nThread:\n");
     for m in &c.messages {
         let (arrow, who) = if m.direction == "in" {
@@ -189,6 +201,7 @@ fn export_with(
         "timers": c.timers.iter().map(|(k, d)| json!({"kind": k.as_str(), "due": d})).collect::<Vec<_>>(),
         "messages": c.messages.iter().map(|m| json!({"message_id": m.message_id, "direction": m.direction, "from": shown_from(m), "to": shown_to(m), "subject": m.subject, "date": m.date, "kind": m.kind})).collect::<Vec<_>>(),
         "outgoing": outgoing,
+        "held": c.held.iter().map(|h| json!({"template": h.mail.template, "since": h.since, "until": h.until, "why": h.why, "merged": h.merged})).collect::<Vec<_>>(),
         "events": store.events(&c.id)?,
     }))
 }
@@ -232,6 +245,7 @@ pub fn timer_effect(kind: TimerKind) -> (&'static str, &'static str) {
         TimerKind::StaffStatus => ("status_note + staff_nudge", "requester, staff"),
         TimerKind::ResolvedClose => ("nothing (closes)", "-"),
         TimerKind::DirectoryRetry => ("account lookup retry", "-"),
+        TimerKind::HeldMail => ("mail the rate limit held back", "requester"),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The worker: opens the source, transport, directory and templates from
 //! the settings, and runs passes: fetch a batch → ingest each message →
-//! one durable flush (group commit) → mark the batch on the source → due
-//! timers → send the outbox. `run` repeats passes until shut down.
+//! one durable flush (group commit, fsync) → mark the batch on the source
+//! → due timers → send the outbox. `run` repeats them until shut down,
+//! each part on its own retry schedule, so a mailbox outage stops neither
+//! timers nor sending.
 //!
 //! One bad message never stops a pass: it is kept in the store with the
 //! error and marked, so it is not retried forever.
@@ -26,7 +28,7 @@ use crate::transport::Transport;
 pub const CRASH_ENV: &str = "RECOVERYDESK_CRASH_AFTER_COMMIT";
 
 /// What one pass did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct PassReport {
     /// Messages ingested (including repeats).
     pub handled: Vec<Handled>,
@@ -36,6 +38,8 @@ pub struct PassReport {
     pub timers: usize,
     /// Outbox results.
     pub sent: SendReport,
+    /// Why mail could not be fetched or marked (the rest of the pass ran).
+    pub source_error: Option<Error>,
 }
 
 /// A running worker.
@@ -111,11 +115,14 @@ async fn open_source_with(
                 .maildir
                 .as_ref()
                 .ok_or_else(|| Error::Config("source.maildir missing".into()))?;
-            Ok(Box::new(MaildirSource::open(
-                &settings.path(&section.path),
-                settings.raw.source.max_message_bytes,
-                cursor,
-            )?))
+            Ok(Box::new(
+                MaildirSource::open(
+                    &settings.path(&section.path),
+                    settings.raw.source.max_message_bytes,
+                    cursor,
+                )?
+                .with_batch_bytes(settings.raw.source.batch_bytes),
+            ))
         }
         SourceKind::Imap => crate::wiring::open_imap(settings, cursor, eager).await,
     }
@@ -166,52 +173,37 @@ impl Worker {
         })
     }
 
-    /// One pass: all waiting mail, due timers, the outbox.
+    /// One pass: all waiting mail, due timers, the outbox. A mailbox that
+    /// cannot be read is reported in [`PassReport::source_error`] after the
+    /// timers and the outbox have run anyway; only a store failure is an
+    /// error here.
     pub async fn pass(&mut self, now: i64) -> Result<PassReport> {
         let started = std::time::Instant::now();
         let mut report = PassReport::default();
+        if let Err(e) = self.ingest_waiting(now, &mut report).await {
+            if matches!(e, Error::Store(_)) {
+                return Err(e);
+            }
+            tracing::error!(error.message = %e, source = %self.source.describe(), "mail could not be fetched; timers and the outbox run anyway");
+            report.source_error = Some(e);
+        }
+        self.duties(now, &mut report).await?;
+        self.observe_ack_latency(started, &report);
+        Ok(report)
+    }
+
+    /// Fetches, ingests, flushes and marks batches until a fetch comes back
+    /// empty.
+    async fn ingest_waiting(&mut self, now: i64, report: &mut PassReport) -> Result<()> {
         let batch_size = self.pipeline.settings.raw.source.batch_size.max(1);
         loop {
             let batch = self.source.fetch_batch(batch_size).await?;
             if batch.is_empty() {
-                break;
+                return Ok(());
             }
-            let mut done = Vec::with_capacity(batch.len());
-            // Held a secret: marked apart (the source may move them aside).
-            let mut secret = Vec::new();
-            // Reading is pure and half the work: other cores read ahead
-            // while messages meet the store here one by one, in order.
-            let batch = Arc::new(batch);
-            let mut readings = self.pipeline.read_ahead(batch.clone());
-            for fetched in batch.iter() {
-                let result = match readings.next().await {
-                    Ok(reading) => {
-                        let held_secret = reading.kept.is_some();
-                        let result = self.pipeline.ingest_read(fetched, reading, now).await;
-                        if held_secret && result.is_ok() {
-                            secret.push(fetched.source_id.clone());
-                        }
-                        result
-                    }
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Ok(handled) => {
-                        log_handled(&handled);
-                        report.handled.push(handled);
-                    }
-                    Err(Error::Store(e)) => return Err(Error::Store(e)),
-                    Err(e) => {
-                        report.errors += 1;
-                        tracing::error!(source_id = %fetched.source_id, error.message = %e, "message failed; kept and set aside");
-                        quarantine(&self.pipeline.store, fetched, &e, now)?;
-                    }
-                }
-                if secret.last() != Some(&fetched.source_id) {
-                    done.push(fetched.source_id.clone());
-                }
-            }
-            // Group commit: one durable flush for the whole batch, then mark.
+            let (done, secret) = self.ingest_batch(batch, now, report).await?;
+            // Group commit: one durable flush (fsync) for the whole batch,
+            // then mark.
             self.pipeline.store.flush()?;
             if std::env::var_os(CRASH_ENV).is_some() {
                 tracing::error!(
@@ -223,14 +215,63 @@ impl Worker {
                 self.source.mark_done(&done).await?;
                 self.source.mark_secret(&secret).await?;
             }
-            if batch.len() < batch_size {
-                break;
+            // A batch may end short of `batch_size` on its byte budget, so
+            // only an empty fetch says nothing more is waiting.
+        }
+    }
+
+    /// Ingests one batch in order; returns the source ids to mark done and
+    /// those that held a secret (marked apart: the source may move them
+    /// aside).
+    async fn ingest_batch(
+        &mut self,
+        batch: Vec<Fetched>,
+        now: i64,
+        report: &mut PassReport,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let mut done = Vec::with_capacity(batch.len());
+        let mut secret = Vec::new();
+        // Reading is pure and half the work: other cores read ahead
+        // while messages meet the store here one by one, in order.
+        let batch = Arc::new(batch);
+        let mut readings = self.pipeline.read_ahead(batch.clone());
+        for fetched in batch.iter() {
+            let result = match readings.next().await {
+                Ok(reading) => {
+                    let held_secret = reading.kept.is_some();
+                    let result = self.pipeline.ingest_read(fetched, reading, now).await;
+                    if held_secret && result.is_ok() {
+                        secret.push(fetched.source_id.clone());
+                    }
+                    result
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(handled) => {
+                    log_handled(&handled);
+                    report.handled.push(handled);
+                }
+                Err(Error::Store(e)) => return Err(Error::Store(e)),
+                Err(e) => {
+                    report.errors += 1;
+                    tracing::error!(source_id = %fetched.source_id, error.message = %e, "message failed; kept and set aside");
+                    quarantine(&self.pipeline.store, fetched, &e, now)?;
+                }
+            }
+            if secret.last() != Some(&fetched.source_id) {
+                done.push(fetched.source_id.clone());
             }
         }
+        Ok((done, secret))
+    }
+
+    /// The work that needs no mailbox: due timers, the outbox, the digest.
+    async fn duties(&mut self, now: i64, report: &mut PassReport) -> Result<()> {
         report.timers = self.pipeline.run_timers(now).await?;
         self.pipeline.store.flush()?;
         report.sent = outbox::send_due(&self.pipeline, self.transport.as_ref(), now).await?;
-        if !self.dry_run {
+        if !self.dry_run && !report.sent.unavailable {
             if let Err(e) =
                 crate::digest::send_if_due(&self.pipeline, self.transport.as_ref(), now).await
             {
@@ -238,8 +279,12 @@ impl Worker {
                 tracing::warn!(error.message = %e, "daily digest not sent");
             }
         }
-        // Acknowledgements of messages fetched in this pass: the time from
-        // the start of the pass to the transport accepting them.
+        self.pipeline.store.flush()
+    }
+
+    /// Acknowledgements of messages fetched in this pass: the time from
+    /// the start of the pass to the transport accepting them.
+    fn observe_ack_latency(&self, started: std::time::Instant, report: &PassReport) {
         let acks = report
             .handled
             .iter()
@@ -250,59 +295,98 @@ impl Worker {
                 .metrics
                 .observe_ack_latency(started.elapsed().as_secs_f64());
         }
-        self.pipeline.store.flush()?;
-        Ok(report)
     }
 
-    /// Runs passes until `shutdown` resolves; finishes the pass in hand.
+    /// Runs until `shutdown` resolves; finishes the work in hand. Mail in,
+    /// timers and the outbox fail on their own: the mailbox retries with
+    /// its own backoff while timers and the outbox keep to the poll
+    /// interval, and an unavailable transport is retried after its own
+    /// (shorter) backoff, not a whole poll interval later.
     pub async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
         let poll = self.pipeline.settings.raw.source.poll_interval;
-        let mut failures: u32 = 0;
+        let mut mailbox = Retry::default();
+        let mut outbox = Retry::default();
         let mut ever_worked = false;
         loop {
-            match self.pass(crate::clock::now()).await {
-                Ok(_) => {
-                    failures = 0;
-                    ever_worked = true;
-                }
-                Err(e @ Error::Store(_)) => return Err(e),
-                // A wrong password or a missing mailbox at start-up is the
-                // operator's to fix (exit 2). Once the worker has run, the
-                // same answer is most likely passing (a mailbox being
-                // recreated, an auth backend restarting): keep retrying.
-                Err(e @ Error::Config(_)) if !ever_worked => return Err(e),
-                Err(e) => {
-                    failures += 1;
-                    self.pipeline
-                        .metrics
-                        .source_failures
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::error!(error.message = %e, source = %self.source.describe(), failures, "pass failed; retrying");
+            let now = crate::clock::now();
+            let started = std::time::Instant::now();
+            let mut report = PassReport::default();
+            if mailbox.due() {
+                match self.ingest_waiting(now, &mut report).await {
+                    Ok(()) => {
+                        mailbox.succeeded();
+                        ever_worked = true;
+                    }
+                    Err(e @ Error::Store(_)) => return Err(e),
+                    // A wrong password or a missing mailbox at start-up is the
+                    // operator's to fix (exit 2). Once the worker has run, the
+                    // same answer is most likely passing (a mailbox being
+                    // recreated, an auth backend restarting): keep retrying.
+                    Err(e @ Error::Config(_)) if !ever_worked => return Err(e),
+                    Err(e) => {
+                        mailbox.failed();
+                        self.pipeline
+                            .metrics
+                            .source_failures
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::error!(error.message = %e, source = %self.source.describe(), failures = mailbox.failures, "fetching mail failed; retrying");
+                    }
                 }
             }
-            let wait = if failures == 0 {
-                poll
+            self.duties(now, &mut report).await?;
+            self.observe_ack_latency(started, &report);
+            if report.sent.unavailable {
+                outbox.failed();
             } else {
-                backoff(failures)
-            };
+                outbox.succeeded();
+            }
+            let wait = mailbox.wait(outbox.wait(poll));
             tokio::select! {
                 _ = &mut shutdown => {
                     tracing::info!("shutting down");
                     return Ok(());
                 }
-                res = self.source.wait_for_new(wait) => {
+                res = self.source.wait_for_new(wait), if mailbox.failures == 0 => {
                     if let Err(e) = res {
-                        failures += 1;
                         tracing::warn!(error.message = %e, "waiting for mail failed");
-                        // The backoff must not delay a shutdown.
-                        tokio::select! {
-                            _ = &mut shutdown => return Ok(()),
-                            _ = tokio::time::sleep(backoff(failures)) => {}
-                        }
+                        mailbox.failed();
                     }
                 }
+                _ = tokio::time::sleep(wait), if mailbox.failures > 0 => {}
             }
+        }
+    }
+}
+
+/// When a failing part (the mailbox, the transport) is tried next.
+#[derive(Debug, Default)]
+struct Retry {
+    failures: u32,
+    at: Option<std::time::Instant>,
+}
+
+impl Retry {
+    fn due(&self) -> bool {
+        self.at.is_none_or(|at| std::time::Instant::now() >= at)
+    }
+
+    fn succeeded(&mut self) {
+        *self = Retry::default();
+    }
+
+    fn failed(&mut self) {
+        self.failures += 1;
+        self.at = Some(std::time::Instant::now() + backoff(self.failures));
+    }
+
+    /// `limit`, or less when a retry is due sooner.
+    fn wait(&self, limit: Duration) -> Duration {
+        match self.at {
+            Some(at) => at
+                .saturating_duration_since(std::time::Instant::now())
+                .min(limit),
+            None => limit,
         }
     }
 }
@@ -344,4 +428,176 @@ pub fn quarantine(store: &Store, fetched: &Fetched, error: &Error, now: i64) -> 
             .map(|c| (c.key.clone(), c.value.clone())),
         ..Commit::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::future::BoxFuture;
+    use std::sync::Mutex;
+
+    /// What the fake source saw: the store's fsync count when each batch
+    /// was fetched and when it was marked.
+    #[derive(Default)]
+    struct Seen {
+        fetched_at: Vec<u64>,
+        marked_at: Vec<u64>,
+        marked: Vec<String>,
+    }
+
+    /// A source that hands out its messages once, or fails every fetch.
+    struct FakeSource {
+        store: Store,
+        waiting: Vec<Fetched>,
+        down: bool,
+        seen: Arc<Mutex<Seen>>,
+    }
+
+    impl Source for FakeSource {
+        fn fetch_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<Fetched>>> {
+            Box::pin(async move {
+                if self.down {
+                    return Err(Error::Transient("connection refused".into()));
+                }
+                let take = max.min(self.waiting.len());
+                let batch: Vec<Fetched> = self.waiting.drain(..take).collect();
+                if !batch.is_empty() {
+                    let syncs = self.store.durable_flushes();
+                    self.seen.lock().unwrap().fetched_at.push(syncs);
+                }
+                Ok(batch)
+            })
+        }
+
+        fn mark_done<'a>(&'a mut self, ids: &'a [String]) -> BoxFuture<'a, Result<()>> {
+            Box::pin(async move {
+                // The worker also marks the (here always empty) list of
+                // messages that held a secret.
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let syncs = self.store.durable_flushes();
+                let mut seen = self.seen.lock().unwrap();
+                seen.marked_at.push(syncs);
+                seen.marked.extend(ids.iter().cloned());
+                Ok(())
+            })
+        }
+
+        fn wait_for_new(&mut self, _: Duration) -> BoxFuture<'_, Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn describe(&self) -> String {
+            "fake".into()
+        }
+    }
+
+    fn request(i: usize) -> Fetched {
+        let raw = format!(
+            "From: r{i}@example.org\r\nTo: support@pypi.example\r\nSubject: Lost 2FA\r\n\
+             Message-ID: <w{i}@example.org>\r\n\r\nUsername: user{i}\r\nI lost my phone.\r\n"
+        );
+        Fetched {
+            source_id: format!("id-{i}"),
+            raw: raw.into_bytes(),
+            oversize: None,
+            cursor: None,
+        }
+    }
+
+    fn worker(
+        dir: &std::path::Path,
+        waiting: Vec<Fetched>,
+        down: bool,
+    ) -> (Worker, Arc<Mutex<Seen>>) {
+        std::fs::write(dir.join("secret.key"), "worker-test-key-0123456789abcdef").unwrap();
+        std::fs::write(dir.join("accounts.toml"), "").unwrap();
+        let text = crate::config::DEMO_TOML.replace("batch_size = 100", "batch_size = 2");
+        let settings = Arc::new(Settings::from_toml(&text, dir, "test").unwrap());
+        let store = Store::open(&dir.join("store")).unwrap();
+        let pipeline = open_pipeline_with_store(settings, store.clone()).unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let source = FakeSource {
+            store,
+            waiting,
+            down,
+            seen: seen.clone(),
+        };
+        let transport = Arc::new(FileTransport::new(&dir.join("outbox")).unwrap());
+        let worker = Worker {
+            pipeline,
+            source: Box::new(source),
+            transport,
+            dry_run: false,
+        };
+        (worker, seen)
+    }
+
+    #[tokio::test]
+    async fn each_batch_is_fsynced_before_the_source_marks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut worker, seen) = worker(dir.path(), (0..5).map(request).collect(), false);
+        let report = worker.pass(1_763_900_000).await.unwrap();
+        assert_eq!(report.handled.len(), 5);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.marked.len(), 5, "every message marked");
+        assert_eq!(seen.fetched_at.len(), 3, "batches of 2, 2 and 1");
+        assert_eq!(seen.marked_at.len(), 3);
+        for (fetched, marked) in seen.fetched_at.iter().zip(&seen.marked_at) {
+            assert!(
+                marked > fetched,
+                "a batch fetched after {fetched} fsyncs was marked after {marked}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_mailbox_that_cannot_be_read_stops_neither_timers_nor_sending() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 1_763_900_000;
+        // A first pass with the mailbox up queues acknowledgements, and
+        // (the transport being down then) leaves them unsent.
+        let (mut worker, _) = worker(dir.path(), vec![request(1), request(2)], false);
+        worker.transport = Arc::new(Unavailable);
+        let first = worker.pass(now).await.unwrap();
+        assert!(first.sent.unavailable);
+        assert_eq!(first.sent.sent, 0);
+        let queued = worker.pipeline.store.pending_outbox().unwrap().len();
+        assert!(queued >= 2, "acknowledgements queued: {queued}");
+        // Now the mailbox is down and the transport is back.
+        worker.source = Box::new(FakeSource {
+            store: worker.pipeline.store.clone(),
+            waiting: Vec::new(),
+            down: true,
+            seen: Arc::default(),
+        });
+        worker.transport = Arc::new(FileTransport::new(&dir.path().join("outbox")).unwrap());
+        // A month later: the requests still lack everything, so reminders
+        // and close notices are due.
+        let second = worker.pass(now + 30 * 86_400).await.unwrap();
+        assert!(
+            second.source_error.is_some(),
+            "the fetch failure is reported"
+        );
+        assert!(second.timers > 0, "timers ran");
+        assert!(second.sent.sent > queued, "{:?}", second.sent);
+        assert!(worker.pipeline.store.pending_outbox().unwrap().is_empty());
+    }
+
+    /// A transport whose server cannot be reached.
+    struct Unavailable;
+
+    impl Transport for Unavailable {
+        fn send<'a>(
+            &'a self,
+            _: &'a crate::transport::OutgoingMessage,
+        ) -> BoxFuture<'a, Result<()>> {
+            Box::pin(async { Err(Error::Unavailable("connection refused".into())) })
+        }
+
+        fn describe(&self) -> String {
+            "down".into()
+        }
+    }
 }

@@ -1,14 +1,18 @@
 //! The transitions: one function per event, all pure.
 
+use crate::case::answer::{self, YesNo};
 use crate::case::{
     Case, CaseState, Challenge, Ctx, Event, Flag, LogEntry, LookupOutcome, Mail, Outcome,
     OwnerAnswerKind, Recipient, RequesterMessage, TimerKind, Verification,
 };
 use crate::domain::Priority;
-use crate::request::{Claim, Reason};
+use crate::request::{Claim, Field, Reason};
 use crate::staff_cmd::{Command, StaffMessage};
 use crate::thread::Role;
 use crate::verify;
+
+/// Replies in a row without progress after which a person takes over.
+pub const ROUNDS_BEFORE_STAFF: u32 = 2;
 
 /// Failed directory lookups of one case after which staff are told.
 pub const DIRECTORY_TRIES_BEFORE_ALERT: u32 = 4;
@@ -30,7 +34,7 @@ pub fn apply(case: &Case, event: &Event, ctx: &Ctx<'_>) -> Outcome {
             step.case.flag(Flag::UnverifiedSubjectTag);
             step.log("system", format!("{from} used this case's subject tag but is not a participant: held, not merged"));
             step.notify(
-                "staff_forged",
+                "staff_unverified_tag",
                 format!("{from} used the case tag without being a participant"),
             );
         }
@@ -138,6 +142,8 @@ impl Step<'_> {
             .fields
             .reasons
             .contains(&Reason::SuspectedCompromise);
+        let missing_before = self.case.missing.clone();
+        self.answer_in_context(msg);
         self.case.fields.merge(&msg.fields_for(&self.case.fields));
         for secret in &msg.secrets {
             if !self.case.secrets_found.contains(secret) {
@@ -265,11 +271,68 @@ impl Step<'_> {
         self.advance(false);
         if self.mails.iter().all(|m| m.to != Recipient::Requester) {
             if before == CaseState::AwaitingInfo || !self.case.missing.is_empty() {
-                self.send(Mail::new("request_info", Recipient::Requester));
+                self.ask_again_or_hand_over(before, &missing_before);
             } else {
                 self.status_reply(now);
             }
         }
+    }
+
+    /// A short "yes"/"no" answers the one yes/no question the case asked;
+    /// with several open it is ambiguous and the field rules decide.
+    fn answer_in_context(&mut self, msg: &RequesterMessage) {
+        if self.case.state != CaseState::AwaitingInfo {
+            return;
+        }
+        let (Some(field), Some(yes_no)) = (
+            answer::single_open_question(&self.case.missing),
+            msg.short_answer,
+        ) else {
+            return;
+        };
+        if msg.fields.has(field) {
+            return;
+        }
+        answer::answer(&mut self.case.fields, field, yes_no);
+        self.log(
+            "system",
+            format!(
+                "a short {} answered the one open question ({})",
+                match yes_no {
+                    YesNo::Yes => "yes",
+                    YesNo::No => "no",
+                },
+                field.code()
+            ),
+        );
+    }
+
+    /// Asks for what is still missing, unless two replies in a row left the
+    /// same details missing: then a person takes over, and staff are told
+    /// why, instead of a third identical request.
+    fn ask_again_or_hand_over(&mut self, before: CaseState, missing_before: &[Field]) {
+        let stuck = before == CaseState::AwaitingInfo && self.case.missing == missing_before;
+        self.case.rounds_without_progress = if stuck {
+            self.case.rounds_without_progress + 1
+        } else {
+            0
+        };
+        if self.case.rounds_without_progress < ROUNDS_BEFORE_STAFF {
+            self.send(Mail::new("request_info", Recipient::Requester));
+            return;
+        }
+        let missing: Vec<&str> = self.case.missing.iter().map(|f| f.code()).collect();
+        let missing = missing.join(", ");
+        self.queue_for_staff(false);
+        self.log(
+            "system",
+            format!("two replies did not bring {missing}: handed to staff instead of asking a third time"),
+        );
+        self.send(Mail::new("handed_to_staff", Recipient::Requester));
+        self.notify(
+            "staff_nudge",
+            format!("the requester answered twice without giving {missing}; asking again would not help: please read the thread and reply in your own words"),
+        );
     }
 
     /// A reply to a resolved case: "it works, thanks" restarts the quiet
@@ -773,6 +836,7 @@ impl Step<'_> {
             return;
         }
         let mut internal = false;
+        let first_new = self.mails.len();
         for command in &message.commands {
             self.command(&actor, from, command, lookup);
             internal |= matches!(command, Command::Note { .. });
@@ -783,9 +847,24 @@ impl Step<'_> {
             if let Some(name) = name {
                 mail = mail.with("staff_name", name);
             }
+            // One mail per staff message: the person's words first, then
+            // what their commands changed (`/ask` + text, `/close` + text).
+            if let Some(structured) = self.take_requester_mails(first_new).pop() {
+                mail = mail.with("with", structured.template);
+            }
             self.send(mail);
             self.log(&actor, "reply relayed to the requester");
         }
+    }
+
+    /// Removes the requester's mails queued since `from` and returns them.
+    fn take_requester_mails(&mut self, from: usize) -> Vec<Mail> {
+        let later = self.mails.split_off(from);
+        let (theirs, others): (Vec<Mail>, Vec<Mail>) = later
+            .into_iter()
+            .partition(|m| m.to == Recipient::Requester);
+        self.mails.extend(others);
+        theirs
     }
 
     fn command(

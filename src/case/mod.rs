@@ -7,6 +7,7 @@
 //! rule of ARCHITECTURE.md ("The rules the code keeps") that concerns a case lives here and is unit-tested
 //! here. Sending, storing and looking up accounts are the caller's job.
 
+mod answer;
 mod apply;
 mod timers;
 
@@ -24,6 +25,7 @@ use crate::secrets::SecretKind;
 use crate::staff_cmd::StaffMessage;
 use crate::thread::{Role, ThreadStrength};
 
+pub use answer::{short_answer, YesNo};
 pub use apply::apply;
 pub use timers::{next_allowed, QuietHours};
 
@@ -199,6 +201,8 @@ pub enum TimerKind {
     ResolvedClose,
     /// Retry an unavailable account directory.
     DirectoryRetry,
+    /// Send the mail the rate limit held back (merged, one per recipient).
+    HeldMail,
 }
 
 impl TimerKind {
@@ -213,6 +217,7 @@ impl TimerKind {
             TimerKind::StaffStatus => "staff_status",
             TimerKind::ResolvedClose => "resolved_close",
             TimerKind::DirectoryRetry => "directory_retry",
+            TimerKind::HeldMail => "held_mail",
         }
     }
 
@@ -234,7 +239,7 @@ impl TimerKind {
 }
 
 /// Every timer kind.
-pub const ALL_TIMERS: [TimerKind; 8] = [
+pub const ALL_TIMERS: [TimerKind; 9] = [
     TimerKind::Reminder,
     TimerKind::CloseInactive,
     TimerKind::ChallengeReminder,
@@ -243,6 +248,7 @@ pub const ALL_TIMERS: [TimerKind; 8] = [
     TimerKind::StaffStatus,
     TimerKind::ResolvedClose,
     TimerKind::DirectoryRetry,
+    TimerKind::HeldMail,
 ];
 
 /// One message on the case, in or out.
@@ -319,6 +325,31 @@ pub struct Case {
     pub continues: Option<CaseId>,
     /// Messages in and out.
     pub messages: Vec<MessageRef>,
+    /// Mail the rate limit held back, at most one per recipient, sent by
+    /// the [`TimerKind::HeldMail`] timer (stores from before it read as none).
+    #[serde(default)]
+    pub held: Vec<HeldMail>,
+    /// Replies in a row that left the same details missing (after two, a
+    /// person takes over instead of a third identical request).
+    #[serde(default)]
+    pub rounds_without_progress: u32,
+}
+
+/// A mail the rate limit held back instead of dropping it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldMail {
+    /// The mail; composed only when it goes out, so it tells the case as it
+    /// stands then. Never a challenge: a code is not kept in clear.
+    pub mail: Mail,
+    /// When it was first held (Unix seconds).
+    pub since: i64,
+    /// When the limit allows it (Unix seconds).
+    pub until: i64,
+    /// Why it was held, for staff and the case log.
+    pub why: String,
+    /// Earlier held mail this one replaces (template names, oldest first).
+    #[serde(default)]
+    pub merged: Vec<String>,
 }
 
 impl Case {
@@ -350,6 +381,8 @@ impl Case {
             closed_at: None,
             continues: None,
             messages: Vec::new(),
+            held: Vec::new(),
+            rounds_without_progress: 0,
         }
     }
 
@@ -505,6 +538,10 @@ pub struct RequesterMessage {
     pub oversize: Option<u64>,
     /// The message could not be fully parsed.
     pub malformed: bool,
+    /// A short yes or no that is all the new text says (read in context by
+    /// the core: it answers the case's one open yes/no question).
+    #[serde(default)]
+    pub short_answer: Option<YesNo>,
     /// How firmly the mail is tied to the case. Mail tied only by what
     /// anyone can write (the sender's address) answers no challenge, keeps
     /// the case's language and only fills in what the case lacks.

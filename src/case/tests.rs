@@ -92,6 +92,7 @@ fn message(fields: RequestFields) -> RequesterMessage {
         lookup: None,
         oversize: None,
         malformed: false,
+        short_answer: None,
         thread: ThreadStrength::Proven,
     }
 }
@@ -477,6 +478,91 @@ fn an_unavailable_directory_acknowledges_now_and_challenges_once_a_retry_finds_t
     assert_eq!(third.case.state, CaseState::AwaitingVerification);
 }
 
+// ---- answers in context --------------------------------------------------
+
+/// A request that lacks only the email-access answer.
+fn asked_about_access(policy: &Policy) -> Case {
+    let fields = RequestFields {
+        claims_email_access: Claim::Unknown,
+        ..complete_fields()
+    };
+    run(&fresh(), &opening(fields, None), T0, policy).case
+}
+
+fn short(answer: Option<YesNo>, lookup: Option<LookupOutcome>) -> Event {
+    Event::Requester(RequesterMessage {
+        short_answer: answer,
+        lookup,
+        ..message(RequestFields::default())
+    })
+}
+
+#[test]
+fn a_short_yes_answers_the_one_open_question_and_the_challenge_goes_out() {
+    let p = policy();
+    let case = asked_about_access(&p);
+    assert_eq!(case.missing, vec![Field::EmailAccess]);
+    let out = run(&case, &short(Some(YesNo::Yes), Some(found())), T0 + 600, &p);
+    assert_eq!(out.case.fields.claims_email_access, Claim::Yes);
+    assert!(out.case.missing.is_empty());
+    assert_eq!(to_requester(&out), vec!["challenge_sent"]);
+    assert!(logged(
+        &out,
+        "a short yes answered the one open question (email_access)"
+    ));
+}
+
+#[test]
+fn a_short_no_to_the_access_question_sends_the_case_to_staff_review() {
+    let p = policy();
+    let out = run(
+        &asked_about_access(&p),
+        &short(Some(YesNo::No), None),
+        T0 + 600,
+        &p,
+    );
+    assert_eq!(out.case.fields.claims_email_access, Claim::No);
+    assert_eq!(out.case.state, CaseState::AwaitingStaff);
+}
+
+#[test]
+fn a_short_yes_with_two_questions_open_answers_neither() {
+    let p = policy();
+    let case = awaiting_info(&p);
+    let out = run(&case, &short(Some(YesNo::Yes), None), T0 + 600, &p);
+    assert_eq!(out.case.missing, case.missing);
+    assert_eq!(to_requester(&out), vec!["request_info"]);
+}
+
+#[test]
+fn two_replies_without_progress_hand_the_case_to_staff_instead_of_a_third_request() {
+    let p = policy();
+    let case = awaiting_info(&p);
+    let first = run(&case, &short(None, None), T0 + 600, &p);
+    assert_eq!(to_requester(&first), vec!["request_info"]);
+    let second = run(&first.case, &short(None, None), T0 + 1200, &p);
+    assert_eq!(to_requester(&second), vec!["handed_to_staff"]);
+    assert_eq!(to_staff(&second), vec!["staff_nudge"]);
+    assert_eq!(second.case.state, CaseState::AwaitingStaff);
+    assert!(logged(
+        &second,
+        "handed to staff instead of asking a third time"
+    ));
+    // Progress in between starts the count again.
+    let fields = RequestFields {
+        agreed_code_of_conduct: Tick::Stated,
+        ..RequestFields::default()
+    };
+    let moved = run(
+        &first.case,
+        &Event::Requester(message(fields)),
+        T0 + 1200,
+        &p,
+    );
+    assert_eq!(to_requester(&moved), vec!["request_info"]);
+    assert_eq!(moved.case.rounds_without_progress, 0);
+}
+
 // ---- verification -----------------------------------------------------
 
 #[test]
@@ -780,6 +866,42 @@ fn an_unanswered_challenge_expires_and_a_late_code_gets_a_fresh_challenge_not_a_
 // ---- staff ---------------------------------------------------------------
 
 #[test]
+fn ask_or_close_with_text_sends_the_requester_one_mail_with_the_text_first() {
+    let p = policy();
+    let ask = staff(
+        vec![Command::Ask {
+            fields: vec![Field::Proofs],
+        }],
+        "Could you tell us which packages you maintain?",
+    );
+    let out = run(&with_staff(&p), &ask, T0 + DAY, &p);
+    assert_eq!(to_requester(&out), vec!["staff_relay"]);
+    assert_eq!(
+        out.mails[0].extra.get("with").map(String::as_str),
+        Some("request_info")
+    );
+    let close = staff(
+        vec![Command::Close { reason: None }],
+        "We restored your account. Take care.",
+    );
+    let out = run(&with_staff(&p), &close, T0 + DAY, &p);
+    assert_eq!(to_requester(&out), vec!["staff_relay"]);
+    assert_eq!(out.case.state, CaseState::Closed);
+    assert_eq!(
+        out.mails[0].extra.get("with").map(String::as_str),
+        Some("closed")
+    );
+    // Without text the command's own mail still goes out.
+    let out = run(
+        &with_staff(&p),
+        &staff(vec![Command::Close { reason: None }], ""),
+        T0 + DAY,
+        &p,
+    );
+    assert_eq!(to_requester(&out), vec!["closed"]);
+}
+
+#[test]
 fn staff_text_is_relayed_to_the_requester_with_the_staff_name() {
     let p = policy();
     let out = run(
@@ -1053,7 +1175,7 @@ fn a_subject_tag_from_a_stranger_is_held_and_flagged_not_merged() {
     assert!(out.case.flags.contains(&Flag::UnverifiedSubjectTag));
     assert!(out.case.other_requesters.is_empty());
     assert!(to_requester(&out).is_empty());
-    assert_eq!(to_staff(&out), vec!["staff_forged"]);
+    assert_eq!(to_staff(&out), vec!["staff_unverified_tag"]);
 }
 
 #[test]

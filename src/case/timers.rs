@@ -177,10 +177,28 @@ impl Step<'_> {
                     }
                 }
             }
+            TimerKind::HeldMail => self.release_held(),
             _ => self.log(
                 "system",
                 format!("{} no longer applies: skipped", kind.as_str()),
             ),
+        }
+    }
+
+    /// Hands the mail the rate limit held back to the caller again, which
+    /// sends it (composed from the case as it stands now) or holds it anew.
+    fn release_held(&mut self) {
+        for held in std::mem::take(&mut self.case.held) {
+            let merged = if held.merged.is_empty() {
+                String::new()
+            } else {
+                format!(" (in place of {})", held.merged.join(", "))
+            };
+            self.log(
+                "system",
+                format!("held {} released{merged}", held.mail.template),
+            );
+            self.send(held.mail);
         }
     }
 

@@ -24,6 +24,7 @@ pub struct MaildirSource {
     max_message_bytes: u64,
     cursor: CursorReader,
     read_only: bool,
+    batch_bytes: u64,
 }
 
 impl MaildirSource {
@@ -38,7 +39,27 @@ impl MaildirSource {
             max_message_bytes,
             cursor,
             read_only: false,
+            batch_bytes: u64::MAX,
         })
+    }
+
+    /// Ends a batch once it reaches `bytes` (a larger file is a batch of
+    /// its own); unbounded unless set.
+    pub fn with_batch_bytes(mut self, bytes: u64) -> Self {
+        self.batch_bytes = bytes;
+        self
+    }
+
+    /// What a file costs in a batch: headers only above the size limit.
+    fn cost(&self, rel: &str) -> u64 {
+        let size = std::fs::metadata(self.root.join(rel))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if size > self.max_message_bytes {
+            HEADER_LIMIT as u64
+        } else {
+            size
+        }
     }
 
     fn unique(name: &str) -> &str {
@@ -137,7 +158,14 @@ impl Source for MaildirSource {
     fn fetch_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<Fetched>>> {
         Box::pin(async move {
             let mut out = Vec::new();
-            for rel in self.pending(max)? {
+            let mut names = self.pending(max)?;
+            let take = crate::source::batch_len(
+                names.iter().map(|rel| self.cost(rel)),
+                max,
+                self.batch_bytes,
+            );
+            names.truncate(take);
+            for rel in names {
                 match self.read(&rel) {
                     Ok(f) => out.push(f),
                     // Another client may have moved the file meanwhile; it shows up again next pass.

@@ -59,5 +59,54 @@ pub trait Source: Send {
     fn set_read_only(&mut self) {}
 }
 
+/// How many of the waiting messages, of these sizes in order, make the
+/// next batch: at most `max`, and no more bytes than `budget` unless the
+/// first message alone is larger (it is then a batch of its own).
+pub fn batch_len(sizes: impl IntoIterator<Item = u64>, max: usize, budget: u64) -> usize {
+    let mut total = 0u64;
+    let mut take = 0;
+    for size in sizes.into_iter().take(max) {
+        if take > 0 && total.saturating_add(size) > budget {
+            break;
+        }
+        total = total.saturating_add(size);
+        take += 1;
+    }
+    take
+}
+
 /// Reads the last committed cursor value for a key from the store.
 pub type CursorReader = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_ends_at_its_byte_budget_and_a_large_message_goes_alone() {
+        const MB: u64 = 1024 * 1024;
+        // Small mail: the count decides.
+        assert_eq!(batch_len([3_000; 500], 100, 8 * MB), 100);
+        // Three 3 MB messages fit 8 MB twice over only once.
+        assert_eq!(batch_len([3 * MB, 3 * MB, 3 * MB], 100, 8 * MB), 2);
+        // A 10 MB message is a batch of its own, first or not.
+        assert_eq!(batch_len([10 * MB, 1_000, 1_000], 100, 8 * MB), 1);
+        assert_eq!(batch_len([1_000, 10 * MB], 100, 8 * MB), 1);
+        assert_eq!(batch_len(std::iter::empty(), 100, 8 * MB), 0);
+    }
+
+    #[tokio::test]
+    async fn a_maildir_batch_keeps_to_the_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = vec![b'x'; 600_000];
+        for i in 0..4 {
+            maildir::deliver(dir.path(), &big, &format!("100{i}.big")).unwrap();
+        }
+        let cursor: CursorReader = std::sync::Arc::new(|_: &str| None);
+        let mut source = maildir::MaildirSource::open(dir.path(), 10_000_000, cursor)
+            .unwrap()
+            .with_batch_bytes(1_000_000);
+        let batch = source.fetch_batch(100).await.unwrap();
+        assert_eq!(batch.len(), 1, "one 600 kB file per 1 MB batch");
+    }
+}

@@ -78,6 +78,8 @@ pub enum TemplateKind {
     Closed,
     /// The message was too large to process.
     TooLarge,
+    /// Two replies did not bring the missing details: a person takes over.
+    HandedToStaff,
     /// Staff: a new case.
     StaffNewCase,
     /// Staff: the requester proved control of the linked address.
@@ -92,12 +94,16 @@ pub enum TemplateKind {
     StaffDeliveryFailure,
     /// Staff: mail claimed a staff address but failed authentication.
     StaffForged,
+    /// Staff: someone who is not a participant used the case's subject tag.
+    StaffUnverifiedTag,
     /// Staff: a command in a staff reply could not be applied.
     StaffCommandError,
     /// Staff: a gentle nudge about a case waiting on staff.
     StaffNudge,
     /// Staff: the requester asked for an update.
     StaffStatusChase,
+    /// Staff: one summary for a flood of one kind of alert across cases.
+    StaffFlood,
     /// Staff: the periodic list of open cases.
     Digest,
 }
@@ -134,6 +140,7 @@ impl TemplateKind {
         TemplateKind::Resolved,
         TemplateKind::Closed,
         TemplateKind::TooLarge,
+        TemplateKind::HandedToStaff,
         TemplateKind::StaffNewCase,
         TemplateKind::StaffVerified,
         TemplateKind::StaffCompromise,
@@ -141,9 +148,11 @@ impl TemplateKind {
         TemplateKind::StaffStale,
         TemplateKind::StaffDeliveryFailure,
         TemplateKind::StaffForged,
+        TemplateKind::StaffUnverifiedTag,
         TemplateKind::StaffCommandError,
         TemplateKind::StaffNudge,
         TemplateKind::StaffStatusChase,
+        TemplateKind::StaffFlood,
         TemplateKind::Digest,
     ];
 
@@ -167,6 +176,7 @@ impl TemplateKind {
             TemplateKind::Resolved => "resolved",
             TemplateKind::Closed => "closed",
             TemplateKind::TooLarge => "too_large",
+            TemplateKind::HandedToStaff => "handed_to_staff",
             TemplateKind::StaffNewCase => "staff_new_case",
             TemplateKind::StaffVerified => "staff_verified",
             TemplateKind::StaffCompromise => "staff_compromise",
@@ -174,9 +184,11 @@ impl TemplateKind {
             TemplateKind::StaffStale => "staff_stale",
             TemplateKind::StaffDeliveryFailure => "staff_delivery_failure",
             TemplateKind::StaffForged => "staff_forged",
+            TemplateKind::StaffUnverifiedTag => "staff_unverified_tag",
             TemplateKind::StaffCommandError => "staff_command_error",
             TemplateKind::StaffNudge => "staff_nudge",
             TemplateKind::StaffStatusChase => "staff_status_chase",
+            TemplateKind::StaffFlood => "staff_flood",
             TemplateKind::Digest => "digest",
         }
     }
@@ -197,9 +209,11 @@ impl TemplateKind {
             | TemplateKind::StaffStale
             | TemplateKind::StaffDeliveryFailure
             | TemplateKind::StaffForged
+            | TemplateKind::StaffUnverifiedTag
             | TemplateKind::StaffCommandError
             | TemplateKind::StaffNudge
             | TemplateKind::StaffStatusChase
+            | TemplateKind::StaffFlood
             | TemplateKind::Digest => Audience::Staff,
             _ => Audience::Requester,
         }

@@ -296,7 +296,8 @@ pub fn scenario(name: &str) -> Option<Value> {
 /// Trims a full context to what the worker passes for `kind`: `challenge`
 /// only for the challenge kinds (and no `code` in `challenge_sent`),
 /// `relay` only for `staff_relay`, `staff` only for staff kinds, `digest`
-/// only for `digest`, `limits` only for `too_large`.
+/// only for `digest`, `limits` only for `too_large`, `flood` only for
+/// `staff_flood`.
 pub fn for_kind(context: &Value, kind: TemplateKind) -> Value {
     let mut v = context.clone();
     let Some(map) = v.as_object_mut() else {
@@ -320,6 +321,9 @@ pub fn for_kind(context: &Value, kind: TemplateKind) -> Value {
     }
     if kind != TemplateKind::TooLarge {
         map.remove("limits");
+    }
+    if kind != TemplateKind::StaffFlood {
+        map.remove("flood");
     }
     v
 }
@@ -441,7 +445,10 @@ fn base() -> Value {
             ],
             "reason": "Waiting on staff for 8 days",
             "failed_recipient": SAMPLE_REQUESTER,
-            "error": "`/ask` needs at least one field name"
+            "error": "`/ask` needs at least one field name",
+            "held": [
+                {"template": "verified", "to": SAMPLE_REQUESTER, "until": "Friday 20 November 2026, 10:12 UTC", "why": "10 replies to this address in the last hour (limit 10 per hour)", "merged": ["request_info"]}
+            ]
         },
         "digest": {
             "cases": [
@@ -450,6 +457,7 @@ fn base() -> Value {
             ]
         },
         "limits": {"size_bytes": 31600000, "limit_bytes": 10485760},
+        "flood": {"kind": "staff_forged", "count": 11, "interval_minutes": 60, "threshold": 10},
         "policy": {"reopen_days": 30, "close_after_days": 14, "waiting_period_days": 7},
         "extra": {}
     })

@@ -47,11 +47,12 @@ impl Transport for FileTransport {
                 format!("X-Envelope-To: {}\r\n", message.envelope_to.join(", ")).into_bytes();
             bytes.extend_from_slice(&message.bytes);
             // Write then rename: a reader never sees half a message. A full
-            // disk is transient: the outbox keeps the message and retries.
+            // disk stops every message alike: the outbox keeps them and
+            // tries again on the next pass.
             std::fs::write(&tmp, &bytes)
-                .map_err(|e| Error::Transient(format!("{}: {e}", tmp.display())))?;
+                .map_err(|e| Error::Unavailable(format!("{}: {e}", tmp.display())))?;
             std::fs::rename(&tmp, &path)
-                .map_err(|e| Error::Transient(format!("{}: {e}", path.display())))?;
+                .map_err(|e| Error::Unavailable(format!("{}: {e}", path.display())))?;
             Ok(())
         })
     }

@@ -5,6 +5,7 @@
 
 pub mod file;
 pub mod smtp;
+mod smtp_pool;
 
 use futures::future::BoxFuture;
 
@@ -25,9 +26,15 @@ pub struct OutgoingMessage {
 
 /// Something that delivers finished messages.
 pub trait Transport: Send + Sync {
-    /// Delivers one message. `Error::Transient` means retry later,
-    /// `Error::Permanent` means the recipient refused it for good.
+    /// Delivers one message. `Error::Transient` means retry this one
+    /// later, `Error::Unavailable` that nothing can be sent right now (the
+    /// server is unreachable or refuses every message), `Error::Permanent`
+    /// that the recipient refused it for good.
     fn send<'a>(&'a self, message: &'a OutgoingMessage) -> BoxFuture<'a, Result<()>>;
+    /// How many messages may be in flight at once.
+    fn connections(&self) -> usize {
+        1
+    }
     /// A short description for logs.
     fn describe(&self) -> String;
 }

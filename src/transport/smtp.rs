@@ -1,5 +1,6 @@
 //! The SMTP transport: finished messages out through lettre's async SMTP
-//! client (tokio, native-tls, pooled connections).
+//! client (tokio, native-tls) over a small pool of our own connections
+//! with `TCP_NODELAY` (see `smtp_pool`).
 //!
 //! Owns the connection settings (STARTTLS, implicit TLS, or plaintext for
 //! loopback tests only), AUTH, and the sorting of failures: a 4xx reply or
@@ -17,10 +18,12 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::Address;
 use serde::Deserialize;
+
+use super::smtp_pool::{Failure, Pool, Protection};
 
 use crate::error::{Error, Result};
 use crate::secret::SecretSource;
@@ -72,6 +75,13 @@ pub struct SmtpSettings {
         deserialize_with = "crate::config::duration"
     )]
     pub timeout: Duration,
+    /// How many connections send at once (default 4, 1 to 32).
+    #[serde(default = "default_connections")]
+    pub connections: usize,
+}
+
+fn default_connections() -> usize {
+    4
 }
 
 fn default_timeout() -> Duration {
@@ -95,7 +105,7 @@ impl SmtpSettings {
 /// connection pool is shared).
 #[derive(Clone)]
 pub struct SmtpTransport {
-    inner: AsyncSmtpTransport<Tokio1Executor>,
+    pool: std::sync::Arc<Pool>,
     place: String,
     tls_name: String,
     description: String,
@@ -122,6 +132,11 @@ pub fn build(settings: &SmtpSettings, base_dir: &Path) -> Result<SmtpTransport> 
              set allow_plaintext = true only for a loopback test server"
         )));
     }
+    if !(1..=32).contains(&settings.connections) {
+        return Err(Error::Config(format!(
+            "smtp {place}: connections must be between 1 and 32"
+        )));
+    }
     if settings.timeout.is_zero() {
         return Err(Error::Config(format!(
             "smtp {place}: timeout must be above 0"
@@ -144,26 +159,31 @@ pub fn build(settings: &SmtpSettings, base_dir: &Path) -> Result<SmtpTransport> 
             )))
         }
     };
-    let tls = match settings.tls {
-        SmtpTls::Plain => Tls::None,
-        SmtpTls::Starttls => Tls::Required(tls_parameters(settings, base_dir)?),
-        SmtpTls::Implicit => Tls::Wrapper(tls_parameters(settings, base_dir)?),
+    let protection = match settings.tls {
+        SmtpTls::Plain => Protection::Plain,
+        SmtpTls::Starttls => Protection::Starttls(tls_parameters(settings, base_dir)?),
+        SmtpTls::Implicit => Protection::Implicit {
+            connector: implicit_connector(settings, base_dir)?,
+            name: settings.tls_name().to_string(),
+        },
     };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
-        .port(settings.port)
-        .tls(tls)
-        .timeout(Some(settings.timeout))
-        .pool_config(PoolConfig::new());
-    if let Some(credentials) = credentials {
-        builder = builder.credentials(credentials);
-    }
     let mode = match settings.tls {
         SmtpTls::Implicit => "tls",
         SmtpTls::Starttls => "starttls",
         SmtpTls::Plain => "plain",
     };
+    let pool = Pool {
+        host: settings.host.clone(),
+        port: settings.port,
+        protection,
+        credentials,
+        timeout: settings.timeout,
+        size: settings.connections,
+        hello: ClientId::default(),
+        idle: Default::default(),
+    };
     Ok(SmtpTransport {
-        inner: builder.build(),
+        pool: std::sync::Arc::new(pool),
         place: place.clone(),
         tls_name: settings.tls_name().to_string(),
         description: format!("smtp+{mode}://{place}"),
@@ -175,37 +195,68 @@ pub fn build(settings: &SmtpSettings, base_dir: &Path) -> Result<SmtpTransport> 
 /// what and where.
 pub async fn check(settings: &SmtpSettings, base_dir: &Path) -> Result<String> {
     let transport = build(settings, base_dir)?;
-    match transport.inner.test_connection().await {
-        Ok(true) => Ok(format!(
-            "{}: connected{}",
-            transport.description,
-            if settings.username.is_some() {
-                ", AUTH ok"
-            } else {
-                ""
-            }
-        )),
-        Ok(false) => Err(Error::Transient(format!(
-            "smtp {}: connected but the server did not answer NOOP",
-            transport.place
-        ))),
-        Err(e) => Err(match transport.classify(&e) {
+    let mut conn = transport.pool.open().await.map_err(|failure| {
+        let operator = failure.is_operators();
+        match transport.failure(failure) {
             // At check time a refused login or certificate is the
             // operator's to fix, not something to wait out.
-            Error::Transient(text) if is_config_problem(&e) => Error::Config(text),
+            Error::Transient(text) | Error::Unavailable(text) if operator => Error::Config(text),
             other => other,
-        }),
+        }
+    })?;
+    if !conn.test_connected().await {
+        return Err(Error::Unavailable(format!(
+            "smtp {}: connected but the server did not answer NOOP",
+            transport.place
+        )));
     }
+    let _ = conn.quit().await;
+    Ok(format!(
+        "{}: connected{}",
+        transport.description,
+        if settings.username.is_some() {
+            ", AUTH ok"
+        } else {
+            ""
+        }
+    ))
+}
+
+fn read_ca(settings: &SmtpSettings, base_dir: &Path) -> Result<Option<(PathBuf, Vec<u8>)>> {
+    let Some(path) = &settings.ca_file else {
+        return Ok(None);
+    };
+    let path = base_dir.join(path);
+    let pem = std::fs::read(&path)
+        .map_err(|e| Error::Config(format!("smtp.ca_file: cannot read {}: {e}", path.display())))?;
+    Ok(Some((path, pem)))
+}
+
+/// The TLS client for implicit TLS, trusting the configured CA as well.
+fn implicit_connector(
+    settings: &SmtpSettings,
+    base_dir: &Path,
+) -> Result<tokio_native_tls::TlsConnector> {
+    let mut builder = native_tls::TlsConnector::builder();
+    if let Some((path, pem)) = read_ca(settings, base_dir)? {
+        let cert = native_tls::Certificate::from_pem(&pem).map_err(|e| {
+            Error::Config(format!(
+                "smtp.ca_file: {} is not a PEM certificate: {e}",
+                path.display()
+            ))
+        })?;
+        builder.add_root_certificate(cert);
+    }
+    let connector = builder
+        .build()
+        .map_err(|e| Error::Config(format!("smtp {}: cannot set up TLS: {e}", settings.place())))?;
+    Ok(connector.into())
 }
 
 fn tls_parameters(settings: &SmtpSettings, base_dir: &Path) -> Result<TlsParameters> {
     let place = settings.place();
     let mut builder = TlsParameters::builder(settings.tls_name().to_string());
-    if let Some(path) = &settings.ca_file {
-        let path = base_dir.join(path);
-        let pem = std::fs::read(&path).map_err(|e| {
-            Error::Config(format!("smtp.ca_file: cannot read {}: {e}", path.display()))
-        })?;
+    if let Some((path, pem)) = read_ca(settings, base_dir)? {
         let cert = Certificate::from_pem(&pem).map_err(|e| {
             Error::Config(format!(
                 "smtp.ca_file: {} is not a PEM certificate: {e}",
@@ -277,7 +328,9 @@ fn envelope(message: &OutgoingMessage) -> Result<Envelope> {
 
 impl SmtpTransport {
     /// Sorts a lettre error into what the outbox does next, keeping the
-    /// server's own words.
+    /// server's own words: a 5xx is this message's for good, another 4xx
+    /// this message's for now, and everything that would fail any message
+    /// (no connection, TLS, login, 421 closing) pauses the queue.
     fn classify(&self, e: &lettre::transport::smtp::Error) -> Error {
         let place = &self.place;
         if e.is_permanent() && !is_config_problem(e) {
@@ -285,23 +338,53 @@ impl SmtpTransport {
         }
         if is_tls_problem(e) {
             let text = error_chain(e);
-            return Error::Transient(format!(
+            return Error::Unavailable(format!(
                 "smtp {place}: TLS failed for name {:?}: {text} \
                  (check ca_file, tls and port, and that the certificate names {:?})",
                 self.tls_name, self.tls_name
             ));
         }
         if is_config_problem(e) {
-            return Error::Transient(format!(
+            return Error::Unavailable(format!(
                 "smtp {place}: authentication refused (check username and password): {e}"
             ));
         }
-        if e.is_transient() {
+        let closing = e.status().is_some_and(|c| c.to_string() == "421");
+        if e.is_transient() && !closing {
             return Error::Transient(format!("smtp {place}: {e}"));
         }
-        // Connection refused, reset, timeouts, a dropped pool connection:
-        // all worth a later retry.
-        Error::Transient(format!("smtp {place}: {}", error_chain(e)))
+        // Connection refused, reset, timeouts, a dropped pool connection,
+        // 421: worth a retry soon, and not this message's fault.
+        Error::Unavailable(format!("smtp {place}: {}", error_chain(e)))
+    }
+
+    /// Sorts any failure of the pool (see [`SmtpTransport::classify`]).
+    fn failure(&self, failure: Failure) -> Error {
+        let place = &self.place;
+        match failure {
+            Failure::Smtp(e) => self.classify(&e),
+            Failure::Connect(e) => Error::Unavailable(format!("smtp {place}: cannot connect: {e}")),
+            Failure::Tls(text) => Error::Unavailable(format!(
+                "smtp {place}: TLS failed for name {:?}: {text} \
+                 (check ca_file, tls and port, and that the certificate names {:?})",
+                self.tls_name, self.tls_name
+            )),
+            Failure::Timeout(what, limit) => Error::Unavailable(format!(
+                "smtp {place}: {what}: no answer within {}",
+                humantime::format_duration(limit)
+            )),
+        }
+    }
+}
+
+impl Failure {
+    /// A refused login or a certificate problem: the operator's to fix.
+    fn is_operators(&self) -> bool {
+        match self {
+            Failure::Smtp(e) => is_config_problem(e),
+            Failure::Tls(_) => true,
+            Failure::Connect(_) | Failure::Timeout(..) => false,
+        }
     }
 }
 
@@ -325,23 +408,20 @@ impl Transport for SmtpTransport {
     fn send<'a>(&'a self, message: &'a OutgoingMessage) -> BoxFuture<'a, Result<()>> {
         async move {
             let envelope = envelope(message)?;
-            match self.inner.send_raw(&envelope, &message.bytes).await {
-                Ok(response) => {
-                    tracing::debug!(
-                        message_id = %message.message_id,
-                        response = %response.message().collect::<Vec<_>>().join(" "),
-                        "smtp accepted"
-                    );
-                    Ok(())
-                }
-                Err(e) => Err(self.classify(&e)),
-            }
+            self.pool
+                .send(&envelope, &message.bytes)
+                .await
+                .map_err(|failure| self.failure(failure))
         }
         .boxed()
     }
 
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    fn connections(&self) -> usize {
+        self.pool.size
     }
 }
 

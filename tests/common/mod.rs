@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub mod conversation;
+
 use recoverydesk::case::Case;
 use recoverydesk::config::Settings;
 use recoverydesk::domain::CaseId;

@@ -7,6 +7,7 @@ mod common;
 #[path = "../daemon/mod.rs"]
 mod daemon;
 
+mod conversation;
 mod crash;
 mod demo;
 mod digest;

@@ -151,11 +151,9 @@ waiting_period = "0s"
                 .and_then(|a| a.first())
                 .and_then(|a| a.address())
                 .is_some_and(|a| a.eq_ignore_ascii_case(address));
-            if to_address
-                && parsed
-                    .subject()
-                    .is_some_and(|s| s.contains("We received your account recovery request"))
-            {
+            // One subject per case: the first line says which mail it is.
+            let text = parsed.body_text(0).unwrap_or_default();
+            if to_address && text.starts_with("We received your account recovery request") {
                 out.push(
                     parsed
                         .body_text(0)

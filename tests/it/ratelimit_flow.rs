@@ -1,5 +1,6 @@
 //! Automatic mail is capped per case as well as per address: a case whose
-//! mail goes to several addresses still cannot become a spam cannon.
+//! mail goes to several addresses still cannot become a spam cannon. Mail
+//! over a cap is held on the case and sent later, never dropped.
 
 use crate::common;
 use common::*;
@@ -34,9 +35,11 @@ async fn the_per_case_limit_holds_back_mail_to_a_new_address_and_logs_why() {
     assert!(
         events
             .iter()
-            .any(|e| e.what.contains("suppressed by the rate limit")),
+            .any(|e| e.what.contains("held back by the rate limit")),
         "logged on the case"
     );
+    assert_eq!(case.held.len(), 1, "held on the case, not dropped");
+    assert_eq!(case.held[0].mail.template, "neutral");
 
     // An hour later the window has moved on: the next automatic mail goes out.
     app.deliver(&mail(
@@ -53,4 +56,10 @@ async fn the_per_case_limit_holds_back_mail_to_a_new_address_and_logs_why() {
         2,
         "the status reply is sent"
     );
+    assert_eq!(
+        app.sent_to("mallory@elsewhere.example").len(),
+        1,
+        "the held note goes out once the window allows"
+    );
+    assert!(app.case_of("jo@requester.example").held.is_empty());
 }

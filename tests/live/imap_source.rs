@@ -53,6 +53,7 @@ fn settings(stack: &Stack, user: &str, mailbox: &str) -> ImapSettings {
         idle: true,
         poll_interval: Duration::from_secs(1),
         max_message_bytes: 1024 * 1024,
+        batch_bytes: 8 * 1024 * 1024,
     }
 }
 
@@ -172,6 +173,7 @@ async fn smtp_send_then_imap_fetch_returns_the_message_with_a_cursor_and_mark_do
             username: None,
             password: None,
             timeout: Duration::from_secs(10),
+            connections: 1,
         },
         stack.secrets.path(),
     )

@@ -628,6 +628,7 @@ async fn send_request(stack: &Stack, from: &str, subject: &str, message_id: &str
             username: None,
             password: None::<SecretSource>,
             timeout: Duration::from_secs(10),
+            connections: 1,
         },
         Path::new("."),
     )

@@ -171,6 +171,43 @@ impl Drop for PostfixBack<'_> {
     }
 }
 
+/// Starts Dovecot again when dropped, so a failing test leaves it running.
+struct DovecotBack<'a>(&'a Stack);
+
+impl Drop for DovecotBack<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .arg("start-dovecot")
+            .arg(&self.0.dir)
+            .stdin(Stdio::null())
+            .output();
+        restore_users(&self.0.users_file);
+    }
+}
+
+/// The two counts of `once`'s summary line: cases with due timers, sent.
+fn timers_and_sent(out: &Output) -> (usize, usize) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let number_before = |word: &str| -> usize {
+        let at = stdout
+            .find(word)
+            .unwrap_or_else(|| panic!("no {word:?} in {stdout}"));
+        stdout[..at]
+            .split_whitespace()
+            .last()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count before {word:?} in {stdout}"))
+    };
+    let sent = stdout
+        .split("sent ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no sent count in {stdout}"));
+    (number_before("case(s) with due timers"), sent)
+}
+
 // ------------------------------------------------------------------- mail
 
 /// A realistic complete request from `from_user@example.test`.
@@ -909,6 +946,76 @@ async fn postfix_stopped_keeps_the_reply_queued_and_delivers_it_once_after() {
     let queued = outgoing_to(&cases, &address);
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0]["sent"], true);
+}
+
+#[tokio::test]
+async fn dovecot_down_once_still_sends_replies_and_reminders() {
+    let Some(stack) = stack() else { return };
+    let _gate = GATE.write().await;
+    let support = new_user(stack, "t9s").await;
+    let requester = new_user(stack, "t9a").await;
+    let desk = Desk::new(stack, Opts::new(&support));
+    let id = send_request(stack, &desk, &requester, "outagefox").await;
+    wait_mailbox(stack, &support, "INBOX", DEADLINE, "the request", |s| {
+        s.iter().any(|m| m.message_id == id)
+    })
+    .await;
+    // Handled with Postfix down: the acknowledgement waits in the outbox.
+    mailstack(stack, "stop-postfix");
+    let postfix_back = PostfixBack(stack);
+    let first = desk.once(None);
+    assert!(!first.status.success(), "{}", text(&first));
+    mailstack(stack, "start-postfix");
+    drop(postfix_back);
+
+    // Now the mailbox is down: the queued reply still goes out.
+    mailstack(stack, "stop-dovecot");
+    let dovecot_back = DovecotBack(stack);
+    let second = desk.once(None);
+    assert!(
+        !second.status.success(),
+        "reports the mailbox: {}",
+        text(&second)
+    );
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("could not be fetched"),
+        "{}",
+        text(&second)
+    );
+    let (_, sent) = timers_and_sent(&second);
+    assert_eq!(sent, 1, "the acknowledgement went out: {}", text(&second));
+    // A month later, still without the mailbox: the reminders are due and
+    // go out too.
+    let later = desk.once(Some(now_secs() + 30 * 86_400));
+    let (timers, sent) = timers_and_sent(&later);
+    assert!(timers >= 1, "timers ran: {}", text(&later));
+    assert!(sent >= 1, "a reminder went out: {}", text(&later));
+
+    mailstack(stack, "start-dovecot");
+    drop(dovecot_back);
+    wait_login(stack, &support).await;
+    wait_login(stack, &requester).await;
+    // Postfix held them while Dovecot was down and delivers them now: the
+    // acknowledgement once, and what the timers sent.
+    let seen = wait_mailbox(
+        stack,
+        &requester,
+        "INBOX",
+        RECONNECT_DEADLINE,
+        "the acknowledgement and the reminder",
+        |s| replies_to(s, &id).len() > sent,
+    )
+    .await;
+    let acks = replies_to(&seen, &id)
+        .into_iter()
+        .filter(|m| {
+            m.subject
+                .contains("We received your account recovery request")
+        })
+        .count();
+    assert_eq!(acks, 1, "one acknowledgement: {seen:#?}");
+    let seen = barrier(stack, &requester).await;
+    assert_eq!(replies_to(&seen, &id).len(), 1 + sent, "{seen:#?}");
 }
 
 #[tokio::test]

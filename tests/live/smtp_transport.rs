@@ -36,6 +36,7 @@ fn starttls(stack: &Stack, user: &str) -> SmtpSettings {
             file: Some("good".into()),
         }),
         timeout: Duration::from_secs(10),
+        connections: 1,
     }
 }
 

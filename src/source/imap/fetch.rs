@@ -20,6 +20,10 @@ use super::{ImapSource, COMMAND_TIMEOUT};
 /// never has to carry hundreds of megabytes.
 const FETCH_BYTES_PER_COMMAND: u64 = 32 * 1024 * 1024;
 
+/// What the headers of an oversize message are counted as in a batch's
+/// byte budget (only they are fetched).
+const HEADER_ESTIMATE: u64 = 64 * 1024;
+
 /// Formats sorted UIDs as an IMAP sequence set, runs collapsed: `1:3,7`.
 fn uid_set(uids: &[u32]) -> String {
     let mut out = String::new();
@@ -67,7 +71,16 @@ impl ImapSource {
         if live.pending.is_empty() {
             refill(live, &settings).await?;
         }
-        let take = max.min(live.pending.len());
+        // Oversize messages are fetched headers-only: count them small.
+        let sizes = live.pending.iter().map(|&(_, size)| {
+            let size = u64::from(size);
+            if size > settings.max_message_bytes {
+                HEADER_ESTIMATE
+            } else {
+                size
+            }
+        });
+        let take = crate::source::batch_len(sizes, max, settings.batch_bytes);
         let batch: Vec<(u32, u32)> = live.pending.drain(..take).collect();
         let Some(&(highest, _)) = batch.last() else {
             return Ok(Vec::new());

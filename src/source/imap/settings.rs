@@ -93,6 +93,14 @@ pub struct ImapSettings {
     /// oversize: `[source] max_message_bytes`, not accepted here.
     #[serde(skip, default = "default_max_message_bytes")]
     pub max_message_bytes: u64,
+    /// A batch ends once it reaches this many bytes (set from
+    /// `[source] batch_bytes`; not a key of its own here).
+    #[serde(skip, default = "default_batch_bytes")]
+    pub batch_bytes: u64,
+}
+
+fn default_batch_bytes() -> u64 {
+    8 * 1024 * 1024
 }
 
 fn default_auth() -> ImapAuth {

@@ -1,0 +1,507 @@
+//! Whole conversations through the real binary, written as scripts: who
+//! writes what at which minute, and what comes back. Each step is one
+//! `recoverydesk once` with the clock pinned.
+
+use crate::common;
+use common::conversation::{code_in, first_line, to, Conversation};
+use common::{mail, T0};
+
+const JO: &str = "jo@requester.example";
+const LINKED: &str = "alice@linked.example";
+const STAFF: &str = "admins@pypi.example";
+const MIN: i64 = 60;
+
+/// A reply on the case thread, threaded by the reply address and In-Reply-To.
+fn reply(conv: &Conversation, case: &str, parent: &str, id: &str, body: &str) -> String {
+    mail(
+        JO,
+        &conv.reply_address(case),
+        "Re: Lost my 2FA device",
+        id,
+        &format!("In-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n"),
+        body,
+    )
+}
+
+/// A tidy 2FA recovery inside one hour, with the shipped rate limits: the
+/// acknowledgement, a request for the rest, "we wrote to the linked
+/// address" and "verified" all reach the requester, each once, and staff
+/// hear of the new case and of the verification.
+#[test]
+fn a_tidy_2fa_recovery_reaches_verified_within_the_hour_with_every_mail_delivered() {
+    let mut conv = Conversation::start("");
+
+    // 09:00 Jo writes in: username and reason, nothing else.
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Lost my 2FA device",
+        "jo-1@requester.example",
+        "",
+        "Hello,\r\n\r\nI lost my phone with the authenticator app. My username is alice.\r\n",
+    ));
+    let out = conv.step(T0);
+    let ack = to(&out, JO);
+    assert_eq!(ack.len(), 1, "one acknowledgement: {out:#?}");
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+    assert!(ack[0].subject.contains(&case), "{}", ack[0].subject);
+    assert_eq!(to(&out, STAFF).len(), 1, "staff hear of the new case");
+
+    // 09:10 Jo answers one of the questions.
+    let parent = ack[0].message_id.clone();
+    conv.write(&reply(
+        &conv,
+        &case,
+        &parent,
+        "jo-2@requester.example",
+        "I can still read the email address on the account.\r\n",
+    ));
+    let out = conv.step(T0 + 10 * MIN);
+    let details = to(&out, JO);
+    assert_eq!(details.len(), 1, "one request for the rest: {out:#?}");
+
+    // 09:20 Jo sends the rest.
+    let parent = details[0].message_id.clone();
+    conv.write(&reply(
+        &conv,
+        &case,
+        &parent,
+        "jo-3@requester.example",
+        "I agree to the Code of Conduct and I understand this may take a while.\r\n",
+    ));
+    let out = conv.step(T0 + 20 * MIN);
+    let sent = to(&out, JO);
+    assert_eq!(sent.len(), 1, "we wrote to the linked address: {out:#?}");
+    let challenge = to(&out, LINKED);
+    assert_eq!(
+        challenge.len(),
+        1,
+        "the challenge goes to the linked address"
+    );
+    let code = code_in(challenge[0]);
+
+    // 09:30 Jo, who reads the linked mailbox, pastes the code on the case.
+    let parent = sent[0].message_id.clone();
+    conv.write(&reply(
+        &conv,
+        &case,
+        &parent,
+        "jo-4@requester.example",
+        &format!("Here is the code: {code}\r\n"),
+    ));
+    let out = conv.step(T0 + 30 * MIN);
+    let verified = to(&out, JO);
+    assert_eq!(
+        verified.len(),
+        1,
+        "the verified mail is sent at once: {out:#?}"
+    );
+    assert_eq!(to(&out, STAFF).len(), 1, "staff hear of the verification");
+    assert_eq!(
+        conv.case(T0 + 30 * MIN)["verification"]["state"],
+        "verified"
+    );
+
+    // Read as Jo would: four mails, none twice, nothing asked twice.
+    let all = conv.sent();
+    let jo = to(&all, JO);
+    let firsts: Vec<String> = jo.iter().map(|m| first_line(m)).collect();
+    for (mail, first) in jo.iter().zip(&firsts) {
+        eprintln!("to Jo:    {} | {first}", mail.subject);
+    }
+    for mail in to(&all, STAFF) {
+        eprintln!("to staff: {} | {}", mail.subject, first_line(mail));
+    }
+    assert_eq!(jo.len(), 4, "{firsts:#?}");
+    // One conversation in every mail client: one subject, and the first
+    // line says what changed.
+    for mail in &jo {
+        assert_eq!(
+            mail.subject,
+            format!("Re: [Case {case}] Lost my 2FA device")
+        );
+    }
+    assert_eq!(
+        firsts,
+        vec![
+            "We received your account recovery request",
+            "A few more details, please",
+            "Please check the email address linked to the account",
+            "Thank you, the linked address confirmed your request",
+        ]
+    );
+    let mut unique: Vec<&str> = jo.iter().map(|m| m.text.as_str()).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 4, "no mail twice: {firsts:#?}");
+    let asks_access = |m: &&&common::Sent| m.text.contains("(yes or no)");
+    assert!(
+        jo.iter().filter(asks_access).count() <= 1,
+        "the linked-address question is asked once"
+    );
+    // Nothing held back or suppressed on a tidy case.
+    let log = conv.run(T0 + 30 * MIN, &["cases", "show", &case]);
+    assert!(!log.contains("rate limit"), "{log}");
+}
+
+/// Strangers use case tags of four cases: staff hear once per case, and the
+/// flood across cases becomes one summary instead of one mail each.
+#[test]
+fn a_flood_of_strangers_case_tags_gives_staff_one_alert_per_case_and_one_summary() {
+    let mut conv =
+        Conversation::start("staff_alert_interval = \"10m\"\nstaff_flood_threshold = 2\n");
+    // Four people write in a quarter of an hour apart (each new-case alert
+    // alone in its interval). The account is the same; they use different
+    // usernames so each gets a case of their own.
+    let mut cases = Vec::new();
+    for (i, who) in ["ann", "ben", "cat", "dan"].iter().enumerate() {
+        let at = T0 + i as i64 * 15 * MIN;
+        conv.write(&mail(
+            &format!("{who}@people.example"),
+            "support@pypi.example",
+            "Lost my 2FA device",
+            &format!("{who}-1@people.example"),
+            "",
+            &format!("Username: {who}\r\nI lost my phone with the authenticator app.\r\n"),
+        ));
+        let out = conv.step(at);
+        assert_eq!(to(&out, STAFF).len(), 1, "staff hear of {who}'s case");
+        let case = conv
+            .cases(at)
+            .into_iter()
+            .find(|c| c["requesters"][0] == format!("{who}@people.example"))
+            .unwrap();
+        cases.push(case["id"].as_str().unwrap().to_owned());
+    }
+    let stranger = |conv: &mut Conversation, case: &str, n: usize| {
+        conv.write(&mail(
+            "mallory@elsewhere.example",
+            "support@pypi.example",
+            &format!("Re: [Case {case}] Lost my 2FA device"),
+            &format!("mallory-{n}@elsewhere.example"),
+            "",
+            "Please send the code to me instead.\r\n",
+        ));
+    };
+    // 11:00 Mallory writes twice on Ann's case, then on Ben's, Cat's, Dan's.
+    let at = T0 + 2 * 3600;
+    stranger(&mut conv, &cases[0], 1);
+    stranger(&mut conv, &cases[0], 2);
+    stranger(&mut conv, &cases[1], 3);
+    stranger(&mut conv, &cases[2], 4);
+    stranger(&mut conv, &cases[3], 5);
+    let out = conv.step(at);
+    let staff = to(&out, STAFF);
+    let subjects: Vec<&str> = staff.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(staff.len(), 3, "{subjects:#?}");
+    assert!(staff[0].subject.contains(&cases[0]), "{subjects:?}");
+    assert!(staff[1].subject.contains(&cases[1]), "{subjects:?}");
+    assert!(staff[2].subject.contains("Flood"), "{subjects:?}");
+    assert!(
+        staff[2]
+            .text
+            .contains("3 alerts of the kind \"staff_unverified_tag\""),
+        "{}",
+        staff[2].text
+    );
+    assert!(to(&out, "mallory@elsewhere.example").is_empty());
+    // Nothing is lost: each case's log says what was folded.
+    let ann = conv.run(at, &["cases", "show", &cases[0]]);
+    assert!(ann.contains("one went to staff for this case"), "{ann}");
+    let dan = conv.run(at, &["cases", "show", &cases[3]]);
+    assert!(dan.contains("folded into the flood summary"), "{dan}");
+
+    // 11:15 The interval is over: a single alert is a single mail again.
+    stranger(&mut conv, &cases[3], 6);
+    let out = conv.step(at + 15 * MIN);
+    let staff = to(&out, STAFF);
+    assert_eq!(staff.len(), 1);
+    assert!(staff[0].subject.contains(&cases[3]), "{}", staff[0].subject);
+    assert!(!staff[0].subject.contains("Flood"));
+}
+
+/// With a tight progress limit, news that cannot go out at once waits on
+/// the case, staff see it waiting, and it goes out later as one mail that
+/// tells the case as it stands: never dropped, never twice.
+#[test]
+fn progress_mail_over_its_limit_waits_on_the_case_and_goes_out_merged() {
+    let mut conv =
+        Conversation::start("[policy.rate_limit_progress]\nper_hour = 2\nper_day = 30\n");
+
+    // 09:00 Jo writes in: username and reason only.
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Lost my 2FA device",
+        "jo-1@requester.example",
+        "",
+        "Username: alice\r\nI lost my phone with the authenticator app.\r\n",
+    ));
+    let out = conv.step(T0);
+    let ack = to(&out, JO);
+    assert_eq!(ack.len(), 1);
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+
+    // 09:05 Jo answers two questions: the request for the last one is the
+    // second mail.
+    conv.write(&reply(
+        &conv,
+        &case,
+        &ack[0].message_id,
+        "jo-2@requester.example",
+        "I agree to the Code of Conduct and understand this may take a while.\r\n",
+    ));
+    let out = conv.step(T0 + 5 * MIN);
+    assert_eq!(to(&out, JO).len(), 1, "{out:#?}");
+
+    // 09:10 Jo says yes: the challenge goes to the linked address at once,
+    // but "we wrote to the linked address" is over Jo's limit: it waits.
+    conv.write(&reply(
+        &conv,
+        &case,
+        &ack[0].message_id,
+        "jo-3@requester.example",
+        "I still have access to the email address on the account.\r\n",
+    ));
+    let out = conv.step(T0 + 10 * MIN);
+    assert!(to(&out, JO).is_empty(), "{out:#?}");
+    let challenge = to(&out, LINKED);
+    assert_eq!(challenge.len(), 1, "the challenge is never held");
+    let code = code_in(challenge[0]);
+    let held = &conv.case(T0 + 10 * MIN)["held"];
+    assert_eq!(held[0]["template"], "challenge_sent", "{held}");
+
+    // 09:20 The owner of the linked mailbox answers with the code.
+    conv.write(&mail(
+        LINKED,
+        &conv.challenge_address(&case),
+        "Re: Account recovery request",
+        "alice-1@linked.example",
+        &format!("In-Reply-To: <{}>\r\n", challenge[0].message_id),
+        &format!("Yes, that was me. {code}\r\n"),
+    ));
+    let out = conv.step(T0 + 20 * MIN);
+    assert!(to(&out, JO).is_empty(), "still over the limit: {out:#?}");
+    let staff = to(&out, STAFF);
+    assert_eq!(staff.len(), 1);
+    assert!(
+        staff[0].text.contains("Held back by the rate limit")
+            && staff[0].text.contains("verified to jo@requester.example")
+            && staff[0].text.contains("in place of challenge_sent"),
+        "staff see what waits:\n{}",
+        staff[0].text
+    );
+    let shown = conv.run(T0 + 20 * MIN, &["cases", "show", &case]);
+    assert!(shown.contains("Held back"), "{shown}");
+
+    // 10:05 The hour since the acknowledgement is over: one mail, the
+    // verified one, and nothing after it.
+    let out = conv.step(T0 + 65 * MIN);
+    let jo = to(&out, JO);
+    assert_eq!(jo.len(), 1, "{out:#?}");
+    assert!(jo[0].subject.contains(&case));
+    assert!(jo[0].text.contains("confirmed"), "{}", jo[0].text);
+    assert!(conv.case(T0 + 65 * MIN)["held"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(to(&conv.step(T0 + 3 * 3600), JO).is_empty(), "sent once");
+}
+
+/// Terse answers: a bare "Yes." (with the quoted question under it)
+/// answers the one question asked; replies that bring nothing new twice
+/// get a person, not a third identical request.
+#[test]
+fn terse_answers_are_understood_in_context_and_a_stuck_case_goes_to_a_person() {
+    let mut conv = Conversation::start("");
+    // 09:00 Jo says everything but whether the linked address still works.
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Lost my 2FA device",
+        "jo-1@requester.example",
+        "",
+        "Username: alice\r\nI lost my phone with the authenticator app.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n",
+    ));
+    let out = conv.step(T0);
+    let ack = to(&out, JO);
+    assert!(ack[0].text.contains("(yes or no)"), "{}", ack[0].text);
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+
+    // 09:05 Jo: "Yes." above the quoted acknowledgement.
+    let quoted: String = ack[0].text.lines().map(|l| format!("> {l}\r\n")).collect();
+    conv.write(&reply(
+        &conv,
+        &case,
+        &ack[0].message_id,
+        "jo-2@requester.example",
+        &format!("Yes.\r\n\r\nOn Sun, 23 Nov 2025 at 09:00, PyPI Support wrote:\r\n{quoted}"),
+    ));
+    let out = conv.step(T0 + 5 * MIN);
+    let jo = to(&out, JO);
+    assert_eq!(jo.len(), 1, "{out:#?}");
+    assert!(
+        first_line(jo[0]).contains("linked to the account"),
+        "the challenge is announced, not the same question again: {}",
+        jo[0].text
+    );
+    assert_eq!(to(&out, LINKED).len(), 1);
+    assert_eq!(conv.case(T0 + 5 * MIN)["claims_email_access"], "yes");
+
+    // A second requester, Kim, is stuck on the Code of Conduct question.
+    let kim = "kim@requester.example";
+    conv.write(&mail(
+        kim,
+        "support@pypi.example",
+        "Locked out",
+        "kim-1@requester.example",
+        "",
+        "Username: kim\r\nI forgot my password. I still have access to the email address on the account.\r\n",
+    ));
+    let out = conv.step(T0 + 10 * MIN);
+    let kim_case = conv
+        .cases(T0 + 10 * MIN)
+        .into_iter()
+        .find(|c| c["requesters"][0] == kim)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut parent = to(&out, kim)[0].message_id.clone();
+    let mut answers = Vec::new();
+    for (n, text) in ["What do you mean?", "Please just help me."]
+        .iter()
+        .enumerate()
+    {
+        conv.write(&mail(
+            kim,
+            &conv.reply_address(&kim_case),
+            "Re: Locked out",
+            &format!("kim-{}@requester.example", n + 2),
+            &format!("In-Reply-To: <{parent}>\r\n"),
+            &format!("{text}\r\n"),
+        ));
+        let out = conv.step(T0 + (20 + 10 * n as i64) * MIN);
+        let mails = to(&out, kim);
+        assert_eq!(mails.len(), 1, "{out:#?}");
+        parent = mails[0].message_id.clone();
+        answers.push((first_line(mails[0]), to(&out, STAFF).len()));
+    }
+    assert!(answers[0].0.contains("A few more details"), "{answers:?}");
+    assert_eq!(answers[0].1, 0);
+    assert!(
+        answers[1].0.contains("A person from our team"),
+        "{answers:?}"
+    );
+    assert_eq!(answers[1].1, 1, "staff are told why");
+    assert_eq!(
+        conv.cases(T0 + 30 * MIN)
+            .into_iter()
+            .find(|c| c["id"] == kim_case.as_str())
+            .unwrap()["state"],
+        "awaiting_staff"
+    );
+}
+
+/// Staff, from their mail client, first ask for proofs and then close
+/// with a word of their own: each staff message is one mail to the
+/// requester, the person's words first, and none of it automatic.
+#[test]
+fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
+    let mut conv = Conversation::start("");
+    // 09:00 Jo has lost the linked mailbox: the case goes to staff.
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Lost my 2FA device",
+        "jo-1@requester.example",
+        "",
+        "Username: alice\r\nI lost my phone with the authenticator app.\r\nI no longer have access to the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n",
+    ));
+    let out = conv.step(T0);
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+    assert_eq!(conv.case(T0)["state"], "awaiting_staff");
+    let notification = to(&out, STAFF)[0].message_id.clone();
+    let reply_to = conv.reply_address(&case);
+    let staff = |id: &str, body: &str| {
+        format!(
+            "Authentication-Results: mx.pypi.example; dmarc=pass header.from=pypi.example\r\nFrom: Ada Admin <admin@pypi.example>\r\nTo: {}\r\nSubject: Re: [Case {case}] New recovery case\r\nMessage-ID: <{id}>\r\nIn-Reply-To: <{notification}>\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}",
+            reply_to
+        )
+    };
+
+    // 10:00 Ada asks for proofs, with a sentence of her own.
+    conv.write(&staff(
+        "ada-1@pypi.example",
+        "/ask proofs\r\nHello Jo, could you name a package you maintain on the account?\r\n",
+    ));
+    let out = conv.step(T0 + 60 * MIN);
+    let jo = to(&out, JO);
+    assert_eq!(jo.len(), 1, "one mail for one staff message: {out:#?}");
+    let text = &jo[0].text;
+    let words = text.find("could you name a package").expect("Ada's words");
+    let list = text
+        .find("Anything that shows the account is yours")
+        .expect("the ask");
+    assert!(words < list, "the person's words come first:\n{text}");
+    assert!(!text.contains("Thank you for your reply"), "{text}");
+    assert!(jo[0].raw.contains("Auto-Submitted: no"), "{}", jo[0].raw);
+    assert!(!text.contains("sent automatically"), "{text}");
+
+    // 12:00 Ada closes the case with an explanation.
+    conv.write(&staff(
+        "ada-2@pypi.example",
+        "/close\r\nWe could not confirm the account is yours, so we cannot change it.\r\n",
+    ));
+    let out = conv.step(T0 + 180 * MIN);
+    let jo = to(&out, JO);
+    assert_eq!(jo.len(), 1, "{out:#?}");
+    let text = &jo[0].text;
+    let words = text.find("We could not confirm").expect("Ada's words");
+    let closed = text.find("We have closed case").expect("the close");
+    assert!(words < closed, "{text}");
+    assert_eq!(conv.case(T0 + 180 * MIN)["state"], "closed");
+    for mail in to(&conv.sent(), JO) {
+        assert_eq!(
+            mail.subject,
+            format!("Re: [Case {case}] Lost my 2FA device")
+        );
+    }
+}
+
+/// A Spanish conversation: the answers are in Spanish, and so are their
+/// dates, with the time zone named.
+#[test]
+fn a_spanish_conversation_gets_spanish_dates_with_the_time_zone() {
+    let mut conv = Conversation::start("");
+    // 09:00 Jo escribe en español con todo lo necesario.
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Perdí mi dispositivo de doble factor",
+        "jo-1@requester.example",
+        "",
+        "Hola,\r\n\r\nMi nombre de usuario es alice. Perdí mi teléfono con la aplicación de autenticación y no puedo entrar en mi cuenta.\r\nTodavía tengo acceso al correo electrónico vinculado a la cuenta.\r\nAcepto el Código de Conducta y entiendo que la revisión puede tardar.\r\n",
+    ));
+    let out = conv.step(T0);
+    assert_eq!(conv.case(T0)["language"], "es");
+    let jo = to(&out, JO);
+    assert!(!jo.is_empty(), "{out:#?}");
+    let challenge = to(&out, LINKED);
+    assert_eq!(challenge.len(), 1, "{out:#?}");
+    // T0 is Sunday 23 November 2025, 09:00 UTC; the code is valid 48 h.
+    let text = &challenge[0].text;
+    assert!(
+        text.contains("domingo 23 de noviembre de 2025, 09:00 (UTC)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hasta el martes 25 de noviembre de 2025, 09:00 (UTC)"),
+        "{text}"
+    );
+    for mail in out.iter().filter(|m| !m.to.iter().any(|t| t == STAFF)) {
+        for english in ["Sunday", "Tuesday", "November"] {
+            assert!(!mail.text.contains(english), "{english} in:\n{}", mail.text);
+        }
+    }
+}
