@@ -6,6 +6,9 @@
 #           notification, quoting it as a mail client does, and send the
 #           reply through Postfix.
 #   script  (util-linux, bsdutils) gives mutt the terminal its index needs.
+#   dnsmasq (dnsmasq-base: the program without the system service) serves
+#           the DKIM keys of tests/it/staff_signature.rs on loopback; each
+#           test starts its own on a free port.
 #
 # Idempotent: installs only what is missing, with Debian's packages, and
 # runs `apt-get update` only when it has to install something. Needs root
@@ -17,6 +20,7 @@ say() { echo "install-test-deps: $*" >&2; }
 missing=()
 command -v mutt >/dev/null 2>&1 || missing+=(mutt)
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+[[ -x /usr/sbin/dnsmasq || -x /usr/bin/dnsmasq ]] || missing+=(dnsmasq-base)
 
 if ((${#missing[@]} == 0)); then
   exit 0

@@ -48,6 +48,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::parse::Inbound;
+use crate::signature::{SignatureVerdict, StaffVerify};
 
 /// The staff part of the config that decides trust.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +68,10 @@ pub struct StaffPolicy {
     /// documentation). 0, the default, is the strict rule.
     #[serde(default)]
     pub trusted_received_hops: usize,
+    /// Which evidence counts: the trusted header (default) or recoverydesk's
+    /// own DKIM check, which ignores every Authentication-Results header.
+    #[serde(default)]
+    pub verify: StaffVerify,
 }
 
 impl StaffPolicy {
@@ -383,6 +388,38 @@ pub fn staff_trust(inbound: &Inbound, policy: &StaffPolicy) -> StaffTrust {
     ))
 }
 
+/// Decides staff trust under `staff.verify = "dkim"` from the verdict of
+/// the signature check; `None` means the check did not run (an offline
+/// reading), which proves nothing. Authentication-Results are not read.
+pub fn staff_trust_by_signature(
+    inbound: &Inbound,
+    policy: &StaffPolicy,
+    verdict: Option<&SignatureVerdict>,
+) -> StaffTrust {
+    let Some(from) = inbound.from_address() else {
+        return StaffTrust::NotStaff;
+    };
+    if !policy.is_staff_address(from.as_str()) {
+        return StaffTrust::NotStaff;
+    }
+    let address = from.to_string();
+    let why = if inbound.header_all("from").count() > 1 {
+        "more than one From header".to_string()
+    } else {
+        match verdict {
+            Some(SignatureVerdict::Aligned { .. }) => return StaffTrust::Staff { address },
+            Some(SignatureVerdict::Unproven { why }) => why.clone(),
+            // A staff member's mail waits for a working resolver rather
+            // than counting unproven; the alert names the failure.
+            Some(SignatureVerdict::DnsFailure { why }) => {
+                format!("DKIM could not be checked, DNS lookup failed (not trusted for now): {why}")
+            }
+            None => "DKIM signature not checked".to_string(),
+        }
+    };
+    StaffTrust::Forged { address, why }
+}
+
 /// Why no header counts: the trusted ones sit too low, or none is trusted.
 fn no_stamp(collected: &Collected) -> String {
     let mut why = String::from("no Authentication-Results from a trusted authserv-id");
@@ -502,7 +539,7 @@ fn domain_of(value: &str) -> &str {
 
 /// Relaxed alignment: the authenticated domain is the From domain or a
 /// parent of it that is not a public suffix.
-fn aligned(authenticated: &str, from_domain: &str) -> bool {
+pub(crate) fn aligned(authenticated: &str, from_domain: &str) -> bool {
     let authenticated = authenticated.trim_end_matches('.').to_ascii_lowercase();
     let from_domain = from_domain.trim_end_matches('.').to_ascii_lowercase();
     if authenticated.is_empty() {
@@ -682,6 +719,45 @@ mod tests {
     }
 
     const RECEIVED: &str = "Received: from out.pypi.test by mx.pypi.test with ESMTPS; Mon, 2 Nov 2026 10:00:00 +0000\r\n";
+
+    #[test]
+    fn by_signature_only_the_verdict_counts_never_a_header() {
+        let raw = format!("{RECEIVED}Authentication-Results: mx.pypi.test; dmarc=pass header.from=pypi.test\r\nFrom: lead@pypi.test\r\nSubject: re\r\n\r\n/close\r\n");
+        let inbound = parse(raw.as_bytes());
+        let by = |verdict: Option<&SignatureVerdict>| {
+            staff_trust_by_signature(&inbound, &policy(), verdict)
+        };
+        assert!(
+            matches!(by(None), StaffTrust::Forged { .. }),
+            "a passing header proves nothing"
+        );
+        let aligned = SignatureVerdict::Aligned {
+            proof: "dkim=pass d=pypi.test".into(),
+        };
+        assert_eq!(
+            by(Some(&aligned)),
+            StaffTrust::Staff {
+                address: "lead@pypi.test".into()
+            }
+        );
+        let dns = SignatureVerdict::DnsFailure {
+            why: "timed out".into(),
+        };
+        match by(Some(&dns)) {
+            StaffTrust::Forged { why, .. } => assert!(why.contains("DNS lookup failed"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let outsider = parse(b"From: someone@example.org\r\n\r\nhi\r\n");
+        assert_eq!(
+            staff_trust_by_signature(&outsider, &policy(), Some(&aligned)),
+            StaffTrust::NotStaff
+        );
+        let two_froms = parse(b"From: lead@pypi.test\r\nFrom: lead@pypi.test\r\n\r\nhi\r\n");
+        assert!(matches!(
+            staff_trust_by_signature(&two_froms, &policy(), Some(&aligned)),
+            StaffTrust::Forged { .. }
+        ));
+    }
 
     #[test]
     fn parses_rfc8601_example_with_comments_and_versions() {

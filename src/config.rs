@@ -254,6 +254,24 @@ pub struct StaffSection {
     /// `spf_aligned` (default: all three).
     #[serde(default)]
     pub accept: Vec<crate::authres::AuthMethod>,
+    /// What proves a staff sender: `authentication_results` (default) or
+    /// `dkim` (recoverydesk verifies the signature itself).
+    #[serde(default)]
+    pub verify: crate::signature::StaffVerify,
+    /// DNS server (`ip:port`) for the DKIM and DMARC lookups of
+    /// `verify = "dkim"`; the system resolver when absent.
+    #[serde(default)]
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// How long one of those lookups may take (default 5s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub dns_timeout: Option<Duration>,
+}
+
+impl StaffSection {
+    /// The lookup timeout, with its default.
+    pub fn dns_timeout(&self) -> Duration {
+        self.dns_timeout.unwrap_or(Duration::from_secs(5))
+    }
 }
 
 /// `[policy]`: every timeframe is a duration such as `"48h"` or `"7d"`.
@@ -410,6 +428,12 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<D
     })
 }
 
+fn opt_duration<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
 /// The resolved configuration the rest of the program uses.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -528,6 +552,7 @@ impl Settings {
             trusted_authserv_ids: raw.staff.trusted_authserv_ids.clone(),
             trusted_received_hops: raw.staff.trusted_received_hops,
             accept: raw.staff.accept.clone(),
+            verify: raw.staff.verify,
         };
         Ok(Settings {
             base_dir: base_dir.to_path_buf(),
@@ -596,6 +621,30 @@ mod tests {
         assert_eq!(settings.raw.source.kind, SourceKind::Imap);
         assert!(settings.raw.source.imap.is_some() && settings.raw.transport.smtp.is_some());
         assert_eq!(settings.raw.policy.challenge_attempts, 5);
+    }
+
+    #[test]
+    fn staff_verify_defaults_to_the_header_and_reads_dkim_with_its_resolver() {
+        let settings = with_key(DEMO_TOML).unwrap();
+        assert_eq!(
+            settings.staff.verify,
+            crate::signature::StaffVerify::AuthenticationResults
+        );
+        assert_eq!(settings.raw.staff.dns_timeout(), Duration::from_secs(5));
+        let text = DEMO_TOML.replace(
+            "[staff]\n",
+            "[staff]\nverify = \"dkim\"\ndns_server = \"127.0.0.1:15353\"\ndns_timeout = \"2s\"\n",
+        );
+        let settings = with_key(&text).unwrap();
+        assert_eq!(settings.staff.verify, crate::signature::StaffVerify::Dkim);
+        assert_eq!(
+            settings.raw.staff.dns_server,
+            Some("127.0.0.1:15353".parse().unwrap())
+        );
+        assert_eq!(settings.raw.staff.dns_timeout(), Duration::from_secs(2));
+        let bad = DEMO_TOML.replace("[staff]\n", "[staff]\nverify = \"dmarc\"\n");
+        let err = with_key(&bad).unwrap_err().to_string();
+        assert!(err.contains("verify") || err.contains("dmarc"), "{err}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod ratelimit;
 pub mod request;
 pub mod request_rules;
 pub mod secrets;
+pub mod signature;
 pub mod staff_cmd;
 pub mod thread;
 

@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::parse::Inbound;
 use crate::reading::{self, Reading};
 use crate::request::{self, Claim};
+use crate::signature::{SignatureChecker, SignatureVerdict};
 use crate::source::Fetched;
 use crate::store::{Commit, InboundRecord, MsgIndex, Store};
 use crate::templates::SharedTemplates;
@@ -86,6 +87,8 @@ pub struct Pipeline {
     pub policy: Arc<Policy>,
     /// In-process counters for the metrics endpoint.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The DKIM checker, under `staff.verify = "dkim"` only.
+    pub signatures: Option<Arc<SignatureChecker>>,
 }
 
 impl Pipeline {
@@ -113,13 +116,40 @@ impl Pipeline {
         reading::ReadAhead::start(batch, self.settings.clone(), reading::default_threads())
     }
 
+    /// Under `staff.verify = "dkim"`, replaces the reading's staff verdict
+    /// with one from the message's own signatures (DNS: done here, at the
+    /// edge, so that reading stays pure). Only mail from a staff address
+    /// costs lookups.
+    async fn check_signature(&self, fetched: &Fetched, reading: &mut Reading) {
+        let Some(checker) = &self.signatures else {
+            return;
+        };
+        let Some(from) = reading.inbound.from_address() else {
+            return;
+        };
+        if !self.settings.staff.is_staff_address(from.as_str()) {
+            return;
+        }
+        let domain = from.domain().to_ascii_lowercase();
+        let verdict = checker.check(&fetched.raw, &domain).await;
+        if let SignatureVerdict::DnsFailure { why } = &verdict {
+            tracing::warn!(from = %from, "DKIM check of staff mail failed on DNS: {why}");
+        }
+        reading.staff = authres::staff_trust_by_signature(
+            &reading.inbound,
+            &self.settings.staff,
+            Some(&verdict),
+        );
+    }
+
     /// Handles one message already read and commits everything it causes.
     pub async fn ingest_read(
         &self,
         fetched: &Fetched,
-        reading: Reading,
+        mut reading: Reading,
         now: i64,
     ) -> Result<Handled> {
+        self.check_signature(fetched, &mut reading).await;
         let inbound = &reading.inbound;
         let cursor = fetched
             .cursor

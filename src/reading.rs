@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::parse::{self, Inbound};
 use crate::request::{self, RequestFields};
+use crate::signature::StaffVerify;
 use crate::source::Fetched;
 use crate::{lang, quote, secrets, verify};
 
@@ -152,7 +153,12 @@ fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Read
         &settings.raw.instance.id,
         &classify::own_addresses(settings),
     );
-    let staff = authres::staff_trust(&inbound, &settings.staff);
+    // Under staff.verify = "dkim" the pipeline checks the signature (I/O)
+    // and replaces this verdict before routing.
+    let staff = match settings.staff.verify {
+        StaffVerify::AuthenticationResults => authres::staff_trust(&inbound, &settings.staff),
+        StaffVerify::Dkim => authres::staff_trust_by_signature(&inbound, &settings.staff, None),
+    };
     let new_text_raw = quote::new_text(&inbound.text, inbound.html.as_deref());
     let redacted = secrets::redact(&new_text_raw);
     let codes = verify::CodeScan::new(&new_text_raw);

@@ -15,6 +15,7 @@ use crate::config::{Settings, SourceKind, TransportKind};
 use crate::error::{Error, Result};
 use crate::outbox::{self, SendReport};
 use crate::pipeline::{Handled, Pipeline};
+use crate::signature::{SignatureChecker, StaffVerify};
 use crate::source::maildir::MaildirSource;
 use crate::source::{CursorReader, Fetched, Source};
 use crate::store::{Commit, InboundRecord, Store};
@@ -71,6 +72,16 @@ pub fn open_pipeline_with_store(settings: Arc<Settings>, store: Store) -> Result
     let directory = crate::directory::open(&settings.raw.directory, &settings.base_dir)?;
     let policy = settings.policy.clone();
     let metrics = Arc::new(crate::metrics::Metrics::default());
+    let signatures = match settings.staff.verify {
+        StaffVerify::Dkim => Some(Arc::new(
+            SignatureChecker::new(
+                settings.raw.staff.dns_server,
+                settings.raw.staff.dns_timeout(),
+            )
+            .map_err(|e| Error::Config(e.to_string()))?,
+        )),
+        StaffVerify::AuthenticationResults => None,
+    };
     Ok(Pipeline {
         settings,
         store,
@@ -78,6 +89,7 @@ pub fn open_pipeline_with_store(settings: Arc<Settings>, store: Store) -> Result
         directory,
         policy,
         metrics,
+        signatures,
     })
 }
 

@@ -27,6 +27,7 @@ mod replay_corpus;
 mod secrets_at_rest;
 mod shadow;
 mod staff_flow;
+mod staff_signature;
 mod staff_trust;
 mod templates;
 mod verify_flow;
