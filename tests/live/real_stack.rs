@@ -309,7 +309,12 @@ async fn list_once(
         let first_line = parsed
             .as_ref()
             .and_then(|p| p.body_text(0))
-            .and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string))
+            .and_then(|t| {
+                t.lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .map(str::to_string)
+            })
             .unwrap_or_default();
         let flags = f
             .flags()
