@@ -18,10 +18,10 @@ fn settings(config: Option<&Path>) -> anyhow::Result<(Option<tempfile::TempDir>,
         Some(path) => Ok((None, Arc::new(Settings::load(path)?))),
         None => {
             let dir = tempfile::tempdir().context("creating a temporary folder")?;
-            std::fs::write(
-                dir.path().join("secret.key"),
-                "replay-key-not-secret-0123456789",
-            )?;
+            let key = dir.path().join("secret.key");
+            std::fs::write(&key, "replay-key-not-secret-0123456789")?;
+            // Owner-only like any key file, so loading it warns about nothing.
+            std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
             std::fs::write(dir.path().join("accounts.toml"), crate::demo::ACCOUNTS)?;
             let settings =
                 Settings::from_toml(crate::config::DEMO_TOML, dir.path(), "embedded demo config")?;

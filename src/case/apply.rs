@@ -243,6 +243,9 @@ impl Step<'_> {
             self.notify("staff_new_case", "a new recovery request");
             return;
         }
+        if self.withdraw_challenge_for_a_lost_address(msg) {
+            return;
+        }
         if let Verification::Pending(_) | Verification::NoTarget { .. } = self.case.verification {
             if !msg.codes.is_empty() && msg.proven() {
                 self.try_codes(&msg.codes, "requester");
@@ -276,6 +279,37 @@ impl Step<'_> {
                 self.status_reply(now);
             }
         }
+    }
+
+    /// "I cannot read the linked address any more" while a challenge waits
+    /// (or a pretend one, for an unknown account: the same path, so the
+    /// requester learns nothing): the challenge and its reminders stop and
+    /// staff review the case now, as the challenge mail promises. Only a
+    /// proven thread may do this: a forged From must not cancel a challenge.
+    fn withdraw_challenge_for_a_lost_address(&mut self, msg: &RequesterMessage) -> bool {
+        let waiting = matches!(
+            self.case.verification,
+            Verification::Pending(_) | Verification::NoTarget { .. }
+        );
+        if !waiting || !msg.proven() || msg.fields.claims_email_access != Claim::No {
+            return false;
+        }
+        self.case.fields.claims_email_access = Claim::No;
+        self.case.verification = Verification::Skipped {
+            why: "the requester can no longer read the linked address".into(),
+        };
+        self.clear_timers(&[TimerKind::ChallengeReminder, TimerKind::ChallengeExpiry]);
+        self.log(
+            "requester",
+            "can no longer read the linked address: the challenge is withdrawn; manual review by staff",
+        );
+        self.queue_for_staff(false);
+        self.send(Mail::new("linked_address_lost", Recipient::Requester));
+        self.notify(
+            "staff_nudge",
+            "the requester can no longer read the linked address: the challenge was withdrawn; please review the proofs they offered",
+        );
+        true
     }
 
     /// A short "yes"/"no" answers the one yes/no question the case asked;

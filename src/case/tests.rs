@@ -1826,3 +1826,35 @@ fn mail_tied_only_by_the_sender_may_fill_in_what_is_missing() {
         Some("mallory")
     );
 }
+
+#[test]
+fn losing_the_linked_address_mid_challenge_withdraws_it_and_hands_the_case_to_staff_now() {
+    let p = policy();
+    for lookup in [found(), LookupOutcome::NotFound] {
+        let case = run(&fresh(), &opening(complete_fields(), Some(lookup)), T0, &p).case;
+        assert_eq!(case.state, CaseState::AwaitingVerification);
+        let lost = RequestFields {
+            claims_email_access: Claim::No,
+            ..RequestFields::default()
+        };
+        let out = run(&case, &reply(lost.clone()), T0 + 3600, &p);
+        assert_eq!(out.case.state, CaseState::AwaitingStaff);
+        assert!(matches!(
+            out.case.verification,
+            Verification::Skipped { .. }
+        ));
+        assert!(!out.case.timers.contains_key(&TimerKind::ChallengeReminder));
+        assert!(!out.case.timers.contains_key(&TimerKind::ChallengeExpiry));
+        assert_eq!(to_requester(&out), vec!["linked_address_lost"]);
+        assert_eq!(to_staff(&out), vec!["staff_nudge"]);
+        // Mail tied to the case only by the sender's address may not
+        // cancel a challenge: a forged From would.
+        let forged = Event::Requester(RequesterMessage {
+            thread: ThreadStrength::SenderOnly,
+            ..message(lost)
+        });
+        let out = run(&case, &forged, T0 + 3600, &p);
+        assert_eq!(out.case.state, CaseState::AwaitingVerification);
+        assert!(to_requester(&out) != vec!["linked_address_lost"]);
+    }
+}

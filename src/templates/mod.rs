@@ -80,6 +80,8 @@ pub enum TemplateKind {
     TooLarge,
     /// Two replies did not bring the missing details: a person takes over.
     HandedToStaff,
+    /// The requester can no longer read the linked address: staff review instead of the challenge.
+    LinkedAddressLost,
     /// Staff: a new case.
     StaffNewCase,
     /// Staff: the requester proved control of the linked address.
@@ -141,6 +143,7 @@ impl TemplateKind {
         TemplateKind::Closed,
         TemplateKind::TooLarge,
         TemplateKind::HandedToStaff,
+        TemplateKind::LinkedAddressLost,
         TemplateKind::StaffNewCase,
         TemplateKind::StaffVerified,
         TemplateKind::StaffCompromise,
@@ -177,6 +180,7 @@ impl TemplateKind {
             TemplateKind::Closed => "closed",
             TemplateKind::TooLarge => "too_large",
             TemplateKind::HandedToStaff => "handed_to_staff",
+            TemplateKind::LinkedAddressLost => "linked_address_lost",
             TemplateKind::StaffNewCase => "staff_new_case",
             TemplateKind::StaffVerified => "staff_verified",
             TemplateKind::StaffCompromise => "staff_compromise",
