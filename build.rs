@@ -13,6 +13,9 @@ fn main() {
         if !language.is_dir() {
             continue;
         }
+        // Listing each folder as well catches a file added or removed
+        // there: cargo's scan of the top folder alone missed one.
+        println!("cargo:rerun-if-changed={}", language.display());
         for file in read_dir_sorted(&language) {
             let hidden = file
                 .file_name()
