@@ -291,7 +291,13 @@ impl Step<'_> {
             self.case.verification,
             Verification::Pending(_) | Verification::NoTarget { .. }
         );
-        if !waiting || !msg.proven() || msg.fields.claims_email_access != Claim::No {
+        // A message with codes answers the challenge: those are tried first.
+        let answers_with_codes = !msg.codes.is_empty();
+        if !waiting
+            || !msg.proven()
+            || answers_with_codes
+            || msg.fields.claims_email_access != Claim::No
+        {
             return false;
         }
         self.case.fields.claims_email_access = Claim::No;
