@@ -28,10 +28,10 @@ static CLAUSE: Lazy<Regex> = Lazy::new(|| {
 /// with my email" is about the account, and does not count: a wrong "no"
 /// would skip the challenge and send the case to slower manual review.
 static MAIL_ACCESS: Lazy<Regex> = Lazy::new(|| {
-    const MAIL: &str = r"(?:e-?mails?|\bmails?\b|mailbox|inbox|(?:linked|registered|associated|e-?mail)\s+address|address\s+on\s+(?:file|the\s+account)|correo|courriel|adresse|e-?mail-adresse|postfach|почт\w*|ящик\w*)";
+    const MAIL: &str = r"(?:e-?mails?|\bmails?\b|mailbox|inbox|(?:linked|registered|associated|e-?mail|the|that|this|same)\s+address|address\s+on\s+(?:file|the\s+account)|correo|courriel|adresse|e-?mail-adresse|postfach|почт\w*|ящик\w*)";
     const ACCESS: &str = r"(?:access|acceso|acesso|accès|zugriff|zugang|доступ\w*)";
     Regex::new(&format!(
-        r"(?i){ACCESS}\s+(?:\S+\s+){{0,3}}?{MAIL}|{MAIL}\s+(?:\S+\s+){{0,3}}?{ACCESS}|(?:receive|receiving|get|getting|read|reading|check|checking)\s+(?:\S+\s+){{0,3}}?(?:e-?mails?|\bmails?\b|messages)|(?:log|sign)\s*(?:in|into)\s+(?:to\s+)?(?:my\s+|the\s+)?{MAIL}|(?:still\s+)?(?:use|have|own|control)\s+(?:my\s+|the\s+|that\s+)?(?:same\s+)?{MAIL}|{MAIL}\s+(?:is\s+fine|works|still\s+works|is\s+ok|is\s+still\s+mine)|(?:访问|登录|登入)\S{{0,4}}(?:邮箱|郵箱|电子邮件)|(?:邮箱|郵箱|电子邮件)\S{{0,8}}(?:访问|登录|收到|无法|不能)"
+        r"(?i){ACCESS}\s+(?:\S+\s+){{0,3}}?{MAIL}|{MAIL}\s+(?:\S+\s+){{0,3}}?{ACCESS}|(?:read|reading|check|checking)\s+(?:\S+\s+){{0,3}}?(?:e-?mails?|\bmails?\b|messages)|(?:log|sign)\s*(?:in|into)\s+(?:to\s+)?(?:my\s+|the\s+)?{MAIL}|(?:still\s+)?(?:use|have|own|control)\s+(?:my\s+|the\s+|that\s+)?(?:same\s+)?{MAIL}|{MAIL}\s+(?:is\s+fine|works|still\s+works|is\s+ok|is\s+still\s+mine)|(?:访问|登录|登入)\S{{0,4}}(?:邮箱|郵箱|电子邮件)|(?:邮箱|郵箱|电子邮件)\S{{0,8}}(?:访问|登录|收到|无法|不能)"
     ))
     .expect("valid regex")
 });
@@ -56,12 +56,57 @@ static YES_NO: Lazy<Regex> = Lazy::new(|| {
         .expect("valid regex")
 });
 
+/// Mail that only reaches a readable mailbox: receiving, seeing or opening
+/// a reset, confirmation or notification mail (or its link) implies the
+/// requester reads the linked address, as the corpus labels read it
+/// ("I received an email saying that address is not verified").
+static MAIL_RECEIVED: Lazy<Regex> = Lazy::new(|| {
+    const GOT: &str = r"(?:receiv\w*|got|gotten|get|getting|saw|see|seen|open\w*|click\w*|recib\w*|recebi\w*|recebo|reçu|reçois|erhalt\w*|bekomm\w*|bekam|получ\w*|收到)";
+    const WHAT: &str = r"(?:e-?mails?|\bmails?\b|messages?|link|notification|correo|mensaje|e-?mail|courriel|nachricht|письм\w*|邮件)";
+    Regex::new(&format!(
+        r"(?i){GOT}\s+(?:\S+\s+){{0,3}}?{WHAT}|reset\w*\s+(?:my\s+|the\s+)?password\s+(?:\S+\s+){{0,3}}?(?:e-?mail|forgot\s+password)"
+    ))
+    .expect("valid regex")
+});
+
+/// Reading the mailbox in the other languages: "puedo leer el correo",
+/// "consigo ler meu e-mail", "je peux lire mes courriels".
+static MAIL_READ: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)(?:leer|revisar|ler|acessar|lire|consulter|lesen|abrufen|читать|читаю|проверять|読め|読む|确认|查看|阅读)\s*(?:\S+\s+){0,3}?(?:correo|e-?mails?|courriels?|mails?|почту|письма|メール|邮件|邮箱)")
+        .expect("valid regex")
+});
+
+/// A mailbox that cannot receive, as opposed to one message not arriving.
+static CANNOT: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:cannot|can'?t|can\s+not|unable|no\s+longer|never)\b|ya\s+no|no\s+puedo|não\s+(?:consigo|posso)|ne\s+peux|kann\s+(?:\S+\s+)?(?:nicht|keine)|не\s+(?:могу|может)|无法|不能")
+        .expect("valid regex")
+});
+
+/// Words after a match that still belong to it ("email access: no").
+const TAIL_WORDS: usize = 2;
+
+/// Whether the negation that counts for `m` is in its clause: anywhere
+/// before or inside the match, or in the two words after it. Further on
+/// it is about something else ("I received an email saying that address
+/// is not verified").
+fn negated(clause: &str, m: regex::Match<'_>) -> bool {
+    let tail: String = clause[m.end()..]
+        .split_whitespace()
+        .take(TAIL_WORDS)
+        .collect::<Vec<_>>()
+        .join(" ");
+    NEGATION.is_match(&clause[..m.end()]) || NEGATION.is_match(&tail)
+}
+
 /// Whether the requester still reads the linked address.
 pub(super) fn email_access(doc: &Document, reasons: &[Reason]) -> Claim {
     // Prose first: it is what the requester actually said.
     for clause in CLAUSE.split(&doc.prose) {
-        if MAIL_ACCESS.is_match(clause) {
-            return if NEGATION.is_match(clause) {
+        let said = [&*MAIL_ACCESS, &*MAIL_READ]
+            .into_iter()
+            .find_map(|re| re.find(clause));
+        if let Some(m) = said {
+            return if negated(clause, m) {
                 Claim::No
             } else {
                 Claim::Yes
@@ -73,22 +118,42 @@ pub(super) fn email_access(doc: &Document, reasons: &[Reason]) -> Claim {
             return Claim::Yes;
         }
     }
-    let answer = doc.answers(SectionKind::EmailAccess);
-    if let Some(caps) = YES_NO.captures(&answer) {
-        let word = caps.get(1).map_or("", |m| m.as_str()).to_lowercase();
-        let yes = [
-            "yes", "yep", "sí", "si", "sim", "oui", "ja", "да", "是", "有",
-        ];
-        return if yes.contains(&word.as_str()) {
-            Claim::Yes
-        } else {
-            Claim::No
+    if let Some(claim) = form_answer(doc) {
+        return claim;
+    }
+    // Mail that arrived says yes. One that did not says nothing sure (a
+    // confirmation may be late or filtered) unless the mailbox cannot
+    // receive at all ("I can't receive mail there any more").
+    for clause in CLAUSE.split(&doc.prose) {
+        let Some(m) = MAIL_RECEIVED.find(clause) else {
+            continue;
         };
+        if !negated(clause, m) {
+            return Claim::Yes;
+        }
+        if CANNOT.is_match(&clause[..m.end()]) {
+            return Claim::No;
+        }
     }
     if reasons.contains(&Reason::LostEmailAccess) {
         return Claim::No;
     }
     Claim::Unknown
+}
+
+/// The yes or no of the form's email-access section.
+fn form_answer(doc: &Document) -> Option<Claim> {
+    let answer = doc.answers(SectionKind::EmailAccess);
+    let caps = YES_NO.captures(&answer)?;
+    let word = caps.get(1).map_or("", |m| m.as_str()).to_lowercase();
+    let yes = [
+        "yes", "yep", "sí", "si", "sim", "oui", "ja", "да", "是", "有",
+    ];
+    Some(if yes.contains(&word.as_str()) {
+        Claim::Yes
+    } else {
+        Claim::No
+    })
 }
 
 static COC: Lazy<Regex> = Lazy::new(|| {
@@ -247,6 +312,29 @@ mod tests {
         let d = doc("I can't log in with my email.");
         assert_eq!(email_access(&d, &[]), Claim::Unknown);
         assert_eq!(email_access(&doc("Hello"), &[]), Claim::Unknown);
+    }
+
+    #[test]
+    fn reading_the_mailbox_in_other_languages_is_a_yes() {
+        let d = doc("Perdí el teléfono.\n\nTodavía puedo leer el correo electrónico de la cuenta.");
+        assert_eq!(email_access(&d, &[]), Claim::Yes);
+        let d = doc("Je peux encore lire mes courriels.");
+        assert_eq!(email_access(&d, &[]), Claim::Yes);
+        let d = doc("Ya no puedo leer el correo de la cuenta.");
+        assert_eq!(email_access(&d, &[]), Claim::No);
+    }
+
+    #[test]
+    fn mail_that_arrived_implies_access_and_later_negation_is_elsewhere() {
+        let d = doc("When I tried to reset the password, I received an email saying that the email is not verified.");
+        assert_eq!(email_access(&d, &[]), Claim::Yes);
+        let d = doc("I have access to the address, but forgot my password.");
+        assert_eq!(email_access(&d, &[]), Claim::Yes);
+        // Not receiving a confirmation says nothing sure about the mailbox.
+        let d = doc("I am not receiving any confirmation email.");
+        assert_eq!(email_access(&d, &[]), Claim::Unknown);
+        let d = doc("I can't receive emails at that old address.");
+        assert_eq!(email_access(&d, &[]), Claim::No);
     }
 
     #[test]

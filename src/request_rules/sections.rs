@@ -330,7 +330,15 @@ impl Document {
                 in_fence = !in_fence;
             }
             if !in_fence {
-                if let Some(kind) = heading_kind(line) {
+                // A bare line under a still empty heading of its own kind is
+                // the answer: the username "nousername" is no second heading.
+                let answer_of_current = current.is_some_and(|i| {
+                    let s = &doc.sections[i];
+                    s.answer.trim().is_empty()
+                        && !HEADING.is_match(line)
+                        && heading_kind(line) == Some(s.kind)
+                });
+                if let Some(kind) = heading_kind(line).filter(|_| !answer_of_current) {
                     doc.sections.push(Section {
                         kind,
                         answer: String::new(),

@@ -31,11 +31,27 @@ static LABEL: Lazy<Regex> = Lazy::new(|| {
     .expect("valid regex")
 });
 
+/// The words that can only introduce a username, in the languages read.
+const NAME_WORD: &str = r"(?:\b(?:user\s*name|username|user\s+id|login\s+name|account\s+name|nombre\s+de\s+usuario|mi\s+usuario|nome\s+de\s+usu[aá]rio|meu\s+usu[aá]rio|nom\s+d'utilisateur|benutzername|имя\s+пользователя|логин))";
+
+/// "on PyPI" between the word and the name, in each language ("nombre de
+/// usuario en PyPI es x" must not read "en").
+const ON_PYPI: &str = r"(?:\s+(?:on|at|for|in|en|em|no|na|sur|de|bei|auf|im|на|в)\s+pypi)?";
+
 /// "my username is x" and relatives: the name follows a word that can only
-/// introduce a username.
+/// introduce a username and a copula or separator.
 static PROSE_STRONG: Lazy<Regex> = Lazy::new(|| {
     Regex::new(&format!(
-        r"(?i)(?:\b(?:user\s*name|username|user\s+id|login\s+name|account\s+name|nombre\s+de\s+usuario|mi\s+usuario|nome\s+de\s+usu[aá]rio|meu\s+usu[aá]rio|nom\s+d'utilisateur|benutzername|имя\s+пользователя|логин)|用户名|账号|帳號)(?:\s+(?:on|at|for|in)\s+pypi)?\s*(?:(?:is|was|es|era|é|est|ist|lautet)\b|是|为|:|=|-|—)?\s*(?:called\s+|named\s+)?{TOKEN}"
+        r"(?i)(?:{NAME_WORD}{ON_PYPI}\s*(?:(?:is|was|es|era|é|est|ist|lautet)\b|:|=|-|—)|(?:用户名|账号|帳號)(?:是|为|:|=)?)\s*(?:called\s+|named\s+)?{TOKEN}"
+    ))
+    .expect("valid regex")
+});
+
+/// "username jodoe" with no copula: the next word is as often the rest of
+/// the sentence ("the username field above"), so it must look like a name.
+static PROSE_BARE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(&format!(
+        r"(?i){NAME_WORD}{ON_PYPI}\s+(?:called\s+|named\s+)?{TOKEN}"
     ))
     .expect("valid regex")
 });
@@ -273,10 +289,11 @@ pub(super) fn find(doc: &Document, subject: &str, ignore: &[String]) -> Found {
     }
     // 2. Labels, 3. pasted notifications, 4. prose, 5. profile URLs.
     let text = &doc.text;
-    let passes: [(&Lazy<Regex>, bool); 6] = [
+    let passes: [(&Lazy<Regex>, bool); 7] = [
         (&LABEL, false),
         (&SYSTEM_MAIL, false),
         (&PROSE_STRONG, false),
+        (&PROSE_BARE, true),
         (&REGISTERED_UNDER, false),
         (&PROSE_WEAK, true),
         (&PROFILE_URL, false),
@@ -294,6 +311,7 @@ pub(super) fn find(doc: &Document, subject: &str, ignore: &[String]) -> Found {
     let subject_passes = [
         (&*LABEL, false),
         (&*PROSE_STRONG, false),
+        (&*PROSE_BARE, true),
         (&*SUBJECT_FOR, false),
         (&*SUBJECT, true),
     ];
@@ -338,6 +356,13 @@ fn clean(raw: &str, strict: bool) -> Option<Value> {
     }
     // Inside quotes a space is a slip ("` jodoe `"); outside, the first
     // word is the name and the rest is commentary ("jodoe (old account)").
+    // A quoted phrase ("(same as my github username)") is commentary, not
+    // a name: a name with a slip has at most one stray inner space, and
+    // running text ("account (old one)") gets none.
+    let words = value.split_whitespace().count();
+    if wrapped && (words > 2 || (strict && words > 1)) {
+        return None;
+    }
     let value: String = if wrapped {
         value.split_whitespace().collect()
     } else {
@@ -414,5 +439,49 @@ mod tests {
         assert_eq!(clean("jodoe", true), None);
         assert_eq!(clean("jo-doe", true), Some(Value::Name("jo-doe".into())));
         assert_eq!(clean("`jodoe`", true), Some(Value::Name("jodoe".into())));
+    }
+
+    fn username_in(text: &str) -> Option<String> {
+        find(&Document::parse(text), "", &[]).username
+    }
+
+    #[test]
+    fn a_preposition_before_pypi_is_not_the_name() {
+        assert_eq!(
+            username_in("Mi nombre de usuario en PyPI es lucia-fdz. Perdí el teléfono.").as_deref(),
+            Some("lucia-fdz")
+        );
+        assert_eq!(
+            username_in("Meu nome de usuário no PyPI é joao_s.").as_deref(),
+            Some("joao_s")
+        );
+    }
+
+    #[test]
+    fn no_name_is_invented_from_commentary() {
+        // The section holds an address; prose only talks about the field.
+        let form = "### PyPI Username\n\n`jo@mail.example`\n\n### Reason for request\n\nI don't remember my username. I've put my account email in the PyPI Username field above.";
+        let found = find(&Document::parse(form), "", &[]);
+        assert_eq!(found.username, None);
+        assert_eq!(found.lookup_address.as_deref(), Some("jo@mail.example"));
+        assert_eq!(
+            username_in("I want my pypi account (same as my github username) back."),
+            None
+        );
+    }
+
+    #[test]
+    fn a_bare_name_after_the_word_still_counts_when_it_looks_like_one() {
+        assert_eq!(
+            username_in("my username jo-doe is locked").as_deref(),
+            Some("jo-doe")
+        );
+        assert_eq!(
+            username_in("my username is jodoe").as_deref(),
+            Some("jodoe")
+        );
+        assert_eq!(username_in("用户名是jodoe").as_deref(), Some("jodoe"));
+        let form = "### PyPI Username\n\nnousername\n\n### Reason for request\n\nI accidentally lost my recovery code, But I have the pypi token";
+        assert_eq!(username_in(form).as_deref(), Some("nousername"));
     }
 }
