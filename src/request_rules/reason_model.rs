@@ -52,13 +52,23 @@ static NOISE: Lazy<Regex> = Lazy::new(|| {
 });
 
 /// Han, kana: written without spaces, read as characters and pairs.
-fn is_cjk(c: char) -> bool {
+pub(crate) fn is_cjk(c: char) -> bool {
     matches!(c as u32, 0x3040..=0x30ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff | 0xf900..=0xfaff)
 }
 
 /// The features of a text: `w:` words, `b:` adjacent word pairs, `c:`
 /// CJK characters and character pairs. Each feature once.
 pub fn features(text: &str) -> BTreeSet<String> {
+    let (mut out, words) = analyse(text);
+    for w in &words {
+        char_grams(w, &mut out);
+    }
+    out
+}
+
+/// The word, pair, negation and CJK features of a text, and its words
+/// (each once) for the character n-grams.
+fn analyse(text: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let lower = text.to_lowercase();
     let clean = NOISE.replace_all(&lower, " ");
     let mut out = BTreeSet::new();
@@ -98,16 +108,68 @@ pub fn features(text: &str) -> BTreeSet<String> {
         }
     }
     flush(&mut word, &mut words);
+    // Words after a negation, up to the end of the phrase, also count as
+    // negated ("n:working" in "codes are not working"): whether a thing
+    // works or is gone is the reason, and a pair only sees one word on.
+    let mut negated = 0usize;
     for (i, w) in words.iter().enumerate() {
         if w.is_empty() {
+            negated = 0;
             continue;
         }
         out.insert(format!("w:{w}"));
         if let Some(next) = words.get(i + 1).filter(|n| !n.is_empty()) {
             out.insert(format!("b:{w} {next}"));
         }
+        if negated > 0 {
+            out.insert(format!("n:{w}"));
+            negated -= 1;
+        }
+        if is_negation(w) {
+            negated = NEGATED_WORDS;
+        }
     }
-    out
+    let words = words.into_iter().filter(|w| !w.is_empty()).collect();
+    (out, words)
+}
+
+/// How many words a negation reaches.
+const NEGATED_WORDS: usize = 4;
+
+/// The weight of one character n-gram's evidence: a word gives several,
+/// all saying much the same, and counted in full they would make the
+/// model sure of a stem it saw a few times.
+const GRAM_SHARE: f64 = 0.25;
+
+/// Shortest word cut into n-grams: short words ("login", "phone") are
+/// features enough on their own, and their grams are mostly the word.
+const MIN_GRAM_WORD: usize = 4;
+
+/// Length of the character n-grams taken inside a word.
+const GRAM: usize = 4;
+
+/// Negating words in the languages read (the apostrophe forms keep their
+/// `n't`, as the tokenizer leaves it).
+fn is_negation(word: &str) -> bool {
+    const NEG: &[&str] = &[
+        "not", "no", "never", "cannot", "without", "nor", "none", "nothing", "sin", "nunca", "não",
+        "nao", "nem", "sem", "pas", "plus", "jamais", "sans", "nicht", "kein", "keine", "keinen",
+        "nie", "ohne", "не", "нет", "без", "ни",
+    ];
+    word.ends_with("n't") || NEG.contains(&word)
+}
+
+/// Character n-grams of a longer word, marked at its edges: they carry a
+/// word's stem across inflections, typos and compounds ("authenticator",
+/// "authentication", "authentifizierung"), which whole words cannot.
+fn char_grams(word: &str, out: &mut BTreeSet<String>) {
+    let chars: Vec<char> = format!("^{word}$").chars().collect();
+    if chars.len() < MIN_GRAM_WORD + 2 {
+        return;
+    }
+    for gram in chars.windows(GRAM) {
+        out.insert(format!("g:{}", gram.iter().collect::<String>()));
+    }
 }
 
 /// A trained model: log-probabilities per class, as read from a model file.
@@ -167,11 +229,24 @@ impl Model {
     pub fn guess(&self, text: &str) -> Option<Guess> {
         let mut score = self.prior;
         let mut known = 0;
-        for f in features(text) {
+        let (mut feats, words) = analyse(text);
+        // Character n-grams stand in for a word the model has not seen (a
+        // typo, an inflection); a known word speaks for itself, and its
+        // grams would only repeat it.
+        let mut grams = BTreeSet::new();
+        for w in words
+            .iter()
+            .filter(|w| !self.weights.contains_key(&format!("w:{w}")))
+        {
+            char_grams(w, &mut grams);
+        }
+        feats.extend(grams);
+        for f in feats {
             if let Some(w) = self.weights.get(&f) {
                 known += 1;
+                let share = if f.starts_with("g:") { GRAM_SHARE } else { 1.0 };
                 for (s, w) in score.iter_mut().zip(w) {
-                    *s += w;
+                    *s += w * share;
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! Why access was lost, several reasons at once, primary first.
 //!
-//! Each reason has one pattern in English, Chinese, Spanish, Portuguese,
-//! French, German and Russian. The primary reason is the one named first,
+//! Each reason has one pattern in English, Chinese, Japanese, Spanish,
+//! Portuguese, French, German and Russian. The primary reason is the one named first,
 //! in the form's reason section before the rest of the prose and the prose
 //! before the subject; that is how people write ("I lost my phone, and the
 //! recovery codes don't work either").
@@ -14,19 +14,19 @@ use super::sections::{Document, SectionKind};
 use crate::request::Reason;
 
 /// Phrases for "the second factor is gone".
-const LOST_2FA: &str = r"(?:lost|lose|losing|broke|broken|stolen|reset|wiped|replaced|changed|new|died|dead|damaged|factory|switched|upgraded|no\s+longer\s+have|don'?t\s+have|can'?t\s+(?:access|find|open|use)|cannot\s+(?:access|find|open|use)|lost\s+access\s+to|no\s+access\s+to|without)\s+(?:\w+\s+){0,3}?(?:phone|fone|smartphone|iphone|android|mobile|device|authenticator|auth\s+app|2fa|two[-\s]factor|mfa|totp|otp|security\s+key|yubikey|hardware\s+key|webauthn|google\s+authenticator|authy)|(?:phone|device|authenticator(?:\s+app)?|2fa\s+(?:app|device)|security\s+key|yubikey)\s+(?:was\s+|got\s+|is\s+|has\s+been\s+)?(?:lost|stolen|broken|broke|reset|wiped|died|dead|damaged|gone|deleted|uninstalled|removed|crashed|corrupted|stopped\s+working)|lost\s+(?:my\s+)?2fa|2fa\s+(?:device|app)\s+(?:lost|gone)|(?:me\s+robaron|robaron|me\s+roubaram|roubaram|cambié\s+de|troquei\s+de|on\s+m'a\s+volé|j'ai\s+changé\s+de|украли|сменил\w*|поменял\w*|новый)\s+(?:\w+\s+){0,2}?(?:teléfono|telefone|celular|móvil|movil|dispositivo|téléphone|telephone|portable|телефон\w*|устройств\w*)|(?:neues|neuen)\s+(?:handy|telefon|smartphone)|(?:handy|telefon)\s+gewechselt|(?:perdí|perdi|roubad[oa]|robad[oa])\s+(?:\w+\s+){0,2}?(?:teléfono|telefone|celular|móvil|movil|dispositivo|autenticador|llave|chave)|(?:teléfono|celular|móvil|telefone|dispositivo)\s+(?:fue\s+|fui\s+|fo[io]\s+)?(?:robad[oa]|perdid[oa]|rot[oa]|quebrad[oa]|roubad[oa])|perdu\s+(?:\w+\s+){0,2}?(?:téléphone|telephone|portable|appareil|authentificateur|clé)|(?:téléphone|portable)\s+(?:a\s+été\s+)?(?:volé|perdu|cassé)|(?:handy|telefon|smartphone|gerät|authenticator|sicherheitsschlüssel)\s+(?:\w+\s+){0,3}?(?:verloren|gestohlen|kaputt|defekt|zurückgesetzt|gelöscht)|verloren\s+(?:\w+\s+){0,2}?(?:handy|telefon|gerät)|потерял\w*\s+(?:\w+\s+){0,2}?(?:телефон|устройств\w*|аутентификатор|ключ)|(?:телефон|устройство)\s+(?:\w+\s+){0,2}?(?:потерян|украден|сломан|сброшен)|(?:丢|丟|掉|坏|壞|被偷|遗失|遺失|换了|換了)\S{0,6}(?:手机|手機|设备|設備|验证器|驗證器)|(?:手机|手機|设备|設備)\S{0,4}(?:丢|丟|坏|壞|被偷|遗失|遺失)|(?:无法|不能|没法)\S{0,8}(?:验证器|身份验证|两步验证|双重验证|双因素|二次验证|2fa)";
+const LOST_2FA: &str = r"(?:lost|lose|losing|broke|broken|stolen|reset|wiped|replaced|changed|new|died|dead|damaged|factory|switched|upgraded|no\s+longer\s+have|don'?t\s+have|can'?t\s+(?:access|find|open|use)|cannot\s+(?:access|find|open|use)|lost\s+access\s+to|no\s+access\s+to|without)\s+(?:\w+\s+){0,3}?(?:phone|fone|smartphone|iphone|android|mobile|device|authenticator|auth\s+app|2fa|two[-\s]factor|mfa|totp|otp|security\s+key|yubikey|hardware\s+key|webauthn|google\s+authenticator|authy)|(?:phone|device|authenticator(?:\s+app)?|2fa\s+(?:app|device)|security\s+key|yubikey)\s+(?:was\s+|got\s+|is\s+|has\s+been\s+)?(?:lost|stolen|broken|broke|reset|wiped|died|dead|damaged|gone|deleted|uninstalled|removed|crashed|corrupted|stopped\s+working)|lost\s+(?:my\s+)?2fa|2fa\s+(?:device|app)\s+(?:lost|gone)|(?:me\s+robaron|robaron|me\s+roubaram|roubaram|cambié\s+de|troquei\s+de|on\s+m'a\s+volé|j'ai\s+changé\s+de|украли|сменил\w*|поменял\w*|новый)\s+(?:\w+\s+){0,2}?(?:teléfono|telefone|celular|móvil|movil|dispositivo|téléphone|telephone|portable|телефон\w*|устройств\w*)|(?:neues|neuen)\s+(?:handy|telefon|smartphone)|(?:handy|telefon)\s+gewechselt|(?:perdí|perdi|roubad[oa]|robad[oa])\s+(?:\w+\s+){0,2}?(?:teléfono|telefone|celular|móvil|movil|dispositivo|autenticador|llave|chave)|(?:teléfono|celular|móvil|telefone|dispositivo)\s+(?:fue\s+|fui\s+|fo[io]\s+)?(?:robad[oa]|perdid[oa]|rot[oa]|quebrad[oa]|roubad[oa])|perdu\s+(?:\w+\s+){0,2}?(?:téléphone|telephone|portable|appareil|authentificateur|clé)|(?:téléphone|portable)\s+(?:a\s+été\s+)?(?:volé|perdu|cassé)|(?:handy|telefon|smartphone|gerät|authenticator|sicherheitsschlüssel)\s+(?:\w+\s+){0,3}?(?:verloren|gestohlen|kaputt|defekt|zurückgesetzt|gelöscht)|verloren\s+(?:\w+\s+){0,2}?(?:handy|telefon|gerät)|потерял\w*\s+(?:\w+\s+){0,2}?(?:телефон|устройств\w*|аутентификатор|ключ)|(?:телефон|устройство)\s+(?:\w+\s+){0,2}?(?:потерян|украден|сломан|сброшен)|(?:丢|丟|掉|坏|壞|被偷|遗失|遺失|换了|換了)\S{0,6}(?:手机|手機|设备|設備|验证器|驗證器)|(?:手机|手機|设备|設備)\S{0,4}(?:丢|丟|坏|壞|被偷|遗失|遺失)|(?:无法|不能|没法)\S{0,8}(?:验证器|身份验证|两步验证|双重验证|双因素|二次验证|2fa)|(?:スマホ|スマートフォン|携帯|電話|端末|デバイス|認証アプリ|認証器|セキュリティキー|セキュリティーキー|二段階認証|二要素認証|2段階認証|2fa)\S{0,8}(?:紛失|なくし|失くし|無くし|壊れ|故障|盗ま|初期化|機種変更|リセット|使え(?:ない|ません)|でき(?:ない|ません))|(?:機種変更|紛失|故障)\S{0,8}(?:認証|アプリ|コード)";
 
 /// Phrases for "the recovery codes are lost or rejected".
-const RECOVERY_CODES: &str = r"(?:recovery|backup)\s+codes?\s+(?:\S+\s+){0,4}?(?:not\s+work|don'?t\s+work|do\s+not\s+work|doesn'?t\s+work|does\s+not\s+work|didn'?t\s+work|did\s+not\s+work|aren'?t\s+working|are\s+not\s+working|invalid|rejected|not\s+accepted|lost|gone|failed|fail|expired|used)|(?:lost|lose|misplaced|never\s+(?:saved|stored|downloaded|generated|got|received)|didn'?t\s+(?:save|store|download|keep)|did\s+not\s+(?:save|store|download|keep)|don'?t\s+have|do\s+not\s+have|no\s+longer\s+have|can'?t\s+find|cannot\s+find|no)\s+(?:\w+\s+){0,3}?(?:recovery|backup)\s+codes?|(?:códigos?\s+de\s+(?:recuperación|recuperacion|recuperação|respaldo|backup)|codes?\s+de\s+(?:récupération|secours)|wiederherstellungscode\w*|backup-codes?|(?:коды?|кодов)\s+(?:\w+\s+)?восстановления|резервн\w+\s+код\w*)\s+(?:\S+\s+){0,4}?(?:no\s+funciona\w*|inválid\w*|rechazad\w*|perdid\w*|não\s+funciona\w*|ne\s+(?:\S+\s+)?(?:fonctionn|march)\w*|invalides?|refusés?|perdus?|funktionier\w*\s+nicht|nicht\s+(?:mehr\s+)?(?:funktionier|akzeptiert|gespeichert)\w*|ungültig|verloren|abgelehnt|не\s+(?:работа|подход|принима)\w*|недействительн\w*|потерян\w*)|(?:perdí|no\s+tengo|sin|perdi|não\s+tenho|sem|perdu|pas\s+de|plus\s+de|keine|verloren|нет|потерял\w*)\s+(?:\w+\s+){0,2}?(?:códigos?\s+de\s+(?:recuperación|recuperacion|recuperação)|codes?\s+de\s+(?:récupération|secours)|wiederherstellungscode\w*|backup-codes?|код\w*\s+восстановления|резервн\w+\s+код\w*)|(?:恢复码|恢復碼|恢复代码|备用码|備用碼|救援码)\S{0,6}(?:不能|无法|無法|失效|无效|無效|丢|丟|找不到|没有|不对)|(?:没有|丢了|丢失|找不到|没保存|沒有)\S{0,4}(?:恢复码|恢復碼|恢复代码|备用码|備用碼)";
+const RECOVERY_CODES: &str = r"(?:recovery|backup)\s+codes?\s+(?:\S+\s+){0,4}?(?:not\s+work|don'?t\s+work|do\s+not\s+work|doesn'?t\s+work|does\s+not\s+work|didn'?t\s+work|did\s+not\s+work|aren'?t\s+working|are\s+not\s+working|invalid|rejected|not\s+accepted|lost|gone|failed|fail|expired|used)|(?:lost|lose|misplaced|never\s+(?:saved|stored|downloaded|generated|got|received)|didn'?t\s+(?:save|store|download|keep)|did\s+not\s+(?:save|store|download|keep)|don'?t\s+have|do\s+not\s+have|no\s+longer\s+have|can'?t\s+find|cannot\s+find|no)\s+(?:\w+\s+){0,3}?(?:recovery|backup)\s+codes?|(?:códigos?\s+de\s+(?:recuperación|recuperacion|recuperação|respaldo|backup)|codes?\s+de\s+(?:récupération|secours)|wiederherstellungscode\w*|backup-codes?|(?:коды?|кодов)\s+(?:\w+\s+)?восстановления|резервн\w+\s+код\w*)\s+(?:\S+\s+){0,4}?(?:no\s+funciona\w*|inválid\w*|rechazad\w*|perdid\w*|não\s+funciona\w*|ne\s+(?:\S+\s+)?(?:fonctionn|march)\w*|invalides?|refusés?|perdus?|funktionier\w*\s+nicht|nicht\s+(?:mehr\s+)?(?:funktionier|akzeptiert|gespeichert)\w*|ungültig|verloren|abgelehnt|не\s+(?:работа|подход|принима)\w*|недействительн\w*|потерян\w*)|(?:perdí|no\s+tengo|sin|perdi|não\s+tenho|sem|perdu|pas\s+de|plus\s+de|keine|verloren|нет|потерял\w*)\s+(?:\w+\s+){0,2}?(?:códigos?\s+de\s+(?:recuperación|recuperacion|recuperação)|codes?\s+de\s+(?:récupération|secours)|wiederherstellungscode\w*|backup-codes?|код\w*\s+восстановления|резервн\w+\s+код\w*)|(?:恢复码|恢復碼|恢复代码|备用码|備用碼|救援码)\S{0,6}(?:不能|无法|無法|失效|无效|無效|丢|丟|找不到|没有|不对)|(?:没有|丢了|丢失|找不到|没保存|沒有)\S{0,4}(?:恢复码|恢復碼|恢复代码|备用码|備用碼)|(?:リカバリーコード|リカバリコード|回復コード|復旧コード|バックアップコード)\S{0,8}(?:紛失|なくし|失くし|使え(?:ない|ません)|無効|保存して(?:い)?な|ありません|わかりません|見つから|通りません)";
 
 /// Phrases for a forgotten password.
-const FORGOT_PASSWORD: &str = r"(?:forgot|forgotten|forget|lost|can'?t\s+remember|cannot\s+remember|don'?t\s+remember|do\s+not\s+remember|reset)\s+(?:\w+\s+){0,2}?password|password\s+(?:\w+\s+){0,2}?(?:forgotten|reset|lost)|olvidé\s+(?:\w+\s+)?contraseña|contraseña\s+olvidada|esqueci\s+(?:\w+\s+)?senha|mot\s+de\s+passe\s+oublié|oublié\s+(?:\w+\s+){0,2}?mot\s+de\s+passe|passwort\s+vergessen|kennwort\s+vergessen|забыл\w*\s+(?:\w+\s+)?пароль|忘记\S{0,2}密码|忘記\S{0,2}密碼|密码忘";
+const FORGOT_PASSWORD: &str = r"(?:forgot|forgotten|forget|lost|can'?t\s+remember|cannot\s+remember|don'?t\s+remember|do\s+not\s+remember|reset)\s+(?:\w+\s+){0,2}?password|password\s+(?:\w+\s+){0,2}?(?:forgotten|reset|lost)|olvidé\s+(?:\w+\s+)?contraseña|contraseña\s+olvidada|esqueci\s+(?:\w+\s+)?senha|mot\s+de\s+passe\s+oublié|oublié\s+(?:\w+\s+){0,2}?mot\s+de\s+passe|passwort\s+vergessen|kennwort\s+vergessen|забыл\w*\s+(?:\w+\s+)?пароль|忘记\S{0,2}密码|忘記\S{0,2}密碼|密码忘|パスワード\S{0,4}(?:忘れ|わからな|分からな)";
 
 /// Phrases for a linked address the requester no longer reads.
-const LOST_EMAIL: &str = r"(?:lost|no\s+longer\s+have|don'?t\s+have|do\s+not\s+have|no)\s+access\s+to\s+(?:\w+\s+){0,3}?(?:e-?mail|mailbox|inbox|address)|(?:e-?mail|mailbox|address|domain)\s+(?:\S+\s+){0,5}?(?:no\s+longer\s+(?:exists|works|active|valid)|(?:was|is|has\s+been)\s+(?:deleted|closed|deactivated|disabled|expired|shut\s+down)|expired)|(?:can'?t|cannot|unable\s+to)\s+(?:access|log\s*in\s+to|get\s+into|receive|get|read)\s+(?:\w+\s+){0,3}?(?:(?:e-?)?mails?\b|mailbox|inbox)|(?:old|former|previous)\s+(?:work|university|school|company|employer'?s?)\s+(?:e-?mail|address)|left\s+(?:the|my)\s+(?:company|job|university)|(?:company|employer|university|school|job)\s+(?:that\s+)?i\s+(?:have\s+)?left|(?:correo|e-?mail)\s+(?:\w+\s+){0,6}?(?:ya\s+no\s+(?:existe|tengo|funciona)|no\s+tengo\s+acceso|já\s+não\s+existe|não\s+existe\s+mais)|(?:perdí|sin)\s+(?:el\s+)?acceso\s+(?:a\s+)?(?:mi\s+)?(?:correo|e-?mail)|(?:perdi|sem)\s+(?:o\s+)?acesso\s+(?:ao\s+)?(?:meu\s+)?e-?mail|não\s+tenho\s+mais\s+acesso\s+ao\s+(?:meu\s+)?e-?mail|(?:plus|pas)\s+accès\s+à\s+(?:mon\s+|l')?(?:adresse|e-?mail|courriel|boîte)|keinen\s+zugriff\s+(?:mehr\s+)?auf\s+(?:meine\s+)?(?:e-?mail|mailadresse|postfach)|нет\s+доступа\s+к\s+(?:\w+\s+)?(?:почте|email|ящику)|потерял\w*\s+доступ\s+к\s+(?:\w+\s+)?(?:почте|ящику)|(?:邮箱|郵箱|电子邮件|電子郵件)\S{0,8}(?:无法|不能|丢失|失效|不再|没有权限|登录不了)";
+const LOST_EMAIL: &str = r"(?:lost|no\s+longer\s+have|don'?t\s+have|do\s+not\s+have|no)\s+access\s+to\s+(?:\w+\s+){0,3}?(?:e-?mail|mailbox|inbox|address)|(?:e-?mail|mailbox|address|domain)\s+(?:\S+\s+){0,5}?(?:no\s+longer\s+(?:exists|works|active|valid)|(?:was|is|has\s+been)\s+(?:deleted|closed|deactivated|disabled|expired|shut\s+down)|expired)|(?:can'?t|cannot|unable\s+to)\s+(?:access|log\s*in\s+to|get\s+into|receive|get|read)\s+(?:\w+\s+){0,3}?(?:(?:e-?)?mails?\b|mailbox|inbox)|(?:old|former|previous)\s+(?:work|university|school|company|employer'?s?)\s+(?:e-?mail|address)|left\s+(?:the|my)\s+(?:company|job|university)|(?:company|employer|university|school|job)\s+(?:that\s+)?i\s+(?:have\s+)?left|(?:correo|e-?mail)\s+(?:\w+\s+){0,6}?(?:ya\s+no\s+(?:existe|tengo|funciona)|no\s+tengo\s+acceso|já\s+não\s+existe|não\s+existe\s+mais)|(?:perdí|sin)\s+(?:el\s+)?acceso\s+(?:a\s+)?(?:mi\s+)?(?:correo|e-?mail)|(?:perdi|sem)\s+(?:o\s+)?acesso\s+(?:ao\s+)?(?:meu\s+)?e-?mail|não\s+tenho\s+mais\s+acesso\s+ao\s+(?:meu\s+)?e-?mail|(?:plus|pas)\s+accès\s+à\s+(?:mon\s+|l')?(?:adresse|e-?mail|courriel|boîte)|keinen\s+zugriff\s+(?:mehr\s+)?auf\s+(?:meine\s+)?(?:e-?mail|mailadresse|postfach)|нет\s+доступа\s+к\s+(?:\w+\s+)?(?:почте|email|ящику)|потерял\w*\s+доступ\s+к\s+(?:\w+\s+)?(?:почте|ящику)|(?:邮箱|郵箱|电子邮件|電子郵件)\S{0,8}(?:无法|不能|丢失|失效|不再|没有权限|登录不了)|(?:メールアドレス|メール)\S{0,10}(?:アクセスでき(?:ない|ません)|使え(?:ない|ません)|受信でき(?:ない|ません)|無効に|削除)";
 
 /// Phrases for signs that someone else changed the account.
-const COMPROMISE: &str = r"without\s+my\s+(?:knowledge|consent|permission)|(?:i|we)\s+(?:did\s+not|didn'?t)\s+(?:request|authori[sz]e|make|do|initiate|ask\s+for)\s+(?:this|that|these|those|the|any|it)\b|(?:i|we)\s+(?:did\s+not|didn'?t)\s+(?:add|change|reset|regenerate)\s+(?:\S+\s+){0,3}?(?:recovery\s+codes?|codes?|password|e-?mail|address|2fa|two[-\s]factor|device|authenticator|security\s+key|token)|(?:i|we)\s+never\s+(?:changed|reset|regenerated|requested|added)\s+(?:\S+\s+){0,3}?(?:recovery\s+codes?|codes?|password|e-?mail|address|2fa|device)|(?:2fa|two[-\s]factor|mfa|authenticator|device|recovery\s+codes?|codes|email|password)\s+(?:that\s+|which\s+)?(?:i|we)\s+(?:did\s+not|didn'?t|never)\s+(?:add|enable|change|create|generate|request)|someone\s+(?:else\s+)?(?:has\s+)?(?:changed|added|reset|logged|accessed|took|enabled|removed|hijacked|got)|hack(?:ed|er)|compromised|unauthori[sz]ed|account\s+(?:takeover|was\s+taken\s+over|stolen)|(?:was|wasn'?t)\s+not\s+me|wasn'?t\s+me|suspicious\s+(?:activity|login|change|email)|sin\s+mi\s+(?:conocimiento|consentimiento|permiso)|no\s+fui\s+yo|hackead[oa]|sem\s+(?:o\s+)?meu\s+(?:conhecimento|consentimento)|não\s+fui\s+eu|à\s+mon\s+insu|sans\s+mon\s+(?:accord|consentement)|piraté|ohne\s+mein\s+(?:wissen|zutun|einverständnis)|gehackt|без\s+моего\s+(?:ведома|согласия)|взлом\w*|被盗|被黑|被入侵|不是我|未经\S{0,4}(?:授权|许可|同意)|我没有\S{0,4}(?:添加|设置|修改|更改)";
+const COMPROMISE: &str = r"without\s+my\s+(?:knowledge|consent|permission)|(?:i|we)\s+(?:did\s+not|didn'?t)\s+(?:request|authori[sz]e|make|do|initiate|ask\s+for)\s+(?:this|that|these|those|the|any|it)\b|(?:i|we)\s+(?:did\s+not|didn'?t)\s+(?:add|change|reset|regenerate)\s+(?:\S+\s+){0,3}?(?:recovery\s+codes?|codes?|password|e-?mail|address|2fa|two[-\s]factor|device|authenticator|security\s+key|token)|(?:i|we)\s+never\s+(?:changed|reset|regenerated|requested|added)\s+(?:\S+\s+){0,3}?(?:recovery\s+codes?|codes?|password|e-?mail|address|2fa|device)|(?:2fa|two[-\s]factor|mfa|authenticator|device|recovery\s+codes?|codes|email|password)\s+(?:that\s+|which\s+)?(?:i|we)\s+(?:did\s+not|didn'?t|never)\s+(?:add|enable|change|create|generate|request)|someone\s+(?:else\s+)?(?:has\s+)?(?:changed|added|reset|logged|accessed|took|enabled|removed|hijacked|got)|hack(?:ed|er)|compromised|unauthori[sz]ed|account\s+(?:takeover|was\s+taken\s+over|stolen)|(?:was|wasn'?t)\s+not\s+me|wasn'?t\s+me|suspicious\s+(?:activity|login|change|email)|sin\s+mi\s+(?:conocimiento|consentimiento|permiso)|no\s+fui\s+yo|hackead[oa]|sem\s+(?:o\s+)?meu\s+(?:conhecimento|consentimento)|não\s+fui\s+eu|à\s+mon\s+insu|sans\s+mon\s+(?:accord|consentement)|piraté|ohne\s+mein\s+(?:wissen|zutun|einverständnis)|gehackt|без\s+моего\s+(?:ведома|согласия)|взлом\w*|被盗|被黑|被入侵|不是我|未经\S{0,4}(?:授权|许可|同意)|我没有\S{0,4}(?:添加|设置|修改|更改)|乗っ取|不正(?:アクセス|ログイン)|ハッキング|身に覚えのない";
 
 /// The second factor itself, named: the model may only put a lost device
 /// before the codes when the text names one.
@@ -38,7 +38,7 @@ static DEVICE_WORD: Lazy<Regex> = Lazy::new(|| {
 /// Requests that are not the requester's own lockout, whatever blocks them:
 /// taking over the account of someone who left, and a forgotten username
 /// (the desk looks the account up; no reset is asked for).
-const OTHER_FIRST: &str = r"\b(?:employee|person|colleague|co-?worker|developer|maintainer|originator|creator|owner|admin(?:istrator)?|he|she|they)\b[^.\n]{0,80}?\b(?:left|leaving|departed)\s+(?:(?:the|our|my)\s+)?(?:company|organi[sz]ation|team|firm|employer|job)|\bformer\s+(?:employee|colleague|co-?worker|maintainer|developer|team\s+member)|(?:were|was)\s+not\s+the\s+(?:originator|creator|owner)|(?:forgot|forgotten|lost|don'?t\s+(?:know|remember)|do\s+not\s+(?:know|remember)|can'?t\s+remember|cannot\s+remember|can\s+not\s+remember)\s+(?:\w+\s+){0,2}?`?user\s*name|olvidé\s+(?:mi\s+)?(?:nombre\s+de\s+)?usuario|esqueci\s+(?:o\s+)?(?:meu\s+)?(?:nome\s+de\s+)?usuário|oublié\s+(?:mon\s+)?(?:nom\s+d'utilisateur|identifiant)|benutzernamen\s+vergessen|забыл\w*\s+(?:свой\s+)?(?:логин|имя\s+пользователя)";
+const OTHER_FIRST: &str = r"\b(?:employee|person|colleague|co-?worker|developer|maintainer|originator|creator|owner|admin(?:istrator)?|he|she|they)\b[^.\n]{0,80}?\b(?:left|leaving|departed)\s+(?:(?:the|our|my)\s+)?(?:company|organi[sz]ation|team|firm|employer|job)|\bformer\s+(?:employee|colleague|co-?worker|maintainer|developer|team\s+member)|(?:were|was)\s+not\s+the\s+(?:originator|creator|owner)|(?:forgot|forgotten|lost|don'?t\s+(?:know|remember)|do\s+not\s+(?:know|remember)|can'?t\s+remember|cannot\s+remember|can\s+not\s+remember)\s+(?:\w+\s+){0,2}?`?user\s*name|olvidé\s+(?:mi\s+)?(?:nombre\s+de\s+)?usuario|esqueci\s+(?:o\s+)?(?:meu\s+)?(?:nome\s+de\s+)?usuário|oublié\s+(?:mon\s+)?(?:nom\s+d'utilisateur|identifiant)|benutzernamen\s+vergessen|забыл\w*\s+(?:свой\s+)?(?:логин|имя\s+пользователя)|退職\S{0,10}(?:社員|者|担当|メンバー)|(?:社員|担当者|メンバー)\S{0,6}退職|ユーザー?名\S{0,4}(?:忘れ|わからな|分からな)";
 
 /// Phrases the form template offers as options and people paste as is.
 const OTHER: &str = r"\bother\b|\botro\b|\boutro\b|\bautre\b|\bandere[rs]?\b|другое|其他";
@@ -141,7 +141,7 @@ const MODEL_MIN_WORDS: usize = 6;
 /// when the model is fairly sure.
 fn learnt(doc: &Document, answer: &str, guess: Option<Guess>, free_text: bool) -> Option<Reason> {
     let has_answer = !answer.trim().is_empty();
-    if !has_answer && (!free_text || doc.prose.split_whitespace().count() < MODEL_MIN_WORDS) {
+    if !has_answer && (!free_text || word_count(&doc.prose) < MODEL_MIN_WORDS) {
         return None;
     }
     // A suspected compromise raises the priority and alerts staff: only the
@@ -149,6 +149,22 @@ fn learnt(doc: &Document, answer: &str, guess: Option<Guess>, free_text: bool) -
     guess
         .filter(|g| g.confidence >= MODEL_CONFIDENCE && g.reason != Reason::SuspectedCompromise)
         .map(|g| g.reason)
+}
+
+/// Words in a text, for the free-text length floor. Chinese and Japanese
+/// are written without spaces, so two of their characters count as a
+/// word; otherwise a whole Japanese request counts as one word and the
+/// model never reads it.
+fn word_count(text: &str) -> usize {
+    let cjk = text
+        .chars()
+        .filter(|&c| super::reason_model::is_cjk(c))
+        .count();
+    let spaced = text
+        .split(|c: char| c.is_whitespace() || super::reason_model::is_cjk(c))
+        .filter(|w| !w.is_empty())
+        .count();
+    spaced + cjk / 2
 }
 
 /// The model's reading of the text the reader prepared.
@@ -213,6 +229,43 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn japanese_phrases_are_read_without_the_model() {
+        let rules_only = |text: &str| {
+            let reading = Reading {
+                solved: false,
+                free_text_model: true,
+            };
+            find(&Document::parse(text), "", reading, &Model::default())
+        };
+        for (text, want) in [
+            ("スマートフォンを紛失しました。", Reason::Lost2faDevice),
+            ("機種変更で認証アプリが消えました", Reason::Lost2faDevice),
+            (
+                "リカバリーコードが使えません",
+                Reason::RecoveryCodesLostOrNotWorking,
+            ),
+            ("パスワードを忘れてしまいました", Reason::ForgotPassword),
+            (
+                "登録したメールアドレスにアクセスできません",
+                Reason::LostEmailAccess,
+            ),
+            (
+                "アカウントが乗っ取られたようです",
+                Reason::SuspectedCompromise,
+            ),
+            ("前任の担当者が退職しました", Reason::Other),
+        ] {
+            assert_eq!(rules_only(text).first(), Some(&want), "{text}");
+        }
+    }
+
+    #[test]
+    fn cjk_text_is_counted_in_words_for_the_model_floor() {
+        assert!(word_count("二段階認証のアプリが入った端末が動きません") >= MODEL_MIN_WORDS);
+        assert_eq!(word_count("Any update?"), 2);
     }
 
     #[test]
