@@ -168,24 +168,55 @@ pub fn parse(raw: &[u8]) -> Inbound {
 
 /// A text part's text. When the declared charset turned the bytes into
 /// replacement characters but the bytes are valid UTF-8 (a client that
-/// labels UTF-8 as `Big5` or `ISO-8859-1`), the UTF-8 reading wins.
+/// labels UTF-8 as `Big5` or `ISO-8859-1`), the UTF-8 reading wins. When
+/// no charset is declared and the 8-bit bytes are not UTF-8, the common
+/// legacy charsets are tried and the one that reads as its own language
+/// wins (see [`guess_legacy`]).
 fn part_text(
     message: &Message<'_>,
     part: &mail_parser::MessagePart<'_>,
     warnings: &mut Vec<String>,
 ) -> Option<String> {
     let decoded = part.text_contents()?;
-    if !decoded.contains('\u{fffd}') {
-        return Some(decoded.to_owned());
-    }
     let charset = part
         .content_type()
         .and_then(|ct| ct.attribute("charset"))
         .unwrap_or("")
         .to_ascii_lowercase();
-    if charset.is_empty() || charset.contains("utf-8") || charset.contains("utf8") {
+    // Undeclared text is read by mail-parser in a fixed single-byte table,
+    // which never yields a replacement character but mangles every other
+    // charset; a declared one is only doubted when it produced them.
+    let undeclared_8bit = charset.is_empty() && !decoded.is_ascii();
+    if !decoded.contains('\u{fffd}') && !undeclared_8bit {
         return Some(decoded.to_owned());
     }
+    if charset.contains("utf-8") || charset.contains("utf8") {
+        return Some(decoded.to_owned());
+    }
+    let Some(bytes) = body_bytes(message, part) else {
+        return Some(decoded.to_owned());
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) if !charset.is_empty() => {
+            warnings.push(format!(
+                "declared charset {charset} did not fit: read as UTF-8"
+            ));
+            Some(text)
+        }
+        Ok(text) => Some(text),
+        Err(e) if charset.is_empty() => match guess_legacy(e.as_bytes()) {
+            Some((name, text)) => {
+                warnings.push(format!("undeclared 8-bit text read as {name}"));
+                Some(text)
+            }
+            None => Some(decoded.to_owned()),
+        },
+        Err(_) => Some(decoded.to_owned()),
+    }
+}
+
+/// The part's body bytes with the transfer encoding undone.
+fn body_bytes(message: &Message<'_>, part: &mail_parser::MessagePart<'_>) -> Option<Vec<u8>> {
     let raw = message.raw_message();
     let (start, end) = (part.offset_body as usize, part.offset_end as usize);
     let body = raw.get(start..end.min(raw.len()))?;
@@ -201,22 +232,96 @@ fn part_text(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let bytes = match encoding.as_str() {
+    match encoding.as_str() {
         "base64" => mail_parser::decoders::base64::base64_decode(body),
         "quoted-printable" => {
             mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
         }
         _ => Some(body.to_vec()),
-    };
-    match bytes.map(String::from_utf8) {
-        Some(Ok(text)) => {
-            warnings.push(format!(
-                "declared charset {charset} did not fit: read as UTF-8"
-            ));
-            Some(text)
-        }
-        _ => Some(decoded.to_owned()),
     }
+}
+
+/// The common legacy charsets, each with whether it is a Latin-script
+/// table and the languages written in it.
+/// Multi-byte ones come first: their decoders reject most foreign bytes,
+/// where a single-byte table reads anything.
+const LEGACY: &[(&str, bool, &[whatlang::Lang])] = {
+    use whatlang::Lang::*;
+    &[
+        ("shift_jis", false, &[Jpn]),
+        ("euc-jp", false, &[Jpn]),
+        ("gbk", false, &[Cmn]),
+        ("big5", false, &[Cmn]),
+        ("euc-kr", false, &[Kor]),
+        ("windows-1251", false, &[Rus, Ukr, Bel, Bul, Srp, Mkd]),
+        ("koi8-r", false, &[Rus]),
+        (
+            "windows-1252",
+            true,
+            &[Eng, Spa, Por, Fra, Deu, Ita, Nld, Swe, Dan, Nob, Fin, Cat],
+        ),
+        ("iso-8859-2", true, &[Pol, Ces, Slk, Hun, Hrv, Slv, Ron]),
+        ("iso-8859-7", false, &[Ell]),
+    ]
+};
+
+/// Fewer letters than this tell no language apart: the lossy text stays.
+const MIN_GUESS_LETTERS: usize = 12;
+
+/// Most of a Latin-script text's letters are plain ASCII; a Russian text
+/// read in a Latin table is all accented letters.
+const MAX_ACCENTED_SHARE: f64 = 0.4;
+
+/// Whether a reading looks like text at all: its non-ASCII characters are
+/// letters or the punctuation people type (a wrong table turns letters
+/// into `˙`, `¸`, `§`), there are enough letters to judge, and in a Latin
+/// charset most letters are ASCII.
+fn plausible(text: &str, latin: bool) -> bool {
+    const PUNCT: &str = "¿¡«»–—…“”„‘’€°·•№、。「」『』・ー！？，．：；（）";
+    let (mut letters, mut accented, mut odd) = (0usize, 0usize, 0usize);
+    for c in text.chars() {
+        if c.is_alphabetic() {
+            letters += 1;
+            accented += usize::from(!c.is_ascii());
+        } else if !c.is_ascii() && !c.is_whitespace() && !PUNCT.contains(c) {
+            odd += 1;
+        }
+    }
+    let share = |n: usize| n as f64 / letters.max(1) as f64;
+    letters >= MIN_GUESS_LETTERS
+        && odd * 20 <= accented.max(1)
+        && !(latin && share(accented) > MAX_ACCENTED_SHARE)
+}
+
+/// Undeclared 8-bit text: the legacy charset whose reading is most
+/// confidently a language written in it, with that reading. A reading
+/// with undecodable bytes is out; so is every reading when none is a
+/// language of its charset (the caller keeps the lossy text).
+fn guess_legacy(bytes: &[u8]) -> Option<(&'static str, String)> {
+    let mut best: Option<(f64, &'static str, String)> = None;
+    for &(name, latin, langs) in LEGACY {
+        let Some(decode) = mail_parser::decoders::charsets::map::charset_decoder(name.as_bytes())
+        else {
+            continue;
+        };
+        let text = decode(bytes);
+        if text.contains('\u{fffd}') {
+            continue;
+        }
+        if !plausible(&text, latin) {
+            continue;
+        }
+        let Some(info) = whatlang::detect(&text) else {
+            continue;
+        };
+        if !langs.contains(&info.lang()) {
+            continue;
+        }
+        if best.as_ref().is_none_or(|(c, _, _)| info.confidence() > *c) {
+            best = Some((info.confidence(), name, text));
+        }
+    }
+    best.map(|(_, name, text)| (name, text))
 }
 
 fn unparseable(size: usize, hash: String) -> Inbound {
@@ -536,6 +641,46 @@ mod tests {
             b"From: a@example.org\r\nContent-Type: text/plain; charset=Big5\r\n\r\n".to_vec();
         raw.extend_from_slice(big5);
         assert_eq!(parse(&raw).text.trim(), "你好");
+    }
+
+    #[test]
+    fn undeclared_legacy_text_is_read_in_its_languages_charset() {
+        let cases: [(&[u8], &str, &str); 3] = [
+            (
+                b"\xc7\xe4\xf0\xe0\xe2\xf1\xf2\xe2\xf3\xe9\xf2\xe5, \xff \xef\xee\xf2\xe5\xf0\xff\xeb \xf2\xe5\xeb\xe5\xf4\xee\xed \xf1 \xef\xf0\xe8\xeb\xee\xe6\xe5\xed\xe8\xe5\xec \xe8 \xed\xe5 \xec\xee\xe3\xf3 \xe2\xee\xe9\xf2\xe8 \xe2 \xf1\xe2\xee\xe9 \xe0\xea\xea\xe0\xf3\xed\xf2. \xcf\xee\xe6\xe0\xeb\xf3\xe9\xf1\xf2\xe0, \xef\xee\xec\xee\xe3\xe8\xf2\xe5.",
+                "windows-1251",
+                "я потерял телефон",
+            ),
+            (
+                b"Hola, perd\xed mi tel\xe9fono y no puedo entrar en mi cuenta. \xbfPod\xe9is ayudarme? Gracias por la atenci\xf3n.",
+                "windows-1252",
+                "perdí mi teléfono",
+            ),
+            (
+                b"\x83X\x83}\x81[\x83g\x83t\x83H\x83\x93\x82\xf0\x95\xb4\x8e\xb8\x82\xb5\x82\xbd\x82\xbd\x82\xdf\x81A\x93\xf1\x92i\x8aK\x94F\x8f\xd8\x82\xaa\x82\xc5\x82\xab\x82\xdc\x82\xb9\x82\xf1\x81B\x83A\x83J\x83E\x83\x93\x83g\x82\xcc\x95\x9c\x8b\x8c\x82\xf0\x82\xa8\x8a\xe8\x82\xa2\x82\xb5\x82\xdc\x82\xb7\x81B",
+                "shift_jis",
+                "スマートフォンを紛失",
+            ),
+        ];
+        for (body, charset, words) in cases {
+            let mut raw = b"From: a@example.org\r\nSubject: x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\n".to_vec();
+            raw.extend_from_slice(body);
+            raw.extend_from_slice(b"\r\n");
+            let inbound = parse(&raw);
+            assert!(inbound.text.contains(words), "{charset}: {}", inbound.text);
+            let warning = format!("undeclared 8-bit text read as {charset}");
+            assert!(
+                inbound.warnings.contains(&warning),
+                "{:?}",
+                inbound.warnings
+            );
+        }
+        // Bytes no legacy charset reads as a language stay as they were.
+        let raw = b"From: a@example.org\r\nContent-Type: text/plain\r\n\r\n\xff\xfe\x80\x81\r\n";
+        assert!(!parse(raw)
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("undeclared")));
     }
 
     #[test]
