@@ -1866,3 +1866,51 @@ fn losing_the_linked_address_mid_challenge_withdraws_it_and_hands_the_case_to_st
         assert!(to_requester(&out) != vec!["linked_address_lost"]);
     }
 }
+
+#[test]
+fn typed_effects_read_and_write_the_names_earlier_stores_hold() {
+    use crate::case::{Actor, Direction, LogEntry, MessageRef, RefKind};
+    use crate::domain::HandledKind;
+    let stored = r#"{"message_id":"a@b","direction":"out","from":"s@x","to":["r@y"],
+        "subject":"S","date":1,"kind":"acknowledgement","role":"case"}"#;
+    let sent: MessageRef = serde_json::from_str(stored).expect("an outgoing ref");
+    assert_eq!(sent.direction, Direction::Out);
+    assert_eq!(sent.kind, RefKind::Sent(TemplateKind::Acknowledgement));
+    let read: MessageRef =
+        serde_json::from_str(&stored.replace("acknowledgement", "auto_reply")).expect("a read ref");
+    assert_eq!(read.kind, RefKind::Read(HandledKind::AutoReply));
+    let back = serde_json::to_value(&sent).expect("serializes");
+    assert_eq!(back["kind"], "acknowledgement");
+    assert_eq!(back["direction"], "out");
+    let line: LogEntry =
+        serde_json::from_str(r#"{"at":5,"actor":"staff:ann@x.example","what":"resolved"}"#)
+            .expect("a staff log line");
+    assert_eq!(line.actor, Actor::Staff("ann@x.example".into()));
+    assert_eq!(
+        serde_json::to_value(&line).expect("serializes")["actor"],
+        "staff:ann@x.example"
+    );
+    assert!(serde_json::from_str::<LogEntry>(r#"{"at":5,"actor":"nobody","what":"x"}"#).is_err());
+}
+
+#[test]
+fn template_names_and_reading_kinds_never_collide() {
+    use crate::domain::HandledKind;
+    let read = [
+        HandledKind::Human,
+        HandledKind::AutoReply,
+        HandledKind::Bounce,
+        HandledKind::List,
+        HandledKind::OwnLoop,
+        HandledKind::Repeat,
+        HandledKind::Timer,
+        HandledKind::DeliveryFailure,
+        HandledKind::Quarantined,
+    ];
+    for kind in TemplateKind::ALL {
+        assert!(
+            read.iter().all(|r| r.name() != kind.name()),
+            "{kind} is both"
+        );
+    }
+}
