@@ -253,22 +253,69 @@ fn new_lines<'a>(lines: &[&'a str], depth: usize) -> Vec<&'a str> {
         .filter(|l| !l.is_empty())
         .collect();
     let trivial = words.len() <= 1 && words.iter().all(|l| l.chars().count() <= 30);
-    if let (true, Some(Cut::Attribution { next }), true) = (trivial, cut, depth < 4) {
-        top.push("");
-        top.extend(new_lines(
-            &unquoted(&lines[next.min(lines.len())..]),
-            depth + 1,
-        ));
+    match (trivial, cut, depth < 4) {
+        (true, Some(Cut::Attribution { next }), true) => {
+            top.push("");
+            top.extend(new_lines(
+                &unquoted(&lines[next.min(lines.len())..]),
+                depth + 1,
+            ));
+        }
+        (false, Some(Cut::Attribution { next }), true) => {
+            top.extend(inline_answer(lines, next, depth));
+        }
+        _ => {}
     }
     top
 }
 
-fn unquoted<'a>(lines: &[&'a str]) -> Vec<&'a str> {
-    lines
+/// Text written above an attribution and again below its quote is an
+/// inline answer: the quote it answers is kept, as is, for staff to read
+/// the answer against, and so is the answer. Nothing new below the quote
+/// leaves the quote out.
+fn inline_answer<'a>(lines: &[&'a str], next: usize, depth: usize) -> Vec<&'a str> {
+    let next = next.min(lines.len());
+    let quote_end = lines[next..]
         .iter()
-        .copied()
-        .filter(|l| !l.trim_start().starts_with('>'))
-        .collect()
+        .position(|l| !l.trim().is_empty() && !is_quoted(l))
+        .map_or(lines.len(), |p| next + p);
+    if !lines[next..quote_end].iter().any(|l| is_quoted(l)) {
+        return Vec::new();
+    }
+    // A line right under a quoted line with text is that line wrapped by a
+    // client that did not re-quote it, not an answer.
+    let wrapped_quote = lines[quote_end - 1]
+        .trim_start()
+        .trim_start_matches(['>', ' '])
+        .chars()
+        .any(char::is_alphanumeric);
+    if wrapped_quote {
+        return Vec::new();
+    }
+    let below = new_lines(&lines[quote_end..], depth + 1);
+    if below.iter().all(|l| l.trim().is_empty()) {
+        return Vec::new();
+    }
+    let mut out: Vec<&str> = lines[next..quote_end]
+        .iter()
+        .map(|l| l.trim_end())
+        .collect();
+    out.extend(below);
+    out
+}
+
+/// A quoted line: `>`, or the initials some clients put before it
+/// (`C>`, `JD>`).
+fn is_quoted(line: &str) -> bool {
+    let line = line.trim_start();
+    line.starts_with('>') || QUOTE_INITIALS.is_match(line)
+}
+
+static QUOTE_INITIALS: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"^[A-Z]{1,3}>").expect("valid regex"));
+
+fn unquoted<'a>(lines: &[&'a str]) -> Vec<&'a str> {
+    lines.iter().copied().filter(|l| !is_quoted(l)).collect()
 }
 
 /// Index of the first line that is not new text, and why.
@@ -350,10 +397,15 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
     None
 }
 
+static INNER_SENTENCE: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"\p{Ll}{4,}[.!?] +\p{Lu}\p{Ll}* \p{Ll}").expect("valid regex"));
+
 /// True when a line ends a sentence: `!`, `?`, or a `.` after a word of
 /// more than three letters.
 fn ends_sentence(line: &str) -> bool {
-    if line.ends_with(['!', '?']) {
+    // An ellipsis ends a thought ("I will let you know then..."), and a
+    // sentence break inside the line ("weeks. I will") makes it prose.
+    if line.ends_with(['!', '?', '…']) || line.ends_with("...") || INNER_SENTENCE.is_match(line) {
         return true;
     }
     let Some(rest) = line.strip_suffix('.') else {
@@ -571,5 +623,32 @@ mod tests {
         for s in ["", ">", "\r\r\n", "On", "<blockquote>", "é\u{0}—", "-- "] {
             let _ = new_text(s, Some(s));
         }
+    }
+
+    #[test]
+    fn an_inline_answer_keeps_the_quote_it_answers() {
+        let body = "I have one more detail for you today.\nOn Mon, 2024-05-06 at 10:00 +0200, Desk wrote:\n> Which username is it?\n>\n> Please tell us.\n\nIt is jodoe.\n\nJD> an older quote\n\n__\nJo Doe";
+        assert_eq!(
+            new_text(body, None),
+            "I have one more detail for you today.\n> Which username is it?\n>\n> Please tell us.\n\nIt is jodoe."
+        );
+    }
+
+    #[test]
+    fn a_quote_wrapped_by_the_client_is_no_inline_answer() {
+        let body = "My answer, which is long enough to count.\nOn Mon, 6 May 2024 at 10:00, Desk <desk@example.org> wrote:\n> We reset the second factor on\nyour account today.";
+        assert_eq!(
+            new_text(body, None),
+            "My answer, which is long enough to count."
+        );
+    }
+
+    #[test]
+    fn prose_ending_in_an_ellipsis_is_not_joined_into_a_wrapped_attribution() {
+        let body = "I can test it in 2 weeks. I will let you know then...\nOp 16 aug. 2014 05:13 schreef \"Desk\" <desk@example.org> het\nvolgende geschreven:\n\n> old text";
+        assert_eq!(
+            new_text(body, None),
+            "I can test it in 2 weeks. I will let you know then..."
+        );
     }
 }
