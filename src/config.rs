@@ -538,33 +538,25 @@ impl Settings {
 
 /// Each `kind` names a section that is present.
 fn check_kinds(raw: &RawConfig, origin: &str) -> Result<()> {
-    match raw.source.kind {
-        SourceKind::Maildir if raw.source.maildir.is_none() => {
-            return Err(Error::Config(format!(
-                "{origin}: source.maildir: missing for kind = \"maildir\""
-            )))
+    let missing = match (raw.source.kind, raw.transport.kind) {
+        (SourceKind::Maildir, _) if raw.source.maildir.is_none() => {
+            Some(("source.maildir", "maildir"))
         }
-        SourceKind::Imap if raw.source.imap.is_none() => {
-            return Err(Error::Config(format!(
-                "{origin}: source.imap: missing for kind = \"imap\""
-            )))
+        (SourceKind::Imap, _) if raw.source.imap.is_none() => Some(("source.imap", "imap")),
+        (_, TransportKind::File) if raw.transport.file.is_none() => {
+            Some(("transport.file", "file"))
         }
-        _ => {}
+        (_, TransportKind::Smtp) if raw.transport.smtp.is_none() => {
+            Some(("transport.smtp", "smtp"))
+        }
+        _ => None,
+    };
+    match missing {
+        Some((section, kind)) => Err(Error::Config(format!(
+            "{origin}: {section}: missing for kind = \"{kind}\""
+        ))),
+        None => Ok(()),
     }
-    match raw.transport.kind {
-        TransportKind::File if raw.transport.file.is_none() => {
-            return Err(Error::Config(format!(
-                "{origin}: transport.file: missing for kind = \"file\""
-            )))
-        }
-        TransportKind::Smtp if raw.transport.smtp.is_none() => {
-            return Err(Error::Config(format!(
-                "{origin}: transport.smtp: missing for kind = \"smtp\""
-            )))
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 /// `staff.digest_at` is a time and `staff.digest_timezone` a zone.
@@ -657,6 +649,26 @@ mod tests {
         let bad = DEMO_TOML.replace("[staff]\n", "[staff]\nverify = \"dmarc\"\n");
         let err = with_key(&bad).unwrap_err().to_string();
         assert!(err.contains("verify") || err.contains("dmarc"), "{err}");
+    }
+
+    #[test]
+    fn a_kind_without_its_section_names_the_missing_section() {
+        let imap = DEMO_TOML.replacen("kind = \"maildir\"", "kind = \"imap\"", 1);
+        let err = with_key(&imap).unwrap_err().to_string();
+        assert!(
+            err.contains("source.imap: missing for kind = \"imap\""),
+            "{err}"
+        );
+        let smtp = DEMO_TOML.replacen(
+            "[transport]\nkind = \"file\"",
+            "[transport]\nkind = \"smtp\"",
+            1,
+        );
+        let err = with_key(&smtp).unwrap_err().to_string();
+        assert!(
+            err.contains("transport.smtp: missing for kind = \"smtp\""),
+            "{err}"
+        );
     }
 
     #[test]
