@@ -333,6 +333,10 @@ pub struct Case {
     /// person takes over instead of a third identical request).
     #[serde(default)]
     pub rounds_without_progress: u32,
+    /// Staff's `/ask` put the case back to the requester: their answer is
+    /// news for staff, like any reply while the case waits on staff.
+    #[serde(default)]
+    pub staff_asked: bool,
 }
 
 /// A mail the rate limit held back instead of dropping it.
@@ -383,6 +387,7 @@ impl Case {
             messages: Vec::new(),
             held: Vec::new(),
             rounds_without_progress: 0,
+            staff_asked: false,
         }
     }
 

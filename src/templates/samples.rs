@@ -350,6 +350,9 @@ pub fn null_shape(kind: TemplateKind) -> Value {
     set(&mut v, "/limits/size_bytes", Value::Null);
     set(&mut v, "/staff/excerpt", Value::Null);
     set(&mut v, "/staff/reason", Value::Null);
+    set(&mut v, "/staff/changed", json!([]));
+    set(&mut v, "/staff/done", json!([]));
+    set(&mut v, "/staff/assignee", Value::Null);
     if !matches!(
         kind,
         TemplateKind::Challenge | TemplateKind::ChallengeReminder
@@ -437,7 +440,7 @@ fn base() -> Value {
             ],
             "excerpt": "I lost my phone with the authenticator app and my recovery codes do not work.",
             "requesters": [SAMPLE_REQUESTER, "someone.else@example.com"],
-            "commands_help": "/note TEXT · /close · /resolve · /verify · /ask FIELDS · /reopen · /priority high|normal",
+            "commands_help": "/note LINE · /internal · /close · /resolve · /verify · /ask FIELDS · /reopen · /priority high|normal · /assign me",
             "events": [
                 {"at": "2026-11-20 09:12", "what": "Request received"},
                 {"at": "2026-11-20 09:12", "what": "Acknowledgement sent"},
@@ -448,7 +451,10 @@ fn base() -> Value {
             "error": "`/ask` needs at least one field name",
             "held": [
                 {"template": "verified", "to": SAMPLE_REQUESTER, "until": "Friday 20 November 2026, 10:12 UTC", "why": "10 replies to this address in the last hour (limit 10 per hour)", "merged": ["request_info"]}
-            ]
+            ],
+            "changed": ["email_access", "proofs"],
+            "done": ["set the priority to high", "added your internal note to the case log"],
+            "assignee": "dana@example.org"
         },
         "digest": {
             "cases": [

@@ -448,6 +448,36 @@ fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
     assert!(jo[0].raw.contains("Auto-Submitted: no"), "{}", jo[0].raw);
     assert!(!text.contains("sent automatically"), "{text}");
 
+    // 11:00 Jo answers the question: staff hear it at once, with Jo's
+    // words and what the answer changed, in the thread of Jo's mail.
+    conv.write(&reply(
+        &conv,
+        &case,
+        &jo[0].message_id,
+        "jo-2@requester.example",
+        "I maintain the package alice-tools.\r\n",
+    ));
+    let out = conv.step(T0 + 120 * MIN);
+    let told = to(&out, STAFF);
+    assert_eq!(told.len(), 1, "one notification to staff: {out:#?}");
+    assert_eq!(
+        told[0].subject,
+        format!("[Case {case}] The requester replied: alice")
+    );
+    assert_eq!(
+        first_line(told[0]),
+        format!("The requester wrote on case {case}, which waits on the team.")
+    );
+    let text = &told[0].text;
+    assert!(text.contains("the requester answered your /ask"), "{text}");
+    assert!(text.contains("What changed: proofs"), "{text}");
+    assert!(
+        text.contains("> I maintain the package alice-tools."),
+        "{text}"
+    );
+    assert_eq!(told[0].in_reply_to, "jo-2@requester.example");
+    assert_eq!(conv.case(T0 + 120 * MIN)["state"], "awaiting_staff");
+
     // 12:00 Ada closes the case with an explanation.
     conv.write(&staff(
         "ada-2@pypi.example",
