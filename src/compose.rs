@@ -294,6 +294,13 @@ impl Composer<'_> {
                 "error": mail.extra.get("error"),
                 "held": held_for_staff(case, &date),
                 "assignee": case.assignee,
+                "earlier_cases": case.earlier_cases.iter().map(|e| json!({
+                    "id": e.id.as_str(),
+                    "state": e.state.as_str(),
+                    "opened": date(e.created_at),
+                    "closed": e.closed_at.map(&date),
+                    "shares": e.shares.label(),
+                })).collect::<Vec<_>>(),
                 "done": mail.extra.get("done").map(|d| d.lines().collect::<Vec<_>>()).unwrap_or_default(),
                 "changed": mail.extra.get("changed").map(|c| c.split(',').filter(|f| !f.is_empty()).collect::<Vec<_>>()).unwrap_or_default(),
             });

@@ -14,8 +14,8 @@ use rand::thread_rng;
 
 use crate::authres::{self, StaffTrust};
 use crate::case::{
-    self, Case, Ctx, Event, LogEntry, LookupOutcome, MessageRef, OwnerAnswerKind, Policy,
-    RequesterMessage, Verification,
+    self, Case, Ctx, EarlierCase, Event, LogEntry, LookupOutcome, MessageRef, OwnerAnswerKind,
+    Policy, RequesterMessage, Shared, Verification,
 };
 use crate::classify::{self, Bounce, MessageKind};
 use crate::compose::Trigger;
@@ -439,6 +439,8 @@ impl Pipeline {
                 }
                 let mut case = Case::new(self.new_case_id()?, &from, now);
                 case.continues = matched.case().cloned();
+                case.earlier_cases =
+                    self.earlier_cases(&from, message.fields.username.as_deref())?;
                 message.opens_case = true;
                 message.duplicate = false;
                 (case, None)
@@ -463,6 +465,9 @@ impl Pipeline {
         }))
     }
 }
+
+/// Most earlier cases a new case lists for staff (the newest).
+const MAX_EARLIER_CASES: usize = 10;
 
 /// Longest subject kept on a case's message list (a header of 10,000
 /// encoded words decodes to tens of kilobytes; the raw message keeps it all).
@@ -507,6 +512,41 @@ impl Pipeline {
             Some(username) => self.store.open_case_of_username(username),
             None => Ok(None),
         }
+    }
+
+    /// The cases of the same requester address or username, newest first
+    /// (at most [`MAX_EARLIER_CASES`]), for the staff notification of a new
+    /// case. A scan of every case: new cases are rare next to the mail
+    /// they cause, and a closed case is in no open-case index.
+    fn earlier_cases(&self, from: &str, username: Option<&str>) -> Result<Vec<EarlierCase>> {
+        let mut earlier: Vec<EarlierCase> = self
+            .store
+            .cases()?
+            .into_iter()
+            .filter_map(|c| {
+                let address = c.requesters().any(|r| r.eq_ignore_ascii_case(from));
+                let user = match (username, &c.fields.username) {
+                    (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                    _ => false,
+                };
+                let shares = match (user, address) {
+                    (true, true) => Shared::Both,
+                    (true, false) => Shared::Username,
+                    (false, true) => Shared::Address,
+                    (false, false) => return None,
+                };
+                Some(EarlierCase {
+                    id: c.id,
+                    state: c.state,
+                    created_at: c.created_at,
+                    closed_at: c.closed_at,
+                    shares,
+                })
+            })
+            .collect();
+        earlier.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+        earlier.truncate(MAX_EARLIER_CASES);
+        Ok(earlier)
     }
 
     fn case_of_bounce(&self, bounce: &Bounce, matched: &CaseMatch) -> Result<Option<CaseId>> {

@@ -337,6 +337,49 @@ pub struct Case {
     /// news for staff, like any reply while the case waits on staff.
     #[serde(default)]
     pub staff_asked: bool,
+    /// Earlier cases of the same username or requester address, as the
+    /// store had them when this case opened (newest first), for staff; set
+    /// by the caller on the fresh case, like `continues`.
+    #[serde(default)]
+    pub earlier_cases: Vec<EarlierCase>,
+}
+
+/// An earlier case of the same person or account, found when a case opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierCase {
+    /// Its id.
+    pub id: CaseId,
+    /// Where it stood when the new case opened.
+    pub state: CaseState,
+    /// When it was opened (Unix seconds).
+    pub created_at: i64,
+    /// When it was closed, if it was.
+    pub closed_at: Option<i64>,
+    /// What it shares with the new case.
+    pub shares: Shared,
+}
+
+/// What an earlier case shares with a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shared {
+    /// The account username.
+    Username,
+    /// The requester's address.
+    Address,
+    /// Both.
+    Both,
+}
+
+impl Shared {
+    /// Words for staff.
+    pub fn label(self) -> &'static str {
+        match self {
+            Shared::Username => "same username",
+            Shared::Address => "same requester address",
+            Shared::Both => "same username and address",
+        }
+    }
 }
 
 /// A mail the rate limit held back instead of dropping it.
@@ -388,6 +431,7 @@ impl Case {
             held: Vec::new(),
             rounds_without_progress: 0,
             staff_asked: false,
+            earlier_cases: Vec::new(),
         }
     }
 

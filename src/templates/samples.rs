@@ -353,6 +353,7 @@ pub fn null_shape(kind: TemplateKind) -> Value {
     set(&mut v, "/staff/changed", json!([]));
     set(&mut v, "/staff/done", json!([]));
     set(&mut v, "/staff/assignee", Value::Null);
+    set(&mut v, "/staff/earlier_cases", json!([]));
     if !matches!(
         kind,
         TemplateKind::Challenge | TemplateKind::ChallengeReminder
@@ -454,7 +455,10 @@ fn base() -> Value {
             ],
             "changed": ["email_access", "proofs"],
             "done": ["set the priority to high", "added your internal note to the case log"],
-            "assignee": "dana@example.org"
+            "assignee": "dana@example.org",
+            "earlier_cases": [
+                {"id": "RD-2QW7EN", "state": "closed", "opened": "Monday 3 August 2026, 10:00 UTC", "closed": "Friday 14 August 2026, 16:20 UTC", "shares": "same username and address"}
+            ]
         },
         "digest": {
             "cases": [

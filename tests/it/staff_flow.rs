@@ -781,3 +781,80 @@ async fn a_reply_with_a_command_that_cannot_run_changes_nothing_and_says_why() {
         .iter()
         .any(|(_, w)| w == "priority set to high"));
 }
+
+/// Jo's case was closed; forty days later (past the reopen window) Jo
+/// writes again and gets a new case: staff's notification lists the earlier
+/// one (id, state, when). Kim, a stranger asking about the same username
+/// from another address, sees nothing of it; staff see both earlier cases.
+#[tokio::test]
+async fn a_new_case_shows_staff_the_earlier_cases_of_the_address_and_the_username() {
+    let (mut app, first) = app_with_case().await;
+    staff_says(
+        &mut app,
+        &first,
+        "s-close-1@pypi.example",
+        "/close\r\n",
+        T0 + 3600,
+    )
+    .await;
+    let later = T0 + 40 * DAY;
+    app.deliver(&complete_request(
+        "Jo <jo@example.org>",
+        "req-again@example.org",
+    ));
+    app.pass(later).await;
+    let second = app
+        .cases()
+        .into_iter()
+        .find(|c| c.id != first.id)
+        .expect("a new case");
+    assert_eq!(second.earlier_cases.len(), 1, "{:?}", second.earlier_cases);
+    let new_case = app
+        .sent_to(STAFF_LIST)
+        .into_iter()
+        .rev()
+        .find(|s| s.subject.contains(second.id.as_str()) && s.subject.contains("New recovery case"))
+        .expect("staff hear of the new case");
+    let listed = format!(
+        "  - {} (closed, same username and address): opened Sunday 23 November 2025, 09:00 UTC, closed Sunday 23 November 2025, 10:00 UTC",
+        first.id
+    );
+    assert!(
+        new_case.text.lines().any(|l| l.trim_end() == listed),
+        "{}",
+        new_case.text
+    );
+
+    // Kim writes about alice from elsewhere after Jo's second case closed.
+    staff_says(
+        &mut app,
+        &second,
+        "s-close-2@pypi.example",
+        "/close\r\n",
+        later + 3600,
+    )
+    .await;
+    app.deliver(&complete_request(
+        "Kim <kim@else.example>",
+        "kim-1@else.example",
+    ));
+    app.pass(later + 2 * 3600).await;
+    let third = app.case_of("kim@else.example");
+    let ids: Vec<&str> = third.earlier_cases.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![second.id.as_str(), first.id.as_str()],
+        "newest first"
+    );
+    assert!(third
+        .earlier_cases
+        .iter()
+        .all(|e| e.shares == recoverydesk::case::Shared::Username));
+    let to_kim = app.sent_to("kim@else.example");
+    assert!(
+        to_kim
+            .iter()
+            .all(|s| !s.text.contains(first.id.as_str()) && !s.text.contains(second.id.as_str())),
+        "the requester learns nothing of earlier cases"
+    );
+}
