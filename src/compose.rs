@@ -31,6 +31,8 @@ pub struct Trigger {
     pub excerpt: Option<String>,
     /// Trust signals as (label, value).
     pub trust: Vec<(String, String)>,
+    /// The latest message's attachments, with their case-wide numbers.
+    pub attachments: Vec<(usize, crate::case::StoredAttachment)>,
 }
 
 /// A finished message ready for the outbox.
@@ -294,6 +296,13 @@ impl Composer<'_> {
                 "error": mail.extra.get("error"),
                 "held": held_for_staff(case, &date),
                 "assignee": case.assignee,
+                "attachments": trigger.attachments.iter().map(|(n, a)| json!({
+                    "number": n,
+                    "name": a.name,
+                    "content_type": a.content_type,
+                    "size": crate::attachments::human_size(a.size),
+                })).collect::<Vec<_>>(),
+                "attachments_total": case.attachments.len(),
                 "earlier_cases": case.earlier_cases.iter().map(|e| json!({
                     "id": e.id.as_str(),
                     "state": e.state.as_str(),

@@ -12,10 +12,11 @@ use std::sync::Arc;
 // from it without a system call per character.
 use rand::thread_rng;
 
+use crate::attachments;
 use crate::authres::{self, StaffTrust};
 use crate::case::{
     self, Actor, Case, Ctx, Direction, EarlierCase, Event, LogEntry, LookupOutcome, MessageRef,
-    OwnerAnswerKind, Policy, RefKind, RequesterMessage, Shared, Verification,
+    OwnerAnswerKind, Policy, RefKind, RequesterMessage, Shared, StoredAttachment, Verification,
 };
 use crate::classify::{self, Bounce, MessageKind};
 use crate::compose::Trigger;
@@ -263,6 +264,7 @@ impl Pipeline {
         let trigger = Trigger {
             excerpt: Some(reading.excerpt.clone()),
             trust: self.trust(inbound),
+            attachments: Vec::new(),
         };
         if let MessageKind::Bounce(bounce) = kind {
             if !bounce.is_permanent_failure() {
@@ -616,7 +618,7 @@ impl Pipeline {
             case,
             previous,
             event,
-            trigger,
+            mut trigger,
         } = target;
         let ctx = self.ctx(now);
         let outcome = case::apply(&case, &event, &ctx);
@@ -666,6 +668,7 @@ impl Pipeline {
                     },
                 ));
             }
+            trigger.attachments = keep_attachments(&mut case, commit, &inbound.message_id, now);
         }
         let mut log = outcome.log;
         // Staff-written mail is not automatic: the per-recipient limit that
@@ -736,6 +739,39 @@ impl Pipeline {
         self.apply_event(&mut commit, target, None, now, &mut handled)?;
         self.store.commit(&commit)
     }
+}
+
+/// Lists the attachments of the raw message this commit keeps on the case
+/// (numbered case-wide, from 1) and returns them, numbered, for the staff
+/// notification of this message.
+fn keep_attachments(
+    case: &mut Case,
+    commit: &Commit,
+    message_id: &str,
+    now: i64,
+) -> Vec<(usize, StoredAttachment)> {
+    let Some((hash, raw)) = &commit.raw else {
+        return Vec::new();
+    };
+    let first = case.attachments.len() + 1;
+    let new: Vec<StoredAttachment> = attachments::list(raw)
+        .into_iter()
+        .enumerate()
+        .map(|(index, listed)| StoredAttachment {
+            message_id: message_id.to_owned(),
+            content_hash: hash.clone(),
+            index,
+            name: listed.name,
+            content_type: listed.content_type,
+            size: listed.size,
+            received_at: now,
+        })
+        .collect();
+    case.attachments.extend(new.iter().cloned());
+    new.into_iter()
+        .enumerate()
+        .map(|(i, a)| (first + i, a))
+        .collect()
 }
 
 /// Records why a mail was not queued, on the message and in the case log.

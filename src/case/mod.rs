@@ -422,6 +422,29 @@ pub struct Case {
     /// by the caller on the fresh case, like `continues`.
     #[serde(default)]
     pub earlier_cases: Vec<EarlierCase>,
+    /// Attachments of the mail received on the case, in arrival order;
+    /// their bytes stay in the kept raw message (`cases attachment ID N`).
+    #[serde(default)]
+    pub attachments: Vec<StoredAttachment>,
+}
+
+/// An attachment of a message on the case, listed for staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAttachment {
+    /// The message it came with.
+    pub message_id: String,
+    /// The content hash under which the raw message is kept.
+    pub content_hash: String,
+    /// Its place among that message's attachments (0-based).
+    pub index: usize,
+    /// The file name the sender gave.
+    pub name: String,
+    /// `type/subtype`.
+    pub content_type: String,
+    /// Decoded size in bytes.
+    pub size: u64,
+    /// When the message arrived (Unix seconds).
+    pub received_at: i64,
 }
 
 /// An earlier case of the same person or account, found when a case opens.
@@ -512,6 +535,7 @@ impl Case {
             rounds_without_progress: 0,
             staff_asked: false,
             earlier_cases: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 

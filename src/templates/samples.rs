@@ -354,6 +354,7 @@ pub fn null_shape(kind: TemplateKind) -> Value {
     set(&mut v, "/staff/done", json!([]));
     set(&mut v, "/staff/assignee", Value::Null);
     set(&mut v, "/staff/earlier_cases", json!([]));
+    set(&mut v, "/staff/attachments", json!([]));
     if !matches!(
         kind,
         TemplateKind::Challenge | TemplateKind::ChallengeReminder
@@ -456,6 +457,10 @@ fn base() -> Value {
             "changed": ["email_access", "proofs"],
             "done": ["set the priority to high", "added your internal note to the case log"],
             "assignee": "dana@example.org",
+            "attachments": [
+                {"number": 1, "name": "passport.jpg", "content_type": "image/jpeg", "size": "182.4 KB"}
+            ],
+            "attachments_total": 1,
             "earlier_cases": [
                 {"id": "RD-2QW7EN", "state": "closed", "opened": "Monday 3 August 2026, 10:00 UTC", "closed": "Friday 14 August 2026, 16:20 UTC", "shares": "same username and address"}
             ]

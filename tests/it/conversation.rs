@@ -535,3 +535,45 @@ fn a_spanish_conversation_gets_spanish_dates_with_the_time_zone() {
         }
     }
 }
+
+/// Jo sends a scan of an ID with the request: staff see it listed in the
+/// notification (name, type, size), `cases show --attachments` lists it,
+/// and `cases attachment` writes the very bytes Jo sent.
+#[test]
+fn attachments_are_listed_for_staff_and_can_be_written_out() {
+    let mut conv = Conversation::start("");
+    let body = "--b\r\nContent-Type: text/plain\r\n\r\nUsername: alice\r\nI lost my phone with the authenticator app. My ID is attached.\r\n--b\r\nContent-Type: image/png; name=\"id-card.png\"\r\nContent-Disposition: attachment; filename=\"id-card.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n--b--\r\n";
+    conv.write(&format!(
+        "From: {JO}\r\nTo: support@pypi.example\r\nSubject: Lost my 2FA device\r\nMessage-ID: <jo-att@requester.example>\r\nDate: Mon, 23 Nov 2026 09:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n{body}"
+    ));
+    let out = conv.step(T0);
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+    let staff = to(&out, STAFF);
+    assert_eq!(staff.len(), 1, "{out:#?}");
+    assert!(
+        staff[0]
+            .text
+            .lines()
+            .any(|l| l.trim_end() == "  1. id-card.png (image/png, 11 bytes)"),
+        "{}",
+        staff[0].text
+    );
+    assert!(
+        staff[0].text.contains(&format!(
+            "recoverydesk cases attachment {case} NUMBER > FILE"
+        )),
+        "{}",
+        staff[0].text
+    );
+    let listed = conv.run(T0, &["cases", "show", "--attachments", &case]);
+    assert!(
+        listed.starts_with("1. id-card.png (image/png, 11 bytes) from <jo-att@requester.example>"),
+        "{listed}"
+    );
+    assert_eq!(
+        conv.run(T0, &["cases", "attachment", &case, "1"]),
+        "hello world"
+    );
+    // Jo is not shown the listing.
+    assert!(to(&out, JO).iter().all(|m| !m.text.contains("id-card.png")));
+}
