@@ -303,7 +303,18 @@ impl Step<'_> {
                 self.take_lookup(lookup);
             }
             self.advance(true);
-            self.notify(TemplateKind::StaffNewCase, "a new recovery request");
+            // One mail for one event: a new case that suspects compromise is
+            // announced by the compromise alert, marked as a new case.
+            match self
+                .mails
+                .iter_mut()
+                .find(|m| m.template == TemplateKind::StaffCompromise)
+            {
+                Some(alert) => {
+                    alert.extra.insert("new_case".into(), "true".into());
+                }
+                None => self.notify(TemplateKind::StaffNewCase, "a new recovery request"),
+            }
             return;
         }
         if self.withdraw_challenge_for_a_lost_address(msg) {

@@ -1740,7 +1740,16 @@ fn suspected_compromise_raises_the_priority_and_tells_staff_at_once() {
     let out = run(&fresh(), &opening(fields.clone(), Some(found())), T0, &p);
     assert_eq!(out.case.priority, Priority::High);
     assert!(out.case.flags.contains(&Flag::SuspectedCompromise));
-    assert!(to_staff(&out).contains(&"staff_compromise"));
+    // One mail, not "SUSPECTED COMPROMISE" and "New recovery case" apart.
+    assert_eq!(to_staff(&out), vec!["staff_compromise"]);
+    assert_eq!(
+        out.mails
+            .iter()
+            .find(|m| m.template == TemplateKind::StaffCompromise)
+            .and_then(|m| m.extra.get("new_case"))
+            .map(String::as_str),
+        Some("true")
+    );
     // Saying it again is not news.
     let again = run(&out.case, &reply(fields), T0 + 60, &p);
     assert!(!to_staff(&again).contains(&"staff_compromise"));

@@ -577,3 +577,32 @@ fn attachments_are_listed_for_staff_and_can_be_written_out() {
     // Jo is not shown the listing.
     assert!(to(&out, JO).iter().all(|m| !m.text.contains("id-card.png")));
 }
+
+/// A new request that describes a takeover: staff get one mail that says
+/// both things, not "SUSPECTED COMPROMISE" and "New recovery case" apart.
+#[test]
+fn a_new_case_with_signs_of_compromise_gives_staff_one_mail() {
+    let mut conv = Conversation::start("");
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Someone took my account",
+        "jo-1@requester.example",
+        "",
+        "Hello,\r\n\r\nMy username is alice. My recovery codes were reset without my knowledge and my 2FA was changed.\r\n",
+    ));
+    let out = conv.step(T0);
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+    let staff = to(&out, STAFF);
+    let subjects: Vec<&str> = staff.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(staff.len(), 1, "{subjects:#?}");
+    assert_eq!(
+        staff[0].subject,
+        format!("[Case {case}] SUSPECTED COMPROMISE in a new recovery case: alice")
+    );
+    assert_eq!(
+        first_line(staff[0]),
+        format!("A new account recovery case has been opened, {case}, and it may involve a")
+    );
+    assert_eq!(conv.case(T0)["priority"], "high");
+}
