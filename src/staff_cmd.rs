@@ -98,18 +98,6 @@ pub const COMMAND_WORDS: [&str; 9] = [
     "note", "internal", "close", "resolve", "verify", "ask", "reopen", "priority", "assign",
 ];
 
-/// A short list of the commands, for error replies and notifications.
-pub const HELP: &str = "/note <text>  a one-line internal note (the rest of the reply is read as usual)\n\
-/internal  at the top: the whole reply is an internal note, nothing is sent to the requester\n\
-/close [reason]\n\
-/resolve  send the resolution and close\n\
-/verify  send (or resend) the verification challenge\n\
-/ask <fields>  ask for: username, reason, email_access, code_of_conduct, delay_acknowledged, proofs\n\
-/reopen\n\
-/priority high|normal\n\
-/assign me\n\
-Commands go on their own lines at the top of the reply. If one cannot run, none runs and nothing is relayed.";
-
 /// Parses a staff message's new text (quotes already stripped).
 pub fn parse(new_text: &str) -> StaffMessage {
     let mut message = StaffMessage::default();
