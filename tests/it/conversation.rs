@@ -477,6 +477,15 @@ fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
     );
     assert_eq!(told[0].in_reply_to, "jo-2@requester.example");
     assert_eq!(conv.case(T0 + 120 * MIN)["state"], "awaiting_staff");
+    // Jo is not asked for "a few more details" when none are missing.
+    let jo = to(&out, JO);
+    assert_eq!(jo.len(), 1, "{out:#?}");
+    assert_eq!(first_line(jo[0]), "Thank you, we have what we asked for");
+    assert!(
+        !jo[0].text.contains("wait for your answer"),
+        "{}",
+        jo[0].text
+    );
 
     // 12:00 Ada closes the case with an explanation.
     conv.write(&staff(
@@ -491,6 +500,14 @@ fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
     let closed = text.find("We have closed case").expect("the close");
     assert!(words < closed, "{text}");
     assert_eq!(conv.case(T0 + 180 * MIN)["state"], "closed");
+    // As Jo and the team read it (printed for the issue notes).
+    let all = conv.sent();
+    for mail in to(&all, JO) {
+        eprintln!("to Jo:    {} | {}", mail.subject, first_line(mail));
+    }
+    for mail in to(&all, STAFF) {
+        eprintln!("to staff: {} | {}", mail.subject, first_line(mail));
+    }
     for mail in to(&conv.sent(), JO) {
         assert_eq!(
             mail.subject,
