@@ -178,6 +178,16 @@ pub enum CasesView {
     Show {
         /// Case id, e.g. RD-7K3M9Q.
         id: String,
+        /// List the case's attachments (numbered) instead.
+        #[arg(long)]
+        attachments: bool,
+    },
+    /// Write one attachment of a case to stdout (`> file`).
+    Attachment {
+        /// Case id, e.g. RD-7K3M9Q.
+        id: String,
+        /// Its number in `cases show --attachments`.
+        number: usize,
     },
     /// Every case as JSON lines.
     Export {
@@ -336,10 +346,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 CasesView::List { filter } => Query::List {
                     filter: filter.into(),
                 },
-                CasesView::Show { id } => Query::Show {
-                    id: CaseId::parse(&id)
-                        .with_context(|| format!("{id} is not a case id (RD-XXXXXX)"))?,
-                },
+                CasesView::Show { id, attachments } => {
+                    let id = CaseId::parse(&id)
+                        .with_context(|| format!("{id} is not a case id (RD-XXXXXX)"))?;
+                    if attachments {
+                        Query::Attachments { id }
+                    } else {
+                        Query::Show { id }
+                    }
+                }
+                CasesView::Attachment { id, number } => {
+                    let id = CaseId::parse(&id)
+                        .with_context(|| format!("{id} is not a case id (RD-XXXXXX)"))?;
+                    return attachment(&settings, shadow, &Query::Attachment { id, number });
+                }
                 CasesView::Export { filter, .. } => Query::Export {
                     filter: filter.into(),
                 },
@@ -385,6 +405,35 @@ fn report(settings: &Settings, shadow: bool, query: &Query) -> anyhow::Result<()
     let store = open_store(&path)?;
     let text = crate::report::answer(&store, query, crate::clock::now())?;
     out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// `cases attachment`: the report's base64, decoded onto stdout.
+fn attachment(settings: &Settings, shadow: bool, query: &Query) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let mut encoded = Vec::new();
+    let asked = !shadow
+        && crate::admin::ask(
+            &settings.admin_socket(),
+            &Request::Report {
+                query: query.clone(),
+            },
+            &mut encoded,
+        )?
+        .is_some();
+    if !asked {
+        let path = if shadow {
+            settings.path(Path::new(crate::worker::SHADOW_STORE))
+        } else {
+            settings.path(&settings.raw.store.path)
+        };
+        let store = open_store(&path)?;
+        encoded = crate::report::answer(&store, query, crate::clock::now())?.into_bytes();
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim_ascii())
+        .context("the attachment came back garbled")?;
+    std::io::stdout().write_all(&bytes)?;
     Ok(())
 }
 

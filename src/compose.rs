@@ -31,6 +31,8 @@ pub struct Trigger {
     pub excerpt: Option<String>,
     /// Trust signals as (label, value).
     pub trust: Vec<(String, String)>,
+    /// The latest message's attachments, with their case-wide numbers.
+    pub attachments: Vec<(usize, crate::case::StoredAttachment)>,
 }
 
 /// A finished message ready for the outbox.
@@ -277,12 +279,29 @@ impl Composer<'_> {
                 "trust": trigger.trust.iter().map(|(l, v)| json!({"label": l, "value": v})).collect::<Vec<_>>(),
                 "excerpt": trigger.excerpt,
                 "requesters": case.requesters().collect::<Vec<_>>(),
-                "commands_help": "/note <text> · /close [reason] · /resolve · /verify · /ask <fields> · /reopen · /priority high|normal · /assign me",
+                "commands_help": "/note <one line> · /internal (at the top: the whole reply is a note) · /close [reason] · /resolve · /verify · /ask <fields> · /reopen · /priority high|normal · /assign me",
                 "events": Vec::<Value>::new(),
                 "reason": mail.extra.get("reason"),
                 "failed_recipient": mail.extra.get("failed_recipient"),
                 "error": mail.extra.get("error"),
                 "held": held_for_staff(case, &date),
+                "assignee": case.assignee,
+                "attachments": trigger.attachments.iter().map(|(n, a)| json!({
+                    "number": n,
+                    "name": a.name,
+                    "content_type": a.content_type,
+                    "size": crate::attachments::human_size(a.size),
+                })).collect::<Vec<_>>(),
+                "attachments_total": case.attachments.len(),
+                "earlier_cases": case.earlier_cases.iter().map(|e| json!({
+                    "id": e.id.as_str(),
+                    "state": e.state.as_str(),
+                    "opened": date(e.created_at),
+                    "closed": e.closed_at.map(&date),
+                    "shares": e.shares.label(),
+                })).collect::<Vec<_>>(),
+                "done": mail.extra.get("done").map(|d| d.lines().collect::<Vec<_>>()).unwrap_or_default(),
+                "changed": mail.extra.get("changed").map(|c| c.split(',').filter(|f| !f.is_empty()).collect::<Vec<_>>()).unwrap_or_default(),
             });
         }
         ctx
@@ -553,7 +572,13 @@ fn verification_label(v: &Verification) -> String {
 /// first message and its last few (RFC 5322 §3.6.4 allows trimming).
 fn thread_headers(messages: &[MessageRef], mail: &Mail) -> (Option<String>, Vec<String>) {
     let on_thread: Vec<&MessageRef> = messages.iter().filter(|m| m.role == mail.role).collect();
-    let parent = if matches!(mail.to, Recipient::Requester) {
+    // People answer what they were sent: the requester's mail, or for
+    // staff the mail a notice is about (a staff member's receipt answers
+    // their own message). Only the challenge thread follows our own mail.
+    let parent = if matches!(
+        mail.to,
+        Recipient::Requester | Recipient::Staff | Recipient::StaffMember(_)
+    ) {
         on_thread
             .iter()
             .rev()

@@ -20,6 +20,7 @@ pub mod error;
 pub mod secret;
 
 pub(crate) mod at_rest;
+pub(crate) mod attachments;
 pub mod authres;
 pub mod classify;
 pub mod lang;

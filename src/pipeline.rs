@@ -12,10 +12,11 @@ use std::sync::Arc;
 // from it without a system call per character.
 use rand::thread_rng;
 
+use crate::attachments;
 use crate::authres::{self, StaffTrust};
 use crate::case::{
-    self, Actor, Case, Ctx, Direction, Event, LogEntry, LookupOutcome, MessageRef, OwnerAnswerKind,
-    Policy, RefKind, RequesterMessage, Verification,
+    self, Actor, Case, Ctx, Direction, EarlierCase, Event, LogEntry, LookupOutcome, MessageRef,
+    OwnerAnswerKind, Policy, RefKind, RequesterMessage, Shared, StoredAttachment, Verification,
 };
 use crate::classify::{self, Bounce, MessageKind};
 use crate::compose::Trigger;
@@ -257,6 +258,7 @@ impl Pipeline {
         let trigger = Trigger {
             excerpt: Some(reading.excerpt.clone()),
             trust: self.trust(inbound),
+            attachments: Vec::new(),
         };
         if let MessageKind::Bounce(bounce) = kind {
             if !bounce.is_permanent_failure() {
@@ -433,6 +435,8 @@ impl Pipeline {
                 }
                 let mut case = Case::new(self.new_case_id()?, &from, now);
                 case.continues = matched.case().cloned();
+                case.earlier_cases =
+                    self.earlier_cases(&from, message.fields.username.as_deref())?;
                 message.opens_case = true;
                 message.duplicate = false;
                 (case, None)
@@ -457,6 +461,9 @@ impl Pipeline {
         }))
     }
 }
+
+/// Most earlier cases a new case lists for staff (the newest).
+const MAX_EARLIER_CASES: usize = 10;
 
 /// Longest subject kept on a case's message list (a header of 10,000
 /// encoded words decodes to tens of kilobytes; the raw message keeps it all).
@@ -501,6 +508,41 @@ impl Pipeline {
             Some(username) => self.store.open_case_of_username(username),
             None => Ok(None),
         }
+    }
+
+    /// The cases of the same requester address or username, newest first
+    /// (at most [`MAX_EARLIER_CASES`]), for the staff notification of a new
+    /// case. A scan of every case: new cases are rare next to the mail
+    /// they cause, and a closed case is in no open-case index.
+    fn earlier_cases(&self, from: &str, username: Option<&str>) -> Result<Vec<EarlierCase>> {
+        let mut earlier: Vec<EarlierCase> = self
+            .store
+            .cases()?
+            .into_iter()
+            .filter_map(|c| {
+                let address = c.requesters().any(|r| r.eq_ignore_ascii_case(from));
+                let user = match (username, &c.fields.username) {
+                    (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                    _ => false,
+                };
+                let shares = match (user, address) {
+                    (true, true) => Shared::Both,
+                    (true, false) => Shared::Username,
+                    (false, true) => Shared::Address,
+                    (false, false) => return None,
+                };
+                Some(EarlierCase {
+                    id: c.id,
+                    state: c.state,
+                    created_at: c.created_at,
+                    closed_at: c.closed_at,
+                    shares,
+                })
+            })
+            .collect();
+        earlier.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+        earlier.truncate(MAX_EARLIER_CASES);
+        Ok(earlier)
     }
 
     fn case_of_bounce(&self, bounce: &Bounce, matched: &CaseMatch) -> Result<Option<CaseId>> {
@@ -570,7 +612,7 @@ impl Pipeline {
             case,
             previous,
             event,
-            trigger,
+            mut trigger,
         } = target;
         let ctx = self.ctx(now);
         let outcome = case::apply(&case, &event, &ctx);
@@ -620,6 +662,7 @@ impl Pipeline {
                     },
                 ));
             }
+            trigger.attachments = keep_attachments(&mut case, commit, &inbound.message_id, now);
         }
         let mut log = outcome.log;
         // Staff-written mail is not automatic: the per-recipient limit that
@@ -690,6 +733,39 @@ impl Pipeline {
         self.apply_event(&mut commit, target, None, now, &mut handled)?;
         self.store.commit(&commit)
     }
+}
+
+/// Lists the attachments of the raw message this commit keeps on the case
+/// (numbered case-wide, from 1) and returns them, numbered, for the staff
+/// notification of this message.
+fn keep_attachments(
+    case: &mut Case,
+    commit: &Commit,
+    message_id: &str,
+    now: i64,
+) -> Vec<(usize, StoredAttachment)> {
+    let Some((hash, raw)) = &commit.raw else {
+        return Vec::new();
+    };
+    let first = case.attachments.len() + 1;
+    let new: Vec<StoredAttachment> = attachments::list(raw)
+        .into_iter()
+        .enumerate()
+        .map(|(index, listed)| StoredAttachment {
+            message_id: message_id.to_owned(),
+            content_hash: hash.clone(),
+            index,
+            name: listed.name,
+            content_type: listed.content_type,
+            size: listed.size,
+            received_at: now,
+        })
+        .collect();
+    case.attachments.extend(new.iter().cloned());
+    new.into_iter()
+        .enumerate()
+        .map(|(i, a)| (first + i, a))
+        .collect()
 }
 
 /// Records why a mail was not queued, on the message and in the case log.

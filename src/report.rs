@@ -123,6 +123,19 @@ pub enum Query {
         /// How far ahead, in seconds.
         within: i64,
     },
+    /// `cases show --attachments ID`: the case's attachments, numbered.
+    Attachments {
+        /// The case.
+        id: CaseId,
+    },
+    /// `cases attachment ID N`: one attachment's bytes, base64 on the wire
+    /// (the admin socket carries text); the CLI writes them out decoded.
+    Attachment {
+        /// The case.
+        id: CaseId,
+        /// Its number in the listing, from 1.
+        number: usize,
+    },
 }
 
 /// The text a query prints.
@@ -152,7 +165,58 @@ pub fn answer(store: &Store, query: &Query, now: i64) -> anyhow::Result<String> 
             Ok(out)
         }
         Query::Followups { within } => followups(store, now, *within),
+        Query::Attachments { id } => attachments(&load(store, id)?),
+        Query::Attachment { id, number } => attachment(store, &load(store, id)?, *number),
     }
+}
+
+fn load(store: &Store, id: &CaseId) -> anyhow::Result<Case> {
+    store
+        .case(id)?
+        .ok_or_else(|| anyhow::anyhow!("no case {id}"))
+}
+
+/// One line per attachment: number, name, type, size, the message it came with.
+fn attachments(case: &Case) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if case.attachments.is_empty() {
+        let _ = writeln!(text, "{}: no attachments", case.id);
+    }
+    for (i, a) in case.attachments.iter().enumerate() {
+        let _ = writeln!(
+            text,
+            "{}. {} ({}, {}) from <{}>, received {}",
+            i + 1,
+            a.name,
+            a.content_type,
+            crate::attachments::human_size(a.size),
+            a.message_id,
+            crate::labels::format_date("en", a.received_at)
+        );
+    }
+    Ok(text)
+}
+
+/// The base64 of attachment `number` (from 1), read from the kept raw message.
+fn attachment(store: &Store, case: &Case, number: usize) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    let a = number
+        .checked_sub(1)
+        .and_then(|i| case.attachments.get(i))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} has {} attachment(s); no number {number}",
+                case.id,
+                case.attachments.len()
+            )
+        })?;
+    let raw = store
+        .raw(&a.content_hash)?
+        .ok_or_else(|| anyhow::anyhow!("the message <{}> is no longer kept", a.message_id))?;
+    let bytes = crate::attachments::content(&raw, a.index).ok_or_else(|| {
+        anyhow::anyhow!("attachment {number} cannot be read from the kept message")
+    })?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 fn list(store: &Store, filter: &CaseFilter, now: i64) -> anyhow::Result<String> {

@@ -16,10 +16,18 @@
 //! requester an instruction meant for the desk, and silently running it
 //! would surprise the writer. The staff member is told to put it at the top.
 //!
-//! `/note` takes the rest of its line and the whole rest of the message as
-//! an internal note; nothing is relayed. Command words are case-insensitive.
+//! `/note text` is a one-line internal note: the text on its own line, and
+//! nothing more; later lines are read as usual (more commands, then text
+//! for the requester). A whole-message internal note is explicit:
+//! `/internal` (after any commands of the leading block) makes the rest of
+//! its line and every later line the note, and nothing is relayed. A known
+//! command line inside that note is an error, not note text: it looks like
+//! an instruction, and neither running nor silently swallowing it is what
+//! the writer can expect. Command words are case-insensitive.
+//!
 //! When [`StaffMessage::errors`] is not empty, [`StaffMessage::relay_text`]
-//! is empty too, so an error can never leak half a message.
+//! is empty too, so an error can never leak half a message, and the case
+//! core runs none of the commands.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +38,8 @@ use crate::request::Field;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
-    /// An internal note: the text after `/note` (and following lines).
+    /// An internal note: the text after `/note` on its line, or everything
+    /// after `/internal`.
     Note {
         /// The note text.
         text: String,
@@ -71,7 +80,7 @@ pub struct StaffMessage {
     /// and callers should run none of the commands either (the writer fixes
     /// the message and sends it again).
     pub errors: Vec<String>,
-    /// True when the message is internal (`/note`): nothing goes to the
+    /// True when the message is internal (`/internal`): nothing goes to the
     /// requester.
     #[serde(default)]
     pub internal: bool,
@@ -85,8 +94,8 @@ impl StaffMessage {
 }
 
 /// The command words, for explanations and for spotting misplaced commands.
-pub const COMMAND_WORDS: [&str; 8] = [
-    "note", "close", "resolve", "verify", "ask", "reopen", "priority", "assign",
+pub const COMMAND_WORDS: [&str; 9] = [
+    "note", "internal", "close", "resolve", "verify", "ask", "reopen", "priority", "assign",
 ];
 
 /// Parses a staff message's new text (quotes already stripped).
@@ -103,15 +112,28 @@ pub fn parse(new_text: &str) -> StaffMessage {
         let Some((word, args)) = command_line(line) else {
             break;
         };
-        if word == "note" {
+        if word == "internal" {
             let mut note: Vec<&str> = Vec::new();
             if !args.is_empty() {
                 note.push(args);
             }
-            note.extend(lines[index + 1..].iter().copied());
-            message.commands.push(Command::Note {
-                text: note.join("\n").trim().to_string(),
-            });
+            for line in &lines[index + 1..] {
+                if let Some((word, _)) = command_line(line.trim()) {
+                    if COMMAND_WORDS.contains(&word.as_str()) {
+                        message.errors.push(format!(
+                            "/{word} inside the /internal note: put commands before /internal; nothing was done"
+                        ));
+                    }
+                }
+                note.push(line);
+            }
+            let text = note.join("\n").trim().to_string();
+            if text.is_empty() {
+                message
+                    .errors
+                    .push("/internal needs the note below it (or on its line)".into());
+            }
+            message.commands.push(Command::Note { text });
             message.internal = true;
             index = lines.len();
             break;
@@ -163,7 +185,7 @@ fn command_line(line: &str) -> Option<(String, &str)> {
     Some((word.to_ascii_lowercase(), body[end..].trim()))
 }
 
-/// Builds one command (other than `/note`) or explains what is wrong.
+/// Builds one command (other than `/internal`) or explains what is wrong.
 fn command(word: &str, args: &str) -> Result<Command, String> {
     let no_args = |command: Command| {
         if args.is_empty() {
@@ -176,6 +198,12 @@ fn command(word: &str, args: &str) -> Result<Command, String> {
         }
     };
     match word {
+        "note" if args.is_empty() => Err(
+            "/note needs its text on the same line (/note checked the packages); for a longer note put /internal at the top".into(),
+        ),
+        "note" => Ok(Command::Note {
+            text: args.to_string(),
+        }),
         "close" => Ok(Command::Close {
             reason: (!args.is_empty()).then(|| args.to_string()),
         }),
@@ -299,12 +327,14 @@ mod tests {
     }
 
     #[test]
-    fn note_makes_everything_internal() {
+    fn a_note_is_one_line_and_the_rest_is_read_as_usual() {
+        // `/note` once swallowed the rest of the message, later commands and
+        // the text for the requester included; now it is its own line.
         let m = parse(
-            "/priority high\n/note checked the packages\nThey own foo on the index.\n/close\n",
+            "/priority high\n/note checked the packages\n/ask proofs\nThey own foo on the index?\n",
         );
-        assert!(m.internal && m.is_ok());
-        assert_eq!(m.relay_text, "");
+        assert!(!m.internal && m.is_ok(), "{m:?}");
+        assert_eq!(m.relay_text, "They own foo on the index?");
         assert_eq!(
             m.commands,
             vec![
@@ -312,10 +342,37 @@ mod tests {
                     priority: Priority::High
                 },
                 Command::Note {
-                    text: "checked the packages\nThey own foo on the index.\n/close".into()
+                    text: "checked the packages".into()
+                },
+                Command::Ask {
+                    fields: vec![Field::Proofs]
                 },
             ]
         );
+        let empty = parse("/note\nHello Jo");
+        assert!(!empty.is_ok() && empty.relay_text.is_empty(), "{empty:?}");
+        assert!(empty.errors[0].contains("/internal"), "{:?}", empty.errors);
+    }
+
+    #[test]
+    fn internal_makes_the_whole_rest_a_note() {
+        let m = parse("/assign me\n/internal checked the packages\nThey own foo on the index.\n");
+        assert!(m.internal && m.is_ok(), "{m:?}");
+        assert_eq!(m.relay_text, "");
+        assert_eq!(
+            m.commands,
+            vec![
+                Command::AssignMe,
+                Command::Note {
+                    text: "checked the packages\nThey own foo on the index.".into()
+                },
+            ]
+        );
+        // A command inside the note is neither run nor swallowed.
+        let m = parse("/internal\nchecked the packages\n/close\n");
+        assert!(!m.is_ok() && m.relay_text.is_empty(), "{m:?}");
+        assert!(m.errors[0].contains("/close inside the /internal note"));
+        assert!(!parse("/internal\n\n").is_ok());
     }
 
     #[test]
@@ -379,11 +436,7 @@ mod tests {
         ] {
             let _ = parse(text);
         }
-        assert_eq!(
-            parse("/note").commands,
-            vec![Command::Note {
-                text: String::new()
-            }]
-        );
+        // A bare `/note` has nothing to note: an error, not an empty note.
+        assert!(!parse("/note").is_ok());
     }
 }

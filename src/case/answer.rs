@@ -119,6 +119,24 @@ pub fn answer(fields: &mut RequestFields, field: Field, answer: YesNo) {
     }
 }
 
+/// The fields whose value differs between `before` and `after`, in
+/// [`Field::ALL`] order: what a reply changed, for staff.
+pub fn changed_fields(before: &RequestFields, after: &RequestFields) -> Vec<Field> {
+    Field::ALL
+        .into_iter()
+        .filter(|field| match field {
+            Field::Username => {
+                before.username != after.username || before.lookup_address != after.lookup_address
+            }
+            Field::Reason => before.reasons != after.reasons,
+            Field::EmailAccess => before.claims_email_access != after.claims_email_access,
+            Field::CodeOfConduct => before.agreed_code_of_conduct != after.agreed_code_of_conduct,
+            Field::DelayAcknowledged => before.acknowledged_delay != after.acknowledged_delay,
+            Field::Proofs => before.proofs != after.proofs,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -124,7 +124,68 @@ impl Step<'_> {
         }
     }
 
+    /// A person wrote on the case: the case moves, and staff hear of it when
+    /// the case was waiting on them (13.10).
     fn requester(&mut self, msg: &RequesterMessage) {
+        let before = self.case.clone();
+        self.requester_moves(msg);
+        self.tell_staff_of_answer(&before, msg);
+    }
+
+    /// One notification when the requester writes on a case that waits on
+    /// staff, or answers staff's `/ask`: their new text (the trigger's
+    /// excerpt) and the fields it changed, to the assignee alone if there is
+    /// one. Nothing when this step already tells staff (one mail carries
+    /// the same excerpt), nor for a bare "any update?" or repeat that
+    /// changes nothing: those the digest and the status reply cover.
+    fn tell_staff_of_answer(&mut self, before: &Case, msg: &RequesterMessage) {
+        let waited_on_staff = before.state == CaseState::AwaitingStaff
+            || (before.state == CaseState::AwaitingInfo && before.staff_asked);
+        if !waited_on_staff {
+            return;
+        }
+        self.case.staff_asked = false;
+        let changed = answer::changed_fields(&before.fields, &self.case.fields);
+        let bare = msg.fields.status_chase || msg.duplicate || msg.oversize.is_some();
+        let told = self
+            .mails
+            .iter()
+            .any(|m| matches!(m.to, Recipient::Staff | Recipient::StaffMember(_)));
+        if told || (bare && changed.is_empty()) {
+            return;
+        }
+        let to = match &self.case.assignee {
+            Some(assignee) => Recipient::StaffMember(assignee.clone()),
+            None => Recipient::Staff,
+        };
+        let codes: Vec<&str> = changed.iter().map(|f| f.code()).collect();
+        let mut reason = if before.staff_asked {
+            "the requester answered your /ask".to_owned()
+        } else {
+            "the requester wrote on a case that waits on staff".to_owned()
+        };
+        if !msg.proven() {
+            reason.push_str(" (tied to the case only by the sender's address)");
+        }
+        self.log(
+            Actor::System,
+            format!(
+                "staff told of the requester's reply{}",
+                if codes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (now known: {})", codes.join(", "))
+                }
+            ),
+        );
+        self.send(
+            Mail::new(TemplateKind::StaffRequesterReplied, to)
+                .with("reason", reason)
+                .with("changed", codes.join(",")),
+        );
+    }
+
+    fn requester_moves(&mut self, msg: &RequesterMessage) {
         let now = self.ctx.now;
         let was_new = self.case.state == CaseState::New;
         if let Some(lang) = msg.language.as_ref().filter(|_| msg.proven()) {
@@ -242,7 +303,18 @@ impl Step<'_> {
                 self.take_lookup(lookup);
             }
             self.advance(true);
-            self.notify(TemplateKind::StaffNewCase, "a new recovery request");
+            // One mail for one event: a new case that suspects compromise is
+            // announced by the compromise alert, marked as a new case.
+            match self
+                .mails
+                .iter_mut()
+                .find(|m| m.template == TemplateKind::StaffCompromise)
+            {
+                Some(alert) => {
+                    alert.extra.insert("new_case".into(), "true".into());
+                }
+                None => self.notify(TemplateKind::StaffNewCase, "a new recovery request"),
+            }
             return;
         }
         if self.withdraw_challenge_for_a_lost_address(msg) {
@@ -891,27 +963,34 @@ impl Step<'_> {
             return;
         }
         if !message.errors.is_empty() {
-            let error = message.errors.join("; ");
-            self.log(
-                actor.clone(),
-                format!("command error: {error}; nothing relayed"),
-            );
-            self.send(
-                Mail::new(
-                    TemplateKind::StaffCommandError,
-                    Recipient::StaffMember(from.to_owned()),
-                )
-                .with("error", error),
-            );
+            self.command_error(&actor, from, &message.errors);
             return;
         }
-        let mut internal = false;
-        let first_new = self.mails.len();
+        // All or nothing: a command that cannot run undoes the ones before
+        // it, so the writer never has to work out a half-done message.
+        let (case_before, mails_before, log_before, target_before) = (
+            self.case.clone(),
+            self.mails.len(),
+            self.log.len(),
+            self.target.clone(),
+        );
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
         for command in &message.commands {
-            self.command(&actor, from, command, lookup);
-            internal |= matches!(command, Command::Note { .. });
+            match self.command(&actor, from, command, lookup) {
+                Ok(what) => done.push(what),
+                Err(why) => failed.push(why),
+            }
         }
-        if !internal && !message.relay_text.trim().is_empty() {
+        if !failed.is_empty() {
+            self.case = case_before;
+            self.mails.truncate(mails_before);
+            self.log.truncate(log_before);
+            self.target = target_before;
+            self.command_error(&actor, from, &failed);
+            return;
+        }
+        if !message.internal && !message.relay_text.trim().is_empty() {
             let mut mail = Mail::new(TemplateKind::StaffRelay, Recipient::Requester)
                 .with("text", message.relay_text.clone());
             if let Some(name) = name {
@@ -919,12 +998,54 @@ impl Step<'_> {
             }
             // One mail per staff message: the person's words first, then
             // what their commands changed (`/ask` + text, `/close` + text).
-            if let Some(structured) = self.take_requester_mails(first_new).pop() {
+            if let Some(structured) = self.take_requester_mails(mails_before).pop() {
                 mail = mail.with("with", structured.template.name());
             }
             self.send(mail);
             self.log(actor.clone(), "reply relayed to the requester");
+            done.push("relayed your text to the requester".into());
         }
+        let silent = message.commands.iter().any(|c| {
+            matches!(
+                c,
+                Command::Note { .. }
+                    | Command::Priority { .. }
+                    | Command::AssignMe
+                    | Command::Verify
+            )
+        });
+        if silent {
+            self.receipt(from, &done);
+        }
+    }
+
+    /// The command-error mail to the writer; nothing of their message ran.
+    fn command_error(&mut self, actor: &Actor, from: &str, errors: &[String]) {
+        let error = errors.join("; ");
+        self.log(
+            actor.clone(),
+            format!("command error: {error}; nothing was done or relayed"),
+        );
+        self.send(
+            Mail::new(
+                TemplateKind::StaffCommandError,
+                Recipient::StaffMember(from.to_owned()),
+            )
+            .with("error", error),
+        );
+    }
+
+    /// One short receipt for a staff message whose commands show nothing
+    /// to anyone (`/assign me`, `/priority`, `/note`, `/verify`): what was
+    /// done, every command of the message included, in one list.
+    fn receipt(&mut self, from: &str, done: &[String]) {
+        self.send(
+            Mail::new(
+                TemplateKind::StaffReceipt,
+                Recipient::StaffMember(from.to_owned()),
+            )
+            .with("done", done.join("\n")),
+        );
     }
 
     /// Removes the requester's mails queued since `from` and returns them.
@@ -937,16 +1058,22 @@ impl Step<'_> {
         theirs
     }
 
+    /// Runs one command: `Ok` says what was done (for the receipt), `Err`
+    /// why it could not run (then the whole message is undone).
     fn command(
         &mut self,
         actor: &Actor,
         from: &str,
         command: &Command,
         lookup: Option<&LookupOutcome>,
-    ) {
+    ) -> Result<String, String> {
         let now = self.ctx.now;
         match command {
-            Command::Note { text } => self.log(actor.clone(), format!("note: {text}")),
+            Command::Note { text } => {
+                self.log(actor.clone(), format!("note: {text}"));
+                // Not echoed: the note stays in the case log, not in mail.
+                Ok("added your internal note to the case log".into())
+            }
             Command::Close { reason } => {
                 self.close(now);
                 self.log(
@@ -960,6 +1087,7 @@ impl Step<'_> {
                     ),
                 );
                 self.send(Mail::new(TemplateKind::Closed, Recipient::Requester));
+                Ok("closed the case; the requester is told".into())
             }
             Command::Resolve => {
                 self.case.timers.clear();
@@ -971,56 +1099,36 @@ impl Step<'_> {
                 );
                 self.log(actor.clone(), "resolved");
                 self.send(Mail::new(TemplateKind::Resolved, Recipient::Requester));
+                Ok("resolved the case; the requester is told".into())
             }
-            Command::Verify => {
-                if let Some(lookup) = lookup {
-                    self.take_lookup(lookup);
-                }
-                match self.target.clone() {
-                    Some(Ok(address)) if self.issue_challenge(&address) => {
-                        self.case.state = CaseState::AwaitingVerification;
-                        self.send(Mail::new(TemplateKind::ChallengeSent, Recipient::Requester));
-                        self.wait_on_requester(now);
-                        self.log(actor.clone(), "challenge issued on staff request");
-                    }
-                    _ => {
-                        let error = "no challenge could be sent: no linked address, the directory is unavailable, or the daily limit is reached".to_string();
-                        self.log(actor.clone(), format!("/verify failed: {error}"));
-                        self.send(
-                            Mail::new(
-                                TemplateKind::StaffCommandError,
-                                Recipient::StaffMember(from.to_owned()),
-                            )
-                            .with("error", error),
-                        );
-                    }
-                }
-            }
+            Command::Verify => self.staff_verify(actor, lookup),
             Command::Ask { fields } => {
                 self.case.missing = fields.clone();
                 self.case.state = CaseState::AwaitingInfo;
+                self.case.staff_asked = true;
                 self.wait_on_requester(now);
-                self.log(
-                    actor.clone(),
-                    format!(
-                        "asked for {}",
-                        fields
-                            .iter()
-                            .map(|f| f.code())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                );
+                let codes: Vec<&str> = fields.iter().map(|f| f.code()).collect();
+                self.log(actor.clone(), format!("asked for {}", codes.join(", ")));
                 self.send(Mail::new(TemplateKind::RequestInfo, Recipient::Requester));
+                Ok(format!(
+                    "asked the requester for {}; you will hear when they answer",
+                    codes.join(", ")
+                ))
             }
             Command::Reopen => {
-                if matches!(self.case.state, CaseState::Closed | CaseState::Resolved) {
+                let closed = matches!(self.case.state, CaseState::Closed | CaseState::Resolved);
+                if closed {
                     self.case.closed_at = None;
                     self.case.timers.clear();
                     self.queue_for_staff(false);
                     self.send(Mail::new(TemplateKind::Reopened, Recipient::Requester));
                 }
                 self.log(actor.clone(), "reopened");
+                Ok(if closed {
+                    "reopened the case; the requester is told".into()
+                } else {
+                    "reopen: the case was open already".into()
+                })
             }
             Command::Priority { priority } => {
                 self.case.priority = *priority;
@@ -1028,11 +1136,39 @@ impl Step<'_> {
                     actor.clone(),
                     format!("priority set to {}", priority.as_str()),
                 );
+                Ok(format!("set the priority to {}", priority.as_str()))
             }
             Command::AssignMe => {
                 self.case.assignee = Some(from.to_owned());
                 self.log(actor.clone(), "assigned to themself");
+                Ok(format!(
+                    "assigned the case to you ({from}): the requester's replies now come to you only"
+                ))
             }
+        }
+    }
+
+    /// `/verify`: a fresh challenge to the linked address, or why not.
+    fn staff_verify(
+        &mut self,
+        actor: &Actor,
+        lookup: Option<&LookupOutcome>,
+    ) -> Result<String, String> {
+        if let Some(lookup) = lookup {
+            self.take_lookup(lookup);
+        }
+        match self.target.clone() {
+            Some(Ok(address)) if self.issue_challenge(&address) => {
+                self.case.state = CaseState::AwaitingVerification;
+                self.send(Mail::new(TemplateKind::ChallengeSent, Recipient::Requester));
+                self.wait_on_requester(self.ctx.now);
+                self.log(actor.clone(), "challenge issued on staff request");
+                Ok(format!(
+                    "sent a verification code to the linked address ({}); the requester is told",
+                    verify::mask_address(&address)
+                ))
+            }
+            _ => Err("/verify: no challenge could be sent: no linked address, the directory is unavailable, or the daily limit is reached".into()),
         }
     }
 

@@ -413,6 +413,76 @@ pub struct Case {
     /// person takes over instead of a third identical request).
     #[serde(default)]
     pub rounds_without_progress: u32,
+    /// Staff's `/ask` put the case back to the requester: their answer is
+    /// news for staff, like any reply while the case waits on staff.
+    #[serde(default)]
+    pub staff_asked: bool,
+    /// Earlier cases of the same username or requester address, as the
+    /// store had them when this case opened (newest first), for staff; set
+    /// by the caller on the fresh case, like `continues`.
+    #[serde(default)]
+    pub earlier_cases: Vec<EarlierCase>,
+    /// Attachments of the mail received on the case, in arrival order;
+    /// their bytes stay in the kept raw message (`cases attachment ID N`).
+    #[serde(default)]
+    pub attachments: Vec<StoredAttachment>,
+}
+
+/// An attachment of a message on the case, listed for staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAttachment {
+    /// The message it came with.
+    pub message_id: String,
+    /// The content hash under which the raw message is kept.
+    pub content_hash: String,
+    /// Its place among that message's attachments (0-based).
+    pub index: usize,
+    /// The file name the sender gave.
+    pub name: String,
+    /// `type/subtype`.
+    pub content_type: String,
+    /// Decoded size in bytes.
+    pub size: u64,
+    /// When the message arrived (Unix seconds).
+    pub received_at: i64,
+}
+
+/// An earlier case of the same person or account, found when a case opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierCase {
+    /// Its id.
+    pub id: CaseId,
+    /// Where it stood when the new case opened.
+    pub state: CaseState,
+    /// When it was opened (Unix seconds).
+    pub created_at: i64,
+    /// When it was closed, if it was.
+    pub closed_at: Option<i64>,
+    /// What it shares with the new case.
+    pub shares: Shared,
+}
+
+/// What an earlier case shares with a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shared {
+    /// The account username.
+    Username,
+    /// The requester's address.
+    Address,
+    /// Both.
+    Both,
+}
+
+impl Shared {
+    /// Words for staff.
+    pub fn label(self) -> &'static str {
+        match self {
+            Shared::Username => "same username",
+            Shared::Address => "same requester address",
+            Shared::Both => "same username and address",
+        }
+    }
 }
 
 /// A mail the rate limit held back instead of dropping it.
@@ -463,6 +533,9 @@ impl Case {
             messages: Vec::new(),
             held: Vec::new(),
             rounds_without_progress: 0,
+            staff_asked: false,
+            earlier_cases: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 

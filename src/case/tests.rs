@@ -928,6 +928,29 @@ fn staff_text_is_relayed_to_the_requester_with_the_staff_name() {
 
 #[test]
 fn a_staff_note_is_internal_and_never_relayed() {
+    // `/internal` marks the message internal: its text is never relayed.
+    // Staff get the one receipt a silent command earns (13.12), nothing else.
+    let p = policy();
+    let mut event = staff(
+        vec![Command::Note {
+            text: "called them".into(),
+        }],
+        "and more text",
+    );
+    if let Event::Staff { message, .. } = &mut event {
+        message.internal = true;
+    }
+    let out = run(&with_staff(&p), &event, T0, &p);
+    assert!(to_requester(&out).is_empty(), "{:?}", out.mails);
+    assert_eq!(
+        to(&out, &Recipient::StaffMember("admin@pypi.example".into())),
+        vec!["staff_receipt"]
+    );
+    assert!(logged(&out, "note: called them"));
+}
+
+#[test]
+fn a_one_line_note_with_text_relays_the_text_and_the_receipt_says_both() {
     let p = policy();
     let out = run(
         &with_staff(&p),
@@ -935,13 +958,54 @@ fn a_staff_note_is_internal_and_never_relayed() {
             vec![Command::Note {
                 text: "called them".into(),
             }],
-            "and more text",
+            "Hello Jo, we called you.",
         ),
         T0,
         &p,
     );
-    assert!(out.mails.is_empty(), "{:?}", out.mails);
-    assert!(logged(&out, "note: called them"));
+    assert_eq!(to_requester(&out), vec!["staff_relay"]);
+    let receipt = out
+        .mails
+        .iter()
+        .find(|m| m.template == TemplateKind::StaffReceipt)
+        .expect("a receipt");
+    assert_eq!(
+        receipt.extra.get("done").map(String::as_str),
+        Some("added your internal note to the case log\nrelayed your text to the requester")
+    );
+}
+
+#[test]
+fn a_staff_message_whose_command_cannot_run_changes_nothing() {
+    let p = policy();
+    let before = with_staff(&p);
+    let event = Event::Staff {
+        from: "admin@pypi.example".into(),
+        name: None,
+        message: StaffMessage {
+            commands: vec![
+                Command::Priority {
+                    priority: Priority::High,
+                },
+                Command::AssignMe,
+                Command::Verify,
+            ],
+            relay_text: "Hello Jo, a code is on its way.".into(),
+            ..StaffMessage::default()
+        },
+        direct: false,
+        lookup: Some(LookupOutcome::NotFound),
+    };
+    let out = run(&before, &event, T0 + DAY, &p);
+    assert_eq!(out.case.priority, before.priority);
+    assert_eq!(out.case.assignee, None);
+    assert_eq!(out.case.state, before.state);
+    assert_eq!(out.case.verification, before.verification);
+    let templates: Vec<&str> = out.mails.iter().map(|m| m.template.name()).collect();
+    assert_eq!(templates, vec!["staff_command_error"]);
+    assert!(out.mails[0].extra["error"].contains("/verify"));
+    assert!(!logged(&out, "priority set to high"));
+    assert!(logged(&out, "nothing was done or relayed"));
 }
 
 #[test]
@@ -1076,7 +1140,12 @@ fn staff_priority_and_assign_change_only_the_case() {
     let out = run(&with_staff(&p), &event, T0, &p);
     assert_eq!(out.case.priority, Priority::High);
     assert_eq!(out.case.assignee.as_deref(), Some("admin@pypi.example"));
-    assert!(out.mails.is_empty());
+    // Nothing to the requester or the list; the writer's receipt (13.12).
+    assert!(to_requester(&out).is_empty() && to_staff(&out).is_empty());
+    assert_eq!(
+        to(&out, &Recipient::StaffMember("admin@pypi.example".into())),
+        vec!["staff_receipt"]
+    );
 }
 
 #[test]
@@ -1671,7 +1740,16 @@ fn suspected_compromise_raises_the_priority_and_tells_staff_at_once() {
     let out = run(&fresh(), &opening(fields.clone(), Some(found())), T0, &p);
     assert_eq!(out.case.priority, Priority::High);
     assert!(out.case.flags.contains(&Flag::SuspectedCompromise));
-    assert!(to_staff(&out).contains(&"staff_compromise"));
+    // One mail, not "SUSPECTED COMPROMISE" and "New recovery case" apart.
+    assert_eq!(to_staff(&out), vec!["staff_compromise"]);
+    assert_eq!(
+        out.mails
+            .iter()
+            .find(|m| m.template == TemplateKind::StaffCompromise)
+            .and_then(|m| m.extra.get("new_case"))
+            .map(String::as_str),
+        Some("true")
+    );
     // Saying it again is not news.
     let again = run(&out.case, &reply(fields), T0 + 60, &p);
     assert!(!to_staff(&again).contains(&"staff_compromise"));

@@ -42,8 +42,8 @@ pub(crate) fn class(mail: &Mail, automatic: bool) -> Class {
         return Class::Exempt;
     }
     match &mail.to {
-        Recipient::Staff => return Class::Alert,
-        Recipient::StaffMember(_) => return Class::Exempt,
+        // An automatic notice to the assignee folds like one to the list.
+        Recipient::Staff | Recipient::StaffMember(_) => return Class::Alert,
         Recipient::Linked(_) => return Class::Challenge,
         Recipient::Requester | Recipient::Other(_) => {}
     }

@@ -104,6 +104,10 @@ pub enum TemplateKind {
     StaffNudge,
     /// Staff: the requester asked for an update.
     StaffStatusChase,
+    /// Staff: the requester wrote on a case that waits on staff (or answered `/ask`).
+    StaffRequesterReplied,
+    /// Staff: the receipt for a staff message, saying what its commands did.
+    StaffReceipt,
     /// Staff: one summary for a flood of one kind of alert across cases.
     StaffFlood,
     /// Staff: the periodic list of open cases.
@@ -155,6 +159,8 @@ impl TemplateKind {
         TemplateKind::StaffCommandError,
         TemplateKind::StaffNudge,
         TemplateKind::StaffStatusChase,
+        TemplateKind::StaffRequesterReplied,
+        TemplateKind::StaffReceipt,
         TemplateKind::StaffFlood,
         TemplateKind::Digest,
     ];
@@ -192,6 +198,8 @@ impl TemplateKind {
             TemplateKind::StaffCommandError => "staff_command_error",
             TemplateKind::StaffNudge => "staff_nudge",
             TemplateKind::StaffStatusChase => "staff_status_chase",
+            TemplateKind::StaffRequesterReplied => "staff_requester_replied",
+            TemplateKind::StaffReceipt => "staff_receipt",
             TemplateKind::StaffFlood => "staff_flood",
             TemplateKind::Digest => "digest",
         }
@@ -217,6 +225,8 @@ impl TemplateKind {
             | TemplateKind::StaffCommandError
             | TemplateKind::StaffNudge
             | TemplateKind::StaffStatusChase
+            | TemplateKind::StaffRequesterReplied
+            | TemplateKind::StaffReceipt
             | TemplateKind::StaffFlood
             | TemplateKind::Digest => Audience::Staff,
             _ => Audience::Requester,

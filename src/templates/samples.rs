@@ -350,6 +350,11 @@ pub fn null_shape(kind: TemplateKind) -> Value {
     set(&mut v, "/limits/size_bytes", Value::Null);
     set(&mut v, "/staff/excerpt", Value::Null);
     set(&mut v, "/staff/reason", Value::Null);
+    set(&mut v, "/staff/changed", json!([]));
+    set(&mut v, "/staff/done", json!([]));
+    set(&mut v, "/staff/assignee", Value::Null);
+    set(&mut v, "/staff/earlier_cases", json!([]));
+    set(&mut v, "/staff/attachments", json!([]));
     if !matches!(
         kind,
         TemplateKind::Challenge | TemplateKind::ChallengeReminder
@@ -437,7 +442,7 @@ fn base() -> Value {
             ],
             "excerpt": "I lost my phone with the authenticator app and my recovery codes do not work.",
             "requesters": [SAMPLE_REQUESTER, "someone.else@example.com"],
-            "commands_help": "/note TEXT · /close · /resolve · /verify · /ask FIELDS · /reopen · /priority high|normal",
+            "commands_help": "/note LINE · /internal · /close · /resolve · /verify · /ask FIELDS · /reopen · /priority high|normal · /assign me",
             "events": [
                 {"at": "2026-11-20 09:12", "what": "Request received"},
                 {"at": "2026-11-20 09:12", "what": "Acknowledgement sent"},
@@ -448,6 +453,16 @@ fn base() -> Value {
             "error": "`/ask` needs at least one field name",
             "held": [
                 {"template": "verified", "to": SAMPLE_REQUESTER, "until": "Friday 20 November 2026, 10:12 UTC", "why": "10 replies to this address in the last hour (limit 10 per hour)", "merged": ["request_info"]}
+            ],
+            "changed": ["email_access", "proofs"],
+            "done": ["set the priority to high", "added your internal note to the case log"],
+            "assignee": "dana@example.org",
+            "attachments": [
+                {"number": 1, "name": "passport.jpg", "content_type": "image/jpeg", "size": "182.4 KB"}
+            ],
+            "attachments_total": 1,
+            "earlier_cases": [
+                {"id": "RD-2QW7EN", "state": "closed", "opened": "Monday 3 August 2026, 10:00 UTC", "closed": "Friday 14 August 2026, 16:20 UTC", "shares": "same username and address"}
             ]
         },
         "digest": {

@@ -448,6 +448,45 @@ fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
     assert!(jo[0].raw.contains("Auto-Submitted: no"), "{}", jo[0].raw);
     assert!(!text.contains("sent automatically"), "{text}");
 
+    // 11:00 Jo answers the question: staff hear it at once, with Jo's
+    // words and what the answer changed, in the thread of Jo's mail.
+    conv.write(&reply(
+        &conv,
+        &case,
+        &jo[0].message_id,
+        "jo-2@requester.example",
+        "I maintain the package alice-tools.\r\n",
+    ));
+    let out = conv.step(T0 + 120 * MIN);
+    let told = to(&out, STAFF);
+    assert_eq!(told.len(), 1, "one notification to staff: {out:#?}");
+    assert_eq!(
+        told[0].subject,
+        format!("[Case {case}] The requester replied: alice")
+    );
+    assert_eq!(
+        first_line(told[0]),
+        format!("The requester wrote on case {case}, which waits on the team.")
+    );
+    let text = &told[0].text;
+    assert!(text.contains("the requester answered your /ask"), "{text}");
+    assert!(text.contains("What changed: proofs"), "{text}");
+    assert!(
+        text.contains("> I maintain the package alice-tools."),
+        "{text}"
+    );
+    assert_eq!(told[0].in_reply_to, "jo-2@requester.example");
+    assert_eq!(conv.case(T0 + 120 * MIN)["state"], "awaiting_staff");
+    // Jo is not asked for "a few more details" when none are missing.
+    let jo = to(&out, JO);
+    assert_eq!(jo.len(), 1, "{out:#?}");
+    assert_eq!(first_line(jo[0]), "Thank you, we have what we asked for");
+    assert!(
+        !jo[0].text.contains("wait for your answer"),
+        "{}",
+        jo[0].text
+    );
+
     // 12:00 Ada closes the case with an explanation.
     conv.write(&staff(
         "ada-2@pypi.example",
@@ -461,6 +500,14 @@ fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
     let closed = text.find("We have closed case").expect("the close");
     assert!(words < closed, "{text}");
     assert_eq!(conv.case(T0 + 180 * MIN)["state"], "closed");
+    // As Jo and the team read it (printed for the issue notes).
+    let all = conv.sent();
+    for mail in to(&all, JO) {
+        eprintln!("to Jo:    {} | {}", mail.subject, first_line(mail));
+    }
+    for mail in to(&all, STAFF) {
+        eprintln!("to staff: {} | {}", mail.subject, first_line(mail));
+    }
     for mail in to(&conv.sent(), JO) {
         assert_eq!(
             mail.subject,
@@ -504,4 +551,75 @@ fn a_spanish_conversation_gets_spanish_dates_with_the_time_zone() {
             assert!(!mail.text.contains(english), "{english} in:\n{}", mail.text);
         }
     }
+}
+
+/// Jo sends a scan of an ID with the request: staff see it listed in the
+/// notification (name, type, size), `cases show --attachments` lists it,
+/// and `cases attachment` writes the very bytes Jo sent.
+#[test]
+fn attachments_are_listed_for_staff_and_can_be_written_out() {
+    let mut conv = Conversation::start("");
+    let body = "--b\r\nContent-Type: text/plain\r\n\r\nUsername: alice\r\nI lost my phone with the authenticator app. My ID is attached.\r\n--b\r\nContent-Type: image/png; name=\"id-card.png\"\r\nContent-Disposition: attachment; filename=\"id-card.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n--b--\r\n";
+    conv.write(&format!(
+        "From: {JO}\r\nTo: support@pypi.example\r\nSubject: Lost my 2FA device\r\nMessage-ID: <jo-att@requester.example>\r\nDate: Mon, 23 Nov 2026 09:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n{body}"
+    ));
+    let out = conv.step(T0);
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+    let staff = to(&out, STAFF);
+    assert_eq!(staff.len(), 1, "{out:#?}");
+    assert!(
+        staff[0]
+            .text
+            .lines()
+            .any(|l| l.trim_end() == "  1. id-card.png (image/png, 11 bytes)"),
+        "{}",
+        staff[0].text
+    );
+    assert!(
+        staff[0].text.contains(&format!(
+            "recoverydesk cases attachment {case} NUMBER > FILE"
+        )),
+        "{}",
+        staff[0].text
+    );
+    let listed = conv.run(T0, &["cases", "show", "--attachments", &case]);
+    assert!(
+        listed.starts_with("1. id-card.png (image/png, 11 bytes) from <jo-att@requester.example>"),
+        "{listed}"
+    );
+    assert_eq!(
+        conv.run(T0, &["cases", "attachment", &case, "1"]),
+        "hello world"
+    );
+    // Jo is not shown the listing.
+    assert!(to(&out, JO).iter().all(|m| !m.text.contains("id-card.png")));
+}
+
+/// A new request that describes a takeover: staff get one mail that says
+/// both things, not "SUSPECTED COMPROMISE" and "New recovery case" apart.
+#[test]
+fn a_new_case_with_signs_of_compromise_gives_staff_one_mail() {
+    let mut conv = Conversation::start("");
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Someone took my account",
+        "jo-1@requester.example",
+        "",
+        "Hello,\r\n\r\nMy username is alice. My recovery codes were reset without my knowledge and my 2FA was changed.\r\n",
+    ));
+    let out = conv.step(T0);
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+    let staff = to(&out, STAFF);
+    let subjects: Vec<&str> = staff.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(staff.len(), 1, "{subjects:#?}");
+    assert_eq!(
+        staff[0].subject,
+        format!("[Case {case}] SUSPECTED COMPROMISE in a new recovery case: alice")
+    );
+    assert_eq!(
+        first_line(staff[0]),
+        format!("A new account recovery case has been opened, {case}, and it may involve a")
+    );
+    assert_eq!(conv.case(T0)["priority"], "high");
 }

@@ -162,11 +162,13 @@ async fn a_note_never_reaches_the_requester() {
         &mut app,
         &case,
         "staff-note@pypi.example",
-        "/note checked the packages, the owner looks right\r\nDear Jo, this line is part of the note too.\r\n",
+        "/internal checked the packages, the owner looks right\r\nDear Jo, this line is part of the note too.\r\n",
         T0 + 3600,
     )
     .await;
-    assert!(queued.is_empty(), "{queued:?}");
+    // `/internal` now keeps a whole message internal (`/note` is one line);
+    // the writer gets the receipt a silent command earns.
+    assert_eq!(queued, vec!["staff_receipt"]);
     assert_eq!(app.sent_to(REQUESTER).len(), before);
     assert!(
         app.sent()
@@ -303,8 +305,9 @@ async fn ask_requests_exactly_the_named_fields() {
 }
 
 #[tokio::test]
-async fn priority_and_assign_change_the_case_and_send_nothing() {
+async fn priority_and_assign_change_the_case_and_send_one_receipt() {
     let (mut app, case) = app_with_case().await;
+    let to_requester = app.sent_to(REQUESTER).len();
     let queued = staff_says(
         &mut app,
         &case,
@@ -313,7 +316,25 @@ async fn priority_and_assign_change_the_case_and_send_nothing() {
         T0 + 3600,
     )
     .await;
-    assert!(queued.is_empty(), "{queued:?}");
+    // Silent commands once sent nothing at all: now one receipt (13.12),
+    // to the writer only, under their own mail.
+    assert_eq!(queued, vec!["staff_receipt"]);
+    assert_eq!(app.sent_to(REQUESTER).len(), to_requester);
+    let receipts = app.sent_to(STAFF);
+    assert_eq!(receipts.len(), 1);
+    let receipt = &receipts[0];
+    assert_eq!(receipt.in_reply_to, "s-prio@pypi.example");
+    assert!(receipt.subject.contains(&format!("[Case {}]", case.id)));
+    assert!(
+        receipt
+            .text
+            .lines()
+            .any(|l| l.trim_end() == "  - set the priority to high")
+            && receipt.text.contains("  - assigned the case to you"),
+        "{}",
+        receipt.text
+    );
+    assert!(receipt.raw.contains("Auto-Submitted: auto-generated"));
     let c = reload(&app, &case);
     assert_eq!(c.priority, Priority::High);
     assert_eq!(c.assignee.as_deref(), Some(STAFF));
@@ -336,7 +357,14 @@ async fn commands_and_text_together_act_and_relay_only_the_text() {
         T0 + 3600,
     )
     .await;
-    assert_eq!(queued, vec!["staff_relay"]);
+    // The receipt names the relay too: one mail says all the reply did.
+    assert_eq!(queued, vec!["staff_relay", "staff_receipt"]);
+    let receipt = &app.sent_to(STAFF)[0];
+    assert!(
+        receipt.text.contains("relayed your text to the requester"),
+        "{}",
+        receipt.text
+    );
     let relay = app
         .sent_to(REQUESTER)
         .into_iter()
@@ -576,5 +604,265 @@ async fn staff_writing_to_the_requester_with_the_case_address_in_bcc_is_recorded
         log.iter()
             .any(|(a, w)| a == "staff:admin@pypi.example" && w.contains("not relayed")),
         "{log:?}"
+    );
+}
+
+/// A requester's reply on the case thread, under our latest mail to them.
+fn requester_reply(app: &TestApp, case: &Case, message_id: &str, body: &str) -> String {
+    let parent = app
+        .sent_to(REQUESTER)
+        .last()
+        .map(|s| s.message_id.clone())
+        .expect("a mail to the requester");
+    mail(
+        REQUESTER,
+        &app.reply_address(&case.id),
+        "Re: Lost my 2FA device",
+        message_id,
+        &format!("In-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n"),
+        body,
+    )
+}
+
+/// Jo's case waits on staff and Ada took it: Jo's reply goes to Ada alone
+/// with Jo's words and what changed; a second reply within the alert
+/// interval folds into the case log; a bare "any update?" later tells no
+/// one (the digest marks it).
+#[tokio::test]
+async fn a_reply_on_a_case_waiting_on_staff_tells_the_assignee_once_per_interval() {
+    let mut app = TestApp::spawn().await;
+    app.deliver(&mail(
+        REQUESTER,
+        "support@pypi.example",
+        "Lost my 2FA device",
+        "req-1@example.org",
+        "",
+        "Username: alice\r\nI lost my phone with the authenticator app.\r\nI no longer have access to the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n",
+    ));
+    app.pass(T0).await;
+    let case = app.case_of(REQUESTER);
+    assert_eq!(case.state, CaseState::AwaitingStaff);
+    staff_says(
+        &mut app,
+        &case,
+        "s-assign@pypi.example",
+        "/assign me\r\n",
+        T0 + 600,
+    )
+    .await;
+    let to_list = app.sent_to(STAFF_LIST).len();
+    let told = |app: &TestApp| {
+        app.sent_to(STAFF)
+            .into_iter()
+            .filter(|s| s.subject.contains("The requester replied"))
+            .collect::<Vec<_>>()
+    };
+
+    // 09:20 Jo names a package.
+    app.deliver(&requester_reply(
+        &app,
+        &case,
+        "req-2@example.org",
+        "I maintain the package alice-tools.\r\n",
+    ));
+    app.pass(T0 + 1200).await;
+    let ada = told(&app);
+    assert_eq!(ada.len(), 1, "{:#?}", app.sent());
+    assert!(
+        ada[0].text.contains("What changed: proofs"),
+        "{}",
+        ada[0].text
+    );
+    assert!(
+        ada[0]
+            .text
+            .contains("> I maintain the package alice-tools."),
+        "{}",
+        ada[0].text
+    );
+    assert_eq!(app.sent_to(STAFF_LIST).len(), to_list, "the assignee only");
+
+    // 09:25 Jo adds another: within the hour, folded, and logged.
+    app.deliver(&requester_reply(
+        &app,
+        &case,
+        "req-3@example.org",
+        "I also published alice-cli.\r\n",
+    ));
+    app.pass(T0 + 1500).await;
+    assert_eq!(told(&app).len(), 1);
+    let log = events(&app, &case);
+    assert!(
+        log.iter()
+            .any(|(_, w)| w.contains("staff_requester_replied alert folded")),
+        "{log:?}"
+    );
+
+    // Two days later a bare "any update?": a status reply for Jo, nothing for staff.
+    app.deliver(&requester_reply(
+        &app,
+        &case,
+        "req-4@example.org",
+        "Any update on my case?\r\n",
+    ));
+    app.pass(T0 + 2 * DAY).await;
+    assert_eq!(told(&app).len(), 1);
+    assert_eq!(app.sent_to(STAFF_LIST).len(), to_list);
+}
+
+/// `/note` is one line: the `/ask` and the sentence after it still act and
+/// go out, where `/note` once swallowed them without a word.
+#[tokio::test]
+async fn a_one_line_note_leaves_later_commands_and_the_text_for_the_requester() {
+    let (mut app, case) = app_with_case().await;
+    let queued = staff_says(
+        &mut app,
+        &case,
+        "s-note-ask@pypi.example",
+        "/note the packages look right\r\n/ask proofs\r\nHello Jo, which package do you maintain?\r\n",
+        T0 + 3600,
+    )
+    .await;
+    assert_eq!(queued, vec!["staff_relay", "staff_receipt"]);
+    let c = reload(&app, &case);
+    assert_eq!(c.state, CaseState::AwaitingInfo);
+    assert_eq!(c.missing, vec![Field::Proofs]);
+    let relay = app
+        .sent_to(REQUESTER)
+        .into_iter()
+        .find(|s| s.text.contains("which package do you maintain"))
+        .expect("relayed");
+    assert!(!relay.text.contains("look right"), "{}", relay.text);
+    let log = events(&app, &case);
+    assert!(
+        log.iter()
+            .any(|(_, w)| w == "note: the packages look right"),
+        "{log:?}"
+    );
+    let receipt = &app.sent_to(STAFF)[0];
+    assert!(
+        receipt.text.contains("added your internal note")
+            && receipt.text.contains("asked the requester for proofs"),
+        "{}",
+        receipt.text
+    );
+}
+
+/// A reply whose `/verify` cannot run (the account has no linked address)
+/// changes nothing: not the priority before it, not the text after it.
+#[tokio::test]
+async fn a_reply_with_a_command_that_cannot_run_changes_nothing_and_says_why() {
+    let mut app = TestApp::spawn().await;
+    app.deliver(&mail(
+        REQUESTER,
+        "support@pypi.example",
+        "Lost my 2FA device",
+        "req-1@example.org",
+        "",
+        "Username: noaddr\r\nI lost my phone with the authenticator app.\r\nI still have access to the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n",
+    ));
+    app.pass(T0).await;
+    let case = app.case_of(REQUESTER);
+    let before = reload(&app, &case);
+    let to_requester = app.sent_to(REQUESTER).len();
+    let queued = staff_says(
+        &mut app,
+        &case,
+        "s-verify@pypi.example",
+        "/priority high\r\n/verify\r\nHello Jo, a code is on its way.\r\n",
+        T0 + 3600,
+    )
+    .await;
+    assert_eq!(queued, vec!["staff_command_error"]);
+    let c = reload(&app, &case);
+    assert_eq!(c.priority, before.priority);
+    assert_eq!(c.state, before.state);
+    assert_eq!(app.sent_to(REQUESTER).len(), to_requester);
+    let error = &app.sent_to(STAFF)[0];
+    assert!(error.text.contains("/verify"), "{}", error.text);
+    assert!(
+        error.text.contains("none of its commands ran"),
+        "{}",
+        error.text
+    );
+    assert!(!events(&app, &case)
+        .iter()
+        .any(|(_, w)| w == "priority set to high"));
+}
+
+/// Jo's case was closed; forty days later (past the reopen window) Jo
+/// writes again and gets a new case: staff's notification lists the earlier
+/// one (id, state, when). Kim, a stranger asking about the same username
+/// from another address, sees nothing of it; staff see both earlier cases.
+#[tokio::test]
+async fn a_new_case_shows_staff_the_earlier_cases_of_the_address_and_the_username() {
+    let (mut app, first) = app_with_case().await;
+    staff_says(
+        &mut app,
+        &first,
+        "s-close-1@pypi.example",
+        "/close\r\n",
+        T0 + 3600,
+    )
+    .await;
+    let later = T0 + 40 * DAY;
+    app.deliver(&complete_request(
+        "Jo <jo@example.org>",
+        "req-again@example.org",
+    ));
+    app.pass(later).await;
+    let second = app
+        .cases()
+        .into_iter()
+        .find(|c| c.id != first.id)
+        .expect("a new case");
+    assert_eq!(second.earlier_cases.len(), 1, "{:?}", second.earlier_cases);
+    let new_case = app
+        .sent_to(STAFF_LIST)
+        .into_iter()
+        .rev()
+        .find(|s| s.subject.contains(second.id.as_str()) && s.subject.contains("New recovery case"))
+        .expect("staff hear of the new case");
+    let listed = format!(
+        "  - {} (closed, same username and address): opened Sunday 23 November 2025, 09:00 UTC, closed Sunday 23 November 2025, 10:00 UTC",
+        first.id
+    );
+    assert!(
+        new_case.text.lines().any(|l| l.trim_end() == listed),
+        "{}",
+        new_case.text
+    );
+
+    // Kim writes about alice from elsewhere after Jo's second case closed.
+    staff_says(
+        &mut app,
+        &second,
+        "s-close-2@pypi.example",
+        "/close\r\n",
+        later + 3600,
+    )
+    .await;
+    app.deliver(&complete_request(
+        "Kim <kim@else.example>",
+        "kim-1@else.example",
+    ));
+    app.pass(later + 2 * 3600).await;
+    let third = app.case_of("kim@else.example");
+    let ids: Vec<&str> = third.earlier_cases.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![second.id.as_str(), first.id.as_str()],
+        "newest first"
+    );
+    assert!(third
+        .earlier_cases
+        .iter()
+        .all(|e| e.shares == recoverydesk::case::Shared::Username));
+    let to_kim = app.sent_to("kim@else.example");
+    assert!(
+        to_kim
+            .iter()
+            .all(|s| !s.text.contains(first.id.as_str()) && !s.text.contains(second.id.as_str())),
+        "the requester learns nothing of earlier cases"
     );
 }
