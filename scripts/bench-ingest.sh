@@ -29,6 +29,7 @@
 #      mailbox (polled over IMAP every 10 ms): p50/p99.
 #
 # Environment: BENCH_MESSAGES, BENCH_LATENCY_MESSAGES, BENCH_MAILSTACK_DIR,
+# BENCH_BEFORE_FLOOR=PATH (an earlier ingest_floor, run on the same mail),
 # BENCH_TLS=plain|implicit (IMAP for (a) and (b); default plain),
 # BENCH_KEEP=1 keeps the work folder.
 set -euo pipefail
@@ -304,6 +305,15 @@ ensure_users
 floor_line=$("$floor" --config "$work/floor/config.toml")
 say "(b0) $floor_line"
 floor_rate=$(echo "$floor_line" | sed -E 's/.*: ([0-9]+) msgs\/s.*/\1/')
+before_floor_line=""
+if [[ -n ${BENCH_BEFORE_FLOOR:-} ]]; then
+  write_config "$work/floor-before" "$LOAD_USER" 'kind = "file"
+[transport.file]
+dir = "outbox"' 60s
+  ensure_users
+  before_floor_line=$("$BENCH_BEFORE_FLOOR" --config "$work/floor-before/config.toml")
+  say "(b0 before) $before_floor_line"
+fi
 
 write_config "$work/once" "$LOAD_USER" 'kind = "file"
 [transport.file]
@@ -443,6 +453,7 @@ echo
 echo "== bench-ingest: $N messages, IMAP $TLS_MODE on $HOST:$IMAP_PORT, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "(a) bare fetch (examples/imap_fetch, 100 per UID FETCH): ${a_rate} msgs/s (median of ${rates[*]})"
 echo "(b0) floor (examples/ingest_floor: fetch, parse, keep the raw bytes, one sled transaction and one fsync'd flush per batch, mark; no reading, no case, no reply): ${floor_rate} msgs/s"
+[[ -n $before_floor_line ]] && echo "(b0 before) floor of BENCH_BEFORE_FLOOR ($BENCH_BEFORE_FLOOR): ${before_floor_line}"
 echo "(b) recoverydesk once: ${handled} handled in ${b_secs} s = ${b_rate} msgs/s; ${cases} cases, ${outbox_files} replies written"
 echo "    ${summary}"
 echo "    stages: ${stages}"
