@@ -30,6 +30,8 @@
 #
 # Environment: BENCH_MESSAGES, BENCH_LATENCY_MESSAGES, BENCH_MAILSTACK_DIR,
 # BENCH_BEFORE_FLOOR=PATH (an earlier ingest_floor, run on the same mail),
+# BENCH_BIN_DIR=DIR (prebuilt recoverydesk, imap_fetch and ingest_floor:
+# nothing is built),
 # BENCH_TLS=plain|implicit (IMAP for (a) and (b); default plain),
 # BENCH_KEEP=1 keeps the work folder.
 set -euo pipefail
@@ -80,11 +82,15 @@ case $TLS_MODE in
   *) say "BENCH_TLS must be plain or implicit"; exit 2 ;;
 esac
 
-say "building (release)"
-cargo build --release --locked --quiet --bin recoverydesk --example imap_fetch --example ingest_floor
-bin=$root/target/release/recoverydesk
-fetcher=$root/target/release/examples/imap_fetch
-floor=$root/target/release/examples/ingest_floor
+if [[ -n ${BENCH_BIN_DIR:-} ]]; then
+  bin=$BENCH_BIN_DIR/recoverydesk fetcher=$BENCH_BIN_DIR/imap_fetch floor=$BENCH_BIN_DIR/ingest_floor
+else
+  say "building (release)"
+  cargo build --release --locked --quiet --bin recoverydesk --example imap_fetch --example ingest_floor
+  bin=$root/target/release/recoverydesk
+  fetcher=$root/target/release/examples/imap_fetch
+  floor=$root/target/release/examples/ingest_floor
+fi
 
 stamp=$(date +%s)-$$
 LOAD_USER=bench-load-$stamp
