@@ -985,6 +985,25 @@ mod tests {
     }
 
     #[test]
+    fn a_large_raw_message_makes_no_blob_file_that_the_cache_would_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let large: Vec<u8> = (0..10_000_000u32).map(|i| (i % 253) as u8).collect();
+        store
+            .commit(&Commit {
+                raw: Some(("large".into(), large.clone())),
+                ..Commit::default()
+            })
+            .unwrap();
+        store.flush().unwrap();
+        let blobs = std::fs::read_dir(dir.path().join("blobs"))
+            .map(|entries| entries.count())
+            .unwrap_or(0);
+        assert_eq!(blobs, 0, "leaves of pieces stay inline in sled's log");
+        assert_eq!(store.raw("large").unwrap(), Some(large));
+    }
+
+    #[test]
     fn a_temporary_store_has_nothing_to_fsync() {
         let store = Store::temporary().unwrap();
         store.flush().unwrap();
