@@ -1,9 +1,10 @@
 //! The floor under `recoverydesk once`, for `scripts/bench-ingest.sh`: the
 //! least any worker must do under the issue's rules, and nothing more. With
 //! the worker's own source, store and config it fetches every message,
-//! parses it, keeps it (raw bytes and a processed marker, one sled
-//! transaction each), flushes once per batch and only then marks the batch
-//! on the server. No classification, no case, no reply.
+//! parses it, keeps it (raw bytes and a processed marker), commits the
+//! whole batch in one sled transaction with the cursor last, makes it
+//! durable with one fsync'd flush and only then marks the batch on the
+//! server. No classification, no case, no reply.
 //!
 //! ```text
 //! cargo run --release --example ingest_floor -- --config bench/config.toml
@@ -38,9 +39,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             break;
         }
         let mut done = Vec::with_capacity(batch.len());
+        let mut commits = Vec::with_capacity(batch.len());
         for fetched in &batch {
             let inbound = parse::parse(&fetched.raw);
-            store.commit(&Commit {
+            commits.push(Commit {
                 raw: Some((inbound.content_hash.clone(), fetched.raw.clone())),
                 inbound: Some((
                     inbound.content_hash.clone(),
@@ -58,9 +60,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .as_ref()
                     .map(|c| (c.key.clone(), c.value.clone())),
                 ..Commit::default()
-            })?;
+            });
             done.push(fetched.source_id.clone());
         }
+        store.commit_all(&commits)?;
         store.flush()?;
         source.mark_done(&done).await?;
         kept += batch.len();

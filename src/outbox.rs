@@ -1,13 +1,16 @@
 //! The durable reply queue: sends what the pipeline committed, a few
 //! messages at a time, marks each sent right after the transport accepts
-//! it and makes the marks durable per small group (keeping the
-//! at-least-once window to the mail in flight), retries a message's
+//! it and makes the marks durable in groups, in the background while
+//! other messages are on the wire (keeping the at-least-once window to the
+//! `connections` messages in flight), retries a message's
 //! transient failures with backoff, pauses the whole queue (no backoff)
 //! while the transport is unavailable, and records permanent failures on
 //! the case.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 
 use crate::case::LogEntry;
@@ -53,33 +56,56 @@ enum Attempt {
 }
 
 /// Sends every due message once, up to [`Transport::connections`] at a
-/// time. Each group of accepted messages is marked sent and flushed
-/// (fsync) before more are started, so a crash re-sends at most the
-/// messages in flight. A transport found unavailable stops the pass: what
-/// is in flight finishes, the rest is held for the next pass untouched.
+/// time. Each accepted message is marked sent at once; the marks are made
+/// durable (fsync) in the background while other messages are on the
+/// wire, one fsync at a time covering every mark written before it
+/// started (group commit). A message is started only while fewer than
+/// `connections` are on the wire or waiting for their mark's fsync, so a
+/// crash re-sends at most `connections` messages (see ARCHITECTURE.md).
+/// A transport found unavailable stops the pass: what is in flight
+/// finishes, the rest is held for the next pass untouched.
 pub async fn send_due(
     pipeline: &Pipeline,
     transport: &dyn Transport,
     now: i64,
 ) -> Result<SendReport> {
-    let due: Vec<OutboxItem> = pipeline
+    let store = pipeline.store.clone();
+    send_due_with(pipeline, transport, now, Arc::new(move || store.flush())).await
+}
+
+/// Makes the marks written so far durable (the store's flush; a test
+/// stand-in can hold it up).
+type SyncFn = Arc<dyn Fn() -> Result<()> + Send + Sync>;
+
+async fn send_due_with(
+    pipeline: &Pipeline,
+    transport: &dyn Transport,
+    now: i64,
+    sync: SyncFn,
+) -> Result<SendReport> {
+    let mut due = pipeline
         .store
         .pending_outbox()?
         .into_iter()
-        .filter(|item| item.next_attempt_at <= now)
-        .collect();
+        .filter(|item| item.next_attempt_at <= now);
     let width = transport.connections().max(1);
     let halted = AtomicBool::new(false);
     let crash_after = crash_after_sends();
     let mut report = SendReport::default();
     let mut accepted = 0usize;
-    let mut attempts = futures::stream::iter(due)
-        .map(|item| attempt(pipeline, transport, &halted, item))
-        .buffer_unordered(width)
-        .ready_chunks(width);
-    while let Some(group) = attempts.next().await {
-        for (mut item, outcome) in group {
-            match outcome {
+    let mut marks = Marks::new(sync);
+    let mut wire = FuturesUnordered::new();
+    loop {
+        while wire.len() + marks.unsynced() < width {
+            let Some(item) = due.next() else { break };
+            wire.push(attempt(pipeline, transport, &halted, item));
+        }
+        if wire.is_empty() && !marks.syncing() {
+            break;
+        }
+        tokio::select! {
+            synced = marks.synced(), if marks.syncing() => synced?,
+            Some((mut item, outcome)) = wire.next(), if !wire.is_empty() => match outcome {
                 Attempt::Done(Ok(())) => {
                     accepted += 1;
                     if crash_after == Some(accepted) {
@@ -87,6 +113,7 @@ pub async fn send_due(
                         std::process::exit(98);
                     }
                     mark_sent(pipeline, &mut item, now)?;
+                    marks.noted();
                     report.sent += 1;
                 }
                 Attempt::Done(Err(e)) => {
@@ -94,13 +121,74 @@ pub async fn send_due(
                 }
                 Attempt::Held => report.held += 1,
                 Attempt::NoBody => {}
-            }
+            },
         }
-        // The marks of this group durable before the next group goes out.
-        pipeline.store.flush()?;
+        marks.start_sync();
     }
+    marks.finish().await?;
     report.unavailable = halted.load(Ordering::SeqCst);
     Ok(report)
+}
+
+/// The sent marks on their way to disk: those written since the running
+/// fsync started, and those it covers.
+struct Marks {
+    sync: SyncFn,
+    waiting: usize,
+    covered: usize,
+    running: Option<tokio::task::JoinHandle<Result<()>>>,
+}
+
+impl Marks {
+    fn new(sync: SyncFn) -> Self {
+        Marks {
+            sync,
+            waiting: 0,
+            covered: 0,
+            running: None,
+        }
+    }
+
+    fn noted(&mut self) {
+        self.waiting += 1;
+    }
+
+    /// Messages accepted whose mark is not durable yet.
+    fn unsynced(&self) -> usize {
+        self.waiting + self.covered
+    }
+
+    fn syncing(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Starts an fsync of the waiting marks unless one is running.
+    fn start_sync(&mut self) {
+        if self.running.is_none() && self.waiting > 0 {
+            let sync = self.sync.clone();
+            self.running = Some(tokio::task::spawn_blocking(move || sync()));
+            self.covered = std::mem::take(&mut self.waiting);
+        }
+    }
+
+    /// Waits for the running fsync, if any.
+    async fn synced(&mut self) -> Result<()> {
+        let Some(handle) = self.running.as_mut() else {
+            return Ok(());
+        };
+        let result = handle.await;
+        self.running = None;
+        self.covered = 0;
+        result.map_err(|e| Error::Permanent(format!("the store's fsync task failed: {e}")))?
+    }
+
+    /// Every mark durable: the running fsync, then one more for the marks
+    /// written meanwhile.
+    async fn finish(mut self) -> Result<()> {
+        self.synced().await?;
+        self.start_sync();
+        self.synced().await
+    }
 }
 
 async fn attempt(
@@ -278,6 +366,79 @@ mod tests {
             })
             .unwrap();
         crate::worker::open_pipeline_with_store(Arc::new(settings.unwrap()), store).unwrap()
+    }
+
+    /// Two connections; accepts everything. The second message takes a
+    /// few polls to go out and opens `gate` once accepted.
+    struct Opener {
+        sends: Mutex<usize>,
+        gate: Mutex<std::sync::mpsc::Sender<()>>,
+    }
+
+    impl Transport for Opener {
+        fn send<'a>(&'a self, _: &'a OutgoingMessage) -> BoxFuture<'a, Result<()>> {
+            Box::pin(async move {
+                let n = {
+                    let mut sends = self.sends.lock().unwrap();
+                    *sends += 1;
+                    *sends
+                };
+                if n == 2 {
+                    for _ in 0..3 {
+                        tokio::task::yield_now().await;
+                    }
+                    let _ = self.gate.lock().unwrap().send(());
+                }
+                Ok(())
+            })
+        }
+
+        fn connections(&self) -> usize {
+            2
+        }
+
+        fn describe(&self) -> String {
+            "opener".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_on_the_wire_goes_on_while_the_marks_before_it_are_fsynced() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pipeline(dir.path(), &["a@x.org", "b@x.org", "c@x.org"]);
+        let (open, gate) = std::sync::mpsc::channel();
+        let gate = Mutex::new(gate);
+        let calls = Arc::new(Mutex::new(0usize));
+        let counted = calls.clone();
+        // The first fsync (of the first message's mark) returns only once
+        // the second message is accepted; a sender that stopped its
+        // connections for the fsync would never get there (the timeout
+        // only ends that deadlock).
+        let sync: SyncFn = Arc::new(move || {
+            let first = {
+                let mut calls = counted.lock().unwrap();
+                *calls += 1;
+                *calls == 1
+            };
+            if first {
+                gate.lock()
+                    .unwrap()
+                    .recv_timeout(std::time::Duration::from_secs(10))
+                    .map_err(|_| Error::Permanent("the sender waited for the fsync".into()))?;
+            }
+            Ok(())
+        });
+        let relay = Opener {
+            sends: Mutex::new(0),
+            gate: Mutex::new(open),
+        };
+        let report = send_due_with(&p, &relay, 100, sync).await.unwrap();
+        assert_eq!(report.sent, 3);
+        assert!(p.store.pending_outbox().unwrap().is_empty());
+        let calls = *calls.lock().unwrap();
+        // One per mark here: each fsync starts as soon as the one before
+        // returns, and the last covers the last mark.
+        assert_eq!(calls, 3, "fsyncs for 3 marks");
     }
 
     #[tokio::test]

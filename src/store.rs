@@ -1,6 +1,7 @@
 //! The sled store: the only module that knows the key layout.
 //!
-//! Trees: `raw` (content hash → bytes), `inbound` (content hash → record of
+//! Trees: `raw` (content hash → bytes), `raw_chunks` (content hash, `/`,
+//! piece number → a piece of a large raw message), `inbound` (content hash → record of
 //! how the message was handled), `msgid` (Message-ID → case and thread),
 //! `cases`, `events` (case id + sequence → log entry), `outbox` /
 //! `outbox_body` / `outbox_pending`, `cursor`, `timers` (due time + case +
@@ -45,8 +46,19 @@ const OPEN_COUNT: &str = "open_count";
 /// Version of the key layout; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
-const TREES: [&str; 15] = [
+/// Raw messages larger than this are kept in pieces of this size (the
+/// `raw_chunks` tree). sled splits a tree's leaf only past 16 entries,
+/// whatever their size, and rewrites and caches a leaf whole: sixteen
+/// 10 MB messages in one leaf meant a 160 MB leaf in memory and rewritten
+/// on disk. A leaf over 128 KiB (a quarter of sled's 512 KiB segment)
+/// goes to a file of its own, and sled's cache then counts it at the size
+/// of its pointer, so it is never evicted: 17 pieces of 4 KiB stay under
+/// that, and the cache's 16 MiB bound holds.
+const RAW_CHUNK: usize = 4 * 1024;
+
+const TREES: [&str; 16] = [
     "raw",
+    "raw_chunks",
     "inbound",
     "msgid",
     "cases",
@@ -277,9 +289,23 @@ impl Store {
         self.get_json("inbound", hash.as_bytes())
     }
 
-    /// A raw message by content hash.
+    /// A raw message by content hash (put back together if it was kept
+    /// in pieces).
     pub fn raw(&self, hash: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree("raw").get(hash)?.map(|v| v.to_vec()))
+        if let Some(v) = self.tree("raw").get(hash)? {
+            return Ok(Some(v.to_vec()));
+        }
+        let mut whole: Option<Vec<u8>> = None;
+        for piece in self
+            .tree("raw_chunks")
+            .scan_prefix(chunk_prefix(hash))
+            .values()
+        {
+            whole
+                .get_or_insert_with(Vec::new)
+                .extend_from_slice(&piece?);
+        }
+        Ok(whole)
     }
 
     /// The Message-ID index entry, if any.
@@ -525,48 +551,35 @@ impl Store {
 
     /// Writes one step atomically.
     pub fn commit(&self, commit: &Commit) -> Result<()> {
+        self.commit_all(std::slice::from_ref(commit))
+    }
+
+    /// Writes several steps as one atomic step, in order (so the last
+    /// cursor wins): a batch's commits then cost one transaction.
+    pub fn commit_all(&self, commits: &[Commit]) -> Result<()> {
         let trees: Vec<&Tree> = TREES.iter().map(|n| self.tree(n)).collect();
-        let mut event_keys = Vec::with_capacity(commit.events.len());
-        for (case, _) in &commit.events {
-            event_keys.push(event_key(case, self.next_id()?));
+        let mut encoded = Vec::with_capacity(commits.len());
+        for commit in commits {
+            let mut event_keys = Vec::with_capacity(commit.events.len());
+            for (case, _) in &commit.events {
+                event_keys.push(event_key(case, self.next_id()?));
+            }
+            encoded.push((event_keys, Encoded::new(commit)?));
         }
-        let encoded = Encoded::new(commit)?;
         trees
             .as_slice()
             .transaction(|t| {
                 let tx = |name: &str| -> &TransactionalTree { &t[tree_index(name)] };
-                if let Some((hash, bytes)) = &commit.raw {
-                    tx("raw").insert(hash.as_bytes(), bytes.as_slice())?;
-                }
-                if let Some((hash, _)) = &commit.inbound {
-                    tx("inbound").insert(hash.as_bytes(), encoded.inbound.as_slice())?;
-                }
-                for ((case, previous), value) in commit.cases.iter().zip(&encoded.cases) {
-                    write_case(&tx, case, previous.as_ref(), value)?;
-                }
-                for (key, (_, value)) in event_keys.iter().zip(encoded.events.iter()) {
-                    tx("events").insert(key.as_slice(), value.as_slice())?;
-                }
-                for ((id, _), value) in commit.msgids.iter().zip(&encoded.msgids) {
-                    tx("msgid").insert(id.as_bytes(), value.as_slice())?;
-                }
-                for ((item, body), value) in commit.outbox.iter().zip(&encoded.outbox) {
-                    let key = item.seq.to_be_bytes();
-                    tx("outbox").insert(&key, value.as_slice())?;
-                    tx("outbox_body").insert(&key, body.as_slice())?;
-                    tx("outbox_pending").insert(&key, &[])?;
-                }
-                for ((address, _), value) in commit.ratelimits.iter().zip(&encoded.ratelimits) {
-                    tx("ratelimit").insert(address.as_bytes(), value.as_slice())?;
-                }
-                if let Some((key, value)) = &commit.cursor {
-                    tx("cursor").insert(key.as_bytes(), value.as_bytes())?;
+                for (commit, (event_keys, encoded)) in commits.iter().zip(&encoded) {
+                    write_commit(&tx, commit, event_keys, encoded)?;
                 }
                 Ok::<(), ConflictableTransactionError<String>>(())
             })
             .map_err(tx_error)?;
-        for (case, previous) in &commit.cases {
-            self.note_open_change(case, previous.as_ref());
+        for commit in commits {
+            for (case, previous) in &commit.cases {
+                self.note_open_change(case, previous.as_ref());
+            }
         }
         Ok(())
     }
@@ -714,6 +727,49 @@ mod erased {
     }
 }
 
+/// One step's writes inside a transaction.
+fn write_commit<'a>(
+    tx: &impl Fn(&str) -> &'a TransactionalTree,
+    commit: &Commit,
+    event_keys: &[Vec<u8>],
+    encoded: &Encoded,
+) -> std::result::Result<(), ConflictableTransactionError<String>> {
+    if let Some((hash, bytes)) = &commit.raw {
+        if bytes.len() > RAW_CHUNK {
+            for (n, piece) in bytes.chunks(RAW_CHUNK).enumerate() {
+                tx("raw_chunks").insert(chunk_key(hash, n), piece)?;
+            }
+        } else {
+            tx("raw").insert(hash.as_bytes(), bytes.as_slice())?;
+        }
+    }
+    if let Some((hash, _)) = &commit.inbound {
+        tx("inbound").insert(hash.as_bytes(), encoded.inbound.as_slice())?;
+    }
+    for ((case, previous), value) in commit.cases.iter().zip(&encoded.cases) {
+        write_case(tx, case, previous.as_ref(), value)?;
+    }
+    for (key, (_, value)) in event_keys.iter().zip(encoded.events.iter()) {
+        tx("events").insert(key.as_slice(), value.as_slice())?;
+    }
+    for ((id, _), value) in commit.msgids.iter().zip(&encoded.msgids) {
+        tx("msgid").insert(id.as_bytes(), value.as_slice())?;
+    }
+    for ((item, body), value) in commit.outbox.iter().zip(&encoded.outbox) {
+        let key = item.seq.to_be_bytes();
+        tx("outbox").insert(&key, value.as_slice())?;
+        tx("outbox_body").insert(&key, body.as_slice())?;
+        tx("outbox_pending").insert(&key, &[])?;
+    }
+    for ((address, _), value) in commit.ratelimits.iter().zip(&encoded.ratelimits) {
+        tx("ratelimit").insert(address.as_bytes(), value.as_slice())?;
+    }
+    if let Some((key, value)) = &commit.cursor {
+        tx("cursor").insert(key.as_bytes(), value.as_bytes())?;
+    }
+    Ok(())
+}
+
 fn write_case<'a>(
     tx: &impl Fn(&str) -> &'a TransactionalTree,
     case: &Case,
@@ -766,6 +822,19 @@ fn write_case<'a>(
         tx("open").insert(open_key(case), &[])?;
     }
     Ok(())
+}
+
+fn chunk_prefix(hash: &str) -> Vec<u8> {
+    let mut key = hash.as_bytes().to_vec();
+    key.push(b'/');
+    key
+}
+
+/// Pieces sort in order: the number is big-endian.
+fn chunk_key(hash: &str, n: usize) -> Vec<u8> {
+    let mut key = chunk_prefix(hash);
+    key.extend_from_slice(&(n as u32).to_be_bytes());
+    key
 }
 
 fn open_key(case: &Case) -> Vec<u8> {
@@ -851,13 +920,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let before = store.durable_flushes();
-        // Large enough for sled to keep it as a blob file of its own.
+        // Large enough for sled to keep it as a blob file of its own (a
+        // raw message no longer is one: it is kept in small pieces; a
+        // large outbox body still is).
         let big = vec![b'x'; 2 * 1024 * 1024];
         store
-            .commit(&Commit {
-                raw: Some(("big".into(), big)),
-                ..Commit::default()
-            })
+            .tree("outbox_body")
+            .insert(0u64.to_be_bytes(), big)
             .unwrap();
         store.flush().unwrap();
         assert_eq!(store.durable_flushes(), before + 1);
@@ -869,6 +938,69 @@ mod tests {
         let files = store.files.as_ref().unwrap();
         let synced = files.synced_blobs.lock().unwrap();
         assert!(blobs.is_subset(&synced), "{blobs:?} not all in {synced:?}");
+    }
+
+    #[test]
+    fn a_batch_commits_every_step_with_the_last_cursor() {
+        let store = Store::temporary().unwrap();
+        let step = |n: u8| Commit {
+            raw: Some((format!("h{n}"), vec![n])),
+            cursor: Some(("imap".into(), format!("uid {n}"))),
+            ..Commit::default()
+        };
+        store.commit_all(&[step(1), step(2), step(3)]).unwrap();
+        for n in 1..=3u8 {
+            assert_eq!(store.raw(&format!("h{n}")).unwrap(), Some(vec![n]));
+        }
+        assert_eq!(store.cursor("imap").unwrap().as_deref(), Some("uid 3"));
+    }
+
+    #[test]
+    fn a_large_raw_message_is_kept_in_small_pieces_and_read_back_whole() {
+        let store = Store::temporary().unwrap();
+        let large: Vec<u8> = (0..(3 * RAW_CHUNK + 17)).map(|i| (i % 251) as u8).collect();
+        let small = b"From: a@b\r\n\r\nhi\r\n".to_vec();
+        store
+            .commit_all(&[
+                Commit {
+                    raw: Some(("large".into(), large.clone())),
+                    ..Commit::default()
+                },
+                Commit {
+                    raw: Some(("small".into(), small.clone())),
+                    ..Commit::default()
+                },
+            ])
+            .unwrap();
+        assert_eq!(store.raw("large").unwrap(), Some(large));
+        assert_eq!(store.raw("small").unwrap(), Some(small));
+        assert_eq!(store.raw("absent").unwrap(), None);
+        for name in ["raw", "raw_chunks"] {
+            for value in store.tree(name).iter().values() {
+                let len = value.unwrap().len();
+                assert!(len <= RAW_CHUNK, "a {len}-byte value in {name}");
+            }
+        }
+        assert_eq!(store.tree("raw_chunks").len(), 4);
+    }
+
+    #[test]
+    fn a_large_raw_message_makes_no_blob_file_that_the_cache_would_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let large: Vec<u8> = (0..10_000_000u32).map(|i| (i % 253) as u8).collect();
+        store
+            .commit(&Commit {
+                raw: Some(("large".into(), large.clone())),
+                ..Commit::default()
+            })
+            .unwrap();
+        store.flush().unwrap();
+        let blobs = std::fs::read_dir(dir.path().join("blobs"))
+            .map(|entries| entries.count())
+            .unwrap_or(0);
+        assert_eq!(blobs, 0, "leaves of pieces stay inline in sled's log");
+        assert_eq!(store.raw("large").unwrap(), Some(large));
     }
 
     #[test]
