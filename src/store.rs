@@ -5,7 +5,9 @@
 //! `cases`, `events` (case id + sequence → log entry), `outbox` /
 //! `outbox_body` / `outbox_pending`, `cursor`, `timers` (due time + case +
 //! kind), `ratelimit`, `by_sender` and `by_username` (open cases), `open`
-//! (creation time + case, for queue positions), `meta` (schema version).
+//! (creation time + case, for queue positions), `meta` (schema version),
+//! `tombstones` and `audit` (what retention and erasure removed, see
+//! `store/retention.rs`).
 //! Everything one inbound message causes is written by [`Store::commit`]
 //! in one transaction; durability comes from [`Store::flush`], called once
 //! per batch (group commit) before the source is marked.
@@ -33,7 +35,9 @@ use crate::error::{Error, Result};
 use crate::thread::{Role, ThreadLookup};
 
 mod lifecycle;
+mod retention;
 pub use lifecycle::Moved;
+pub use retention::{AuditEntry, EraseTarget, Removal, Removed, Tombstone};
 
 /// Page cache of the store.
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
@@ -44,7 +48,7 @@ const OPEN_COUNT: &str = "open_count";
 /// Version of the key layout; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
-const TREES: [&str; 15] = [
+const TREES: [&str; 17] = [
     "raw",
     "inbound",
     "msgid",
@@ -60,6 +64,8 @@ const TREES: [&str; 15] = [
     "by_username",
     "open",
     "meta",
+    "tombstones",
+    "audit",
 ];
 
 /// How an inbound message was handled (the processed marker).
