@@ -188,6 +188,26 @@ pub enum CasesView {
         #[command(flatten)]
         filter: FilterArgs,
     },
+    /// Erase a case, or every case of an address (a data-subject request).
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["address", "case"])))]
+    Erase {
+        /// Every case this address wrote as a requester or asked about.
+        #[arg(long)]
+        address: Option<String>,
+        /// One case, e.g. RD-7K3M9Q.
+        #[arg(long = "case")]
+        case: Option<String>,
+        /// Why, for the audit trail (e.g. a ticket number).
+        #[arg(long, default_value = "data-subject request")]
+        reason: String,
+        /// Erase for real; without it, only list what would go.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Apply `[retention] closed_after` now (the daemon does it hourly).
+    Purge,
+    /// The audit trail of purges and erasures.
+    Audit,
 }
 
 /// `templates` actions.
@@ -267,10 +287,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let _watch = crate::ops::watch_templates(&settings, &worker.pipeline)?;
             // A shadow run works on its own store: the CLI must keep
             // reading the real one, so it serves no admin socket.
+            let (jobs, queue) = crate::admin::jobs();
             let _admin = if settings.raw.admin.enabled && !dry_run {
                 Some(crate::admin::serve(
                     &settings.admin_socket(),
                     worker.pipeline.store.clone(),
+                    Some(jobs),
                 )?)
             } else {
                 None
@@ -280,7 +302,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(source = %worker.source.describe(), transport = %worker.transport.describe(), "recoverydesk running");
             let store = worker.pipeline.store.clone();
             tokio::select! {
-                result = worker.run(stop.requested()) => result?,
+                result = worker.run_serving(stop.requested(), Some(queue)) => result?,
                 _ = stop.overdue() => {
                     // The pass in hand is stuck on the network: leave it as
                     // a crash would, but with everything committed durable.
@@ -343,6 +365,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 CasesView::Export { filter, .. } => Query::Export {
                     filter: filter.into(),
                 },
+                CasesView::Audit => Query::Audit,
+                change => return change_cases(&settings, shadow, change),
             };
             report(&settings, shadow, &query)
         }
@@ -386,6 +410,81 @@ fn report(settings: &Settings, shadow: bool, query: &Query) -> anyhow::Result<()
     let text = crate::report::answer(&store, query, crate::clock::now())?;
     out.write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// `cases erase` and `cases purge`: through the running daemon (whose
+/// worker runs them between passes) when there is one, else on the store.
+fn change_cases(settings: &Settings, shadow: bool, view: CasesView) -> anyhow::Result<()> {
+    if shadow {
+        bail!("--shadow only reads; erase and purge work on the real store");
+    }
+    let by = operator();
+    let request = match view {
+        CasesView::Erase {
+            address,
+            case,
+            reason,
+            yes,
+        } => {
+            let target = match (address, case) {
+                (Some(a), _) => crate::store::EraseTarget::Address(
+                    crate::domain::EmailAddress::parse(&a)
+                        .with_context(|| format!("--address: {a} is not an email address"))?
+                        .as_str()
+                        .to_lowercase(),
+                ),
+                (None, Some(id)) => crate::store::EraseTarget::Case(
+                    CaseId::parse(&id)
+                        .with_context(|| format!("{id} is not a case id (RD-XXXXXX)"))?,
+                ),
+                (None, None) => bail!("name --address or --case"),
+            };
+            Request::Erase {
+                erase: crate::retention::Erase {
+                    target,
+                    reason,
+                    by,
+                    confirmed: yes,
+                },
+            }
+        }
+        CasesView::Purge => {
+            let keep = settings.raw.retention.closed_after.ok_or_else(|| {
+                Error::Config(
+                    "retention.closed_after is not set: nothing is purged (see config/example.toml)"
+                        .into(),
+                )
+            })?;
+            Request::Purge {
+                keep_for: keep.as_secs() as i64,
+                by,
+            }
+        }
+        _ => bail!("not a change"),
+    };
+    let mut out = QuietStdout::default();
+    if crate::admin::ask(&settings.admin_socket(), &request, &mut out)?.is_some() {
+        return Ok(());
+    }
+    let store = open_store(&settings.path(&settings.raw.store.path))?;
+    let now = crate::clock::now();
+    let text = match &request {
+        Request::Erase { erase } => crate::retention::erase(&store, erase, now)?,
+        Request::Purge { keep_for, by } => crate::retention::purge(&store, *keep_for, by, now)?,
+        _ => String::new(),
+    };
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Who runs the command, for the audit trail: the person behind sudo
+/// rather than root when there is one.
+fn operator() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.trim().is_empty()))
+        .map(|u| format!("operator {u}"))
+        .unwrap_or_else(|| "operator".into())
 }
 
 /// Waits a little while a CLI command holds the store (it does for a

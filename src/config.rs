@@ -51,6 +51,19 @@ pub struct RawConfig {
     /// `[admin]`: the local admin socket the CLI uses while `run` holds the store.
     #[serde(default)]
     pub admin: AdminSection,
+    /// `[retention]`: how long closed cases keep their mail.
+    #[serde(default)]
+    pub retention: RetentionSection,
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Remove a closed case's mail and log this long after it closed,
+    /// keeping a tombstone; absent: keep everything.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub closed_after: Option<Duration>,
 }
 
 /// `[admin]`.

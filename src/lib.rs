@@ -58,6 +58,7 @@ pub mod digest;
 pub mod ops;
 pub mod replay;
 pub mod report;
+pub mod retention;
 pub mod staff_probe;
 
 pub mod source;

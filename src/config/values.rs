@@ -39,6 +39,19 @@ pub(crate) fn check(raw: &RawConfig, base_dir: &Path, origin: &str) -> Result<()
     positive("policy.staff_status_after", p.staff_status_after)?;
     positive("policy.status_repeat", p.status_repeat)?;
     positive("policy.directory_retry", p.directory_retry)?;
+    if let Some(keep) = raw.retention.closed_after {
+        // A reply within the reopen window reopens the case: its mail must
+        // still be there to reopen.
+        if keep < p.reopen_window {
+            return Err(bad(
+                "retention.closed_after",
+                format!(
+                    "must be at least policy.reopen_window ({})",
+                    humantime::format_duration(p.reopen_window)
+                ),
+            ));
+        }
+    }
     // A zero limit would hold back every automatic reply for good.
     for (key, limits) in [
         ("policy.rate_limit", &p.rate_limit),
@@ -137,6 +150,15 @@ mod tests {
         let domains = format!("{notify}\ndomains = [\"@pypi.example\"]");
         let err = error_of(&DEMO_TOML.replace(notify, &domains));
         assert!(err.contains("staff.domains"), "{err}");
+    }
+
+    #[test]
+    fn retention_shorter_than_the_reopen_window_is_refused() {
+        let short = format!("{DEMO_TOML}\n[retention]\nclosed_after = \"7d\"\n");
+        let err = error_of(&short);
+        assert!(err.contains("retention.closed_after"), "{err}");
+        let fine = format!("{DEMO_TOML}\n[retention]\nclosed_after = \"180d\"\n");
+        assert_eq!(error_of(&fine), "");
     }
 
     #[test]

@@ -25,6 +25,12 @@ use crate::case::{Case, CaseState};
 use crate::domain::CaseId;
 use crate::error::{Error, Result};
 
+/// Meta key: when the timer pass last ran retention (unix seconds).
+const LAST_PURGE: &str = "retention_last_run";
+
+/// How often the timer pass looks for expired cases.
+const PURGE_EVERY: i64 = 3600;
+
 /// Why data left the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -161,6 +167,21 @@ impl Store {
             now,
         };
         self.remove_cases(&ids, &[], &request)
+    }
+
+    /// [`Store::purge_expired`] at most once an hour (the daemon's timer
+    /// pass calls it every pass); the time of the last run is kept in meta.
+    pub fn purge_if_due(&self, now: i64, keep_for: i64) -> Result<Vec<AuditEntry>> {
+        let last: i64 = self
+            .meta(LAST_PURGE)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(i64::MIN);
+        if now.saturating_sub(last) < PURGE_EVERY {
+            return Ok(Vec::new());
+        }
+        let entries = self.purge_expired(now, keep_for, "retention")?;
+        self.set_meta(LAST_PURGE, &now.to_string())?;
+        Ok(entries)
     }
 
     /// The cases an erasure of `target` would remove.
@@ -665,6 +686,21 @@ mod tests {
             !text.contains("jo@example.org") && !text.contains("jo-user"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_timer_pass_purges_at_most_once_an_hour() {
+        let store = Store::temporary().unwrap();
+        assert!(store.purge_if_due(NOW, 180 * DAY).unwrap().is_empty());
+        keep(
+            &store,
+            "RD-FFFFFF",
+            CaseState::Closed,
+            NOW - 200 * DAY,
+            false,
+        );
+        assert!(store.purge_if_due(NOW + 60, 180 * DAY).unwrap().is_empty());
+        assert_eq!(store.purge_if_due(NOW + 3600, 180 * DAY).unwrap().len(), 1);
     }
 
     #[test]

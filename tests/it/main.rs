@@ -24,6 +24,7 @@ mod operator;
 mod ratelimit_flow;
 mod reading;
 mod replay_corpus;
+mod retention;
 mod secrets_at_rest;
 mod shadow;
 mod staff_flow;
