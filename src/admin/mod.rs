@@ -59,9 +59,12 @@ pub enum Request {
     },
 }
 
+/// What a job does with the worker's store: the answer's body.
+type Work = Box<dyn FnOnce(&Store) -> anyhow::Result<Vec<u8>> + Send>;
+
 /// A change the worker runs between its passes, answered through `reply`.
 pub struct Job {
-    work: Box<dyn FnOnce(&Store) -> anyhow::Result<Vec<u8>> + Send>,
+    work: Work,
     reply: tokio::sync::oneshot::Sender<anyhow::Result<Vec<u8>>>,
 }
 
@@ -305,6 +308,42 @@ mod tests {
         .unwrap();
         assert_eq!(text.0, Some(()));
         assert!(text.1.contains("0 case(s), 0 open"), "{}", text.1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn backups_and_erasures_wait_for_the_worker_so_no_commit_runs_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.sock");
+        let store = Store::temporary().unwrap();
+        let (tx, mut queue) = jobs();
+        let _server = serve(&path, store.clone(), Some(tx)).unwrap();
+        let erase = Request::Erase {
+            erase: crate::retention::Erase {
+                target: crate::store::EraseTarget::Address("jo@example.org".into()),
+                reason: "test".into(),
+                by: "op".into(),
+                confirmed: true,
+            },
+        };
+        for request in [Request::Backup, erase] {
+            let client = {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut out = Vec::new();
+                    ask(&path, &request, &mut out).unwrap();
+                    out
+                })
+            };
+            // The request reaches the worker's queue instead of being
+            // answered beside it; the worker runs it between passes.
+            let job = tokio::time::timeout(Duration::from_secs(30), queue.recv())
+                .await
+                .expect("the request was handed to the worker")
+                .unwrap();
+            job.run(&store);
+            let body = client.await.unwrap();
+            assert!(!body.is_empty());
+        }
     }
 
     #[test]
