@@ -115,6 +115,21 @@ pub fn code_matches(key: &[u8], case_id: &str, candidate: &str, stored_mac: &str
     code_matches_for(key, case_id, 0, candidate, stored_mac)
 }
 
+/// Like [`code_matches`] for a code sent under any of `keys`: the current
+/// installation key and, during a rotation, the previous ones.
+pub fn code_matches_any<'k>(
+    keys: impl IntoIterator<Item = &'k [u8]>,
+    case_id: &str,
+    candidate: &str,
+    stored_mac: &str,
+) -> bool {
+    // Every key is tried (no early exit), so the time taken does not say
+    // which key, if any, made the stored MAC.
+    keys.into_iter().fold(false, |found, key| {
+        code_matches(key, case_id, candidate, stored_mac) | found
+    })
+}
+
 /// Compares a candidate against the stored MAC (hex, from
 /// [`code_mac_for`] with the same serial) in constant time.
 pub fn code_matches_for(
@@ -929,6 +944,26 @@ mod tests {
             code_mac(KEY, "RD-7K3M9Q", "AB3D-EFGH"),
             code_mac(KEY, "RD-7K3M9R", "AB3D-EFGH")
         );
+    }
+
+    #[test]
+    fn a_code_whose_mac_was_made_under_a_previous_key_matches_while_that_key_is_given() {
+        let old: &[u8] = b"the key before the rotation, 32 bytes";
+        let stored = code_mac(old, "RD-7K3M9Q", "AB3D-EFGH");
+        assert!(!code_matches(KEY, "RD-7K3M9Q", "AB3D-EFGH", &stored));
+        assert!(code_matches_any(
+            [KEY, old],
+            "RD-7K3M9Q",
+            "AB3D-EFGH",
+            &stored
+        ));
+        assert!(!code_matches_any([KEY], "RD-7K3M9Q", "AB3D-EFGH", &stored));
+        assert!(!code_matches_any(
+            [KEY, old],
+            "RD-7K3M9Q",
+            "AB3D-EFGX",
+            &stored
+        ));
     }
 
     #[test]

@@ -645,7 +645,7 @@ impl Step<'_> {
     /// Checks code candidates against the pending challenge; one message
     /// is one attempt however many candidates it holds.
     pub(super) fn try_codes(&mut self, codes: &[String], actor: &str) {
-        let (now, key) = (self.ctx.now, self.ctx.key);
+        let (now, key, previous) = (self.ctx.now, self.ctx.key, self.ctx.previous_keys);
         let case_id = self.case.id.as_str().to_owned();
         let (matched, expired, attempts_left) = match &mut self.case.verification {
             // Each distinct candidate checked is one attempt, and no more are
@@ -657,7 +657,9 @@ impl Step<'_> {
                 let mut wrong = 0u32;
                 let mut matched = false;
                 for c in checked.filter(|_| !expired) {
-                    if verify::code_matches(key, &case_id, c, &ch.code_mac) {
+                    let keys =
+                        std::iter::once(key).chain(previous.iter().map(|k| k.expose().as_bytes()));
+                    if verify::code_matches_any(keys, &case_id, c, &ch.code_mac) {
                         matched = true;
                         break;
                     }

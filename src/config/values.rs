@@ -162,6 +162,33 @@ mod tests {
     }
 
     #[test]
+    fn previous_keys_need_an_end_and_are_accepted_only_until_it() {
+        let key = "secret_key = { file = \"secret.key\" }";
+        assert!(DEMO_TOML.contains(key));
+        let open_ended = DEMO_TOML.replace(
+            key,
+            &format!("{key}\nprevious_secret_keys = [{{ file = \"secret.key\" }}]"),
+        );
+        let err = error_of(&open_ended);
+        assert!(err.contains("instance.previous_keys_until"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("secret.key"),
+            "0123456789abcdef0123456789abcdef",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("accounts.toml"), "").unwrap();
+        let bounded = open_ended.replace(
+            "previous_secret_keys",
+            "previous_keys_until = \"2027-03-01\"\nprevious_secret_keys",
+        );
+        let settings = Settings::from_toml(&bounded, dir.path(), "t.toml").unwrap();
+        let until = 1_803_859_200; // 2027-03-01T00:00:00Z
+        assert_eq!(settings.previous_keys_at(until - 1).len(), 1);
+        assert!(settings.previous_keys_at(until).is_empty());
+    }
+
+    #[test]
     fn a_missing_template_folder_is_a_config_error() {
         assert!(!DEMO_TOML.contains("[templates]"));
         let text = format!("{DEMO_TOML}\n[templates]\ndir = \"no-such-folder\"\n");
