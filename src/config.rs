@@ -122,6 +122,27 @@ pub struct InstanceSection {
     pub expected_wait: String,
 }
 
+impl Default for StaffSection {
+    /// The same values as an empty `[staff]` table: a config without the
+    /// section must not get an empty time zone, which no check accepts.
+    fn default() -> Self {
+        StaffSection {
+            addresses: Vec::new(),
+            domains: Vec::new(),
+            notify: Vec::new(),
+            trusted_authserv_ids: Vec::new(),
+            show_staff_name: false,
+            trusted_received_hops: 0,
+            digest_at: None,
+            digest_timezone: default_digest_timezone(),
+            accept: Vec::new(),
+            verify: Default::default(),
+            dns_server: None,
+            dns_timeout: None,
+        }
+    }
+}
+
 fn default_digest_timezone() -> String {
     "UTC".into()
 }
@@ -242,7 +263,7 @@ pub struct TemplatesSection {
 }
 
 /// `[staff]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaffSection {
     /// Staff addresses.

@@ -189,6 +189,15 @@ mod tests {
     }
 
     #[test]
+    fn a_config_without_a_staff_section_loads() {
+        let start = DEMO_TOML.find("[staff]").unwrap();
+        let end = start + DEMO_TOML[start..].find("\n[policy]").unwrap();
+        let without = format!("{}{}", &DEMO_TOML[..start], &DEMO_TOML[end..]);
+        assert!(!without.contains("[staff]"));
+        assert_eq!(error_of(&without), "");
+    }
+
+    #[test]
     fn a_missing_template_folder_is_a_config_error() {
         assert!(!DEMO_TOML.contains("[templates]"));
         let text = format!("{DEMO_TOML}\n[templates]\ndir = \"no-such-folder\"\n");
