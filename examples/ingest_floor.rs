@@ -47,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     InboundRecord {
                         message_id: inbound.message_id.clone(),
                         case_id: None,
-                        kind: "floor".into(),
+                        kind: recoverydesk::domain::HandledKind::Human,
                         received_at: 0,
                         source_id: fetched.source_id.clone(),
                         notes: Vec::new(),

@@ -125,6 +125,18 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    /// The kind of handled work this reading makes of a message.
+    pub fn handled_kind(&self) -> crate::domain::HandledKind {
+        use crate::domain::HandledKind;
+        match self {
+            MessageKind::Human => HandledKind::Human,
+            MessageKind::AutoReply => HandledKind::AutoReply,
+            MessageKind::Bounce(_) => HandledKind::Bounce,
+            MessageKind::List => HandledKind::List,
+            MessageKind::OwnLoop => HandledKind::OwnLoop,
+        }
+    }
+
     /// Stable snake_case name used in logs, JSON and metrics.
     pub fn code(&self) -> &'static str {
         match self {

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
 use crate::admin::Request;
-use crate::case::{Case, CaseState};
+use crate::case::{Case, CaseState, Direction};
 use crate::config::Settings;
 use crate::domain::{CaseId, Priority};
 use crate::error::Error;
@@ -663,7 +663,7 @@ async fn demo(dir: &Path) -> anyhow::Result<()> {
     let pw_ack = pw
         .messages
         .iter()
-        .find(|m| m.direction == "out" && m.to.contains(&pw.requester))
+        .find(|m| m.direction == Direction::Out && m.to.contains(&pw.requester))
         .context("no acknowledgement")?;
     let inbox = settings.path(
         &settings
@@ -687,7 +687,7 @@ async fn demo(dir: &Path) -> anyhow::Result<()> {
         .messages
         .iter()
         .rev()
-        .find(|m| m.direction == "out")
+        .find(|m| m.direction == Direction::Out)
         .context("no outgoing mail")?;
     let (name, text) = crate::demo::staff_reply(
         &reply_address(&support, &key, &tfa.id, Role::Case),

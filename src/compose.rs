@@ -14,13 +14,13 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use serde_json::{json, Value};
 
-use crate::case::{Case, Mail, MessageRef, Recipient, Verification};
+use crate::case::{Case, Direction, Mail, MessageRef, Recipient, RefKind, Verification};
 use crate::classify::LOOP_HEADER;
 use crate::config::Settings;
-use crate::domain::header_safe;
+use crate::domain::{header_safe, HandledKind};
 use crate::error::{Error, Result};
 use crate::request::{Claim, Field, Reason, Tick};
-use crate::templates::{Rendered, TemplateSet};
+use crate::templates::{Rendered, TemplateKind, TemplateSet};
 use crate::thread::{reply_address, tag_for, Role};
 use crate::verify::mask_address;
 
@@ -317,8 +317,7 @@ impl Composer<'_> {
             )));
         }
         let context = self.context(case, mail, queue_position, now, trigger);
-        let kind = crate::templates::TemplateKind::from_name(&mail.template)
-            .ok_or_else(|| Error::Template(format!("no template kind named {}", mail.template)))?;
+        let kind = mail.template;
         let lang = if matches!(mail.to, Recipient::Staff | Recipient::StaffMember(_)) {
             "en"
         } else {
@@ -380,7 +379,7 @@ impl Composer<'_> {
                     .messages
                     .iter()
                     .rev()
-                    .find(|m| m.direction == "in" && m.from.eq_ignore_ascii_case(address))
+                    .find(|m| m.direction == Direction::In && m.from.eq_ignore_ascii_case(address))
                     .map(|m| m.message_id.clone());
                 (own.clone(), own.into_iter().collect())
             }
@@ -389,7 +388,7 @@ impl Composer<'_> {
             // mail (relayed under our own Message-ID) nor notifications.
             _ => {
                 let second = |m: &MessageRef| {
-                    m.direction == "in"
+                    m.direction == Direction::In
                         && case
                             .other_requesters
                             .iter()
@@ -397,7 +396,7 @@ impl Composer<'_> {
                 };
                 let unseen = |m: &MessageRef| {
                     matches!(mail.to, Recipient::Requester)
-                        && if m.direction == "in" {
+                        && if m.direction == Direction::In {
                             self.settings.staff.is_staff_address(&m.from)
                         } else {
                             !m.to
@@ -407,7 +406,9 @@ impl Composer<'_> {
                 };
                 // Machine mail (auto-replies, bounces) is kept on the case but
                 // is never a parent or a reference of what we send.
-                let machine = |m: &MessageRef| m.direction == "in" && m.kind != "human";
+                let machine = |m: &MessageRef| {
+                    m.direction == Direction::In && m.kind != RefKind::Read(HandledKind::Human)
+                };
                 let visible: Vec<MessageRef> = case
                     .messages
                     .iter()
@@ -430,14 +431,16 @@ impl Composer<'_> {
         if !refs.is_empty() {
             builder = builder.references(refs.join(" "));
         }
-        let auto = match mail.template.as_str() {
+        let auto = match mail.template {
             // A person wrote it: relaying it does not make it automatic
             // (RFC 3834 section 5: "no" marks mail a person originated).
-            "staff_relay" => "no",
-            "reminder" | "close_notice" | "status_note" | "challenge" | "challenge_reminder" => {
-                "auto-generated"
-            }
-            t if t.starts_with("staff_") => "auto-generated",
+            TemplateKind::StaffRelay => "no",
+            TemplateKind::Reminder
+            | TemplateKind::CloseNotice
+            | TemplateKind::StatusNote
+            | TemplateKind::Challenge
+            | TemplateKind::ChallengeReminder => "auto-generated",
+            kind if kind.is_staff_facing() => "auto-generated",
             _ => "auto-replied",
         };
         builder = automatic_headers(builder, auto, &raw.instance.id);
@@ -473,7 +476,7 @@ fn one_subject_per_case(case: &Case, rendered: &mut Rendered) {
     let original = case
         .messages
         .iter()
-        .find(|m| m.direction == "in" && m.from.eq_ignore_ascii_case(&case.requester))
+        .find(|m| m.direction == Direction::In && m.from.eq_ignore_ascii_case(&case.requester))
         .map(|m| bare_subject(&m.subject, &tag))
         .unwrap_or_default();
     let headline = bare_subject(&rendered.subject, &tag);
@@ -564,7 +567,7 @@ fn thread_headers(messages: &[MessageRef], mail: &Mail) -> (Option<String>, Vec<
         on_thread
             .iter()
             .rev()
-            .find(|m| m.direction == "in")
+            .find(|m| m.direction == Direction::In)
             .or(on_thread.last())
     } else {
         on_thread.last()

@@ -167,3 +167,51 @@ mod tests {
         assert_eq!(header_safe("Hello\r\nBcc: x@y.z"), "Hello Bcc: x@y.z");
     }
 }
+
+/// What one handled piece of work was: how an inbound message was read, or
+/// which internal step ran. Stored and reported by these snake_case names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandledKind {
+    /// A person's mail.
+    Human,
+    /// An auto-reply or another automatic notice.
+    AutoReply,
+    /// A delivery failure report.
+    Bounce,
+    /// Mailing-list or bulk mail.
+    List,
+    /// Mail recoverydesk itself sent, come back.
+    OwnLoop,
+    /// A message already handled (same content seen before).
+    Repeat,
+    /// A timer pass on a case.
+    Timer,
+    /// A send that failed for good, reported by the outbox.
+    DeliveryFailure,
+    /// A message that could not be handled and was set aside.
+    Quarantined,
+}
+
+impl HandledKind {
+    /// The stored name, e.g. `auto_reply`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HandledKind::Human => "human",
+            HandledKind::AutoReply => "auto_reply",
+            HandledKind::Bounce => "bounce",
+            HandledKind::List => "list",
+            HandledKind::OwnLoop => "own_loop",
+            HandledKind::Repeat => "repeat",
+            HandledKind::Timer => "timer",
+            HandledKind::DeliveryFailure => "delivery_failure",
+            HandledKind::Quarantined => "quarantined",
+        }
+    }
+}
+
+impl fmt::Display for HandledKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::store::Store;
+use crate::templates::TemplateKind;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 9] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -23,7 +24,7 @@ pub struct Metrics {
     /// Flood summaries sent to staff in place of single alerts.
     pub staff_flood_summaries: AtomicU64,
     /// Staff alerts not mailed on their own, per template.
-    alerts_folded: Mutex<BTreeMap<String, u64>>,
+    alerts_folded: Mutex<BTreeMap<TemplateKind, u64>>,
     buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -59,9 +60,9 @@ pub struct Readiness {
 
 impl Metrics {
     /// Counts one staff alert of this template that was not mailed on its own.
-    pub fn fold_alert(&self, template: &str) {
+    pub fn fold_alert(&self, template: TemplateKind) {
         let mut folded = self.alerts_folded.lock().unwrap_or_else(|e| e.into_inner());
-        *folded.entry(template.to_owned()).or_default() += 1;
+        *folded.entry(template).or_default() += 1;
     }
 
     /// Records a pass whose mail fetch succeeded.
@@ -220,9 +221,9 @@ mod tests {
     #[test]
     fn folded_alerts_are_counted_per_template() {
         let m = Metrics::default();
-        m.fold_alert("staff_forged");
-        m.fold_alert("staff_forged");
-        m.fold_alert("staff_delivery_failure");
+        m.fold_alert(TemplateKind::StaffForged);
+        m.fold_alert(TemplateKind::StaffForged);
+        m.fold_alert(TemplateKind::StaffDeliveryFailure);
         let text = m.render();
         assert!(
             text.contains("recoverydesk_staff_alerts_folded_total{template=\"staff_forged\"} 2"),

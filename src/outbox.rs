@@ -137,7 +137,7 @@ fn mark_sent(pipeline: &Pipeline, item: &mut OutboxItem, now: i64) -> Result<()>
         format!("sent {} to {}", item.template, item.to.join(", ")),
     );
     pipeline.store.update_outbox(item, Some(log))?;
-    tracing::info!(case_id = %item.case_id, message_id = %item.message_id, template = %item.template, "sent");
+    tracing::info!(case_id = %item.case_id, message_id = %item.message_id, template = %item.template.to_string(), "sent");
     Ok(())
 }
 
@@ -196,7 +196,7 @@ fn fail(pipeline: &Pipeline, item: &mut OutboxItem, reason: &str, now: i64) -> R
     pipeline.store.update_outbox(item, Some(log))?;
     tracing::error!(case_id = %item.case_id, message_id = %item.message_id, error.message = %reason, "send refused");
     // Tell staff, unless the refused mail was itself a staff notification.
-    if !item.template.starts_with("staff_") {
+    if !item.template.is_staff_facing() {
         pipeline.record_delivery_failure(&item.case_id, &item.to.join(", "), reason, now)?;
     }
     Ok(())
@@ -205,7 +205,7 @@ fn fail(pipeline: &Pipeline, item: &mut OutboxItem, reason: &str, now: i64) -> R
 fn entry(at: i64, what: String) -> LogEntry {
     LogEntry {
         at,
-        actor: "system".into(),
+        actor: crate::case::Actor::System,
         what,
     }
 }
@@ -257,7 +257,7 @@ mod tests {
                     seq: seq as u64,
                     case_id: CaseId::parse("RD-AAAAAA").unwrap(),
                     message_id: format!("m{seq}@x"),
-                    template: "acknowledgement".into(),
+                    template: crate::templates::TemplateKind::Acknowledgement,
                     envelope_from: "support@pypi.example".into(),
                     to: vec![to.to_string()],
                     subject: "s".into(),

@@ -14,14 +14,14 @@ use rand::thread_rng;
 
 use crate::authres::{self, StaffTrust};
 use crate::case::{
-    self, Case, Ctx, Event, LogEntry, LookupOutcome, MessageRef, OwnerAnswerKind, Policy,
-    RequesterMessage, Verification,
+    self, Actor, Case, Ctx, Direction, Event, LogEntry, LookupOutcome, MessageRef, OwnerAnswerKind,
+    Policy, RefKind, RequesterMessage, Verification,
 };
 use crate::classify::{self, Bounce, MessageKind};
 use crate::compose::Trigger;
 use crate::config::Settings;
 use crate::directory::{Directory, Lookup};
-use crate::domain::CaseId;
+use crate::domain::{CaseId, HandledKind};
 use crate::error::{Error, Result};
 use crate::parse::Inbound;
 use crate::reading::{self, Reading};
@@ -29,7 +29,7 @@ use crate::request::{self, Claim};
 use crate::signature::{SignatureChecker, SignatureVerdict};
 use crate::source::Fetched;
 use crate::store::{Commit, InboundRecord, MsgIndex, Store};
-use crate::templates::SharedTemplates;
+use crate::templates::{SharedTemplates, TemplateKind};
 use crate::thread::{self, CaseMatch, Role};
 use crate::{secrets, staff_cmd, verify};
 
@@ -43,14 +43,14 @@ use queue::Queueing;
 pub struct Handled {
     /// Message-ID.
     pub message_id: String,
-    /// Classification code.
-    pub kind: String,
+    /// What it was.
+    pub kind: HandledKind,
     /// The case it went to.
     pub case_id: Option<CaseId>,
     /// How it was threaded.
     pub via: String,
     /// Templates queued for sending.
-    pub queued: Vec<String>,
+    pub queued: Vec<TemplateKind>,
     /// Notes (why not answered, warnings).
     pub notes: Vec<String>,
     /// True when the message had been handled before (a repeat).
@@ -59,10 +59,10 @@ pub struct Handled {
 
 impl Handled {
     /// A record for work no inbound message caused (timers, the outbox).
-    fn internal(kind: &str, via: &str) -> Self {
+    fn internal(kind: HandledKind, via: &str) -> Self {
         Handled {
             message_id: String::new(),
-            kind: kind.into(),
+            kind,
             case_id: None,
             via: via.into(),
             queued: Vec::new(),
@@ -158,7 +158,7 @@ impl Pipeline {
             .map(|c| (c.key.clone(), c.value.clone()));
         let mut handled = Handled {
             message_id: inbound.message_id.clone(),
-            kind: String::new(),
+            kind: reading.classification.kind.handled_kind(),
             case_id: None,
             via: String::new(),
             queued: Vec::new(),
@@ -167,7 +167,7 @@ impl Pipeline {
         };
         if self.store.seen_content(&inbound.content_hash)? {
             handled.repeat = true;
-            handled.kind = "repeat".into();
+            handled.kind = HandledKind::Repeat;
             handled.notes.push("already handled (same content)".into());
             self.store.commit(&Commit {
                 cursor,
@@ -186,14 +186,14 @@ impl Pipeline {
             self.store.message(&inbound.message_id)?
         };
         let classification = match &known {
-            Some(m) if m.direction == "out" => classify::Classification {
+            Some(m) if m.direction == Direction::Out => classify::Classification {
                 kind: MessageKind::OwnLoop,
                 reason: "Message-ID of mail we sent".into(),
             },
             _ => reading.classification.clone(),
         };
-        handled.kind = classification.kind.code().into();
-        if let Some(m) = known.filter(|m| m.direction == "in") {
+        handled.kind = classification.kind.handled_kind();
+        if let Some(m) = known.filter(|m| m.direction == Direction::In) {
             handled.repeat = true;
             handled.case_id = Some(m.case_id.clone());
             handled
@@ -248,7 +248,7 @@ impl Pipeline {
             InboundRecord {
                 message_id: inbound.message_id.clone(),
                 case_id: handled.case_id.clone(),
-                kind: handled.kind.clone(),
+                kind: handled.kind,
                 received_at: now,
                 source_id: fetched.source_id.clone(),
                 notes: handled.notes.clone(),
@@ -601,11 +601,11 @@ impl Pipeline {
         let held = matches!(
             event,
             Event::UnverifiedTag { .. } | Event::ForgedStaff { .. }
-        ) || handled.kind == MessageKind::OwnLoop.code();
+        ) || handled.kind == HandledKind::OwnLoop;
         if let Some(inbound) = inbound.filter(|_| !held) {
             case.messages.push(MessageRef {
                 message_id: inbound.message_id.clone(),
-                direction: "in".into(),
+                direction: Direction::In,
                 from: inbound
                     .from_address()
                     .map(|a| a.to_string())
@@ -618,7 +618,7 @@ impl Pipeline {
                     .take(MAX_SUBJECT_CHARS)
                     .collect(),
                 date: inbound.date.unwrap_or(now),
-                kind: handled.kind.clone(),
+                kind: RefKind::Read(handled.kind),
                 role,
             });
             // Never overwrite an entry: our own mail looping back must stay
@@ -630,7 +630,7 @@ impl Pipeline {
                     MsgIndex {
                         case_id: case.id.clone(),
                         role,
-                        direction: "in".into(),
+                        direction: Direction::In,
                     },
                 ));
             }
@@ -668,7 +668,7 @@ impl Pipeline {
                 None
             };
             let mut commit = Commit::default();
-            let mut handled = Handled::internal("timer", "timer");
+            let mut handled = Handled::internal(HandledKind::Timer, "timer");
             let target = Target {
                 previous: Some(case.clone()),
                 case,
@@ -695,7 +695,7 @@ impl Pipeline {
             ..Bounce::default()
         };
         let mut commit = Commit::default();
-        let mut handled = Handled::internal("delivery_failure", "outbox");
+        let mut handled = Handled::internal(HandledKind::DeliveryFailure, "outbox");
         let target = self.target(
             case_id,
             Event::DeliveryFailed { bounce },
@@ -711,7 +711,7 @@ fn note_not_sent(handled: &mut Handled, log: &mut Vec<LogEntry>, now: i64, what:
     handled.notes.push(what.clone());
     log.push(LogEntry {
         at: now,
-        actor: "system".into(),
+        actor: Actor::System,
         what,
     });
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use futures::FutureExt;
 
+use crate::case::Direction;
 use crate::config::Settings;
 use crate::source::Fetched;
 use crate::store::Store;
@@ -179,8 +180,8 @@ pub async fn run(config: Option<&Path>, path: &Path, json: bool) -> anyhow::Resu
                 case.fields.username.as_deref().unwrap_or("-"),
                 case.messages
                     .iter()
-                    .filter(|m| m.direction == "out")
-                    .map(|m| m.kind.as_str())
+                    .filter(|m| m.direction == Direction::Out)
+                    .map(|m| m.kind.to_string())
                     .collect::<Vec<_>>()
                     .join(",")
             );

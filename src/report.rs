@@ -7,9 +7,10 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::case::{Case, CaseState, TimerKind, Verification};
+use crate::case::{Case, CaseState, Direction, TimerKind, Verification};
 use crate::domain::{CaseId, Priority};
 use crate::store::{OutboxItem, Store};
+use crate::templates::Audience;
 
 fn age(now: i64, then: i64) -> String {
     let secs = (now - then).max(0);
@@ -261,7 +262,7 @@ pub fn show(store: &Store, c: &Case, now: i64) -> anyhow::Result<String> {
     }
     out.push_str("\nThread:\n");
     for m in &c.messages {
-        let (arrow, who) = if m.direction == "in" {
+        let (arrow, who) = if m.direction == Direction::In {
             ("<-", shown_from(m))
         } else {
             ("->", shown_to(m).join(", "))
@@ -300,7 +301,7 @@ fn export_with(
     let outgoing: Vec<_> = outbox
         .into_iter()
         .map(|o| {
-            let to = if o.template.starts_with("challenge") && o.template != "challenge_sent" { masked(&o.to) } else { o.to.clone() };
+            let to = if o.template.audience() == Audience::LinkedAddress { masked(&o.to) } else { o.to.clone() };
             json!({"to": to, "subject": o.subject, "template": o.template, "message_id": o.message_id, "sent": o.sent_at.is_some(), "failed": o.failed})
         })
         .collect();
@@ -336,7 +337,7 @@ fn masked(addresses: &[String]) -> Vec<String> {
 }
 
 fn shown_to(m: &crate::case::MessageRef) -> Vec<String> {
-    if m.role == crate::thread::Role::Challenge && m.direction == "out" {
+    if m.role == crate::thread::Role::Challenge && m.direction == Direction::Out {
         masked(&m.to)
     } else {
         m.to.clone()
@@ -344,7 +345,7 @@ fn shown_to(m: &crate::case::MessageRef) -> Vec<String> {
 }
 
 fn shown_from(m: &crate::case::MessageRef) -> String {
-    if m.role == crate::thread::Role::Challenge && m.direction == "in" {
+    if m.role == crate::thread::Role::Challenge && m.direction == Direction::In {
         crate::verify::mask_address(&m.from)
     } else {
         m.from.clone()

@@ -29,9 +29,10 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Db, Transactional, Tree};
 
-use crate::case::{Case, LogEntry, TimerKind};
-use crate::domain::CaseId;
+use crate::case::{Case, Direction, LogEntry, TimerKind};
+use crate::domain::{CaseId, HandledKind};
 use crate::error::{Error, Result};
+use crate::templates::TemplateKind;
 use crate::thread::{Role, ThreadLookup};
 
 mod lifecycle;
@@ -75,8 +76,8 @@ pub struct InboundRecord {
     pub message_id: String,
     /// The case it went to, if any.
     pub case_id: Option<CaseId>,
-    /// Classification (`human`, `bounce`, ...).
-    pub kind: String,
+    /// What it was.
+    pub kind: HandledKind,
     /// Unix seconds.
     pub received_at: i64,
     /// The source's id for it.
@@ -92,8 +93,8 @@ pub struct MsgIndex {
     pub case_id: CaseId,
     /// The thread.
     pub role: Role,
-    /// `in` or `out`.
-    pub direction: String,
+    /// To us or from us.
+    pub direction: Direction,
 }
 
 /// A queued outgoing message (the body is kept apart and dropped once sent,
@@ -107,7 +108,7 @@ pub struct OutboxItem {
     /// Message-ID, fixed before sending.
     pub message_id: String,
     /// Template it was rendered from.
-    pub template: String,
+    pub template: TemplateKind,
     /// Envelope sender.
     pub envelope_from: String,
     /// Envelope recipients.
@@ -502,7 +503,9 @@ impl Store {
     }
 
     /// Inbound messages handled, in total and by kind.
-    pub fn inbound_counts(&self) -> Result<(usize, std::collections::BTreeMap<String, usize>)> {
+    pub fn inbound_counts(
+        &self,
+    ) -> Result<(usize, std::collections::BTreeMap<HandledKind, usize>)> {
         let mut by_kind = std::collections::BTreeMap::new();
         let mut total = 0;
         for value in self.tree("inbound").iter().values() {
@@ -812,7 +815,7 @@ impl ThreadLookup for Store {
     fn is_our_message(&self, message_id: &str) -> Result<bool> {
         Ok(self
             .message(message_id)?
-            .is_some_and(|m| m.direction == "out"))
+            .is_some_and(|m| m.direction == Direction::Out))
     }
 
     fn case_exists(&self, case: &CaseId) -> Result<bool> {

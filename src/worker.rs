@@ -316,7 +316,10 @@ impl Worker {
         let acks = report
             .handled
             .iter()
-            .filter(|h| h.queued.iter().any(|t| t == "acknowledgement"))
+            .filter(|h| {
+                h.queued
+                    .contains(&crate::templates::TemplateKind::Acknowledgement)
+            })
             .count();
         for _ in 0..acks.min(report.sent.sent) {
             self.pipeline
@@ -453,10 +456,12 @@ pub fn backoff(failures: u32) -> Duration {
 }
 
 fn log_handled(h: &Handled) {
+    // Names, not variants: the JSON log turns a Debug list of strings into an array.
+    let queued: Vec<&str> = h.queued.iter().map(|kind| kind.name()).collect();
     tracing::info!(
         message_id = %h.message_id,
         case_id = %h.case_id.as_ref().map(|c| c.as_str()).unwrap_or("-"),
-        kind = %h.kind, via = %h.via, queued = ?h.queued, notes = ?h.notes,
+        kind = %h.kind, via = %h.via, queued = ?queued, notes = ?h.notes,
         "message handled"
     );
 }
@@ -468,7 +473,7 @@ pub fn quarantine(store: &Store, fetched: &Fetched, error: &Error, now: i64) -> 
     let record = InboundRecord {
         message_id: String::new(),
         case_id: None,
-        kind: "quarantined".into(),
+        kind: crate::domain::HandledKind::Quarantined,
         received_at: now,
         source_id: fetched.source_id.clone(),
         notes: vec![format!("error: {error}")],

@@ -2,12 +2,13 @@
 
 use crate::case::answer::{self, YesNo};
 use crate::case::{
-    Case, CaseState, Challenge, Ctx, Event, Flag, LogEntry, LookupOutcome, Mail, Outcome,
+    Actor, Case, CaseState, Challenge, Ctx, Event, Flag, LogEntry, LookupOutcome, Mail, Outcome,
     OwnerAnswerKind, Recipient, RequesterMessage, TimerKind, Verification,
 };
 use crate::domain::Priority;
 use crate::request::{Claim, Field, Reason};
 use crate::staff_cmd::{Command, StaffMessage};
+use crate::templates::TemplateKind;
 use crate::thread::Role;
 use crate::verify;
 
@@ -32,9 +33,9 @@ pub fn apply(case: &Case, event: &Event, ctx: &Ctx<'_>) -> Outcome {
         Event::SecondRequester { from } => step.second_requester(from),
         Event::UnverifiedTag { from } => {
             step.case.flag(Flag::UnverifiedSubjectTag);
-            step.log("system", format!("{from} used this case's subject tag but is not a participant: held, not merged"));
+            step.log(Actor::System, format!("{from} used this case's subject tag but is not a participant: held, not merged"));
             step.notify(
-                "staff_unverified_tag",
+                TemplateKind::StaffUnverifiedTag,
                 format!("{from} used the case tag without being a participant"),
             );
         }
@@ -52,27 +53,27 @@ pub fn apply(case: &Case, event: &Event, ctx: &Ctx<'_>) -> Outcome {
         } => step.staff(from, name.as_deref(), message, *direct, lookup.as_ref()),
         Event::ForgedStaff { from, why } => {
             step.case.flag(Flag::ForgedStaff);
-            step.log("system", format!("mail claiming to be staff ({from}) was not trusted: {why}; nothing relayed or executed"));
-            step.notify("staff_forged", format!("{from}: {why}"));
+            step.log(Actor::System, format!("mail claiming to be staff ({from}) was not trusted: {why}; nothing relayed or executed"));
+            step.notify(TemplateKind::StaffForged, format!("{from}: {why}"));
         }
         Event::DeliveryFailed { bounce } => {
             step.case.flag(Flag::DeliveryFailure);
             let who = bounce.failed_recipients.join(", ");
             step.log(
-                "system",
+                Actor::System,
                 format!(
                     "delivery failed to {who}: {}",
                     bounce.diagnostic.clone().unwrap_or_default()
                 ),
             );
             step.notify(
-                "staff_delivery_failure",
+                TemplateKind::StaffDeliveryFailure,
                 format!("delivery failed to {who}"),
             );
         }
         Event::Machine { kind, reason } => {
             step.log(
-                "system",
+                Actor::System,
                 format!("{kind} mail recorded, not answered ({reason})"),
             );
         }
@@ -96,10 +97,10 @@ pub(super) struct Step<'a> {
 }
 
 impl Step<'_> {
-    pub(super) fn log(&mut self, actor: &str, what: impl Into<String>) {
+    pub(super) fn log(&mut self, actor: Actor, what: impl Into<String>) {
         self.log.push(LogEntry {
             at: self.ctx.now,
-            actor: actor.into(),
+            actor,
             what: what.into(),
         });
     }
@@ -108,7 +109,7 @@ impl Step<'_> {
         self.mails.push(mail);
     }
 
-    pub(super) fn notify(&mut self, template: &str, reason: impl Into<String>) {
+    pub(super) fn notify(&mut self, template: TemplateKind, reason: impl Into<String>) {
         self.mails
             .push(Mail::new(template, Recipient::Staff).with("reason", reason));
     }
@@ -133,7 +134,7 @@ impl Step<'_> {
         }
         if !msg.proven() {
             self.log(
-                "system",
+                Actor::System,
                 "mail tied to the case only by the sender's address (no reply address, no reference to our mail): it may fill in missing details, but counts no code, keeps the language and changes nothing the case holds",
             );
         }
@@ -153,7 +154,7 @@ impl Step<'_> {
         if !msg.secrets.is_empty() {
             self.case.flag(Flag::SecretsPosted);
             self.log(
-                "system",
+                Actor::System,
                 "secrets found in the message were redacted; the requester is told to revoke them",
             );
         }
@@ -168,15 +169,16 @@ impl Step<'_> {
             .copied()
             .filter(|f| !self.case.fields.has(*f))
             .collect();
-        self.log("requester", format!("message from {}", msg.from));
+        self.log(Actor::Requester, format!("message from {}", msg.from));
         if let Some(size) = msg.oversize {
             self.case.flag(Flag::Oversize);
             self.log(
-                "system",
+                Actor::System,
                 format!("message of {size} bytes kept headers-only"),
             );
             self.send(
-                Mail::new("too_large", Recipient::Requester).with("size_bytes", size.to_string()),
+                Mail::new(TemplateKind::TooLarge, Recipient::Requester)
+                    .with("size_bytes", size.to_string()),
             );
             if !was_new {
                 return;
@@ -192,7 +194,7 @@ impl Step<'_> {
             self.case.priority = Priority::High;
             self.case.flag(Flag::SuspectedCompromise);
             self.notify(
-                "staff_compromise",
+                TemplateKind::StaffCompromise,
                 "the requester describes signs that someone else changed the account",
             );
         }
@@ -201,8 +203,8 @@ impl Step<'_> {
             // Staff by default (with its status timer), unless `advance`
             // below finds the requester owes us something.
             self.queue_for_staff(false);
-            self.log("system", "reopened by a reply from the requester");
-            self.send(Mail::new("reopened", Recipient::Requester));
+            self.log(Actor::System, "reopened by a reply from the requester");
+            self.send(Mail::new(TemplateKind::Reopened, Recipient::Requester));
             if let Some(lookup) = &msg.lookup {
                 self.take_lookup(lookup);
             }
@@ -228,10 +230,10 @@ impl Step<'_> {
             );
         if msg.duplicate && !msg.fields.status_chase && !answers_challenge {
             self.log(
-                "system",
+                Actor::System,
                 "a repeat of a request already in the queue: merged",
             );
-            self.send(Mail::new("duplicate", Recipient::Requester));
+            self.send(Mail::new(TemplateKind::Duplicate, Recipient::Requester));
             self.advance(false);
             return;
         }
@@ -240,7 +242,7 @@ impl Step<'_> {
                 self.take_lookup(lookup);
             }
             self.advance(true);
-            self.notify("staff_new_case", "a new recovery request");
+            self.notify(TemplateKind::StaffNewCase, "a new recovery request");
             return;
         }
         if self.withdraw_challenge_for_a_lost_address(msg) {
@@ -248,12 +250,12 @@ impl Step<'_> {
         }
         if let Verification::Pending(_) | Verification::NoTarget { .. } = self.case.verification {
             if !msg.codes.is_empty() && msg.proven() {
-                self.try_codes(&msg.codes, "requester");
+                self.try_codes(&msg.codes, Actor::Requester);
                 return;
             }
             if !msg.quoted_codes.is_empty() {
                 self.log(
-                    "system",
+                    Actor::System,
                     "a code appears only in quoted text: not a confirmation",
                 );
             }
@@ -264,7 +266,7 @@ impl Step<'_> {
         let before = self.case.state;
         if msg.fields.status_chase {
             // Staff see chases in the digest (from this log line), not as mail.
-            self.log("requester", "asked for an update");
+            self.log(Actor::Requester, "asked for an update");
             self.advance(false);
             if self.mails.iter().all(|m| m.to != Recipient::Requester) {
                 self.status_reply(now);
@@ -306,13 +308,16 @@ impl Step<'_> {
         };
         self.clear_timers(&[TimerKind::ChallengeReminder, TimerKind::ChallengeExpiry]);
         self.log(
-            "requester",
+            Actor::Requester,
             "can no longer read the linked address: the challenge is withdrawn; manual review by staff",
         );
         self.queue_for_staff(false);
-        self.send(Mail::new("linked_address_lost", Recipient::Requester));
+        self.send(Mail::new(
+            TemplateKind::LinkedAddressLost,
+            Recipient::Requester,
+        ));
         self.notify(
-            "staff_nudge",
+            TemplateKind::StaffNudge,
             "the requester can no longer read the linked address: the challenge was withdrawn; please review the proofs they offered",
         );
         true
@@ -335,7 +340,7 @@ impl Step<'_> {
         }
         answer::answer(&mut self.case.fields, field, yes_no);
         self.log(
-            "system",
+            Actor::System,
             format!(
                 "a short {} answered the one open question ({})",
                 match yes_no {
@@ -358,19 +363,19 @@ impl Step<'_> {
             0
         };
         if self.case.rounds_without_progress < ROUNDS_BEFORE_STAFF {
-            self.send(Mail::new("request_info", Recipient::Requester));
+            self.send(Mail::new(TemplateKind::RequestInfo, Recipient::Requester));
             return;
         }
         let missing: Vec<&str> = self.case.missing.iter().map(|f| f.code()).collect();
         let missing = missing.join(", ");
         self.queue_for_staff(false);
         self.log(
-            "system",
+            Actor::System,
             format!("two replies did not bring {missing}: handed to staff instead of asking a third time"),
         );
-        self.send(Mail::new("handed_to_staff", Recipient::Requester));
+        self.send(Mail::new(TemplateKind::HandedToStaff, Recipient::Requester));
         self.notify(
-            "staff_nudge",
+            TemplateKind::StaffNudge,
             format!("the requester answered twice without giving {missing}; asking again would not help: please read the thread and reply in your own words"),
         );
     }
@@ -385,14 +390,17 @@ impl Step<'_> {
                 TimerKind::ResolvedClose,
                 now + self.ctx.policy.resolved_close_after,
             );
-            self.log("system", "the requester confirmed the resolution: no answer needed; the quiet period starts again");
+            self.log(Actor::System, "the requester confirmed the resolution: no answer needed; the quiet period starts again");
             return;
         }
         self.case.timers.remove(&TimerKind::ResolvedClose);
-        self.log("system", "reopened by a reply to the resolved case");
+        self.log(Actor::System, "reopened by a reply to the resolved case");
         self.queue_for_staff(false);
-        self.send(Mail::new("reopened", Recipient::Requester));
-        self.notify("staff_nudge", "the requester replied to a resolved case");
+        self.send(Mail::new(TemplateKind::Reopened, Recipient::Requester));
+        self.notify(
+            TemplateKind::StaffNudge,
+            "the requester replied to a resolved case",
+        );
     }
 
     fn status_reply(&mut self, now: i64) {
@@ -400,13 +408,13 @@ impl Step<'_> {
         match self.case.last_status_reply_at {
             Some(at) if now - at < interval => {
                 self.log(
-                    "system",
+                    Actor::System,
                     "no reply: a status reply was sent within the configured interval",
                 );
             }
             _ => {
                 self.case.last_status_reply_at = Some(now);
-                self.send(Mail::new("status_reply", Recipient::Requester));
+                self.send(Mail::new(TemplateKind::StatusReply, Recipient::Requester));
             }
         }
     }
@@ -417,13 +425,16 @@ impl Step<'_> {
         }
         self.case.flag(Flag::MultipleRequesters);
         self.log(
-            "system",
+            Actor::System,
             format!("{from} asked about the same account; joined to this case"),
         );
         // Neutral: never confirm to a second address that a case exists.
-        self.send(Mail::new("neutral", Recipient::Other(from.to_owned())));
+        self.send(Mail::new(
+            TemplateKind::Neutral,
+            Recipient::Other(from.to_owned()),
+        ));
         self.notify(
-            "staff_new_case",
+            TemplateKind::StaffNewCase,
             format!("a second address ({from}) asked about the same account"),
         );
     }
@@ -438,7 +449,7 @@ impl Step<'_> {
                 };
                 self.case.verification = Verification::LookupPending { tries };
                 self.log(
-                    "system",
+                    Actor::System,
                     format!("account directory unavailable ({reason}); retrying later"),
                 );
                 let due = self.ctx.now + self.ctx.policy.directory_retry;
@@ -447,7 +458,7 @@ impl Step<'_> {
                 // staff once when it lasts: they may check by hand.
                 if tries == DIRECTORY_TRIES_BEFORE_ALERT {
                     self.notify(
-                        "staff_nudge",
+                        TemplateKind::StaffNudge,
                         format!("the account directory has not answered for this case after {tries} tries: {reason}"),
                     );
                 }
@@ -485,7 +496,10 @@ impl Step<'_> {
         if !self.case.missing.is_empty() {
             self.case.state = CaseState::AwaitingInfo;
             if first {
-                self.send(Mail::new("acknowledgement", Recipient::Requester));
+                self.send(Mail::new(
+                    TemplateKind::Acknowledgement,
+                    Recipient::Requester,
+                ));
             }
             self.wait_on_requester(now);
             return;
@@ -496,7 +510,7 @@ impl Step<'_> {
                     self.case.verification = Verification::Skipped {
                         why: "the requester lost access to the linked address".into(),
                     };
-                    self.log("system", "no challenge: the requester lost the linked address; manual review by staff");
+                    self.log(Actor::System, "no challenge: the requester lost the linked address; manual review by staff");
                     self.queue_for_staff(first);
                     return;
                 }
@@ -520,7 +534,7 @@ impl Step<'_> {
                         }
                         self.case.challenges_issued.push(now);
                         let expires_at = now + ctx.policy.challenge_ttl;
-                        self.log("system", format!("no challenge sent ({why}); the requester is told the same as always"));
+                        self.log(Actor::System, format!("no challenge sent ({why}); the requester is told the same as always"));
                         self.case.verification = Verification::NoTarget {
                             expires_at,
                             why,
@@ -533,7 +547,10 @@ impl Step<'_> {
                     }
                     None => {
                         if first {
-                            self.send(Mail::new("acknowledgement", Recipient::Requester));
+                            self.send(Mail::new(
+                                TemplateKind::Acknowledgement,
+                                Recipient::Requester,
+                            ));
                         }
                         if !matches!(self.case.verification, Verification::Expired { .. }) {
                             self.queue_for_staff(false);
@@ -544,13 +561,19 @@ impl Step<'_> {
             Verification::LookupPending { .. } => {
                 self.case.state = CaseState::AwaitingVerification;
                 if first {
-                    self.send(Mail::new("acknowledgement", Recipient::Requester));
+                    self.send(Mail::new(
+                        TemplateKind::Acknowledgement,
+                        Recipient::Requester,
+                    ));
                 }
             }
             Verification::Pending(_) | Verification::NoTarget { .. } => {
                 self.case.state = CaseState::AwaitingVerification;
                 if first {
-                    self.send(Mail::new("acknowledgement", Recipient::Requester));
+                    self.send(Mail::new(
+                        TemplateKind::Acknowledgement,
+                        Recipient::Requester,
+                    ));
                 }
             }
             Verification::Verified { .. } => {
@@ -568,9 +591,9 @@ impl Step<'_> {
 
     fn announce_challenge(&mut self, first: bool) {
         let template = if first {
-            "acknowledgement"
+            TemplateKind::Acknowledgement
         } else {
-            "challenge_sent"
+            TemplateKind::ChallengeSent
         };
         self.send(Mail::new(template, Recipient::Requester));
     }
@@ -584,7 +607,10 @@ impl Step<'_> {
     pub(super) fn queue_for_staff(&mut self, first: bool) {
         self.case.state = CaseState::AwaitingStaff;
         if first {
-            self.send(Mail::new("acknowledgement", Recipient::Requester));
+            self.send(Mail::new(
+                TemplateKind::Acknowledgement,
+                Recipient::Requester,
+            ));
         }
         self.clear_timers(&[
             TimerKind::Reminder,
@@ -606,7 +632,7 @@ impl Step<'_> {
             self.case.challenges_issued.len() as u32 >= self.ctx.policy.challenges_per_day;
         if reached {
             self.log(
-                "system",
+                Actor::System,
                 "no new challenge: the per-day limit for this case is reached",
             );
         }
@@ -632,10 +658,13 @@ impl Step<'_> {
         self.set_timer(TimerKind::ChallengeReminder, now + policy.challenge_ttl / 2);
         self.set_timer(TimerKind::ChallengeExpiry, now + policy.challenge_ttl);
         self.log(
-            "system",
+            Actor::System,
             format!("challenge sent to {}", verify::mask_address(address)),
         );
-        let mut mail = Mail::new("challenge", Recipient::Linked(address.to_owned()));
+        let mut mail = Mail::new(
+            TemplateKind::Challenge,
+            Recipient::Linked(address.to_owned()),
+        );
         mail.role = Role::Challenge;
         mail.code = Some(code);
         self.send(mail);
@@ -644,7 +673,7 @@ impl Step<'_> {
 
     /// Checks code candidates against the pending challenge; one message
     /// is one attempt however many candidates it holds.
-    pub(super) fn try_codes(&mut self, codes: &[String], actor: &str) {
+    pub(super) fn try_codes(&mut self, codes: &[String], actor: Actor) {
         let (now, key, previous) = (self.ctx.now, self.ctx.key, self.ctx.previous_keys);
         let case_id = self.case.id.as_str().to_owned();
         let (matched, expired, attempts_left) = match &mut self.case.verification {
@@ -686,8 +715,8 @@ impl Step<'_> {
             _ => return,
         };
         if expired {
-            self.log("system", "a code arrived after the challenge expired");
-            if actor == "requester" {
+            self.log(Actor::System, "a code arrived after the challenge expired");
+            if actor == Actor::Requester {
                 // The requester is still there: a fresh challenge to the same
                 // place (or the same pretend one) is the useful answer.
                 self.expire_challenge();
@@ -698,7 +727,7 @@ impl Step<'_> {
             return;
         }
         if matched {
-            let how = if actor == "owner" {
+            let how = if actor == Actor::Owner {
                 "the code was sent back on the challenge thread"
             } else {
                 "the requester sent the code on the case"
@@ -706,32 +735,32 @@ impl Step<'_> {
             self.verified(how);
             return;
         }
-        self.log(actor, "a wrong code was sent");
         // Only the person who sent a code hears about it: a wrong code on
         // the challenge thread must not tell the requester that the linked
         // mailbox exists and answered.
-        let tell_requester = actor == "requester";
+        let tell_requester = actor == Actor::Requester;
+        self.log(actor.clone(), "a wrong code was sent");
         if attempts_left == 0 {
             self.case.verification = Verification::Locked { at: now };
             self.case.flag(Flag::ChallengeLocked);
             self.clear_timers(&[TimerKind::ChallengeReminder, TimerKind::ChallengeExpiry]);
-            self.log("system", "challenge locked after too many wrong codes");
+            self.log(Actor::System, "challenge locked after too many wrong codes");
             if tell_requester {
-                self.send(Mail::new("neutral", Recipient::Requester));
+                self.send(Mail::new(TemplateKind::Neutral, Recipient::Requester));
             }
             self.notify(
-                "staff_nudge",
+                TemplateKind::StaffNudge,
                 "the challenge locked after too many wrong codes",
             );
             self.queue_for_staff(false);
         } else if !tell_requester {
             self.log(
-                "system",
+                Actor::System,
                 format!("{attempts_left} attempt(s) left; the requester is not told"),
             );
         } else {
             self.send(
-                Mail::new("challenge_sent", Recipient::Requester)
+                Mail::new(TemplateKind::ChallengeSent, Recipient::Requester)
                     .with("wrong_code", "true")
                     .with("attempts_left", attempts_left.to_string()),
             );
@@ -750,9 +779,9 @@ impl Step<'_> {
             TimerKind::Reminder,
             TimerKind::CloseInactive,
         ]);
-        self.log("system", format!("verified: {how}"));
-        self.send(Mail::new("verified", Recipient::Requester));
-        self.notify("staff_verified", how.to_owned());
+        self.log(Actor::System, format!("verified: {how}"));
+        self.send(Mail::new(TemplateKind::Verified, Recipient::Requester));
+        self.notify(TemplateKind::StaffVerified, how.to_owned());
         let wait = self.ctx.policy.waiting_period;
         if wait > 0 {
             self.case.state = CaseState::WaitingPeriod;
@@ -765,7 +794,7 @@ impl Step<'_> {
     fn owner(&mut self, from: &str, answer: OwnerAnswerKind, codes: &[String]) {
         let now = self.ctx.now;
         self.log(
-            "owner",
+            Actor::Owner,
             format!("reply on the challenge thread from {from}"),
         );
         // An objection still counts after the challenge expired or locked:
@@ -790,11 +819,11 @@ impl Step<'_> {
                     TimerKind::CloseInactive,
                 ]);
                 self.log(
-                    "system",
+                    Actor::System,
                     "the owner of the linked address did not ask for this: likely takeover attempt",
                 );
                 self.notify(
-                    "staff_denied",
+                    TemplateKind::StaffDenied,
                     "the owner of the linked address says they did not ask for this",
                 );
                 self.queue_for_staff(false);
@@ -803,10 +832,10 @@ impl Step<'_> {
                 // Too late to cancel anything on the case, never too late to warn staff.
                 self.case.flag(Flag::TakeoverAttempt);
                 self.case.priority = Priority::High;
-                self.log("system", "the owner of the linked address did not ask for this (after the challenge ended)");
+                self.log(Actor::System, "the owner of the linked address did not ask for this (after the challenge ended)");
                 if !matches!(self.case.verification, Verification::Denied { .. }) {
                     self.notify(
-                        "staff_denied",
+                        TemplateKind::StaffDenied,
                         "the owner of the linked address says they did not ask for this",
                     );
                 }
@@ -817,7 +846,10 @@ impl Step<'_> {
                 let expired = matches!(&self.case.verification, Verification::Pending(ch) if now >= ch.expires_at);
                 if expired {
                     self.case.verification = Verification::Expired { at: now };
-                    self.log("system", "the owner confirmed after the challenge expired");
+                    self.log(
+                        Actor::System,
+                        "the owner confirmed after the challenge expired",
+                    );
                 } else {
                     self.verified(
                         "the owner of the linked address confirmed on the challenge thread",
@@ -827,10 +859,10 @@ impl Step<'_> {
             _ if !codes.is_empty()
                 && matches!(self.case.verification, Verification::Pending(_)) =>
             {
-                self.try_codes(codes, "owner")
+                self.try_codes(codes, Actor::Owner)
             }
             _ => self.log(
-                "system",
+                Actor::System,
                 "challenge-thread reply with no clear answer: recorded",
             ),
         }
@@ -845,7 +877,7 @@ impl Step<'_> {
         lookup: Option<&LookupOutcome>,
     ) {
         let now = self.ctx.now;
-        let actor = format!("staff:{from}");
+        let actor = Actor::Staff(from.to_owned());
         self.case.last_staff_action_at = Some(now);
         // The status-note cap bounds notes over one stretch of staff
         // silence; a staff action starts a new stretch (even after the cap).
@@ -860,17 +892,20 @@ impl Step<'_> {
         }
         if direct {
             self.log(
-                &actor,
+                actor.clone(),
                 "wrote to the requester directly with support in Cc: recorded, not relayed",
             );
             return;
         }
         if !message.errors.is_empty() {
             let error = message.errors.join("; ");
-            self.log(&actor, format!("command error: {error}; nothing relayed"));
+            self.log(
+                actor.clone(),
+                format!("command error: {error}; nothing relayed"),
+            );
             self.send(
                 Mail::new(
-                    "staff_command_error",
+                    TemplateKind::StaffCommandError,
                     Recipient::StaffMember(from.to_owned()),
                 )
                 .with("error", error),
@@ -884,7 +919,7 @@ impl Step<'_> {
             internal |= matches!(command, Command::Note { .. });
         }
         if !internal && !message.relay_text.trim().is_empty() {
-            let mut mail = Mail::new("staff_relay", Recipient::Requester)
+            let mut mail = Mail::new(TemplateKind::StaffRelay, Recipient::Requester)
                 .with("text", message.relay_text.clone());
             if let Some(name) = name {
                 mail = mail.with("staff_name", name);
@@ -892,10 +927,10 @@ impl Step<'_> {
             // One mail per staff message: the person's words first, then
             // what their commands changed (`/ask` + text, `/close` + text).
             if let Some(structured) = self.take_requester_mails(first_new).pop() {
-                mail = mail.with("with", structured.template);
+                mail = mail.with("with", structured.template.name());
             }
             self.send(mail);
-            self.log(&actor, "reply relayed to the requester");
+            self.log(actor.clone(), "reply relayed to the requester");
         }
     }
 
@@ -911,18 +946,18 @@ impl Step<'_> {
 
     fn command(
         &mut self,
-        actor: &str,
+        actor: &Actor,
         from: &str,
         command: &Command,
         lookup: Option<&LookupOutcome>,
     ) {
         let now = self.ctx.now;
         match command {
-            Command::Note { text } => self.log(actor, format!("note: {text}")),
+            Command::Note { text } => self.log(actor.clone(), format!("note: {text}")),
             Command::Close { reason } => {
                 self.close(now);
                 self.log(
-                    actor,
+                    actor.clone(),
                     format!(
                         "closed{}",
                         reason
@@ -931,7 +966,7 @@ impl Step<'_> {
                             .unwrap_or_default()
                     ),
                 );
-                self.send(Mail::new("closed", Recipient::Requester));
+                self.send(Mail::new(TemplateKind::Closed, Recipient::Requester));
             }
             Command::Resolve => {
                 self.case.timers.clear();
@@ -941,8 +976,8 @@ impl Step<'_> {
                     TimerKind::ResolvedClose,
                     now + self.ctx.policy.resolved_close_after,
                 );
-                self.log(actor, "resolved");
-                self.send(Mail::new("resolved", Recipient::Requester));
+                self.log(actor.clone(), "resolved");
+                self.send(Mail::new(TemplateKind::Resolved, Recipient::Requester));
             }
             Command::Verify => {
                 if let Some(lookup) = lookup {
@@ -951,16 +986,16 @@ impl Step<'_> {
                 match self.target.clone() {
                     Some(Ok(address)) if self.issue_challenge(&address) => {
                         self.case.state = CaseState::AwaitingVerification;
-                        self.send(Mail::new("challenge_sent", Recipient::Requester));
+                        self.send(Mail::new(TemplateKind::ChallengeSent, Recipient::Requester));
                         self.wait_on_requester(now);
-                        self.log(actor, "challenge issued on staff request");
+                        self.log(actor.clone(), "challenge issued on staff request");
                     }
                     _ => {
                         let error = "no challenge could be sent: no linked address, the directory is unavailable, or the daily limit is reached".to_string();
-                        self.log(actor, format!("/verify failed: {error}"));
+                        self.log(actor.clone(), format!("/verify failed: {error}"));
                         self.send(
                             Mail::new(
-                                "staff_command_error",
+                                TemplateKind::StaffCommandError,
                                 Recipient::StaffMember(from.to_owned()),
                             )
                             .with("error", error),
@@ -973,7 +1008,7 @@ impl Step<'_> {
                 self.case.state = CaseState::AwaitingInfo;
                 self.wait_on_requester(now);
                 self.log(
-                    actor,
+                    actor.clone(),
                     format!(
                         "asked for {}",
                         fields
@@ -983,24 +1018,27 @@ impl Step<'_> {
                             .join(", ")
                     ),
                 );
-                self.send(Mail::new("request_info", Recipient::Requester));
+                self.send(Mail::new(TemplateKind::RequestInfo, Recipient::Requester));
             }
             Command::Reopen => {
                 if matches!(self.case.state, CaseState::Closed | CaseState::Resolved) {
                     self.case.closed_at = None;
                     self.case.timers.clear();
                     self.queue_for_staff(false);
-                    self.send(Mail::new("reopened", Recipient::Requester));
+                    self.send(Mail::new(TemplateKind::Reopened, Recipient::Requester));
                 }
-                self.log(actor, "reopened");
+                self.log(actor.clone(), "reopened");
             }
             Command::Priority { priority } => {
                 self.case.priority = *priority;
-                self.log(actor, format!("priority set to {}", priority.as_str()));
+                self.log(
+                    actor.clone(),
+                    format!("priority set to {}", priority.as_str()),
+                );
             }
             Command::AssignMe => {
                 self.case.assignee = Some(from.to_owned());
-                self.log(actor, "assigned to themself");
+                self.log(actor.clone(), "assigned to themself");
             }
         }
     }

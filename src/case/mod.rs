@@ -19,10 +19,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::classify::Bounce;
-use crate::domain::{CaseId, Priority};
+use crate::domain::{CaseId, HandledKind, Priority};
 use crate::request::{Field, RequestFields};
 use crate::secrets::SecretKind;
 use crate::staff_cmd::StaffMessage;
+// Template kinds are plain data (no I/O): the core names the mail it wants.
+use crate::templates::TemplateKind;
 use crate::thread::{Role, ThreadStrength};
 
 pub use answer::{short_answer, YesNo};
@@ -251,13 +253,91 @@ pub const ALL_TIMERS: [TimerKind; 9] = [
     TimerKind::HeldMail,
 ];
 
+/// Which way a message went: to us or from us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Mail we received.
+    In,
+    /// Mail we sent.
+    Out,
+}
+
+/// Who caused a line of the case's log. Stored as `requester`, `owner`,
+/// `staff:<address>` or `system`, the strings earlier stores hold.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Actor {
+    /// The case's requester (or a second requester on the case).
+    Requester,
+    /// Whoever reads the account's linked address.
+    Owner,
+    /// A staff member, by address.
+    Staff(String),
+    /// recoverydesk itself: timers, the gate, the directory.
+    System,
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Requester => f.write_str("requester"),
+            Actor::Owner => f.write_str("owner"),
+            Actor::Staff(address) => write!(f, "staff:{address}"),
+            Actor::System => f.write_str("system"),
+        }
+    }
+}
+
+impl From<Actor> for String {
+    fn from(actor: Actor) -> String {
+        actor.to_string()
+    }
+}
+
+impl TryFrom<String> for Actor {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match text.as_str() {
+            "requester" => Ok(Actor::Requester),
+            "owner" => Ok(Actor::Owner),
+            "system" => Ok(Actor::System),
+            _ => match text.strip_prefix("staff:") {
+                Some(address) => Ok(Actor::Staff(address.to_string())),
+                None => Err(format!("unknown log actor {text:?}")),
+            },
+        }
+    }
+}
+
+/// What a message on the case was. Stored as the bare name (`human`,
+/// `acknowledgement`, ...): template names and reading kinds never collide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RefKind {
+    /// Mail we sent, by template.
+    Sent(TemplateKind),
+    /// Mail we received, by how it was read.
+    Read(HandledKind),
+}
+
+impl std::fmt::Display for RefKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefKind::Sent(kind) => f.pad(kind.name()),
+            RefKind::Read(kind) => f.pad(kind.name()),
+        }
+    }
+}
+
 /// One message on the case, in or out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRef {
     /// Message-ID without brackets.
     pub message_id: String,
-    /// `in` or `out`.
-    pub direction: String,
+    /// To us or from us.
+    pub direction: Direction,
     /// Sender address.
     pub from: String,
     /// Recipients.
@@ -266,8 +346,8 @@ pub struct MessageRef {
     pub subject: String,
     /// Unix seconds.
     pub date: i64,
-    /// Message kind (`human`, `bounce`, ...) or the template for outgoing mail.
-    pub kind: String,
+    /// How we read it, or which template we sent.
+    pub kind: RefKind,
     /// Which thread: the case's or the challenge's.
     pub role: Role,
 }
@@ -347,9 +427,9 @@ pub struct HeldMail {
     pub until: i64,
     /// Why it was held, for staff and the case log.
     pub why: String,
-    /// Earlier held mail this one replaces (template names, oldest first).
+    /// Earlier held mail this one replaces (oldest first).
     #[serde(default)]
-    pub merged: Vec<String>,
+    pub merged: Vec<TemplateKind>,
 }
 
 impl Case {
@@ -462,8 +542,8 @@ pub enum Recipient {
 /// One mail to send, described, not rendered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mail {
-    /// Template file stem, e.g. `acknowledgement`.
-    pub template: String,
+    /// Which template renders it.
+    pub template: TemplateKind,
     /// Who gets it.
     pub to: Recipient,
     /// Which thread it belongs to.
@@ -476,9 +556,9 @@ pub struct Mail {
 
 impl Mail {
     /// A mail on the case thread with no extras.
-    pub fn new(template: &str, to: Recipient) -> Self {
+    pub fn new(template: TemplateKind, to: Recipient) -> Self {
         Mail {
-            template: template.into(),
+            template,
             to,
             role: Role::Case,
             code: None,
@@ -684,8 +764,8 @@ pub struct Ctx<'a> {
 pub struct LogEntry {
     /// Unix seconds.
     pub at: i64,
-    /// Who: `requester`, `owner`, `staff:<addr>`, `system`.
-    pub actor: String,
+    /// Who.
+    pub actor: Actor,
     /// What happened.
     pub what: String,
 }

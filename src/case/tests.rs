@@ -188,7 +188,7 @@ fn to<'a>(outcome: &'a Outcome, recipient: &Recipient) -> Vec<&'a str> {
         .mails
         .iter()
         .filter(|m| &m.to == recipient)
-        .map(|m| m.template.as_str())
+        .map(|m| m.template.name())
         .collect()
 }
 
@@ -267,14 +267,18 @@ fn a_complete_request_challenges_only_the_linked_address_and_keeps_the_mac_not_t
     let challenges: Vec<&Mail> = out
         .mails
         .iter()
-        .filter(|m| m.template == "challenge")
+        .filter(|m| m.template.name() == "challenge")
         .collect();
     assert_eq!(challenges.len(), 1);
     assert_eq!(challenges[0].to, Recipient::Linked(LINKED.into()));
     assert_eq!(challenges[0].role, crate::thread::Role::Challenge);
     assert_eq!(challenges[0].code.as_deref(), Some(CODE));
     // The code travels only in the challenge itself.
-    for mail in out.mails.iter().filter(|m| m.template != "challenge") {
+    for mail in out
+        .mails
+        .iter()
+        .filter(|m| m.template.name() != "challenge")
+    {
         assert_eq!(mail.code, None, "{} carries a code", mail.template);
         assert!(mail.extra.values().all(|v| !v.contains(CODE)));
     }
@@ -816,7 +820,7 @@ fn the_challenge_reminder_goes_once_to_the_linked_address_with_a_fresh_code() {
     );
     assert_eq!(out.mails.len(), 1);
     assert_eq!(out.mails[0].to, Recipient::Linked(LINKED.into()));
-    assert_eq!(out.mails[0].template, "challenge_reminder");
+    assert_eq!(out.mails[0].template.to_string(), "challenge_reminder");
     assert_eq!(out.mails[0].code.as_deref(), Some(NEXT_CODE));
     // Only the newest code works: the old one was never kept, so it cannot be resent.
     let old = run(&out.case, &reply_with_codes(&[CODE]), T0 + DAY + 60, &p);
@@ -1221,7 +1225,11 @@ fn a_second_requester_gets_a_neutral_reply_and_the_first_hears_nothing() {
     );
     assert!(out.case.flags.contains(&Flag::MultipleRequesters));
     // The neutral reply carries nothing from the case.
-    let neutral = out.mails.iter().find(|m| m.template == "neutral").unwrap();
+    let neutral = out
+        .mails
+        .iter()
+        .find(|m| m.template.name() == "neutral")
+        .unwrap();
     assert!(neutral.extra.is_empty() && neutral.code.is_none());
     assert_eq!(out.case.verification, before.verification);
     // Asking twice does not list them twice.
@@ -1238,7 +1246,7 @@ fn a_silent_requester_gets_one_reminder_and_then_a_close_notice() {
     let to_req: Vec<(i64, &str)> = sent
         .iter()
         .filter(|(_, m)| m.to == Recipient::Requester)
-        .map(|(t, m)| (*t, m.template.as_str()))
+        .map(|(t, m)| (*t, m.template.name()))
         .collect();
     assert_eq!(
         to_req,
@@ -1257,7 +1265,7 @@ fn an_unanswered_challenge_is_reminded_and_closed_like_missing_information() {
     let to_req: Vec<&str> = sent
         .iter()
         .filter(|(_, m)| m.to == Recipient::Requester)
-        .map(|(_, m)| m.template.as_str())
+        .map(|(_, m)| m.template.name())
         .collect();
     assert_eq!(to_req, vec!["reminder", "close_notice"]);
     assert_eq!(case.state, CaseState::Closed);
@@ -1415,7 +1423,7 @@ fn waiting_on_staff_sends_status_notes_up_to_the_cap_each_with_a_staff_nudge() {
     let (case, sent) = run_clock(with_staff(&p), T0 + 120 * DAY, &p);
     let notes: Vec<i64> = sent
         .iter()
-        .filter(|(_, m)| m.template == "status_note")
+        .filter(|(_, m)| m.template.name() == "status_note")
         .map(|(t, _)| *t)
         .collect();
     assert_eq!(notes, vec![T0 + 10 * DAY, T0 + 17 * DAY, T0 + 24 * DAY]);
@@ -1427,7 +1435,7 @@ fn waiting_on_staff_sends_status_notes_up_to_the_cap_each_with_a_staff_nudge() {
     assert_eq!(nudges, notes, "staff are nudged at the same time");
     assert!(sent
         .iter()
-        .all(|(_, m)| m.to != Recipient::Requester || m.template == "status_note"));
+        .all(|(_, m)| m.to != Recipient::Requester || m.template.name() == "status_note"));
     assert_eq!(case.status_notes_sent, 3);
     assert!(case.timers.is_empty());
 }
@@ -1612,7 +1620,7 @@ fn a_three_week_outage_sends_each_recipient_at_most_one_message_that_fits_now() 
         assert_eq!(recipients.len(), total, "{name}: {:?}", out.mails);
         // Nothing stale: no reminder for a case whose close moment has passed.
         assert!(
-            out.mails.iter().all(|m| m.template != "reminder"),
+            out.mails.iter().all(|m| m.template.name() != "reminder"),
             "{name}: {:?}",
             out.mails
         );
@@ -1745,7 +1753,7 @@ fn a_lasting_directory_outage_keeps_retrying_and_tells_staff_once() {
         nudges += out
             .mails
             .iter()
-            .filter(|m| m.template == "staff_nudge")
+            .filter(|m| m.template.name() == "staff_nudge")
             .count();
         assert!(
             out.mails.iter().all(|m| m.to != Recipient::Requester),
@@ -1857,5 +1865,53 @@ fn losing_the_linked_address_mid_challenge_withdraws_it_and_hands_the_case_to_st
         let out = run(&case, &forged, T0 + 3600, &p);
         assert_eq!(out.case.state, CaseState::AwaitingVerification);
         assert!(to_requester(&out) != vec!["linked_address_lost"]);
+    }
+}
+
+#[test]
+fn typed_effects_read_and_write_the_names_earlier_stores_hold() {
+    use crate::case::{Actor, Direction, LogEntry, MessageRef, RefKind};
+    use crate::domain::HandledKind;
+    let stored = r#"{"message_id":"a@b","direction":"out","from":"s@x","to":["r@y"],
+        "subject":"S","date":1,"kind":"acknowledgement","role":"case"}"#;
+    let sent: MessageRef = serde_json::from_str(stored).expect("an outgoing ref");
+    assert_eq!(sent.direction, Direction::Out);
+    assert_eq!(sent.kind, RefKind::Sent(TemplateKind::Acknowledgement));
+    let read: MessageRef =
+        serde_json::from_str(&stored.replace("acknowledgement", "auto_reply")).expect("a read ref");
+    assert_eq!(read.kind, RefKind::Read(HandledKind::AutoReply));
+    let back = serde_json::to_value(&sent).expect("serializes");
+    assert_eq!(back["kind"], "acknowledgement");
+    assert_eq!(back["direction"], "out");
+    let line: LogEntry =
+        serde_json::from_str(r#"{"at":5,"actor":"staff:ann@x.example","what":"resolved"}"#)
+            .expect("a staff log line");
+    assert_eq!(line.actor, Actor::Staff("ann@x.example".into()));
+    assert_eq!(
+        serde_json::to_value(&line).expect("serializes")["actor"],
+        "staff:ann@x.example"
+    );
+    assert!(serde_json::from_str::<LogEntry>(r#"{"at":5,"actor":"nobody","what":"x"}"#).is_err());
+}
+
+#[test]
+fn template_names_and_reading_kinds_never_collide() {
+    use crate::domain::HandledKind;
+    let read = [
+        HandledKind::Human,
+        HandledKind::AutoReply,
+        HandledKind::Bounce,
+        HandledKind::List,
+        HandledKind::OwnLoop,
+        HandledKind::Repeat,
+        HandledKind::Timer,
+        HandledKind::DeliveryFailure,
+        HandledKind::Quarantined,
+    ];
+    for kind in TemplateKind::ALL {
+        assert!(
+            read.iter().all(|r| r.name() != kind.name()),
+            "{kind} is both"
+        );
     }
 }

@@ -6,7 +6,8 @@ use chrono::{Datelike, NaiveTime, TimeZone, Timelike, Weekday};
 use chrono_tz::Tz;
 
 use crate::case::apply::Step;
-use crate::case::{CaseState, LookupOutcome, Mail, Recipient, TimerKind, Verification};
+use crate::case::{Actor, CaseState, LookupOutcome, Mail, Recipient, TimerKind, Verification};
+use crate::templates::TemplateKind;
 use crate::verify;
 
 /// Times when reminders and status notes wait (in the operator's zone).
@@ -106,7 +107,7 @@ impl Step<'_> {
                 };
                 self.set_timer(kind, later);
                 self.log(
-                    "system",
+                    Actor::System,
                     format!("{} postponed by quiet hours", kind.as_str()),
                 );
                 continue;
@@ -129,9 +130,9 @@ impl Step<'_> {
                     self.close_inactive();
                 } else {
                     self.case.reminders_sent += 1;
-                    self.send(Mail::new("reminder", Recipient::Requester));
+                    self.send(Mail::new(TemplateKind::Reminder, Recipient::Requester));
                     self.set_timer(TimerKind::CloseInactive, now + policy.close_after);
-                    self.log("system", "reminder sent to the requester");
+                    self.log(Actor::System, "reminder sent to the requester");
                 }
             }
             TimerKind::CloseInactive if waiting_on_requester => self.close_inactive(),
@@ -140,14 +141,14 @@ impl Step<'_> {
                 Verification::Pending(_) | Verification::NoTarget { .. } => {
                     self.case.verification = Verification::Expired { at: now };
                     self.case.timers.remove(&TimerKind::ChallengeReminder);
-                    self.log("system", "the challenge expired unanswered");
+                    self.log(Actor::System, "the challenge expired unanswered");
                 }
                 _ => {}
             },
             TimerKind::WaitingPeriodEnd if self.case.state == CaseState::WaitingPeriod => {
-                self.log("system", "waiting period over: ready for staff");
+                self.log(Actor::System, "waiting period over: ready for staff");
                 self.notify(
-                    "staff_verified",
+                    TemplateKind::StaffVerified,
                     "the waiting period is over with no objection: ready for review",
                 );
                 self.queue_for_staff(false);
@@ -155,17 +156,20 @@ impl Step<'_> {
             TimerKind::StaffStatus if self.case.state == CaseState::AwaitingStaff => {
                 if self.case.status_notes_sent < policy.status_cap {
                     self.case.status_notes_sent += 1;
-                    self.send(Mail::new("status_note", Recipient::Requester));
-                    self.notify("staff_stale", "no staff action on this case for a while");
-                    self.log("system", "status note sent; staff nudged");
+                    self.send(Mail::new(TemplateKind::StatusNote, Recipient::Requester));
+                    self.notify(
+                        TemplateKind::StaffStale,
+                        "no staff action on this case for a while",
+                    );
+                    self.log(Actor::System, "status note sent; staff nudged");
                     self.set_timer(TimerKind::StaffStatus, now + policy.status_repeat);
                 } else {
-                    self.log("system", "status note cap reached");
+                    self.log(Actor::System, "status note cap reached");
                 }
             }
             TimerKind::ResolvedClose if self.case.state == CaseState::Resolved => {
                 self.close(now);
-                self.log("system", "closed after the resolved case stayed quiet");
+                self.log(Actor::System, "closed after the resolved case stayed quiet");
             }
             TimerKind::DirectoryRetry => {
                 if let Some(lookup) = lookup {
@@ -179,7 +183,7 @@ impl Step<'_> {
             }
             TimerKind::HeldMail => self.release_held(),
             _ => self.log(
-                "system",
+                Actor::System,
                 format!("{} no longer applies: skipped", kind.as_str()),
             ),
         }
@@ -192,10 +196,17 @@ impl Step<'_> {
             let merged = if held.merged.is_empty() {
                 String::new()
             } else {
-                format!(" (in place of {})", held.merged.join(", "))
+                format!(
+                    " (in place of {})",
+                    held.merged
+                        .iter()
+                        .map(|kind| kind.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
             self.log(
-                "system",
+                Actor::System,
                 format!("held {} released{merged}", held.mail.template),
             );
             self.send(held.mail);
@@ -205,8 +216,8 @@ impl Step<'_> {
     fn close_inactive(&mut self) {
         let now = self.ctx.now;
         self.close(now);
-        self.send(Mail::new("close_notice", Recipient::Requester));
-        self.log("system", "closed for inactivity; a reply reopens it");
+        self.send(Mail::new(TemplateKind::CloseNotice, Recipient::Requester));
+        self.log(Actor::System, "closed for inactivity; a reply reopens it");
     }
 
     fn challenge_reminder(&mut self) {
@@ -222,12 +233,15 @@ impl Step<'_> {
             ch.code_mac = verify::code_mac(key, &case_id, &code);
             ch.reminded = true;
             let to = ch.sent_to.clone();
-            let mut mail = Mail::new("challenge_reminder", Recipient::Linked(to.clone()));
+            let mut mail = Mail::new(
+                TemplateKind::ChallengeReminder,
+                Recipient::Linked(to.clone()),
+            );
             mail.role = crate::thread::Role::Challenge;
             mail.code = Some(code);
             self.send(mail);
             self.log(
-                "system",
+                Actor::System,
                 format!("challenge reminder sent to {}", verify::mask_address(&to)),
             );
         }

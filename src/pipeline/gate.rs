@@ -47,13 +47,11 @@ pub(crate) fn class(mail: &Mail, automatic: bool) -> Class {
         Recipient::Linked(_) => return Class::Challenge,
         Recipient::Requester | Recipient::Other(_) => {}
     }
-    match TemplateKind::from_name(&mail.template) {
-        Some(
-            TemplateKind::Duplicate
-            | TemplateKind::StatusReply
-            | TemplateKind::Neutral
-            | TemplateKind::TooLarge,
-        ) => Class::Repeat,
+    match mail.template {
+        TemplateKind::Duplicate
+        | TemplateKind::StatusReply
+        | TemplateKind::Neutral
+        | TemplateKind::TooLarge => Class::Repeat,
         _ => Class::Progress,
     }
 }
@@ -108,7 +106,7 @@ impl Gate<'_> {
         let progress_key = format!("progress:{}", case.id);
         let caps: Vec<(&str, &RateLimits)> = match class {
             Class::Exempt => return Ok(Verdict::Send),
-            Class::Alert => return self.alert(commit, case, &mail.template),
+            Class::Alert => return self.alert(commit, case, mail.template),
             Class::Challenge => Vec::new(),
             Class::Progress => vec![(&progress_key, &self.policy.rate_limit_progress)],
             Class::Repeat => vec![
@@ -134,7 +132,7 @@ impl Gate<'_> {
         Ok(Verdict::Send)
     }
 
-    fn alert(&self, commit: &mut Commit, case: &Case, template: &str) -> Result<Verdict> {
+    fn alert(&self, commit: &mut Commit, case: &Case, template: TemplateKind) -> Result<Verdict> {
         let interval = self.policy.staff_alert_interval.as_secs() as i64;
         let case_key = format!("alert:{}:{template}", case.id);
         if let Some(last) = self.recent(commit, &case_key, interval)?.last() {
@@ -222,7 +220,7 @@ pub(crate) fn hold(
         }
         Some(old) if class >= class_of_held(old) => {
             let mut merged = std::mem::take(&mut old.merged);
-            merged.push(old.mail.template.clone());
+            merged.push(old.mail.template);
             let since = old.since;
             *old = HeldMail {
                 since,
@@ -232,11 +230,11 @@ pub(crate) fn hold(
             format!(
                 "{} held back by the rate limit ({why}); it replaces the held {}",
                 mail.template,
-                old.merged.last().map(String::as_str).unwrap_or("")
+                old.merged.last().map(|kind| kind.name()).unwrap_or("")
             )
         }
         Some(old) => {
-            old.merged.push(mail.template.clone());
+            old.merged.push(mail.template);
             format!(
                 "{} merged into the held {} ({why})",
                 mail.template, old.mail.template
@@ -286,7 +284,8 @@ mod tests {
     use super::*;
 
     fn mail(template: &str) -> Mail {
-        Mail::new(template, Recipient::Requester)
+        let kind = TemplateKind::from_name(template).expect("a template name");
+        Mail::new(kind, Recipient::Requester)
     }
 
     #[test]
@@ -296,9 +295,12 @@ mod tests {
         assert_eq!(class(&mail("verified"), true), Class::Progress);
         assert_eq!(class(&mail("challenge_sent"), true), Class::Progress);
         assert_eq!(class(&mail("verified"), false), Class::Exempt);
-        let staff = Mail::new("staff_forged", Recipient::Staff);
+        let staff = Mail::new(TemplateKind::StaffForged, Recipient::Staff);
         assert_eq!(class(&staff, true), Class::Alert);
-        let linked = Mail::new("challenge", Recipient::Linked("a@b.example".into()));
+        let linked = Mail::new(
+            TemplateKind::Challenge,
+            Recipient::Linked("a@b.example".into()),
+        );
         assert_eq!(class(&linked, true), Class::Challenge);
     }
 
@@ -335,9 +337,12 @@ mod tests {
         );
         assert_eq!(case.held.len(), 1);
         let held = &case.held[0];
-        assert_eq!(held.mail.template, "verified");
+        assert_eq!(held.mail.template, TemplateKind::Verified);
         assert_eq!(held.since, 10);
-        assert_eq!(held.merged, vec!["duplicate", "status_reply"]);
+        assert_eq!(
+            held.merged,
+            vec![TemplateKind::Duplicate, TemplateKind::StatusReply]
+        );
         assert_eq!(case.timers.get(&TimerKind::HeldMail), Some(&200));
 
         // A repeat sent now does not make held progress stale; progress does.

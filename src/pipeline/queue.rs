@@ -6,10 +6,11 @@ use std::sync::atomic::Ordering;
 
 use super::gate::{self, Class, Gate, Verdict};
 use super::{note_not_sent, unguessable, Handled, Pipeline};
-use crate::case::{Case, LogEntry, Mail, MessageRef, Recipient};
+use crate::case::{Actor, Case, Direction, LogEntry, Mail, MessageRef, Recipient, RefKind};
 use crate::compose::{Composer, Trigger};
 use crate::error::Result;
 use crate::store::{Commit, MsgIndex, OutboxItem};
+use crate::templates::TemplateKind;
 
 /// What one queue step writes to, besides the case.
 pub(super) struct Queueing<'a> {
@@ -58,7 +59,7 @@ impl Pipeline {
             let Some(address) = recipients.first() else {
                 q.log.push(LogEntry {
                     at: q.now,
-                    actor: "system".into(),
+                    actor: Actor::System,
                     what: format!(
                         "{} not sent: no staff notify address configured",
                         mail.template
@@ -74,7 +75,7 @@ impl Pipeline {
                 for what in gate::supersede(case, &mail, class) {
                     q.log.push(LogEntry {
                         at: q.now,
-                        actor: "system".into(),
+                        actor: Actor::System,
                         what,
                     });
                 }
@@ -106,18 +107,18 @@ impl Pipeline {
                 None
             }
             Verdict::Fold { why } => {
-                self.metrics.fold_alert(&mail.template);
+                self.metrics.fold_alert(mail.template);
                 q.note(why);
                 None
             }
             Verdict::Summary { count } => {
-                self.metrics.fold_alert(&mail.template);
+                self.metrics.fold_alert(mail.template);
                 self.metrics
                     .staff_flood_summaries
                     .fetch_add(1, Ordering::Relaxed);
                 let interval = gate.policy.staff_alert_interval.as_secs() / 60;
-                let summary = Mail::new("staff_flood", Recipient::Staff)
-                    .with("flood_kind", mail.template.clone())
+                let summary = Mail::new(TemplateKind::StaffFlood, Recipient::Staff)
+                    .with("flood_kind", mail.template.name())
                     .with("flood_count", count.to_string())
                     .with("interval_minutes", interval.to_string())
                     .with(
@@ -126,7 +127,7 @@ impl Pipeline {
                     );
                 q.log.push(LogEntry {
                     at: q.now,
-                    actor: "system".into(),
+                    actor: Actor::System,
                     what: format!(
                         "{} alert sent as a flood summary ({count} of this kind in {interval} min)",
                         mail.template
@@ -176,12 +177,12 @@ impl Pipeline {
         let seq = self.store.next_id()?;
         case.messages.push(MessageRef {
             message_id: message_id.clone(),
-            direction: "out".into(),
+            direction: Direction::Out,
             from: composed.envelope_from.clone(),
             to: composed.to.clone(),
             subject: composed.subject.clone(),
             date: now,
-            kind: mail.template.clone(),
+            kind: RefKind::Sent(mail.template),
             role: mail.role,
         });
         // A reply to a neutral note names it; it must not thread into the
@@ -192,7 +193,7 @@ impl Pipeline {
                 MsgIndex {
                     case_id: case.id.clone(),
                     role: mail.role,
-                    direction: "out".into(),
+                    direction: Direction::Out,
                 },
             ));
         }
@@ -201,7 +202,7 @@ impl Pipeline {
                 seq,
                 case_id: case.id.clone(),
                 message_id,
-                template: mail.template.clone(),
+                template: mail.template,
                 envelope_from: composed.envelope_from,
                 to: composed.to,
                 subject: composed.subject,
@@ -214,7 +215,7 @@ impl Pipeline {
             },
             composed.bytes,
         ));
-        q.handled.queued.push(mail.template.clone());
+        q.handled.queued.push(mail.template);
         Ok(())
     }
 }

@@ -580,7 +580,7 @@ mod tests {
                     seq,
                     case_id: id.clone(),
                     message_id: format!("out{seq}@us"),
-                    template: "acknowledgement".into(),
+                    template: crate::templates::TemplateKind::Acknowledgement,
                     envelope_from: "support@us".into(),
                     to: vec!["jo@example.org".into()],
                     subject: "Lost my phone".into(),
@@ -608,7 +608,7 @@ mod tests {
                     InboundRecord {
                         message_id: format!("in-{id}@example.org"),
                         case_id: Some(id.clone()),
-                        kind: "human".into(),
+                        kind: crate::domain::HandledKind::Human,
                         received_at: closed_at - 10 * DAY,
                         source_id: "1".into(),
                         notes: vec!["jo wrote".into()],
@@ -619,7 +619,7 @@ mod tests {
                     id.clone(),
                     LogEntry {
                         at: closed_at,
-                        actor: "system".into(),
+                        actor: crate::case::Actor::System,
                         what: "note about jo@example.org".into(),
                     },
                 )],
@@ -628,7 +628,7 @@ mod tests {
                     MsgIndex {
                         case_id: id.clone(),
                         role: Role::Case,
-                        direction: "in".into(),
+                        direction: crate::case::Direction::In,
                     },
                 )],
                 outbox,
@@ -793,7 +793,7 @@ mod tests {
                     InboundRecord {
                         message_id: "m@example.org".into(),
                         case_id: None,
-                        kind: "auto_reply".into(),
+                        kind: crate::domain::HandledKind::AutoReply,
                         received_at: NOW,
                         source_id: "9".into(),
                         notes: vec![],

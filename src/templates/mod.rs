@@ -239,7 +239,7 @@ impl TemplateKind {
 
 impl std::fmt::Display for TemplateKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 

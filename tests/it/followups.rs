@@ -106,7 +106,7 @@ fn templates_to(app: &TestApp, case: &CaseId, address: &str) -> Vec<String> {
         .unwrap()
         .into_iter()
         .filter(|o| o.to.iter().any(|t| t == address))
-        .map(|o| o.template)
+        .map(|o| o.template.name().to_string())
         .collect()
 }
 
@@ -298,7 +298,7 @@ async fn waiting_on_staff_sends_status_notes_to_the_cap_each_with_a_staff_nudge(
         .outbox_of(&case.id)
         .unwrap()
         .into_iter()
-        .filter(|o| o.template == "status_note")
+        .filter(|o| o.template.name() == "status_note")
         .map(|o| o.queued_at)
         .collect();
     assert_eq!(
@@ -477,7 +477,7 @@ async fn after_a_three_week_outage_each_case_gets_at_most_one_message() {
         let to_requester: Vec<&str> = new
             .iter()
             .filter(|o| o.to.contains(requester))
-            .map(|o| o.template.as_str())
+            .map(|o| o.template.name())
             .collect();
         assert!(to_requester.len() <= 1, "{requester}: {to_requester:?}");
         assert!(
@@ -487,7 +487,7 @@ async fn after_a_three_week_outage_each_case_gets_at_most_one_message() {
         let others: Vec<&str> = new
             .iter()
             .filter(|o| !o.to.contains(requester) && !o.to.iter().any(|t| t == STAFF_NOTIFY))
-            .map(|o| o.template.as_str())
+            .map(|o| o.template.name())
             .collect();
         assert!(
             others.is_empty(),

@@ -39,7 +39,7 @@ async fn the_per_case_limit_holds_back_mail_to_a_new_address_and_logs_why() {
         "logged on the case"
     );
     assert_eq!(case.held.len(), 1, "held on the case, not dropped");
-    assert_eq!(case.held[0].mail.template, "neutral");
+    assert_eq!(case.held[0].mail.template.to_string(), "neutral");
 
     // An hour later the window has moved on: the next automatic mail goes out.
     app.deliver(&mail(

@@ -44,8 +44,16 @@ fn last_out(app: &TestApp, case: &Case) -> String {
     case.messages
         .iter()
         .rev()
-        .find(|m| m.direction == "out" && m.to.iter().any(|t| t == STAFF_LIST))
-        .or_else(|| case.messages.iter().rev().find(|m| m.direction == "out"))
+        .find(|m| {
+            m.direction == recoverydesk::case::Direction::Out
+                && m.to.iter().any(|t| t == STAFF_LIST)
+        })
+        .or_else(|| {
+            case.messages
+                .iter()
+                .rev()
+                .find(|m| m.direction == recoverydesk::case::Direction::Out)
+        })
         .map(|m| m.message_id.clone())
         .expect("an outgoing message")
 }
@@ -58,16 +66,16 @@ fn reload(app: &TestApp, case: &Case) -> Case {
 fn templates_after(case: &Case, skip: usize) -> Vec<String> {
     case.messages
         .iter()
-        .filter(|m| m.direction == "out")
+        .filter(|m| m.direction == recoverydesk::case::Direction::Out)
         .skip(skip)
-        .map(|m| m.kind.clone())
+        .map(|m| m.kind.to_string())
         .collect()
 }
 
 fn out_count(case: &Case) -> usize {
     case.messages
         .iter()
-        .filter(|m| m.direction == "out")
+        .filter(|m| m.direction == recoverydesk::case::Direction::Out)
         .count()
 }
 
@@ -92,7 +100,7 @@ fn events(app: &TestApp, case: &Case) -> Vec<(String, String)> {
         .events(&case.id)
         .unwrap()
         .into_iter()
-        .map(|e| (e.actor, e.what))
+        .map(|e| (e.actor.to_string(), e.what))
         .collect()
 }
 

@@ -254,7 +254,7 @@ fn template_of(app: &TestApp, sent: &Sent) -> String {
             .iter()
             .find(|m| m.message_id == sent.message_id)
         {
-            return m.kind.clone();
+            return m.kind.to_string();
         }
     }
     panic!("no case knows the message {}", sent.message_id)
@@ -268,7 +268,7 @@ fn sent_to(app: &TestApp, address: &str) -> Vec<Sent> {
         order.extend(
             case.messages
                 .iter()
-                .filter(|m| m.direction == "out")
+                .filter(|m| m.direction == recoverydesk::case::Direction::Out)
                 .map(|m| m.message_id.clone()),
         );
     }
@@ -1895,7 +1895,7 @@ async fn the_code_goes_only_to_the_linked_address_and_is_never_stored_logged_exp
     let items = app.store().outbox_of(&case.id).unwrap();
     let challenge_item = items
         .iter()
-        .find(|i| i.template == "challenge")
+        .find(|i| i.template.name() == "challenge")
         .expect("challenge queued");
     assert!(challenge_item.sent_at.is_some());
     assert_eq!(
