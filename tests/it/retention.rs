@@ -132,11 +132,22 @@ fn purge_needs_a_retention_setting_and_then_removes_what_expired() {
 /// Waits until `cases list` through the daemon satisfies `done`.
 fn list_until(root: &Path, daemon: &mut Daemon, done: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
+    // Until the daemon serves its socket the CLI would open the store
+    // itself and could take the lock the starting daemon needs.
+    while !root.join("admin.sock").exists() {
+        daemon.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "no admin socket: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     loop {
         daemon.assert_running();
         let out = cli(root, &["cases", "list"]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && root.join("admin.sock").exists() && done(&text) {
+        if out.status.success() && done(&text) {
             return text;
         }
         assert!(
