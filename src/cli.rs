@@ -298,7 +298,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 None
             };
             // Signal handlers exist before anything else can take time.
-            let stop = crate::ops::Stop::on_signals(worker.pipeline.templates.clone());
+            let stop = crate::ops::Stop::on_signals(
+                worker.pipeline.templates.clone(),
+                worker.pipeline.directory.clone(),
+            );
             tracing::info!(source = %worker.source.describe(), transport = %worker.transport.describe(), "recoverydesk running");
             let store = worker.pipeline.store.clone();
             tokio::select! {

@@ -425,6 +425,45 @@ fn a_broken_template_is_refused_on_sighup_the_old_set_keeps_sending_and_a_fixed_
     daemon.assert_running();
 }
 
+#[test]
+fn sighup_reloads_the_accounts_file_and_a_broken_one_keeps_the_old_accounts() {
+    let setup = Setup::new("");
+    let mut daemon = Daemon::start_with(&setup, &[]);
+    daemon.wait_log("recoverydesk running", 1);
+    let accounts = setup.path("accounts.toml");
+    let original = std::fs::read_to_string(&accounts).unwrap();
+    std::fs::write(
+        &accounts,
+        format!(
+            "{original}[[account]]\nusername = \"newcomer\"\n\
+             addresses = [{{ address = \"newcomer@linked.example\", verified = true, primary = true }}]\n"
+        ),
+    )
+    .unwrap();
+    daemon.hangup();
+    let log = daemon.wait_log("account directory reloaded", 1);
+    let line = log
+        .lines()
+        .find(|l| l.contains("account directory reloaded"))
+        .unwrap();
+    assert!(
+        line.contains("41 account(s): 1 added, 0 removed, 0 changed") && !line.contains("newcomer"),
+        "{line}"
+    );
+    std::fs::write(&accounts, "[[account]\n").unwrap();
+    daemon.hangup();
+    let log = daemon.wait_log("account directory reload failed", 1);
+    let line = log
+        .lines()
+        .find(|l| l.contains("account directory reload failed"))
+        .unwrap();
+    assert!(
+        line.contains("accounts.toml"),
+        "the log says which file: {line}"
+    );
+    daemon.assert_running();
+}
+
 /// Saves like an editor does: write a temporary file, then rename it over.
 fn save(path: &Path, text: &str) {
     let tmp = path.with_file_name(".operator-test-save.tmp");
