@@ -235,6 +235,10 @@ pub enum TemplatesAction {
         /// Template folder.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Render with this stored case's values instead of a sample (read
+        /// only; needs --config).
+        #[arg(long = "case")]
+        case: Option<String>,
     },
 }
 
@@ -622,6 +626,7 @@ fn templates(config: Option<&Path>, action: TemplatesAction) -> anyhow::Result<(
             lang,
             eml,
             dir,
+            case,
         } => {
             let dir = dir.or_else(configured_dir);
             let set = match &dir {
@@ -630,15 +635,16 @@ fn templates(config: Option<&Path>, action: TemplatesAction) -> anyhow::Result<(
             };
             let kind = crate::templates::TemplateKind::from_name(&name)
                 .with_context(|| format!("no template kind named {name}"))?;
+            let context = preview_context(config, &set, kind, &sample, case.as_deref())?;
             match eml {
                 Some(path) => {
-                    let bytes = crate::templates::preview::preview_eml(&set, kind, &sample, &lang)?;
+                    let bytes =
+                        crate::templates::preview::eml_from_context(&set, kind, &lang, &context)?;
                     std::fs::write(&path, bytes)
                         .with_context(|| format!("writing {}", path.display()))?;
                     println!("wrote {}", path.display());
                 }
                 None => {
-                    let context = crate::templates::preview::sample_context(kind, &sample)?;
                     let rendered = set.render(kind, &lang, &context)?;
                     print!(
                         "{}",
@@ -649,6 +655,50 @@ fn templates(config: Option<&Path>, action: TemplatesAction) -> anyhow::Result<(
             Ok(())
         }
     }
+}
+
+/// The context a preview renders with: a stored case's (`--case`), else
+/// the sample's with the configured instance (name, address, links, reply
+/// addresses) when a config is given.
+fn preview_context(
+    config: Option<&Path>,
+    set: &crate::templates::TemplateSet,
+    kind: crate::templates::TemplateKind,
+    sample: &str,
+    case: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
+    let settings = match config {
+        Some(path) => Some(Settings::load(path)?),
+        None => None,
+    };
+    let Some(id) = case else {
+        let mut context = crate::templates::preview::sample_context(kind, sample)?;
+        if let Some(settings) = &settings {
+            crate::templates::preview::use_instance(&mut context, settings);
+        }
+        return Ok(context);
+    };
+    let settings = settings.context("--case needs --config: the case is read from its store")?;
+    let id = CaseId::parse(id).with_context(|| format!("{id} is not a case id (RD-XXXXXX)"))?;
+    let mut answer = Vec::new();
+    let request = Request::CaseRecord { id: id.clone() };
+    let (case, position): (Case, usize) =
+        if crate::admin::ask(&settings.admin_socket(), &request, &mut answer)?.is_some() {
+            serde_json::from_slice(&answer).context("the daemon's case record")?
+        } else {
+            let store = open_store(&settings.path(&settings.raw.store.path))?;
+            let case = store.case(&id)?.with_context(|| format!("no case {id}"))?;
+            let position = store.queue_position(&case)?;
+            (case, position)
+        };
+    Ok(crate::templates::preview::case_context(
+        &settings,
+        set,
+        &case,
+        kind,
+        position,
+        crate::clock::now(),
+    ))
 }
 
 async fn demo(dir: &Path) -> anyhow::Result<()> {

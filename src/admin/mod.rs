@@ -45,6 +45,12 @@ pub enum Request {
     },
     /// A backup of the whole store (see [`Store::write_backup`]).
     Backup,
+    /// One stored case as JSON and its queue position (`templates preview
+    /// --case`).
+    CaseRecord {
+        /// The case.
+        id: crate::domain::CaseId,
+    },
     /// `cases erase`.
     Erase {
         /// What to erase, who asks, and whether for real.
@@ -230,6 +236,13 @@ fn body(store: &Store, request: &Request) -> anyhow::Result<Vec<u8>> {
             let mut out = Vec::new();
             store.write_backup(&mut out)?;
             Ok(out)
+        }
+        Request::CaseRecord { id } => {
+            let case = store
+                .case(id)?
+                .ok_or_else(|| anyhow::anyhow!("no case {id}"))?;
+            let position = store.queue_position(&case)?;
+            Ok(serde_json::to_vec(&(case, position))?)
         }
         Request::Erase { erase } => {
             Ok(crate::retention::erase(store, erase, crate::clock::now())?.into_bytes())
