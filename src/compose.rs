@@ -19,7 +19,7 @@ use crate::classify::LOOP_HEADER;
 use crate::config::Settings;
 use crate::domain::{header_safe, HandledKind};
 use crate::error::{Error, Result};
-use crate::request::{Claim, Field, Reason, Tick};
+use crate::request::{Claim, Tick};
 use crate::templates::{Rendered, TemplateKind, TemplateSet};
 use crate::thread::{reply_address, tag_for, Role};
 use crate::verify::mask_address;
@@ -54,11 +54,6 @@ pub struct Composer<'a> {
     pub templates: &'a TemplateSet,
 }
 
-/// English label and hint of a field (see [`crate::labels`] for others).
-pub fn field_label(field: Field) -> (&'static str, &'static str) {
-    crate::labels::for_lang("en").field(field)
-}
-
 /// The mail the rate limit holds back on a case, as staff see it (the
 /// challenge thread's address masked, as everywhere for staff).
 fn held_for_staff(case: &Case, date: &dyn Fn(i64) -> String) -> Vec<Value> {
@@ -80,11 +75,6 @@ fn held_for_staff(case: &Case, date: &dyn Fn(i64) -> String) -> Vec<Value> {
             })
         })
         .collect()
-}
-
-/// English label of a reason.
-pub fn reason_label(reason: Reason) -> &'static str {
-    crate::labels::for_lang("en").reason(reason)
 }
 
 impl Composer<'_> {

@@ -25,12 +25,12 @@ pub mod classify;
 pub mod lang;
 pub mod parse;
 pub mod quote;
-pub mod ratelimit;
+pub(crate) mod ratelimit;
 pub mod request;
 pub mod request_rules;
 pub mod secrets;
 pub mod signature;
-pub mod staff_cmd;
+pub(crate) mod staff_cmd;
 pub mod thread;
 
 pub mod directory;
@@ -38,25 +38,25 @@ pub mod verify;
 
 pub mod case;
 
-pub mod compose;
-pub mod labels;
-pub mod metrics;
+pub(crate) mod compose;
+pub(crate) mod labels;
+pub(crate) mod metrics;
 pub mod templates;
 
-pub mod clock;
-pub mod outbox;
-pub mod pipeline;
-pub mod reading;
+pub(crate) mod clock;
+pub(crate) mod outbox;
+pub(crate) mod pipeline;
+pub(crate) mod reading;
 pub mod store;
-pub mod wiring;
+pub(crate) mod wiring;
 pub mod worker;
 
 pub(crate) mod admin;
 pub mod cli;
 pub mod demo;
-pub mod digest;
-pub mod ops;
-pub mod replay;
+pub(crate) mod digest;
+pub(crate) mod ops;
+pub(crate) mod replay;
 pub mod report;
 pub mod retention;
 pub mod staff_probe;

@@ -106,12 +106,6 @@ impl Pipeline {
         }
     }
 
-    /// Handles one fetched message and commits everything it causes.
-    pub async fn ingest(&self, fetched: &Fetched, now: i64) -> Result<Handled> {
-        let reading = reading::read(fetched, &self.settings)?;
-        self.ingest_read(fetched, reading, now).await
-    }
-
     /// Starts reading a batch on every core (see [`reading::ReadAhead`]).
     pub fn read_ahead(&self, batch: Arc<Vec<Fetched>>) -> reading::ReadAhead {
         reading::ReadAhead::start(batch, self.settings.clone(), reading::default_threads())

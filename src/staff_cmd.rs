@@ -89,17 +89,6 @@ pub const COMMAND_WORDS: [&str; 8] = [
     "note", "close", "resolve", "verify", "ask", "reopen", "priority", "assign",
 ];
 
-/// A short list of the commands, for error replies and notifications.
-pub const HELP: &str = "/note <text>  internal note (nothing is sent to the requester)\n\
-/close [reason]\n\
-/resolve  send the resolution and close\n\
-/verify  send (or resend) the verification challenge\n\
-/ask <fields>  ask for: username, reason, email_access, code_of_conduct, delay_acknowledged, proofs\n\
-/reopen\n\
-/priority high|normal\n\
-/assign me\n\
-Commands go on their own lines at the top of the reply.";
-
 /// Parses a staff message's new text (quotes already stripped).
 pub fn parse(new_text: &str) -> StaffMessage {
     let mut message = StaffMessage::default();

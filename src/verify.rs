@@ -75,19 +75,6 @@ pub fn generate_code(rng: &mut impl Rng) -> String {
     }
 }
 
-/// Normalises one code as a person might type it (`ab3d efgh`,
-/// ` AB3D-EFGH `, `ab3defgh`) to `XXXX-XXXX`; `None` unless the whole input
-/// is exactly one code under the rule of [`find_codes`]. For staff
-/// commands such as `/verify AB3D-EFGH`.
-pub fn normalize_code(input: &str) -> Option<String> {
-    let spans = scan(input);
-    let trimmed_len = input.trim().chars().count();
-    match spans.as_slice() {
-        [only] if only.len_chars == trimmed_len => Some(only.code.clone()),
-        _ => None,
-    }
-}
-
 /// HMAC-SHA256 (lower-case hex) of a code bound to its case, as kept in the
 /// store. Same as [`code_mac_for`] with challenge serial 0.
 pub fn code_mac(key: &[u8], case_id: &str, code: &str) -> String {
@@ -98,10 +85,11 @@ pub fn code_mac(key: &[u8], case_id: &str, code: &str) -> String {
 /// challenge serial (1 for the first challenge of a case, 2 for a re-issue,
 /// …).
 ///
-/// Binding the serial means a code from an earlier challenge of the same
-/// case never verifies a later one, even if some code path compared against
-/// an old MAC, and two challenges that happened to draw the same code store
-/// different MACs. The input is domain-separated and length-prefixed, so
+/// The case core issues every challenge with serial 0 ([`code_mac`]): a
+/// case holds one pending challenge at a time and a re-issue overwrites
+/// its MAC, so an earlier code has nothing left to match. A caller that kept
+/// several challenges would bind each to its own serial, so that a code of
+/// one never verifies another. The input is domain-separated and length-prefixed, so
 /// no other MAC made under the installation key (reply addresses) can
 /// collide with it. The code is normalised first (only ASCII letters and
 /// digits, upper case), so `ab3d efgh` and `AB3D-EFGH` give the same MAC.
@@ -232,7 +220,8 @@ pub enum CodeCheck {
     NoAttempt,
 }
 
-/// Checks the new text of a message against a challenge's stored MAC.
+/// Checks a message's code candidates against a challenge's stored MAC:
+/// the attempt rule the case core applies.
 ///
 /// At most `attempts_left` candidates (from [`attempt_candidates`], in that
 /// order) are compared; each one that does not match is one attempt. The
@@ -243,16 +232,40 @@ pub fn check_codes(
     case_id: &str,
     serial: u32,
     stored_mac: &str,
-    new_text: &str,
+    candidates: &[String],
     attempts_left: u32,
 ) -> CodeCheck {
-    let candidates = attempt_candidates(new_text);
+    check_codes_any(
+        &[key],
+        case_id,
+        serial,
+        stored_mac,
+        candidates,
+        attempts_left,
+    )
+}
+
+/// [`check_codes`] for a MAC made under any of `keys` (the current key and
+/// those a rotation still accepts); a candidate is one attempt whichever
+/// keys it is compared under.
+pub fn check_codes_any(
+    keys: &[&[u8]],
+    case_id: &str,
+    serial: u32,
+    stored_mac: &str,
+    candidates: &[String],
+    attempts_left: u32,
+) -> CodeCheck {
     if candidates.is_empty() {
         return CodeCheck::NoAttempt;
     }
     let mut wrong = 0u32;
     for candidate in candidates.iter().take(attempts_left as usize) {
-        if code_matches_for(key, case_id, serial, candidate, stored_mac) {
+        // Every key is tried, so the time taken does not say which matched.
+        let found = keys.iter().fold(false, |found, key| {
+            code_matches_for(key, case_id, serial, candidate, stored_mac) | found
+        });
+        if found {
             return CodeCheck::Matched {
                 wrong_before: wrong,
             };
@@ -405,8 +418,6 @@ struct Span {
     /// Byte range in the original text.
     start: usize,
     end: usize,
-    /// Length in chars, to tell whether a span covers a whole input.
-    len_chars: usize,
     /// Written split 4+4 rather than in one piece.
     split: bool,
 }
@@ -472,7 +483,6 @@ fn make_span(chars: &[char], offsets: &[usize], start: usize, end: usize, split:
         code: display_form(&code),
         start: offsets[start],
         end: offsets[end],
-        len_chars: end - start,
         split,
     }
 }
@@ -1087,20 +1097,11 @@ mod tests {
     }
 
     #[test]
-    fn normalize_code_accepts_one_code_and_nothing_else() {
-        assert_eq!(normalize_code(" ab3d efgh ").as_deref(), Some("AB3D-EFGH"));
-        assert_eq!(normalize_code("AB3DEFGH").as_deref(), Some("AB3D-EFGH"));
-        assert_eq!(normalize_code("code AB3DEFGH"), None);
-        assert_eq!(normalize_code("GRATEFUL"), None);
-        assert_eq!(normalize_code(""), None);
-    }
-
-    #[test]
     fn check_codes_verifies_the_right_code_among_others() {
         let stored = code_mac_for(KEY, "RD-1", 1, "AB3D-EFGH");
         let text = "Hi, the code is ab3d efgh, my order was XK7P9QAB";
         assert_eq!(
-            check_codes(KEY, "RD-1", 1, &stored, text, 5),
+            check_codes(KEY, "RD-1", 1, &stored, &attempt_candidates(text), 5),
             CodeCheck::Matched { wrong_before: 0 }
         );
     }
@@ -1110,20 +1111,20 @@ mod tests {
         let stored = code_mac_for(KEY, "RD-1", 1, "AB3D-EFGH");
         let guesses = "AB3D-EFGJ AB3D-EFGK, AB3D-EFGL; AB3D-EFGJ";
         assert_eq!(
-            check_codes(KEY, "RD-1", 1, &stored, guesses, 5),
+            check_codes(KEY, "RD-1", 1, &stored, &attempt_candidates(guesses), 5),
             CodeCheck::Wrong { attempts: 3 }
         );
         assert_eq!(
-            check_codes(KEY, "RD-1", 1, &stored, guesses, 2),
+            check_codes(KEY, "RD-1", 1, &stored, &attempt_candidates(guesses), 2),
             CodeCheck::Wrong { attempts: 2 }
         );
         let right_last = "AB3D-EFGJ, AB3D-EFGH";
         assert_eq!(
-            check_codes(KEY, "RD-1", 1, &stored, right_last, 1),
+            check_codes(KEY, "RD-1", 1, &stored, &attempt_candidates(right_last), 1),
             CodeCheck::Wrong { attempts: 1 }
         );
         assert_eq!(
-            check_codes(KEY, "RD-1", 1, &stored, right_last, 0),
+            check_codes(KEY, "RD-1", 1, &stored, &attempt_candidates(right_last), 0),
             CodeCheck::Wrong { attempts: 0 }
         );
     }
@@ -1133,7 +1134,7 @@ mod tests {
         let stored = code_mac_for(KEY, "RD-1", 1, "AB3D-EFGH");
         for text in ["", "I am GRATEFUL, thanks", "Case RD-7K3M9Q", "any update?"] {
             assert_eq!(
-                check_codes(KEY, "RD-1", 1, &stored, text, 5),
+                check_codes(KEY, "RD-1", 1, &stored, &attempt_candidates(text), 5),
                 CodeCheck::NoAttempt
             );
         }

@@ -682,20 +682,17 @@ impl Step<'_> {
             // attempt"): packing guesses into one message buys nothing.
             Verification::Pending(ch) => {
                 let expired = now >= ch.expires_at;
-                let checked = codes.iter().take(ch.attempts_left as usize);
-                let mut wrong = 0u32;
-                let mut matched = false;
-                for c in checked.filter(|_| !expired) {
-                    let keys =
-                        std::iter::once(key).chain(previous.iter().map(|k| k.expose().as_bytes()));
-                    if verify::code_matches_any(keys, &case_id, c, &ch.code_mac) {
-                        matched = true;
-                        break;
-                    }
-                    wrong += 1;
-                }
-                if !matched {
-                    ch.attempts_left = ch.attempts_left.saturating_sub(wrong);
+                let left = if expired { 0 } else { ch.attempts_left };
+                // Challenge MACs are bound to serial 0: one challenge is
+                // pending per case at a time, and a new one replaces it.
+                // A code sent before a key rotation was MACed under a
+                // previous key, still accepted for a while.
+                let mut keys = vec![key];
+                keys.extend(previous.iter().map(|k| k.expose().as_bytes()));
+                let check = verify::check_codes_any(&keys, &case_id, 0, &ch.code_mac, codes, left);
+                let matched = matches!(check, verify::CodeCheck::Matched { .. });
+                if let verify::CodeCheck::Wrong { attempts } = check {
+                    ch.attempts_left = ch.attempts_left.saturating_sub(attempts);
                 }
                 (matched, expired, ch.attempts_left)
             }
