@@ -585,62 +585,10 @@ impl Settings {
                     "{origin}: instance.support_address: not an address"
                 ))
             })?;
-        match raw.source.kind {
-            SourceKind::Maildir if raw.source.maildir.is_none() => {
-                return Err(Error::Config(format!(
-                    "{origin}: source.maildir: missing for kind = \"maildir\""
-                )))
-            }
-            SourceKind::Imap if raw.source.imap.is_none() => {
-                return Err(Error::Config(format!(
-                    "{origin}: source.imap: missing for kind = \"imap\""
-                )))
-            }
-            _ => {}
-        }
-        match raw.transport.kind {
-            TransportKind::File if raw.transport.file.is_none() => {
-                return Err(Error::Config(format!(
-                    "{origin}: transport.file: missing for kind = \"file\""
-                )))
-            }
-            TransportKind::Smtp if raw.transport.smtp.is_none() => {
-                return Err(Error::Config(format!(
-                    "{origin}: transport.smtp: missing for kind = \"smtp\""
-                )))
-            }
-            _ => {}
-        }
-        if let Some(at) = &raw.staff.digest_at {
-            chrono::NaiveTime::parse_from_str(at, "%H:%M").map_err(|_| {
-                Error::Config(format!(
-                    "{origin}: staff.digest_at: write a time as HH:MM, not {at}"
-                ))
-            })?;
-        }
-        raw.staff
-            .digest_timezone
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| {
-                Error::Config(format!(
-                    "{origin}: staff.digest_timezone: unknown time zone {}",
-                    raw.staff.digest_timezone
-                ))
-            })?;
+        check_kinds(&raw, origin)?;
+        check_digest(&raw.staff, origin)?;
         let policy = std::sync::Arc::new(policy::resolve(&raw.policy, text, origin)?);
-        let staff = StaffPolicy {
-            addresses: raw
-                .staff
-                .addresses
-                .iter()
-                .map(|a| a.to_lowercase())
-                .collect(),
-            domains: raw.staff.domains.iter().map(|d| d.to_lowercase()).collect(),
-            trusted_authserv_ids: raw.staff.trusted_authserv_ids.clone(),
-            trusted_received_hops: raw.staff.trusted_received_hops,
-            accept: raw.staff.accept.clone(),
-            verify: raw.staff.verify,
-        };
+        let staff = staff_policy(&raw.staff);
         Ok(Settings {
             base_dir: base_dir.to_path_buf(),
             secret_key,
@@ -684,6 +632,62 @@ impl Settings {
         } else {
             self.base_dir.join(p)
         }
+    }
+}
+
+/// Each `kind` names a section that is present.
+fn check_kinds(raw: &RawConfig, origin: &str) -> Result<()> {
+    let missing = match (raw.source.kind, raw.transport.kind) {
+        (SourceKind::Maildir, _) if raw.source.maildir.is_none() => {
+            Some(("source.maildir", "maildir"))
+        }
+        (SourceKind::Imap, _) if raw.source.imap.is_none() => Some(("source.imap", "imap")),
+        (_, TransportKind::File) if raw.transport.file.is_none() => {
+            Some(("transport.file", "file"))
+        }
+        (_, TransportKind::Smtp) if raw.transport.smtp.is_none() => {
+            Some(("transport.smtp", "smtp"))
+        }
+        _ => None,
+    };
+    match missing {
+        Some((section, kind)) => Err(Error::Config(format!(
+            "{origin}: {section}: missing for kind = \"{kind}\""
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `staff.digest_at` is a time and `staff.digest_timezone` a zone.
+fn check_digest(staff: &StaffSection, origin: &str) -> Result<()> {
+    if let Some(at) = &staff.digest_at {
+        chrono::NaiveTime::parse_from_str(at, "%H:%M").map_err(|_| {
+            Error::Config(format!(
+                "{origin}: staff.digest_at: write a time as HH:MM, not {at}"
+            ))
+        })?;
+    }
+    staff
+        .digest_timezone
+        .parse::<chrono_tz::Tz>()
+        .map_err(|_| {
+            Error::Config(format!(
+                "{origin}: staff.digest_timezone: unknown time zone {}",
+                staff.digest_timezone
+            ))
+        })?;
+    Ok(())
+}
+
+/// The staff trust policy, with addresses and domains lower-cased once.
+fn staff_policy(staff: &StaffSection) -> StaffPolicy {
+    StaffPolicy {
+        addresses: staff.addresses.iter().map(|a| a.to_lowercase()).collect(),
+        domains: staff.domains.iter().map(|d| d.to_lowercase()).collect(),
+        trusted_authserv_ids: staff.trusted_authserv_ids.clone(),
+        trusted_received_hops: staff.trusted_received_hops,
+        accept: staff.accept.clone(),
+        verify: staff.verify,
     }
 }
 
@@ -744,6 +748,26 @@ mod tests {
         let bad = DEMO_TOML.replace("[staff]\n", "[staff]\nverify = \"dmarc\"\n");
         let err = with_key(&bad).unwrap_err().to_string();
         assert!(err.contains("verify") || err.contains("dmarc"), "{err}");
+    }
+
+    #[test]
+    fn a_kind_without_its_section_names_the_missing_section() {
+        let imap = DEMO_TOML.replacen("kind = \"maildir\"", "kind = \"imap\"", 1);
+        let err = with_key(&imap).unwrap_err().to_string();
+        assert!(
+            err.contains("source.imap: missing for kind = \"imap\""),
+            "{err}"
+        );
+        let smtp = DEMO_TOML.replacen(
+            "[transport]\nkind = \"file\"",
+            "[transport]\nkind = \"smtp\"",
+            1,
+        );
+        let err = with_key(&smtp).unwrap_err().to_string();
+        assert!(
+            err.contains("transport.smtp: missing for kind = \"smtp\""),
+            "{err}"
+        );
     }
 
     #[test]

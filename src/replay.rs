@@ -99,6 +99,15 @@ fn split_mbox(path: &Path, bytes: Vec<u8>) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// What a replay did, counted per message.
+#[derive(Default)]
+struct Tally {
+    kept: usize,
+    failed: usize,
+    panicked: usize,
+    queued: usize,
+}
+
 /// `replay PATH [--json]`.
 pub async fn run(config: Option<&Path>, path: &Path, json: bool) -> anyhow::Result<()> {
     let (_tmp, settings) = settings(config)?;
@@ -109,30 +118,15 @@ pub async fn run(config: Option<&Path>, path: &Path, json: bool) -> anyhow::Resu
     if json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let max = settings.raw.source.max_message_bytes;
     let now = crate::clock::now();
     let started = Instant::now();
-    let (mut failed, mut panicked, mut kept, mut queued) = (0usize, 0usize, 0usize, 0usize);
-    let batch_size = settings.raw.source.batch_size.max(1);
     let total = messages.len();
+    let mut tally = Tally::default();
     let mut messages = messages.into_iter().peekable();
     while messages.peek().is_some() {
-        // As the worker does: read ahead on other cores, ingest here in
-        // order. The batch takes the bytes over (no copy of the corpus).
-        let batch: Vec<Fetched> = messages
-            .by_ref()
-            .take(batch_size)
-            .map(|(name, raw)| Fetched {
-                source_id: name,
-                oversize: (raw.len() as u64 > max).then_some(raw.len() as u64),
-                raw,
-                cursor: None,
-            })
-            .collect();
-        let batch = Arc::new(batch);
+        let batch = Arc::new(next_batch(&mut messages, &settings));
         let mut readings = pipeline.read_ahead(batch.clone());
         for fetched in batch.iter() {
-            let name = &fetched.source_id;
             let result = match readings.next().await {
                 Ok(reading) => {
                     std::panic::AssertUnwindSafe(pipeline.ingest_read(fetched, reading, now))
@@ -141,30 +135,7 @@ pub async fn run(config: Option<&Path>, path: &Path, json: bool) -> anyhow::Resu
                 }
                 Err(e) => Ok(Err(e)),
             };
-            match result {
-                Ok(Ok(handled)) => {
-                    kept += 1;
-                    queued += handled.queued.len();
-                    if json {
-                        println!("{}", serde_json::json!({"file": name, "handled": handled}));
-                    }
-                }
-                Ok(Err(e)) => {
-                    failed += 1;
-                    crate::worker::quarantine(&pipeline.store, fetched, &e, now)?;
-                    if pipeline
-                        .store
-                        .seen_content(&crate::parse::content_hash(&fetched.raw))?
-                    {
-                        kept += 1;
-                    }
-                    eprintln!("{name}: {e}");
-                }
-                Err(_) => {
-                    panicked += 1;
-                    eprintln!("{name}: PANIC in the pipeline (a bug)");
-                }
-            }
+            tally.count(&pipeline, fetched, result, json, now)?;
             bar.inc(1);
         }
     }
@@ -172,36 +143,97 @@ pub async fn run(config: Option<&Path>, path: &Path, json: bool) -> anyhow::Resu
     let elapsed = started.elapsed().as_secs_f64();
     let cases = pipeline.store.cases()?;
     if !json {
-        for case in &cases {
-            println!(
-                "{} {:<22} {:<16} {}",
-                case.id,
-                case.state.as_str(),
-                case.fields.username.as_deref().unwrap_or("-"),
-                case.messages
-                    .iter()
-                    .filter(|m| m.direction == Direction::Out)
-                    .map(|m| m.kind.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-        }
+        print_cases(&cases);
     }
     eprintln!(
         "replayed {} message(s) in {:.2}s ({:.0} msgs/s): kept {}, errors {}, panics {}, cases {}, replies that would be sent {}",
         total,
         elapsed,
         total as f64 / elapsed.max(1e-9),
-        kept,
-        failed,
-        panicked,
+        tally.kept,
+        tally.failed,
+        tally.panicked,
         cases.len(),
-        queued
+        tally.queued
     );
-    if panicked > 0 {
-        anyhow::bail!("{panicked} message(s) made the pipeline panic");
+    if tally.panicked > 0 {
+        anyhow::bail!("{} message(s) made the pipeline panic", tally.panicked);
     }
     Ok(())
+}
+
+/// The next batch, as the worker takes one: the batch owns the bytes (no
+/// copy of the corpus) and oversize mail is marked as the source would.
+fn next_batch(
+    messages: &mut std::iter::Peekable<std::vec::IntoIter<(String, Vec<u8>)>>,
+    settings: &Settings,
+) -> Vec<Fetched> {
+    let max = settings.raw.source.max_message_bytes;
+    messages
+        .by_ref()
+        .take(settings.raw.source.batch_size.max(1))
+        .map(|(name, raw)| Fetched {
+            source_id: name,
+            oversize: (raw.len() as u64 > max).then_some(raw.len() as u64),
+            raw,
+            cursor: None,
+        })
+        .collect()
+}
+
+impl Tally {
+    /// Counts one message's outcome; a failed one is quarantined as the worker would.
+    fn count(
+        &mut self,
+        pipeline: &crate::pipeline::Pipeline,
+        fetched: &Fetched,
+        result: std::thread::Result<crate::error::Result<crate::pipeline::Handled>>,
+        json: bool,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        let name = &fetched.source_id;
+        match result {
+            Ok(Ok(handled)) => {
+                self.kept += 1;
+                self.queued += handled.queued.len();
+                if json {
+                    println!("{}", serde_json::json!({"file": name, "handled": handled}));
+                }
+            }
+            Ok(Err(e)) => {
+                self.failed += 1;
+                crate::worker::quarantine(&pipeline.store, fetched, &e, now)?;
+                let hash = crate::parse::content_hash(&fetched.raw);
+                if pipeline.store.seen_content(&hash)? {
+                    self.kept += 1;
+                }
+                eprintln!("{name}: {e}");
+            }
+            Err(_) => {
+                self.panicked += 1;
+                eprintln!("{name}: PANIC in the pipeline (a bug)");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One line per case: id, state, username and the templates sent.
+fn print_cases(cases: &[crate::case::Case]) {
+    for case in cases {
+        println!(
+            "{} {:<22} {:<16} {}",
+            case.id,
+            case.state.as_str(),
+            case.fields.username.as_deref().unwrap_or("-"),
+            case.messages
+                .iter()
+                .filter(|m| m.direction == Direction::Out)
+                .map(|m| m.kind.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
 }
 
 /// The benchmark baseline: read and parse every message, nothing else.

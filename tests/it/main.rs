@@ -8,6 +8,7 @@ mod common;
 mod daemon;
 
 mod admin;
+mod codemap;
 mod conversation;
 mod crash;
 mod demo;
