@@ -198,6 +198,26 @@ pub enum CasesView {
         #[command(flatten)]
         filter: FilterArgs,
     },
+    /// Erase a case, or every case of an address (a data-subject request).
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["address", "case"])))]
+    Erase {
+        /// Every case this address wrote as a requester or asked about.
+        #[arg(long)]
+        address: Option<String>,
+        /// One case, e.g. RD-7K3M9Q.
+        #[arg(long = "case")]
+        case: Option<String>,
+        /// Why, for the audit trail (e.g. a ticket number).
+        #[arg(long, default_value = "data-subject request")]
+        reason: String,
+        /// Erase for real; without it, only list what would go.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Apply `[retention] closed_after` now (the daemon does it hourly).
+    Purge,
+    /// The audit trail of purges and erasures.
+    Audit,
 }
 
 /// `templates` actions.
@@ -225,6 +245,10 @@ pub enum TemplatesAction {
         /// Template folder.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Render with this stored case's values instead of a sample (read
+        /// only; needs --config).
+        #[arg(long = "case")]
+        case: Option<String>,
     },
 }
 
@@ -277,20 +301,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let _watch = crate::ops::watch_templates(&settings, &worker.pipeline)?;
             // A shadow run works on its own store: the CLI must keep
             // reading the real one, so it serves no admin socket.
+            let (jobs, queue) = crate::admin::jobs();
             let _admin = if settings.raw.admin.enabled && !dry_run {
                 Some(crate::admin::serve(
                     &settings.admin_socket(),
                     worker.pipeline.store.clone(),
+                    Some(jobs),
                 )?)
             } else {
                 None
             };
             // Signal handlers exist before anything else can take time.
-            let stop = crate::ops::Stop::on_signals(worker.pipeline.templates.clone());
+            let stop = crate::ops::Stop::on_signals(
+                worker.pipeline.templates.clone(),
+                worker.pipeline.directory.clone(),
+            );
             tracing::info!(source = %worker.source.describe(), transport = %worker.transport.describe(), "recoverydesk running");
             let store = worker.pipeline.store.clone();
             tokio::select! {
-                result = worker.run(stop.requested()) => result?,
+                result = worker.run_serving(stop.requested(), Some(queue)) => result?,
                 _ = stop.overdue() => {
                     // The pass in hand is stuck on the network: leave it as
                     // a crash would, but with everything committed durable.
@@ -363,6 +392,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 CasesView::Export { filter, .. } => Query::Export {
                     filter: filter.into(),
                 },
+                CasesView::Audit => Query::Audit,
+                change => return change_cases(&settings, shadow, change),
             };
             report(&settings, shadow, &query)
         }
@@ -435,6 +466,81 @@ fn attachment(settings: &Settings, shadow: bool, query: &Query) -> anyhow::Resul
         .context("the attachment came back garbled")?;
     std::io::stdout().write_all(&bytes)?;
     Ok(())
+}
+
+/// `cases erase` and `cases purge`: through the running daemon (whose
+/// worker runs them between passes) when there is one, else on the store.
+fn change_cases(settings: &Settings, shadow: bool, view: CasesView) -> anyhow::Result<()> {
+    if shadow {
+        bail!("--shadow only reads; erase and purge work on the real store");
+    }
+    let by = operator();
+    let request = match view {
+        CasesView::Erase {
+            address,
+            case,
+            reason,
+            yes,
+        } => {
+            let target = match (address, case) {
+                (Some(a), _) => crate::store::EraseTarget::Address(
+                    crate::domain::EmailAddress::parse(&a)
+                        .with_context(|| format!("--address: {a} is not an email address"))?
+                        .as_str()
+                        .to_lowercase(),
+                ),
+                (None, Some(id)) => crate::store::EraseTarget::Case(
+                    CaseId::parse(&id)
+                        .with_context(|| format!("{id} is not a case id (RD-XXXXXX)"))?,
+                ),
+                (None, None) => bail!("name --address or --case"),
+            };
+            Request::Erase {
+                erase: crate::retention::Erase {
+                    target,
+                    reason,
+                    by,
+                    confirmed: yes,
+                },
+            }
+        }
+        CasesView::Purge => {
+            let keep = settings.raw.retention.closed_after.ok_or_else(|| {
+                Error::Config(
+                    "retention.closed_after is not set: nothing is purged (see config/example.toml)"
+                        .into(),
+                )
+            })?;
+            Request::Purge {
+                keep_for: keep.as_secs() as i64,
+                by,
+            }
+        }
+        _ => bail!("not a change"),
+    };
+    let mut out = QuietStdout::default();
+    if crate::admin::ask(&settings.admin_socket(), &request, &mut out)?.is_some() {
+        return Ok(());
+    }
+    let store = open_store(&settings.path(&settings.raw.store.path))?;
+    let now = crate::clock::now();
+    let text = match &request {
+        Request::Erase { erase } => crate::retention::erase(&store, erase, now)?,
+        Request::Purge { keep_for, by } => crate::retention::purge(&store, *keep_for, by, now)?,
+        _ => String::new(),
+    };
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Who runs the command, for the audit trail: the person behind sudo
+/// rather than root when there is one.
+fn operator() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.trim().is_empty()))
+        .map(|u| format!("operator {u}"))
+        .unwrap_or_else(|| "operator".into())
 }
 
 /// Waits a little while a CLI command holds the store (it does for a
@@ -569,6 +675,7 @@ fn templates(config: Option<&Path>, action: TemplatesAction) -> anyhow::Result<(
             lang,
             eml,
             dir,
+            case,
         } => {
             let dir = dir.or_else(configured_dir);
             let set = match &dir {
@@ -577,15 +684,16 @@ fn templates(config: Option<&Path>, action: TemplatesAction) -> anyhow::Result<(
             };
             let kind = crate::templates::TemplateKind::from_name(&name)
                 .with_context(|| format!("no template kind named {name}"))?;
+            let context = preview_context(config, &set, kind, &sample, case.as_deref())?;
             match eml {
                 Some(path) => {
-                    let bytes = crate::templates::preview::preview_eml(&set, kind, &sample, &lang)?;
+                    let bytes =
+                        crate::templates::preview::eml_from_context(&set, kind, &lang, &context)?;
                     std::fs::write(&path, bytes)
                         .with_context(|| format!("writing {}", path.display()))?;
                     println!("wrote {}", path.display());
                 }
                 None => {
-                    let context = crate::templates::preview::sample_context(kind, &sample)?;
                     let rendered = set.render(kind, &lang, &context)?;
                     print!(
                         "{}",
@@ -596,6 +704,50 @@ fn templates(config: Option<&Path>, action: TemplatesAction) -> anyhow::Result<(
             Ok(())
         }
     }
+}
+
+/// The context a preview renders with: a stored case's (`--case`), else
+/// the sample's with the configured instance (name, address, links, reply
+/// addresses) when a config is given.
+fn preview_context(
+    config: Option<&Path>,
+    set: &crate::templates::TemplateSet,
+    kind: crate::templates::TemplateKind,
+    sample: &str,
+    case: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
+    let settings = match config {
+        Some(path) => Some(Settings::load(path)?),
+        None => None,
+    };
+    let Some(id) = case else {
+        let mut context = crate::templates::preview::sample_context(kind, sample)?;
+        if let Some(settings) = &settings {
+            crate::templates::preview::use_instance(&mut context, settings);
+        }
+        return Ok(context);
+    };
+    let settings = settings.context("--case needs --config: the case is read from its store")?;
+    let id = CaseId::parse(id).with_context(|| format!("{id} is not a case id (RD-XXXXXX)"))?;
+    let mut answer = Vec::new();
+    let request = Request::CaseRecord { id: id.clone() };
+    let (case, position): (Case, usize) =
+        if crate::admin::ask(&settings.admin_socket(), &request, &mut answer)?.is_some() {
+            serde_json::from_slice(&answer).context("the daemon's case record")?
+        } else {
+            let store = open_store(&settings.path(&settings.raw.store.path))?;
+            let case = store.case(&id)?.with_context(|| format!("no case {id}"))?;
+            let position = store.queue_position(&case)?;
+            (case, position)
+        };
+    Ok(crate::templates::preview::case_context(
+        &settings,
+        set,
+        &case,
+        kind,
+        position,
+        crate::clock::now(),
+    ))
 }
 
 async fn demo(dir: &Path) -> anyhow::Result<()> {

@@ -51,6 +51,19 @@ pub struct RawConfig {
     /// `[admin]`: the local admin socket the CLI uses while `run` holds the store.
     #[serde(default)]
     pub admin: AdminSection,
+    /// `[retention]`: how long closed cases keep their mail.
+    #[serde(default)]
+    pub retention: RetentionSection,
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Remove a closed case's mail and log this long after it closed,
+    /// keeping a tombstone; absent: keep everything.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub closed_after: Option<Duration>,
 }
 
 /// `[admin]`.
@@ -96,9 +109,38 @@ pub struct InstanceSection {
     pub code_of_conduct_url: Option<String>,
     /// The installation key for reply-address MACs and challenge MACs.
     pub secret_key: SecretSource,
+    /// Keys used before `secret_key`, still accepted (never used to sign)
+    /// until `previous_keys_until`.
+    #[serde(default)]
+    pub previous_secret_keys: Vec<SecretSource>,
+    /// When the previous keys stop being accepted: a date (`2027-03-01`,
+    /// midnight UTC) or an RFC 3339 time.
+    #[serde(default)]
+    pub previous_keys_until: Option<String>,
     /// What to tell requesters about review time.
     #[serde(default = "default_expected_wait")]
     pub expected_wait: String,
+}
+
+impl Default for StaffSection {
+    /// The same values as an empty `[staff]` table: a config without the
+    /// section must not get an empty time zone, which no check accepts.
+    fn default() -> Self {
+        StaffSection {
+            addresses: Vec::new(),
+            domains: Vec::new(),
+            notify: Vec::new(),
+            trusted_authserv_ids: Vec::new(),
+            show_staff_name: false,
+            trusted_received_hops: 0,
+            digest_at: None,
+            digest_timezone: default_digest_timezone(),
+            accept: Vec::new(),
+            verify: Default::default(),
+            dns_server: None,
+            dns_timeout: None,
+        }
+    }
 }
 
 fn default_digest_timezone() -> String {
@@ -221,7 +263,7 @@ pub struct TemplatesSection {
 }
 
 /// `[staff]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaffSection {
     /// Staff addresses.
@@ -434,6 +476,48 @@ fn opt_duration<'de, D: Deserializer<'de>>(
     duration(d).map(Some)
 }
 
+/// Resolves `instance.previous_secret_keys` and the time they stop being
+/// accepted; a list without an end is refused, so no old key stays valid
+/// for ever by oversight.
+fn previous_keys(
+    instance: &InstanceSection,
+    base_dir: &Path,
+    origin: &str,
+) -> Result<(Vec<Secret>, i64)> {
+    let bad = |key: &str, why: String| Error::Config(format!("{origin}: instance.{key}: {why}"));
+    if instance.previous_secret_keys.is_empty() {
+        return Ok((Vec::new(), i64::MIN));
+    }
+    let until = instance.previous_keys_until.as_deref().ok_or_else(|| {
+        bad(
+            "previous_keys_until",
+            "required with previous_secret_keys (e.g. \"2027-03-01\")".into(),
+        )
+    })?;
+    let until = crate::clock::parse_time(until)
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(until.trim(), "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc().timestamp())
+        })
+        .ok_or_else(|| {
+            bad(
+                "previous_keys_until",
+                format!("write a date (2027-03-01) or an RFC 3339 time, not {until:?}"),
+            )
+        })?;
+    let mut keys = Vec::new();
+    for (i, source) in instance.previous_secret_keys.iter().enumerate() {
+        let name = format!("instance.previous_secret_keys[{i}]");
+        if let Some(warning) = source.loose_permissions(&name, base_dir) {
+            tracing::warn!("{warning}");
+        }
+        keys.push(source.resolve(&name, base_dir)?);
+    }
+    Ok((keys, until))
+}
+
 /// The resolved configuration the rest of the program uses.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -443,6 +527,8 @@ pub struct Settings {
     pub base_dir: PathBuf,
     /// The installation key.
     pub secret_key: Secret,
+    /// Keys a rotation still accepts, and until when (Unix seconds).
+    pub previous_keys: (Vec<Secret>, i64),
     /// The support address, parsed.
     pub support_address: crate::domain::EmailAddress,
     /// Staff trust policy.
@@ -492,6 +578,7 @@ impl Settings {
                 crate::verify::MIN_KEY_BYTES
             )));
         }
+        let previous_keys = previous_keys(&raw.instance, base_dir, origin)?;
         let support_address = crate::domain::EmailAddress::parse(&raw.instance.support_address)
             .ok_or_else(|| {
                 Error::Config(format!(
@@ -505,11 +592,23 @@ impl Settings {
         Ok(Settings {
             base_dir: base_dir.to_path_buf(),
             secret_key,
+            previous_keys,
             support_address,
             staff,
             policy,
             raw,
         })
+    }
+
+    /// The previous installation keys still accepted at `now`: empty when
+    /// there are none or their period has ended.
+    pub fn previous_keys_at(&self, now: i64) -> &[Secret] {
+        let (keys, until) = &self.previous_keys;
+        if now < *until {
+            keys
+        } else {
+            &[]
+        }
     }
 
     /// Where the admin socket is (whether or not it is enabled).

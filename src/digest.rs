@@ -5,7 +5,8 @@
 //! Sent once a day at `[staff] digest_at` (local time in
 //! `digest_timezone`), straight through the transport: it belongs to no
 //! case, so it does not go through the case outbox. The day it was sent is
-//! recorded in the store only after the transport accepted it.
+//! recorded in the store only after the transport accepted it. The first
+//! start sends none: the first digest goes at the next `digest_at`.
 
 use chrono::{NaiveTime, TimeZone};
 use serde_json::json;
@@ -36,7 +37,19 @@ pub async fn send_if_due(pipeline: &Pipeline, transport: &dyn Transport, now: i6
         return Ok(false);
     };
     let today = local.date_naive().to_string();
-    if local.time() < at || pipeline.store.meta(LAST_DIGEST)?.as_deref() == Some(today.as_str()) {
+    let Some(last) = pipeline.store.meta(LAST_DIGEST)? else {
+        // The first start (or the first with a digest configured) sends
+        // none: starting at 15:00 with `digest_at = "08:00"` is no reason
+        // for a digest now. The first one goes at the next `digest_at`.
+        let passed = if local.time() >= at {
+            local.date_naive()
+        } else {
+            local.date_naive().pred_opt().unwrap_or(local.date_naive())
+        };
+        pipeline.store.set_meta(LAST_DIGEST, &passed.to_string())?;
+        return Ok(false);
+    };
+    if local.time() < at || last == today {
         return Ok(false);
     }
     let message = compose(pipeline, now)?;

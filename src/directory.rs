@@ -5,7 +5,8 @@
 //! from [`DirectorySettings`]. Two backends:
 //!
 //! - [`FileDirectory`], a TOML or CSV file for small installations, the
-//!   embedded demo and tests. It is read once at start-up.
+//!   embedded demo and tests. It is read at start-up and again on SIGHUP
+//!   ([`ReloadableFile`]); a file that does not load keeps the old data.
 //! - [`HttpDirectory`], a JSON endpoint of the real service.
 //!
 //! A lookup answers [`Lookup::Found`], [`Lookup::NotFound`] or
@@ -163,6 +164,11 @@ pub trait Directory: Send + Sync {
     fn by_username<'a>(&'a self, username: &'a str) -> BoxFuture<'a, Lookup>;
     /// Looks an account up by one of its addresses.
     fn by_address<'a>(&'a self, address: &'a str) -> BoxFuture<'a, Lookup>;
+    /// Reads its source again where it has one to read (a file): what
+    /// changed, or why the data it had stays. `None`: nothing to reload.
+    fn reload(&self) -> Option<Result<String, String>> {
+        None
+    }
 }
 
 /// The `[directory]` section of the configuration.
@@ -211,7 +217,10 @@ pub fn open(settings: &DirectorySettings, base_dir: &Path) -> Result<Arc<dyn Dir
             let path = base_dir.join(path);
             let dir =
                 FileDirectory::load(&path).map_err(|e| Error::Config(format!("directory: {e}")))?;
-            Ok(Arc::new(dir))
+            Ok(Arc::new(ReloadableFile {
+                path,
+                current: std::sync::RwLock::new(Arc::new(dir)),
+            }))
         }
         DirectorySettings::Http {
             base_url,
@@ -442,19 +451,90 @@ impl FileDirectory {
     }
 }
 
+impl FileDirectory {
+    fn find_username(&self, username: &str) -> Option<Account> {
+        self.accounts.get(&username.trim().to_lowercase()).cloned()
+    }
+
+    fn find_address(&self, address: &str) -> Option<Account> {
+        self.addresses
+            .get(&address.trim().to_lowercase())
+            .and_then(|key| self.accounts.get(key))
+            .cloned()
+    }
+
+    /// What changed from `old` to this, in counts: usernames are not
+    /// written to the log.
+    fn changes_since(&self, old: &FileDirectory) -> String {
+        let added = self
+            .accounts
+            .keys()
+            .filter(|k| !old.accounts.contains_key(*k))
+            .count();
+        let removed = old
+            .accounts
+            .keys()
+            .filter(|k| !self.accounts.contains_key(*k))
+            .count();
+        let changed = self
+            .accounts
+            .iter()
+            .filter(|(k, a)| old.accounts.get(*k).is_some_and(|o| o != *a))
+            .count();
+        format!(
+            "{} account(s): {added} added, {removed} removed, {changed} changed",
+            self.accounts.len()
+        )
+    }
+}
+
 impl Directory for FileDirectory {
     fn by_username<'a>(&'a self, username: &'a str) -> BoxFuture<'a, Lookup> {
-        let found = self.accounts.get(&username.trim().to_lowercase()).cloned();
+        let found = self.find_username(username);
         Box::pin(async move { found.map_or(Lookup::NotFound, Lookup::Found) })
     }
 
     fn by_address<'a>(&'a self, address: &'a str) -> BoxFuture<'a, Lookup> {
-        let found = self
-            .addresses
-            .get(&address.trim().to_lowercase())
-            .and_then(|key| self.accounts.get(key))
-            .cloned();
+        let found = self.find_address(address);
         Box::pin(async move { found.map_or(Lookup::NotFound, Lookup::Found) })
+    }
+}
+
+/// The configured accounts file: a [`FileDirectory`] that
+/// [`Directory::reload`] replaces with the file's new contents, or keeps
+/// when they do not load.
+pub struct ReloadableFile {
+    path: std::path::PathBuf,
+    current: std::sync::RwLock<Arc<FileDirectory>>,
+}
+
+impl ReloadableFile {
+    fn now(&self) -> Arc<FileDirectory> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Directory for ReloadableFile {
+    fn by_username<'a>(&'a self, username: &'a str) -> BoxFuture<'a, Lookup> {
+        let found = self.now().find_username(username);
+        Box::pin(async move { found.map_or(Lookup::NotFound, Lookup::Found) })
+    }
+
+    fn by_address<'a>(&'a self, address: &'a str) -> BoxFuture<'a, Lookup> {
+        let found = self.now().find_address(address);
+        Box::pin(async move { found.map_or(Lookup::NotFound, Lookup::Found) })
+    }
+
+    fn reload(&self) -> Option<Result<String, String>> {
+        Some(FileDirectory::load(&self.path).map(|fresh| {
+            let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+            let said = fresh.changes_since(&current);
+            *current = Arc::new(fresh);
+            said
+        }))
     }
 }
 
@@ -1035,6 +1115,37 @@ bob,,,,,,
         assert!(
             parse("[directory]\nkind = \"http\"\nbase_url = \"x\"\ntimeout = \"soon\"\n").is_err()
         );
+    }
+
+    #[test]
+    fn the_accounts_file_reloads_and_a_broken_one_keeps_the_old_accounts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("accounts.toml");
+        std::fs::write(&file, TOML).unwrap();
+        let settings = DirectorySettings::File {
+            path: "accounts.toml".into(),
+        };
+        let dir = open(&settings, tmp.path()).unwrap();
+        let found = |name: &str| {
+            matches!(
+                futures::executor::block_on(dir.by_username(name)),
+                Lookup::Found(_)
+            )
+        };
+        assert!(found("bob") && !found("zed"));
+        let more = format!(
+            "{TOML}\n[[account]]\nusername = \"zed\"\naddresses = [{{ address = \"zed@example.org\", verified = true }}]\n"
+        );
+        std::fs::write(&file, more).unwrap();
+        let said = dir.reload().unwrap().unwrap();
+        assert!(said.contains("1 added, 0 removed, 0 changed"), "{said}");
+        assert!(!said.contains("zed"), "no usernames in the log: {said}");
+        assert!(found("zed") && found("bob"));
+
+        std::fs::write(&file, "[[account]\n").unwrap();
+        let err = dir.reload().unwrap().unwrap_err();
+        assert!(err.contains("accounts.toml"), "{err}");
+        assert!(found("zed"), "the previous accounts stay");
     }
 
     #[test]

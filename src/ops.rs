@@ -1,5 +1,5 @@
 //! Running the daemon for operators: signals (SIGINT/SIGTERM stop, SIGHUP
-//! reloads templates), the template watcher, the metrics endpoint and
+//! reloads templates and the accounts file), the template watcher, the metrics endpoint and
 //! `doctor`.
 
 use std::path::Path;
@@ -18,7 +18,10 @@ use crate::templates::SharedTemplates;
 /// future is first polled: the worker polls it only after its first pass,
 /// and SIGHUP's default action (terminate) would otherwise stop a daemon
 /// that is still working through its backlog. Call it inside the runtime.
-pub fn shutdown_signal(templates: SharedTemplates) -> impl std::future::Future<Output = ()> {
+pub fn shutdown_signal(
+    templates: SharedTemplates,
+    directory: Arc<dyn crate::directory::Directory>,
+) -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let handlers = (
         signal(SignalKind::terminate()),
@@ -33,10 +36,17 @@ pub fn shutdown_signal(templates: SharedTemplates) -> impl std::future::Future<O
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return,
                 _ = term.recv() => return,
-                _ = hup.recv() => match templates.reload() {
-                    Ok(()) => tracing::info!("templates reloaded on SIGHUP"),
-                    Err(e) => tracing::error!(error.message = %e, "template reload failed; keeping the previous set"),
-                },
+                _ = hup.recv() => {
+                    match templates.reload() {
+                        Ok(()) => tracing::info!("templates reloaded on SIGHUP"),
+                        Err(e) => tracing::error!(error.message = %e, "template reload failed; keeping the previous set"),
+                    }
+                    match directory.reload() {
+                        Some(Ok(changes)) => tracing::info!(%changes, "account directory reloaded on SIGHUP"),
+                        Some(Err(e)) => tracing::error!(error.message = %e, "account directory reload failed; keeping the previous accounts"),
+                        None => {}
+                    }
+                }
             }
         }
     }
@@ -55,8 +65,11 @@ pub struct Stop {
 
 impl Stop {
     /// Installs the signal handlers now (see [`shutdown_signal`]).
-    pub fn on_signals(templates: SharedTemplates) -> Stop {
-        let signal = shutdown_signal(templates);
+    pub fn on_signals(
+        templates: SharedTemplates,
+        directory: Arc<dyn crate::directory::Directory>,
+    ) -> Stop {
+        let signal = shutdown_signal(templates, directory);
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             signal.await;

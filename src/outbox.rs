@@ -250,7 +250,7 @@ fn record_failure(
             item.last_error = Some(reason);
             pipeline.store.update_outbox(item, None)?;
             tracing::warn!(case_id = %item.case_id, message_id = %item.message_id,
-                error.message = ?item.last_error, transport = %transport.describe(), "transport unavailable; sending paused");
+                error.message = item.last_error.as_deref().unwrap_or_default(), transport = %transport.describe(), "transport unavailable; sending paused");
             report.deferred += 1;
         }
         e => {

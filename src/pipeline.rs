@@ -102,6 +102,7 @@ impl Pipeline {
             now,
             policy: &self.policy,
             key: self.key(),
+            previous_keys: self.settings.previous_keys_at(now),
             fresh_code: verify::generate_code(&mut thread_rng()),
         }
     }
@@ -197,11 +198,18 @@ impl Pipeline {
             self.store.commit(&commit)?;
             return Ok(handled);
         }
-        let matched = thread::match_case(
+        let mut keys = vec![self.key()];
+        keys.extend(
+            self.settings
+                .previous_keys_at(now)
+                .iter()
+                .map(|k| k.expose().as_bytes()),
+        );
+        let matched = thread::match_case_with_keys(
             inbound,
             &self.store,
             &self.settings.support_address,
-            self.key(),
+            &keys,
         )?;
         handled.via = matched.via().into();
         let target = self

@@ -136,18 +136,21 @@ pub enum Query {
         /// Its number in the listing, from 1.
         number: usize,
     },
+    /// `cases audit`: what retention and erasure removed.
+    Audit,
 }
 
 /// The text a query prints.
 pub fn answer(store: &Store, query: &Query, now: i64) -> anyhow::Result<String> {
     match query {
         Query::List { filter } => list(store, filter, now),
-        Query::Show { id } => {
-            let case = store
-                .case(id)?
-                .ok_or_else(|| anyhow::anyhow!("no case {id}"))?;
-            show(store, &case, now)
-        }
+        Query::Show { id } => match store.case(id)? {
+            Some(case) => show(store, &case, now),
+            None => match store.tombstone(id)? {
+                Some(t) => Ok(crate::retention::tombstone_text(&t)),
+                None => Err(anyhow::anyhow!("no case {id}")),
+            },
+        },
         Query::Export { filter } => {
             // One pass over the outbox for all cases, not one per case.
             let mut outbox: std::collections::HashMap<CaseId, Vec<OutboxItem>> = Default::default();
@@ -167,6 +170,7 @@ pub fn answer(store: &Store, query: &Query, now: i64) -> anyhow::Result<String> 
         Query::Followups { within } => followups(store, now, *within),
         Query::Attachments { id } => attachments(&load(store, id)?),
         Query::Attachment { id, number } => attachment(store, &load(store, id)?, *number),
+        Query::Audit => crate::retention::audit(store),
     }
 }
 

@@ -6,7 +6,9 @@
 //! `cases`, `events` (case id + sequence → log entry), `outbox` /
 //! `outbox_body` / `outbox_pending`, `cursor`, `timers` (due time + case +
 //! kind), `ratelimit`, `by_sender` and `by_username` (open cases), `open`
-//! (creation time + case, for queue positions), `meta` (schema version).
+//! (creation time + case, for queue positions), `meta` (schema version),
+//! `tombstones` and `audit` (what retention and erasure removed, see
+//! `store/retention.rs`).
 //! Everything one inbound message causes is written by [`Store::commit`]
 //! in one transaction; durability comes from [`Store::flush`], called once
 //! per batch (group commit) before the source is marked.
@@ -35,7 +37,9 @@ use crate::templates::TemplateKind;
 use crate::thread::{Role, ThreadLookup};
 
 mod lifecycle;
+mod retention;
 pub use lifecycle::Moved;
+pub use retention::{AuditEntry, EraseTarget, Removal, Removed, Tombstone};
 
 /// Page cache of the store.
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
@@ -56,7 +60,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// that, and the cache's 16 MiB bound holds.
 const RAW_CHUNK: usize = 4 * 1024;
 
-const TREES: [&str; 16] = [
+const TREES: [&str; 18] = [
     "raw",
     "raw_chunks",
     "inbound",
@@ -73,6 +77,8 @@ const TREES: [&str; 16] = [
     "by_username",
     "open",
     "meta",
+    "tombstones",
+    "audit",
 ];
 
 /// How an inbound message was handled (the processed marker).
@@ -306,6 +312,17 @@ impl Store {
                 .extend_from_slice(&piece?);
         }
         Ok(whole)
+    }
+
+    /// The keys of a large raw message's pieces (none for a small one).
+    pub(crate) fn raw_piece_keys(&self, hash: &[u8]) -> Result<Vec<sled::IVec>> {
+        let mut prefix = hash.to_vec();
+        prefix.push(b'/');
+        self.tree("raw_chunks")
+            .scan_prefix(prefix)
+            .keys()
+            .map(|k| k.map_err(Error::from))
+            .collect()
     }
 
     /// The Message-ID index entry, if any.

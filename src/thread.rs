@@ -203,6 +203,17 @@ pub fn parse_reply_address(
     Some((CaseId::parse(case_text)?, role))
 }
 
+/// Like [`parse_reply_address`], accepting a MAC under any of `keys` (the
+/// current key first, then those a rotation still accepts).
+pub fn parse_reply_address_any(
+    address: &str,
+    support: &crate::domain::EmailAddress,
+    keys: &[&[u8]],
+) -> Option<(CaseId, Role)> {
+    keys.iter()
+        .find_map(|key| parse_reply_address(address, support, key))
+}
+
 fn token_mac(key: &[u8], stem: &str) -> String {
     use crate::domain::BASE32_LOWER as B32;
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("hmac accepts any key length");
@@ -242,6 +253,17 @@ pub fn match_case(
     support: &crate::domain::EmailAddress,
     key: &[u8],
 ) -> Result<CaseMatch> {
+    match_case_with_keys(inbound, lookup, support, &[key])
+}
+
+/// [`match_case`] with every key a reply address may be signed with (see
+/// [`parse_reply_address_any`]).
+pub fn match_case_with_keys(
+    inbound: &Inbound,
+    lookup: &impl ThreadLookup,
+    support: &crate::domain::EmailAddress,
+    keys: &[&[u8]],
+) -> Result<CaseMatch> {
     // The envelope recipient that our own MTA records (Delivered-To,
     // X-Original-To) counts too: staff often Bcc the case address.
     let envelope = inbound
@@ -249,7 +271,7 @@ pub fn match_case(
         .chain(inbound.header_all("x-original-to"))
         .map(|v| v.trim().trim_start_matches('<').trim_end_matches('>'));
     for address in inbound.recipients().map(|a| a.as_str()).chain(envelope) {
-        if let Some((case, role)) = parse_reply_address(address, support, key) {
+        if let Some((case, role)) = parse_reply_address_any(address, support, keys) {
             if lookup.case_exists(&case)? {
                 return Ok(CaseMatch::ReplyAddress { case, role });
             }
@@ -384,6 +406,18 @@ mod tests {
         assert!(match_case(&reply, &FailingLookup, &support(), KEY).is_err());
         let tagged = mail("Subject: [Case RD-7K3M9Q] again");
         assert!(match_case(&tagged, &FailingLookup, &support(), KEY).is_err());
+    }
+
+    #[test]
+    fn a_reply_address_signed_with_a_previous_key_is_accepted_only_while_that_key_is_listed() {
+        const OLD: &[u8] = b"the key before the rotation, 32 bytes";
+        let addr = reply_address(&support(), OLD, &case(), Role::Challenge);
+        assert_eq!(parse_reply_address(&addr, &support(), KEY), None);
+        assert_eq!(
+            parse_reply_address_any(&addr, &support(), &[KEY, OLD]),
+            Some((case(), Role::Challenge))
+        );
+        assert_eq!(parse_reply_address_any(&addr, &support(), &[KEY]), None);
     }
 
     #[test]

@@ -103,6 +103,21 @@ pub fn code_matches(key: &[u8], case_id: &str, candidate: &str, stored_mac: &str
     code_matches_for(key, case_id, 0, candidate, stored_mac)
 }
 
+/// Like [`code_matches`] for a code sent under any of `keys`: the current
+/// installation key and, during a rotation, the previous ones.
+pub fn code_matches_any<'k>(
+    keys: impl IntoIterator<Item = &'k [u8]>,
+    case_id: &str,
+    candidate: &str,
+    stored_mac: &str,
+) -> bool {
+    // Every key is tried (no early exit), so the time taken does not say
+    // which key, if any, made the stored MAC.
+    keys.into_iter().fold(false, |found, key| {
+        code_matches(key, case_id, candidate, stored_mac) | found
+    })
+}
+
 /// Compares a candidate against the stored MAC (hex, from
 /// [`code_mac_for`] with the same serial) in constant time.
 pub fn code_matches_for(
@@ -220,12 +235,37 @@ pub fn check_codes(
     candidates: &[String],
     attempts_left: u32,
 ) -> CodeCheck {
+    check_codes_any(
+        &[key],
+        case_id,
+        serial,
+        stored_mac,
+        candidates,
+        attempts_left,
+    )
+}
+
+/// [`check_codes`] for a MAC made under any of `keys` (the current key and
+/// those a rotation still accepts); a candidate is one attempt whichever
+/// keys it is compared under.
+pub fn check_codes_any(
+    keys: &[&[u8]],
+    case_id: &str,
+    serial: u32,
+    stored_mac: &str,
+    candidates: &[String],
+    attempts_left: u32,
+) -> CodeCheck {
     if candidates.is_empty() {
         return CodeCheck::NoAttempt;
     }
     let mut wrong = 0u32;
     for candidate in candidates.iter().take(attempts_left as usize) {
-        if code_matches_for(key, case_id, serial, candidate, stored_mac) {
+        // Every key is tried, so the time taken does not say which matched.
+        let found = keys.iter().fold(false, |found, key| {
+            code_matches_for(key, case_id, serial, candidate, stored_mac) | found
+        });
+        if found {
             return CodeCheck::Matched {
                 wrong_before: wrong,
             };
@@ -914,6 +954,26 @@ mod tests {
             code_mac(KEY, "RD-7K3M9Q", "AB3D-EFGH"),
             code_mac(KEY, "RD-7K3M9R", "AB3D-EFGH")
         );
+    }
+
+    #[test]
+    fn a_code_whose_mac_was_made_under_a_previous_key_matches_while_that_key_is_given() {
+        let old: &[u8] = b"the key before the rotation, 32 bytes";
+        let stored = code_mac(old, "RD-7K3M9Q", "AB3D-EFGH");
+        assert!(!code_matches(KEY, "RD-7K3M9Q", "AB3D-EFGH", &stored));
+        assert!(code_matches_any(
+            [KEY, old],
+            "RD-7K3M9Q",
+            "AB3D-EFGH",
+            &stored
+        ));
+        assert!(!code_matches_any([KEY], "RD-7K3M9Q", "AB3D-EFGH", &stored));
+        assert!(!code_matches_any(
+            [KEY, old],
+            "RD-7K3M9Q",
+            "AB3D-EFGX",
+            &stored
+        ));
     }
 
     #[test]

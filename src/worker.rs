@@ -280,10 +280,24 @@ impl Worker {
         Ok((done, secret))
     }
 
-    /// The work that needs no mailbox: due timers, the outbox, the digest.
+    /// The work that needs no mailbox: due timers, retention, the outbox,
+    /// the digest.
     async fn duties(&mut self, now: i64, report: &mut PassReport) -> Result<()> {
         report.timers = self.pipeline.run_timers(now).await?;
         self.pipeline.store.flush()?;
+        if let Some(keep) = self.pipeline.settings.raw.retention.closed_after {
+            let purged = self
+                .pipeline
+                .store
+                .purge_if_due(now, keep.as_secs() as i64)?;
+            if !purged.is_empty() {
+                let cases: Vec<String> = purged
+                    .iter()
+                    .filter_map(|e| e.case_id.as_ref().map(|c| c.to_string()))
+                    .collect();
+                tracing::info!(count = purged.len(), cases = ?cases, "retention: closed cases purged");
+            }
+        }
         report.sent = outbox::send_due(&self.pipeline, self.transport.as_ref(), now).await?;
         if !self.dry_run && !report.sent.unavailable {
             if let Err(e) =
@@ -320,6 +334,17 @@ impl Worker {
     /// interval, and an unavailable transport is retried after its own
     /// (shorter) backoff, not a whole poll interval later.
     pub async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+        self.run_serving(shutdown, None).await
+    }
+
+    /// [`Worker::run`], also running the admin socket's changes (erase,
+    /// purge, a consistent backup) between passes, where no case is being
+    /// handled.
+    pub(crate) async fn run_serving(
+        &mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+        mut jobs: Option<crate::admin::Jobs>,
+    ) -> Result<()> {
         tokio::pin!(shutdown);
         let poll = self.pipeline.settings.raw.source.poll_interval;
         let mut mailbox = Retry::default();
@@ -375,8 +400,19 @@ impl Worker {
                     }
                 }
                 _ = tokio::time::sleep(wait), if mailbox.failures > 0 => {}
+                // Interrupting IDLE costs a reconnect, which an operator's
+                // erase or backup is worth.
+                Some(job) = next_job(&mut jobs) => job.run(&self.pipeline.store),
             }
         }
+    }
+}
+
+/// The next admin job; never ready without a queue.
+async fn next_job(jobs: &mut Option<crate::admin::Jobs>) -> Option<crate::admin::Job> {
+    match jobs {
+        Some(queue) => queue.recv().await,
+        None => std::future::pending().await,
     }
 }
 

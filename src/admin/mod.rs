@@ -1,6 +1,9 @@
 //! The local admin API: while `run` holds the store (sled allows one
-//! process), the CLI's read-only views and `backup` are answered by the
-//! daemon over a unix socket.
+//! process), the CLI's read-only views, `backup`, and the changes
+//! `cases erase` and `cases purge` are answered by the daemon over a unix
+//! socket. A change is handed to the worker as a [`Job`] and runs between
+//! its passes, so it never interleaves with a case being handled (which
+//! would write an erased case back).
 //!
 //! The guard is the file system and the kernel: the socket is created mode
 //! 0600 (bound under a temporary name, then renamed into place, so it is
@@ -42,6 +45,48 @@ pub enum Request {
     },
     /// A backup of the whole store (see [`Store::write_backup`]).
     Backup,
+    /// One stored case as JSON and its queue position (`templates preview
+    /// --case`).
+    CaseRecord {
+        /// The case.
+        id: crate::domain::CaseId,
+    },
+    /// `cases erase`.
+    Erase {
+        /// What to erase, who asks, and whether for real.
+        erase: crate::retention::Erase,
+    },
+    /// `cases purge`: retention now.
+    Purge {
+        /// Keep closed cases this many seconds.
+        keep_for: i64,
+        /// Who asks.
+        by: String,
+    },
+}
+
+/// What a job does with the worker's store: the answer's body.
+type Work = Box<dyn FnOnce(&Store) -> anyhow::Result<Vec<u8>> + Send>;
+
+/// A change the worker runs between its passes, answered through `reply`.
+pub struct Job {
+    work: Work,
+    reply: tokio::sync::oneshot::Sender<anyhow::Result<Vec<u8>>>,
+}
+
+impl Job {
+    /// Runs the change on the worker's store and sends the answer back.
+    pub fn run(self, store: &Store) {
+        let _ = self.reply.send((self.work)(store));
+    }
+}
+
+/// The worker's end of the job queue.
+pub type Jobs = tokio::sync::mpsc::Receiver<Job>;
+
+/// A job queue: the admin server sends, the worker runs.
+pub fn jobs() -> (tokio::sync::mpsc::Sender<Job>, Jobs) {
+    tokio::sync::mpsc::channel(8)
 }
 
 /// The daemon's first answer line.
@@ -67,8 +112,14 @@ impl Drop for Server {
     }
 }
 
-/// Binds the socket at `path` and serves `store` until the server is dropped.
-pub fn serve(path: &Path, store: Store) -> Result<Server> {
+/// Binds the socket at `path` and serves `store` until the server is
+/// dropped. Changes go to `jobs` (the worker) when given, else they run
+/// here (nothing else writes the store then).
+pub fn serve(
+    path: &Path,
+    store: Store,
+    jobs: Option<tokio::sync::mpsc::Sender<Job>>,
+) -> Result<Server> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -102,8 +153,9 @@ pub fn serve(path: &Path, store: Store) -> Result<Server> {
                 continue;
             }
             let store = store.clone();
+            let jobs = jobs.clone();
             tokio::spawn(async move {
-                if let Err(e) = handle(stream, store).await {
+                if let Err(e) = handle(stream, store, jobs).await {
                     tracing::warn!(error.message = %e, "admin request failed");
                 }
             });
@@ -120,13 +172,32 @@ fn own_uid() -> Option<u32> {
     std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
-async fn handle(stream: UnixStream, store: Store) -> std::io::Result<()> {
+async fn handle(
+    stream: UnixStream,
+    store: Store,
+    jobs: Option<tokio::sync::mpsc::Sender<Job>>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST))
         .read_line(&mut line)
         .await?;
     let answer = match serde_json::from_str::<Request>(&line) {
+        Ok(request) if request.runs_in_worker() && jobs.is_some() => {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let job = Job {
+                work: Box::new(move |store: &Store| body(store, &request)),
+                reply,
+            };
+            match jobs.as_ref().map(|j| j.try_send(job)) {
+                Some(Ok(())) => answer
+                    .await
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the worker stopped first"))),
+                _ => Err(anyhow::anyhow!(
+                    "the worker is busy with other changes; try again"
+                )),
+            }
+        }
         Ok(request) => tokio::task::spawn_blocking(move || body(&store, &request))
             .await
             .map_err(|e| anyhow::anyhow!("admin request panicked: {e}"))
@@ -166,6 +237,30 @@ fn body(store: &Store, request: &Request) -> anyhow::Result<Vec<u8>> {
             store.write_backup(&mut out)?;
             Ok(out)
         }
+        Request::CaseRecord { id } => {
+            let case = store
+                .case(id)?
+                .ok_or_else(|| anyhow::anyhow!("no case {id}"))?;
+            let position = store.queue_position(&case)?;
+            Ok(serde_json::to_vec(&(case, position))?)
+        }
+        Request::Erase { erase } => {
+            Ok(crate::retention::erase(store, erase, crate::clock::now())?.into_bytes())
+        }
+        Request::Purge { keep_for, by } => {
+            Ok(crate::retention::purge(store, *keep_for, by, crate::clock::now())?.into_bytes())
+        }
+    }
+}
+
+impl Request {
+    /// Whether the worker must answer it between passes: a change, or a
+    /// backup, which is then one instant's state (no commit runs meanwhile).
+    fn runs_in_worker(&self) -> bool {
+        matches!(
+            self,
+            Request::Erase { .. } | Request::Purge { .. } | Request::Backup
+        )
     }
 }
 
@@ -209,7 +304,7 @@ mod tests {
     async fn a_report_is_answered_over_the_socket_which_only_the_owner_can_open() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("admin.sock");
-        let _server = serve(&path, Store::temporary().unwrap()).unwrap();
+        let _server = serve(&path, Store::temporary().unwrap(), None).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let request = Request::Report {
@@ -226,6 +321,42 @@ mod tests {
         .unwrap();
         assert_eq!(text.0, Some(()));
         assert!(text.1.contains("0 case(s), 0 open"), "{}", text.1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn backups_and_erasures_wait_for_the_worker_so_no_commit_runs_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.sock");
+        let store = Store::temporary().unwrap();
+        let (tx, mut queue) = jobs();
+        let _server = serve(&path, store.clone(), Some(tx)).unwrap();
+        let erase = Request::Erase {
+            erase: crate::retention::Erase {
+                target: crate::store::EraseTarget::Address("jo@example.org".into()),
+                reason: "test".into(),
+                by: "op".into(),
+                confirmed: true,
+            },
+        };
+        for request in [Request::Backup, erase] {
+            let client = {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut out = Vec::new();
+                    ask(&path, &request, &mut out).unwrap();
+                    out
+                })
+            };
+            // The request reaches the worker's queue instead of being
+            // answered beside it; the worker runs it between passes.
+            let job = tokio::time::timeout(Duration::from_secs(30), queue.recv())
+                .await
+                .expect("the request was handed to the worker")
+                .unwrap();
+            job.run(&store);
+            let body = client.await.unwrap();
+            assert!(!body.is_empty());
+        }
     }
 
     #[test]

@@ -746,7 +746,7 @@ impl Step<'_> {
     /// Checks code candidates against the pending challenge; one message
     /// is one attempt however many candidates it holds.
     pub(super) fn try_codes(&mut self, codes: &[String], actor: Actor) {
-        let (now, key) = (self.ctx.now, self.ctx.key);
+        let (now, key, previous) = (self.ctx.now, self.ctx.key, self.ctx.previous_keys);
         let case_id = self.case.id.as_str().to_owned();
         let (matched, expired, attempts_left) = match &mut self.case.verification {
             // Each distinct candidate checked is one attempt, and no more are
@@ -757,7 +757,11 @@ impl Step<'_> {
                 let left = if expired { 0 } else { ch.attempts_left };
                 // Challenge MACs are bound to serial 0: one challenge is
                 // pending per case at a time, and a new one replaces it.
-                let check = verify::check_codes(key, &case_id, 0, &ch.code_mac, codes, left);
+                // A code sent before a key rotation was MACed under a
+                // previous key, still accepted for a while.
+                let mut keys = vec![key];
+                keys.extend(previous.iter().map(|k| k.expose().as_bytes()));
+                let check = verify::check_codes_any(&keys, &case_id, 0, &ch.code_mac, codes, left);
                 let matched = matches!(check, verify::CodeCheck::Matched { .. });
                 if let verify::CodeCheck::Wrong { attempts } = check {
                     ch.attempts_left = ch.attempts_left.saturating_sub(attempts);

@@ -825,6 +825,9 @@ pub struct Ctx<'a> {
     pub policy: &'a Policy,
     /// The installation key (for code MACs).
     pub key: &'a [u8],
+    /// Earlier installation keys a rotation still accepts for codes
+    /// already sent (new codes always use `key`); empty once it ends.
+    pub previous_keys: &'a [crate::secret::Secret],
     /// A freshly drawn challenge code, used if a challenge is issued.
     pub fresh_code: String,
 }

@@ -51,6 +51,7 @@ fn ctx_with_code<'a>(now: i64, policy: &'a Policy, code: &str) -> Ctx<'a> {
         now,
         policy,
         key: KEY,
+        previous_keys: &[],
         fresh_code: code.into(),
     }
 }

@@ -39,6 +39,19 @@ pub(crate) fn check(raw: &RawConfig, base_dir: &Path, origin: &str) -> Result<()
     positive("policy.staff_status_after", p.staff_status_after)?;
     positive("policy.status_repeat", p.status_repeat)?;
     positive("policy.directory_retry", p.directory_retry)?;
+    if let Some(keep) = raw.retention.closed_after {
+        // A reply within the reopen window reopens the case: its mail must
+        // still be there to reopen.
+        if keep < p.reopen_window {
+            return Err(bad(
+                "retention.closed_after",
+                format!(
+                    "must be at least policy.reopen_window ({})",
+                    humantime::format_duration(p.reopen_window)
+                ),
+            ));
+        }
+    }
     // A zero limit would hold back every automatic reply for good.
     for (key, limits) in [
         ("policy.rate_limit", &p.rate_limit),
@@ -137,6 +150,51 @@ mod tests {
         let domains = format!("{notify}\ndomains = [\"@pypi.example\"]");
         let err = error_of(&DEMO_TOML.replace(notify, &domains));
         assert!(err.contains("staff.domains"), "{err}");
+    }
+
+    #[test]
+    fn retention_shorter_than_the_reopen_window_is_refused() {
+        let short = format!("{DEMO_TOML}\n[retention]\nclosed_after = \"7d\"\n");
+        let err = error_of(&short);
+        assert!(err.contains("retention.closed_after"), "{err}");
+        let fine = format!("{DEMO_TOML}\n[retention]\nclosed_after = \"180d\"\n");
+        assert_eq!(error_of(&fine), "");
+    }
+
+    #[test]
+    fn previous_keys_need_an_end_and_are_accepted_only_until_it() {
+        let key = "secret_key = { file = \"secret.key\" }";
+        assert!(DEMO_TOML.contains(key));
+        let open_ended = DEMO_TOML.replace(
+            key,
+            &format!("{key}\nprevious_secret_keys = [{{ file = \"secret.key\" }}]"),
+        );
+        let err = error_of(&open_ended);
+        assert!(err.contains("instance.previous_keys_until"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("secret.key"),
+            "0123456789abcdef0123456789abcdef",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("accounts.toml"), "").unwrap();
+        let bounded = open_ended.replace(
+            "previous_secret_keys",
+            "previous_keys_until = \"2027-03-01\"\nprevious_secret_keys",
+        );
+        let settings = Settings::from_toml(&bounded, dir.path(), "t.toml").unwrap();
+        let until = 1_803_859_200; // 2027-03-01T00:00:00Z
+        assert_eq!(settings.previous_keys_at(until - 1).len(), 1);
+        assert!(settings.previous_keys_at(until).is_empty());
+    }
+
+    #[test]
+    fn a_config_without_a_staff_section_loads() {
+        let start = DEMO_TOML.find("[staff]").unwrap();
+        let end = start + DEMO_TOML[start..].find("\n[policy]").unwrap();
+        let without = format!("{}{}", &DEMO_TOML[..start], &DEMO_TOML[end..]);
+        assert!(!without.contains("[staff]"));
+        assert_eq!(error_of(&without), "");
     }
 
     #[test]

@@ -22,6 +22,62 @@ pub fn sample_context(kind: TemplateKind, scenario: &str) -> Result<Value> {
     Ok(samples::for_kind(&context, kind))
 }
 
+/// Puts the operator's instance into a sample context: support name,
+/// address, Code of Conduct link and team from `settings`, and reply
+/// addresses under their domain and key, so a preview shows what their
+/// requesters will see rather than the sample installation.
+pub fn use_instance(context: &mut Value, settings: &crate::config::Settings) {
+    let raw = &settings.raw.instance;
+    let support = &settings.support_address;
+    context["support"] = serde_json::json!({
+        "name": raw.support_name,
+        "address": support.as_str(),
+        "code_of_conduct_url": raw.code_of_conduct_url,
+        "team": raw.team.clone().unwrap_or_else(|| raw.support_name.clone()),
+    });
+    let key = settings.secret_key.expose().as_bytes();
+    let Some(id) = str_at(context, "/case/id").and_then(crate::domain::CaseId::parse) else {
+        return;
+    };
+    use crate::thread::{reply_address, Role};
+    if context.pointer("/case/reply_address").is_some() {
+        context["case"]["reply_address"] = reply_address(support, key, &id, Role::Case).into();
+    }
+    if context.pointer("/challenge/reply_address").is_some() {
+        context["challenge"]["reply_address"] =
+            reply_address(support, key, &id, Role::Challenge).into();
+    }
+}
+
+/// The context the worker would render `kind` with for a stored case
+/// (`templates preview --case`). A challenge code is never stored, so a
+/// placeholder stands in for it.
+pub fn case_context(
+    settings: &crate::config::Settings,
+    set: &TemplateSet,
+    case: &crate::case::Case,
+    kind: TemplateKind,
+    queue_position: usize,
+    now: i64,
+) -> Value {
+    use crate::case::{Mail, Recipient};
+    let to = match kind.audience() {
+        Audience::Requester => Recipient::Requester,
+        Audience::LinkedAddress => Recipient::Linked(samples::SAMPLE_LINKED_ADDRESS.into()),
+        Audience::Staff => Recipient::Staff,
+    };
+    let mut mail = Mail::new(kind, to);
+    if kind.audience() == Audience::LinkedAddress {
+        mail.role = crate::thread::Role::Challenge;
+        mail.code = Some("XXXX-XXXX".into());
+    }
+    let composer = crate::compose::Composer {
+        settings,
+        templates: set,
+    };
+    composer.context(case, &mail, queue_position, now, &Default::default())
+}
+
 /// Renders `kind` with a sample scenario in `lang`.
 pub fn preview(
     set: &TemplateSet,

@@ -405,7 +405,19 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         }
         source = inner.source();
     }
-    text
+    without_repeats(&text)
+}
+
+/// Drops a part said twice in a row: lettre wraps a connection error in
+/// another, so its text reads "Connection error: Connection error: …".
+fn without_repeats(text: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
 }
 
 impl Transport for SmtpTransport {
@@ -443,6 +455,15 @@ mod tests {
         let err = build(&s, Path::new(".")).expect_err("refused");
         assert!(matches!(err, Error::Config(_)), "{err}");
         assert!(err.to_string().contains("allow_plaintext"));
+    }
+
+    #[test]
+    fn an_error_text_says_each_part_once() {
+        assert_eq!(
+            without_repeats("Connection error: Connection error: certificate verify failed"),
+            "Connection error: certificate verify failed"
+        );
+        assert_eq!(without_repeats("a: b: a"), "a: b: a");
     }
 
     #[test]

@@ -32,8 +32,8 @@ async fn the_digest_lists_open_cases_marks_update_requests_and_goes_once_a_day()
     app.pass(T0).await;
     assert_eq!(
         digests(&app).len(),
-        1,
-        "the first pass after 08:00 sends today's digest"
+        0,
+        "the first start after 08:00 sends none: the first digest is tomorrow's"
     );
     let jo = app.case_of("jo@requester.example");
     app.deliver(&mail(
@@ -45,11 +45,14 @@ async fn the_digest_lists_open_cases_marks_update_requests_and_goes_once_a_day()
         "Any update on my request?\r\n",
     ));
     app.pass(T0 + 3600).await;
-    assert_eq!(digests(&app).len(), 1, "not twice on one day");
-    // Next morning, 08:30: the second digest marks the chase.
+    assert_eq!(digests(&app).len(), 0, "nor later that day");
+    // Next morning, 08:30: the first digest marks the chase.
     app.pass(T0 + 86_400 - 1800).await;
+    assert_eq!(digests(&app).len(), 1);
+    app.pass(T0 + 86_400).await;
+    assert_eq!(digests(&app).len(), 1, "not twice on one day");
     let all = digests(&app);
-    assert_eq!(all.len(), 2);
+    assert_eq!(all.len(), 1);
     let latest = all
         .iter()
         .find(|d| d.text.contains("asked for an update"))
@@ -61,4 +64,16 @@ async fn the_digest_lists_open_cases_marks_update_requests_and_goes_once_a_day()
         latest.subject
     );
     assert!(latest.raw.contains("Auto-Submitted: auto-generated"));
+}
+
+#[tokio::test]
+async fn a_first_start_before_the_digest_hour_sends_that_day_at_the_hour() {
+    let config =
+        config_text("", FILE_DIRECTORY).replace("[staff]\n", "[staff]\ndigest_at = \"08:00\"\n");
+    let mut app = TestApp::spawn_with_config(config).await;
+    // T0 is 09:00 UTC; start at 07:00.
+    app.pass(T0 - 2 * 3600).await;
+    assert_eq!(digests(&app).len(), 0);
+    app.pass(T0 - 1800).await;
+    assert_eq!(digests(&app).len(), 1, "08:30 the same day");
 }

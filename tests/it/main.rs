@@ -25,6 +25,8 @@ mod operator;
 mod ratelimit_flow;
 mod reading;
 mod replay_corpus;
+mod retention;
+mod rotation;
 mod secrets_at_rest;
 mod shadow;
 mod staff_flow;

@@ -425,6 +425,96 @@ fn a_broken_template_is_refused_on_sighup_the_old_set_keeps_sending_and_a_fixed_
     daemon.assert_running();
 }
 
+#[test]
+fn preview_shows_the_configured_instance_and_a_stored_case_read_only() {
+    let setup = Setup::new("");
+    let out = setup.run(&["templates", "preview", "acknowledgement"]);
+    let text = show(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("From: PyPI Support <support@pypi.example>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Reply-To: support+rd-") && text.contains("@pypi.example"),
+        "the reply address is under the configured domain: {text}"
+    );
+    assert!(
+        !text.contains("@example.org>"),
+        "no sample instance: {text}"
+    );
+
+    setup.deliver_request(7);
+    assert!(setup.run(&["once"]).status.success());
+    let list = String::from_utf8_lossy(&setup.run(&["cases", "list"]).stdout).into_owned();
+    let id = list
+        .lines()
+        .find(|l| l.contains("opuser7@example.org"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{list}"))
+        .to_owned();
+    let before = std::fs::read_dir(setup.path("outbox")).unwrap().count();
+    let out = setup.run(&["templates", "preview", "acknowledgement", "--case", &id]);
+    let text = show(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("To: opuser7@example.org") && text.contains(&id) && text.contains("opuser7"),
+        "the case's own values: {text}"
+    );
+    assert_eq!(
+        std::fs::read_dir(setup.path("outbox")).unwrap().count(),
+        before,
+        "a preview sends nothing"
+    );
+    let out = setup.run(&[
+        "templates",
+        "preview",
+        "acknowledgement",
+        "--case",
+        "RD-ZZZZZZ",
+    ]);
+    assert!(!out.status.success() && show(&out).contains("no case RD-ZZZZZZ"));
+}
+
+#[test]
+fn sighup_reloads_the_accounts_file_and_a_broken_one_keeps_the_old_accounts() {
+    let setup = Setup::new("");
+    let mut daemon = Daemon::start_with(&setup, &[]);
+    daemon.wait_log("recoverydesk running", 1);
+    let accounts = setup.path("accounts.toml");
+    let original = std::fs::read_to_string(&accounts).unwrap();
+    std::fs::write(
+        &accounts,
+        format!(
+            "{original}[[account]]\nusername = \"newcomer\"\n\
+             addresses = [{{ address = \"newcomer@linked.example\", verified = true, primary = true }}]\n"
+        ),
+    )
+    .unwrap();
+    daemon.hangup();
+    let log = daemon.wait_log("account directory reloaded", 1);
+    let line = log
+        .lines()
+        .find(|l| l.contains("account directory reloaded"))
+        .unwrap();
+    assert!(
+        line.contains("41 account(s): 1 added, 0 removed, 0 changed") && !line.contains("newcomer"),
+        "{line}"
+    );
+    std::fs::write(&accounts, "[[account]\n").unwrap();
+    daemon.hangup();
+    let log = daemon.wait_log("account directory reload failed", 1);
+    let line = log
+        .lines()
+        .find(|l| l.contains("account directory reload failed"))
+        .unwrap();
+    assert!(
+        line.contains("accounts.toml"),
+        "the log says which file: {line}"
+    );
+    daemon.assert_running();
+}
+
 /// Saves like an editor does: write a temporary file, then rename it over.
 fn save(path: &Path, text: &str) {
     let tmp = path.with_file_name(".operator-test-save.tmp");
