@@ -4,12 +4,12 @@
 //! Read in this order. The pure reading stages turn one raw message into
 //! facts: [`parse`] (bytes → [`parse::Inbound`]), [`classify`] (machine mail),
 //! [`authres`] (is it staff?), [`quote`] (what is new), [`secrets`]
-//! (redaction), [`lang`], [`request`] (recovery fields), [`staff_cmd`]
+//! (redaction), [`lang`], [`request`] (recovery fields), `staff_cmd`
 //! (staff commands), [`thread`] (which case?). The [`case`] core applies an
 //! event to a case and returns effects; it does no I/O. [`verify`] and
 //! [`directory`] own the challenge and the account lookup. [`templates`]
 //! renders replies. At the edges: [`store`] (sled), [`source`] (Maildir,
-//! IMAP), [`transport`] (file, SMTP), [`outbox`], and [`worker`] which ties
+//! IMAP), [`transport`] (file, SMTP), `outbox`, and [`worker`] which ties
 //! them together; [`cli`] is the operator's entry point.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

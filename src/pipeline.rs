@@ -13,10 +13,10 @@ use std::sync::Arc;
 use rand::thread_rng;
 
 use crate::attachments;
-use crate::authres::{self, StaffTrust};
+use crate::authres;
 use crate::case::{
     self, Actor, Case, Ctx, Direction, EarlierCase, Event, LogEntry, LookupOutcome, MessageRef,
-    OwnerAnswerKind, Policy, RefKind, RequesterMessage, Shared, StoredAttachment, Verification,
+    Policy, RefKind, Shared, StoredAttachment,
 };
 use crate::classify::{self, Bounce, MessageKind};
 use crate::compose::Trigger;
@@ -26,16 +26,17 @@ use crate::domain::{CaseId, HandledKind};
 use crate::error::{Error, Result};
 use crate::parse::Inbound;
 use crate::reading::{self, Reading};
-use crate::request::{self, Claim};
+use crate::request;
 use crate::signature::{SignatureChecker, SignatureVerdict};
 use crate::source::Fetched;
 use crate::store::{Commit, InboundRecord, MsgIndex, Store};
 use crate::templates::{SharedTemplates, TemplateKind};
 use crate::thread::{self, CaseMatch, Role};
-use crate::{secrets, staff_cmd, verify};
+use crate::{secrets, verify};
 
 mod gate;
 mod queue;
+mod route;
 
 use queue::Queueing;
 
@@ -249,224 +250,6 @@ impl Pipeline {
                 notes: handled.notes.clone(),
             },
         ));
-    }
-
-    /// Decides which case and event a message is. `None` means: record only.
-    async fn event_for(
-        &self,
-        reading: &Reading,
-        fetched: &Fetched,
-        classification: &classify::Classification,
-        matched: &CaseMatch,
-        now: i64,
-        handled: &mut Handled,
-    ) -> Result<Option<Target>> {
-        let inbound = &reading.inbound;
-        let (kind, reason) = (&classification.kind, classification.reason.as_str());
-        let trigger = Trigger {
-            excerpt: Some(reading.excerpt.clone()),
-            trust: self.trust(inbound),
-            attachments: Vec::new(),
-        };
-        if let MessageKind::Bounce(bounce) = kind {
-            if !bounce.is_permanent_failure() {
-                // A delay warning: the MTA is still trying; nothing failed yet.
-                handled
-                    .notes
-                    .push(format!("delivery delayed, not failed: {reason}"));
-                return Ok(None);
-            }
-            let case = self.case_of_bounce(bounce, matched)?;
-            if case.is_none() {
-                handled
-                    .notes
-                    .push(format!("bounce not matched to a case ({reason})"));
-            }
-            return match case {
-                Some(c) => Ok(Some(self.target(
-                    &c,
-                    Event::DeliveryFailed {
-                        bounce: bounce.clone(),
-                    },
-                    trigger,
-                )?)),
-                None => Ok(None),
-            };
-        }
-        if kind.is_machine() {
-            handled
-                .notes
-                .push(format!("machine mail, not answered: {reason}"));
-            return match matched.case() {
-                Some(c) => Ok(Some(self.target(
-                    c,
-                    Event::Machine {
-                        kind: kind.code().into(),
-                        reason: reason.into(),
-                    },
-                    trigger,
-                )?)),
-                None => Ok(None),
-            };
-        }
-        let Some(from) = reply_target(inbound) else {
-            handled
-                .notes
-                .push("no usable From or Reply-To address: kept, not answered".into());
-            return Ok(None);
-        };
-        match reading.staff.clone() {
-            StaffTrust::Staff { address } => {
-                let Some(case_id) = matched.case().cloned() else {
-                    handled
-                        .notes
-                        .push("staff mail that names no case: recorded".into());
-                    return Ok(None);
-                };
-                let case = self.load(&case_id)?;
-                let message = staff_cmd::parse(&reading.redacted.text);
-                let direct = inbound
-                    .to
-                    .iter()
-                    .any(|m| case.requesters().any(|r| r == m.address.as_str()));
-                let wants_lookup = message
-                    .commands
-                    .iter()
-                    .any(|c| matches!(c, staff_cmd::Command::Verify));
-                let lookup = if wants_lookup {
-                    self.lookup(&case.fields).await
-                } else {
-                    None
-                };
-                let name = inbound.from.as_ref().and_then(|m| m.name.clone());
-                let event = Event::Staff {
-                    from: address,
-                    name,
-                    message,
-                    direct,
-                    lookup,
-                };
-                return Ok(Some(Target {
-                    previous: Some(case.clone()),
-                    case,
-                    event,
-                    trigger,
-                }));
-            }
-            StaffTrust::Forged { address, why } => {
-                if let Some(case_id) = matched.case() {
-                    return Ok(Some(self.target(
-                        case_id,
-                        Event::ForgedStaff { from: address, why },
-                        trigger,
-                    )?));
-                }
-                handled.notes.push(format!(
-                    "unauthenticated mail from a staff address ({why}): treated as an outsider"
-                ));
-            }
-            StaffTrust::NotStaff => {}
-        }
-        if let CaseMatch::UnverifiedTag { case } = matched {
-            handled
-                .notes
-                .push("subject tag from a non-participant: held on the case, not merged".into());
-            return Ok(Some(self.target(
-                case,
-                Event::UnverifiedTag { from },
-                trigger,
-            )?));
-        }
-        if let CaseMatch::OpenCaseOfSender { case } = matched {
-            // A secondary requester writing again as if new: still neutral,
-            // never a "duplicate" note (which goes to the first requester).
-            if !self.load(case)?.requester.eq_ignore_ascii_case(&from) {
-                handled
-                    .notes
-                    .push("a second requester of an open case wrote again: neutral reply".into());
-                return Ok(Some(self.target(
-                    case,
-                    Event::SecondRequester { from },
-                    trigger,
-                )?));
-            }
-        }
-        let new_codes = reading.new_codes.clone();
-        if matched.role() == Role::Challenge {
-            let case_id = matched
-                .case()
-                .cloned()
-                .ok_or_else(|| Error::Permanent("challenge match without case".into()))?;
-            let answer = match verify::owner_answer(&reading.new_text_raw) {
-                verify::OwnerAnswer::Confirmed => OwnerAnswerKind::Confirmed,
-                verify::OwnerAnswer::Denied => OwnerAnswerKind::Denied,
-                verify::OwnerAnswer::Unclear => OwnerAnswerKind::Unclear,
-            };
-            return Ok(Some(self.target(
-                &case_id,
-                Event::Owner {
-                    from,
-                    answer,
-                    codes: new_codes,
-                },
-                trigger,
-            )?));
-        }
-        let mut message = RequesterMessage {
-            from: from.clone(),
-            fields: reading.fields.clone(),
-            quoted_codes: reading.quoted_codes.clone(),
-            codes: new_codes,
-            secrets: reading.secrets_found(),
-            language: reading.language.clone(),
-            opens_case: false,
-            duplicate: matches!(matched, CaseMatch::OpenCaseOfSender { .. }),
-            lookup: None,
-            oversize: fetched.oversize,
-            malformed: !inbound.warnings.is_empty() && inbound.from.is_none(),
-            short_answer: case::short_answer(&reading.redacted.text),
-            thread: matched.strength(),
-        };
-        let existing = match matched.case() {
-            Some(id) => Some(self.load(id)?).filter(|c| c.accepts_reopen(now, &self.policy)),
-            None => None,
-        };
-        let (case, previous) = match existing {
-            Some(case) => (case.clone(), Some(case)),
-            None => {
-                if let Some(other) = self.open_case_of_account(&message.fields)? {
-                    return Ok(Some(self.target(
-                        &other,
-                        Event::SecondRequester { from },
-                        trigger,
-                    )?));
-                }
-                let mut case = Case::new(self.new_case_id()?, &from, now);
-                case.continues = matched.case().cloned();
-                case.earlier_cases =
-                    self.earlier_cases(&from, message.fields.username.as_deref())?;
-                message.opens_case = true;
-                message.duplicate = false;
-                (case, None)
-            }
-        };
-        let mut merged = case.fields.clone();
-        merged.merge(&message.fields_for(&case.fields));
-        let needs_lookup = matches!(
-            case.verification,
-            Verification::NotStarted
-                | Verification::LookupPending { .. }
-                | Verification::Expired { .. }
-        ) && merged.claims_email_access != Claim::No;
-        if needs_lookup {
-            message.lookup = self.lookup(&merged).await;
-        }
-        Ok(Some(Target {
-            case,
-            previous,
-            event: Event::Requester(message),
-            trigger,
-        }))
     }
 }
 
