@@ -48,7 +48,7 @@ const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 const OPEN_COUNT: &str = "open_count";
 
 /// Version of the key layout; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Raw messages larger than this are kept in pieces of this size (the
 /// `raw_chunks` tree). sled splits a tree's leaf only past 16 entries,
@@ -234,6 +234,12 @@ impl Store {
                     return Err(Error::Config(format!(
                         "the store has schema version {found}; this build understands up to {SCHEMA_VERSION}"
                     )));
+                }
+                // 2 keeps large raw messages in pieces, which a build of
+                // schema 1 cannot read: marking the store keeps such a build
+                // from opening it. A schema 1 store needs no rewrite.
+                if found < SCHEMA_VERSION {
+                    meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
                 }
             }
         }
@@ -970,6 +976,30 @@ mod tests {
             assert_eq!(store.raw(&format!("h{n}")).unwrap(), Some(vec![n]));
         }
         assert_eq!(store.cursor("imap").unwrap().as_deref(), Some("uid 3"));
+    }
+
+    #[test]
+    fn a_schema_1_store_is_marked_2_on_open_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let version = |v: u32| {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert("schema_version", &v.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        };
+        version(1);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let found = store.tree("meta").get("schema_version").unwrap().unwrap();
+            assert_eq!(found.as_ref(), &2u32.to_be_bytes());
+        }
+        version(3);
+        let err = Store::open(dir.path())
+            .err()
+            .expect("a newer schema is refused");
+        assert!(err.to_string().contains("schema version 3"), "{err}");
     }
 
     #[test]

@@ -147,6 +147,25 @@ fn once_returns_and_keeps_the_reply_queued_when_the_server_never_greets() {
 }
 
 #[test]
+fn the_paused_sending_log_line_shows_the_error_text_not_rust_debug() {
+    let dir = setup("1s");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .arg("once")
+        .env("RECOVERYDESK_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("sending paused"))
+        .unwrap_or_else(|| panic!("no 'sending paused' line: {stderr}"));
+    assert!(!line.contains("Some("), "{line}");
+    assert!(line.contains("error.message"), "{line}");
+}
+
+#[test]
 fn run_stops_within_seconds_of_sigterm_while_a_send_hangs() {
     // A timeout far longer than the test waits: only the shutdown path can
     // end the stuck send in time.
