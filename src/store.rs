@@ -384,7 +384,10 @@ impl Store {
 
     /// How many open cases were created before this one.
     pub fn queue_position(&self, case: &Case) -> Result<usize> {
-        let key = open_key(case);
+        // Only cases opened strictly earlier are ahead: cases opened in the
+        // same second (one batch) would otherwise be ordered by id, and a
+        // requester told "none ahead" could later read "1 ahead".
+        let opened = (case.created_at.max(0) as u64).to_be_bytes();
         let mut order = self.open_order.lock().unwrap_or_else(|e| e.into_inner());
         let order = match &mut *order {
             Some(order) => order,
@@ -396,7 +399,7 @@ impl Store {
                     .collect::<sled::Result<Vec<_>>>()?,
             ),
         };
-        Ok(order.binary_search(&key).unwrap_or_else(|ahead| ahead))
+        Ok(order.partition_point(|key| key[..8] < opened[..]))
     }
 
     /// Keeps the in-memory open order in step with a committed case change.
@@ -1083,5 +1086,17 @@ mod tests {
         // Saving an open case again does not count it twice.
         save(&store, &c, Some(&c));
         assert_eq!(store.open_count(), 2);
+    }
+
+    #[test]
+    fn a_case_opened_in_the_same_second_is_never_ahead() {
+        let store = Store::temporary().unwrap();
+        let (later, earlier_id) = (case("RD-9PYDHQ", 10), case("RD-6QCYEX", 10));
+        save(&store, &later, None);
+        assert_eq!(store.queue_position(&later).unwrap(), 0);
+        // Opened in the same pass, with an id that sorts first.
+        save(&store, &earlier_id, None);
+        assert_eq!(store.queue_position(&later).unwrap(), 0);
+        assert_eq!(store.queue_position(&earlier_id).unwrap(), 0);
     }
 }
