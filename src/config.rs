@@ -691,18 +691,26 @@ fn staff_policy(staff: &StaffSection) -> StaffPolicy {
     }
 }
 
+/// A folder with the files the demo config names (a key, an empty
+/// accounts file), for tests that load config text.
+#[cfg(test)]
+pub(crate) fn key_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::write(
+        dir.path().join("secret.key"),
+        "0123456789abcdef0123456789abcdef",
+    )
+    .expect("the key is written");
+    std::fs::write(dir.path().join("accounts.toml"), "").expect("the accounts file is written");
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn with_key(text: &str) -> Result<Settings> {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("secret.key"),
-            "0123456789abcdef0123456789abcdef",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("accounts.toml"), "").unwrap();
+        let dir = key_dir();
         Settings::from_toml(text, dir.path(), "test.toml")
     }
 

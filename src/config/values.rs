@@ -105,13 +105,7 @@ mod tests {
     use crate::config::{Settings, DEMO_TOML};
 
     fn error_of(text: &str) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("secret.key"),
-            "0123456789abcdef0123456789abcdef",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("accounts.toml"), "").unwrap();
+        let dir = crate::config::key_dir();
         match Settings::from_toml(text, dir.path(), "t.toml") {
             Ok(_) => String::new(),
             Err(e) => {
@@ -171,13 +165,7 @@ mod tests {
         );
         let err = error_of(&open_ended);
         assert!(err.contains("instance.previous_keys_until"), "{err}");
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("secret.key"),
-            "0123456789abcdef0123456789abcdef",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("accounts.toml"), "").unwrap();
+        let dir = crate::config::key_dir();
         let bounded = open_ended.replace(
             "previous_secret_keys",
             "previous_keys_until = \"2027-03-01\"\nprevious_secret_keys",

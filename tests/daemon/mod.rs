@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The built binary under test.
@@ -72,4 +72,27 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One CLI command on the config in `root` (no daemon needed).
+pub fn cli(root: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(root.join("config.toml"))
+        .args(args)
+        .env_remove("RECOVERYDESK_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// Its stdout, after checking that it succeeded.
+pub fn ok_text(root: &Path, args: &[&str]) -> String {
+    let out = cli(root, args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
 }

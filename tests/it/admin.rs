@@ -6,10 +6,10 @@
 use crate::{common, daemon};
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use daemon::{Daemon, BIN};
+use daemon::{cli, ok_text, Daemon, BIN};
 use recoverydesk::config::Settings;
 use recoverydesk::domain::CaseId;
 use recoverydesk::thread::{reply_address, Role};
@@ -28,27 +28,6 @@ fn setup(root: &Path) {
 
 fn deliver(root: &Path, name: &str, text: &str) {
     recoverydesk::source::maildir::deliver(&root.join("inbox"), text.as_bytes(), name).unwrap();
-}
-
-fn cli(root: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--config")
-        .arg(root.join("config.toml"))
-        .args(args)
-        .env_remove("RECOVERYDESK_CONFIG")
-        .output()
-        .unwrap()
-}
-
-fn ok_text(root: &Path, args: &[&str]) -> String {
-    let out = cli(root, args);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{args:?}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
 }
 
 /// The case id on the listing line of `requester`.

@@ -5,10 +5,9 @@
 //! never names what it removed.
 
 use crate::common::{self, TestApp, DAY, T0};
-use crate::daemon::{Daemon, BIN};
+use crate::daemon::{cli, ok_text, Daemon};
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use recoverydesk::case::CaseState;
@@ -34,27 +33,6 @@ fn with_retention(keep: &str) -> String {
         "{}\n[retention]\nclosed_after = \"{keep}\"\n",
         common::config_text("", common::FILE_DIRECTORY)
     )
-}
-
-fn cli(root: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--config")
-        .arg(root.join("config.toml"))
-        .args(args)
-        .env_remove("RECOVERYDESK_CONFIG")
-        .output()
-        .unwrap()
-}
-
-fn ok_text(root: &Path, args: &[&str]) -> String {
-    let out = cli(root, args);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{args:?}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
 }
 
 #[tokio::test]
