@@ -293,9 +293,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { dir } => demo(&dir).await,
         Command::Run { dry_run } => {
             let settings = load(cli.config.as_deref())?;
-            if !dry_run {
-                wait_for_store(&settings.path(&settings.raw.store.path)).await;
-            }
             let mut worker = Worker::open(settings.clone(), false, dry_run).await?;
             let _metrics = crate::ops::start_metrics(&settings, &worker.pipeline).await?;
             let _watch = crate::ops::watch_templates(&settings, &worker.pipeline)?;
@@ -543,24 +540,10 @@ fn operator() -> String {
         .unwrap_or_else(|| "operator".into())
 }
 
-/// Waits a little while a CLI command holds the store (it does for a
-/// moment when no daemon runs), so starting the daemon then is no error.
-/// A store that stays locked is reported by the open that follows.
-async fn wait_for_store(path: &Path) {
-    for _ in 0..50 {
-        match Store::open(path) {
-            Err(Error::Store(sled::Error::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            _ => return,
-        }
-    }
-}
-
 /// Opens the store for a command, explaining the lock a daemon holds.
 fn open_store(path: &Path) -> anyhow::Result<Store> {
     Store::open(path).map_err(|e| match e {
-        Error::Store(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock => {
+        Error::Store(e) if crate::store::lock_held(&e) => {
             anyhow::anyhow!(
                 "{} is in use by a running recoverydesk and its admin socket does not answer \
                  (is [admin] enabled = false?)",

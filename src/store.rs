@@ -189,10 +189,7 @@ impl Store {
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
         // sled's default page cache is 1 GiB; a support inbox needs far
         // less, and the daemon should stay small.
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .open()?;
+        let db = open_db(path)?;
         let files = DurableFiles::open(path)?;
         let mut store = Self::with_db(db)?;
         store.files = Some(Arc::new(files));
@@ -850,6 +847,45 @@ fn write_case<'a>(
     Ok(())
 }
 
+/// How long an open waits for a store that another handle is letting go of.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens sled at `path`, waiting out a lock that is being released.
+///
+/// sled gives its file lock back only when its background threads let go
+/// of the file, a moment after the last handle was dropped: `run` right
+/// after a probe of the store, or a restart, would otherwise fail with
+/// "could not acquire lock" now and then (seen under load). A lock held
+/// for longer (a running daemon) is still refused after [`LOCK_WAIT`].
+fn open_db(path: &Path) -> Result<Db> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open();
+        match opened {
+            Err(e) if lock_held(&e) && started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// True when sled could not take the store's file lock: another handle
+/// (usually a running daemon) has it. sled reports it as an `Other` I/O
+/// error whose text carries the `WouldBlock` of the lock call.
+pub(crate) fn lock_held(error: &sled::Error) -> bool {
+    match error {
+        sled::Error::Io(e) => {
+            e.kind() == std::io::ErrorKind::WouldBlock
+                || e.to_string().contains("could not acquire lock")
+        }
+        _ => false,
+    }
+}
+
 fn chunk_prefix(hash: &str) -> Vec<u8> {
     let mut key = hash.as_bytes().to_vec();
     key.push(b'/');
@@ -979,6 +1015,25 @@ mod tests {
             assert_eq!(store.raw(&format!("h{n}")).unwrap(), Some(vec![n]));
         }
         assert_eq!(store.cursor("imap").unwrap().as_deref(), Some("uid 3"));
+    }
+
+    #[test]
+    fn an_open_waits_for_a_lock_being_let_go_and_refuses_one_held_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Store::open(dir.path()).unwrap();
+        let path = dir.path().to_path_buf();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            drop(held);
+        });
+        // Opened while the other handle still holds the lock.
+        let store = Store::open(&path).expect("the open waits for the lock");
+        release.join().unwrap();
+        let started = std::time::Instant::now();
+        let err = Store::open(&path).err().expect("a lock held on is refused");
+        assert!(err.to_string().contains("lock"), "{err}");
+        assert!(started.elapsed() >= LOCK_WAIT, "{:?}", started.elapsed());
+        drop(store);
     }
 
     #[test]
