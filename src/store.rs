@@ -319,10 +319,8 @@ impl Store {
 
     /// The keys of a large raw message's pieces (none for a small one).
     pub(crate) fn raw_piece_keys(&self, hash: &[u8]) -> Result<Vec<sled::IVec>> {
-        let mut prefix = hash.to_vec();
-        prefix.push(b'/');
         self.tree("raw_chunks")
-            .scan_prefix(prefix)
+            .scan_prefix(chunk_prefix(hash))
             .keys()
             .map(|k| k.map_err(Error::from))
             .collect()
@@ -886,8 +884,8 @@ pub(crate) fn lock_held(error: &sled::Error) -> bool {
     }
 }
 
-fn chunk_prefix(hash: &str) -> Vec<u8> {
-    let mut key = hash.as_bytes().to_vec();
+fn chunk_prefix(hash: impl AsRef<[u8]>) -> Vec<u8> {
+    let mut key = hash.as_ref().to_vec();
     key.push(b'/');
     key
 }

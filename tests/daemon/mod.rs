@@ -19,6 +19,18 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Waits until the daemon serves its admin socket: before that, a CLI
+    /// command would open the store itself and could take the lock the
+    /// starting daemon needs.
+    pub fn wait_for_socket(&mut self, socket: &Path, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !socket.exists() {
+            self.assert_running();
+            assert!(Instant::now() < deadline, "no admin socket: {}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Starts `recoverydesk --config CONFIG GLOBAL… run`, logging to `stderr`.
     pub fn start(config: &Path, global: &[&str], stderr: PathBuf) -> Daemon {
         let log = std::fs::File::create(&stderr).expect("create stderr log");

@@ -63,17 +63,8 @@ fn the_cli_reads_cases_through_the_running_daemon_and_a_restored_backup_continue
         ),
     );
     let mut daemon = Daemon::start(&root.join("config.toml"), &[], root.join("run.log"));
+    daemon.wait_for_socket(&root.join("admin.sock"), Duration::from_secs(30));
     let deadline = Instant::now() + Duration::from_secs(30);
-    // Until the daemon serves its socket, the CLI would open the store itself.
-    while !root.join("admin.sock").exists() {
-        daemon.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "no admin socket: {}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let list = loop {
         daemon.assert_running();
         let out = cli(&root, &["cases", "list"]);

@@ -109,18 +109,8 @@ fn purge_needs_a_retention_setting_and_then_removes_what_expired() {
 
 /// Waits until `cases list` through the daemon satisfies `done`.
 fn list_until(root: &Path, daemon: &mut Daemon, done: impl Fn(&str) -> bool) -> String {
+    daemon.wait_for_socket(&root.join("admin.sock"), Duration::from_secs(30));
     let deadline = Instant::now() + Duration::from_secs(30);
-    // Until the daemon serves its socket the CLI would open the store
-    // itself and could take the lock the starting daemon needs.
-    while !root.join("admin.sock").exists() {
-        daemon.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "no admin socket: {}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     loop {
         daemon.assert_running();
         let out = cli(root, &["cases", "list"]);
