@@ -113,6 +113,15 @@ impl Composer<'_> {
         if let Some(a) = &fields.lookup_address {
             understood.push(json!({"label": l.lookup_address, "value": a}));
         }
+        let username_forgotten = username_forgotten(fields);
+        if username_forgotten {
+            let value = if staff_facing {
+                "not remembered: looked up by the requester's own address"
+            } else {
+                l.username_forgotten
+            };
+            understood.push(json!({"label": l.username, "value": value}));
+        }
         if !fields.reasons.is_empty() {
             let reasons: Vec<&str> = fields.reasons.iter().map(|r| l.reason(*r)).collect();
             understood.push(json!({"label": l.reason, "value": reasons.join(", ")}));
@@ -188,6 +197,7 @@ impl Composer<'_> {
                 "language": case.language,
                 "username": fields.username,
                 "lookup_address": fields.lookup_address,
+                "username_forgotten": username_forgotten,
                 "reasons": fields.reasons.iter().map(|r| json!({"code": r.code(), "label": l.reason(*r)})).collect::<Vec<_>>(),
                 "understood": understood,
                 "missing": missing,
@@ -565,6 +575,13 @@ fn verification_label(v: &Verification) -> String {
         Verification::Skipped { why } => format!("no challenge: {why}"),
         other => other.label().replace('_', " "),
     }
+}
+
+/// They said they forgot the username and named no account: the account
+/// is looked up by the address they write from (13.8), and the mail says
+/// so whether or not one matched.
+fn username_forgotten(fields: &crate::request::RequestFields) -> bool {
+    fields.forgot_username && fields.username.is_none() && fields.lookup_address.is_none()
 }
 
 /// In-Reply-To and References for a new mail on a thread: the latest

@@ -623,3 +623,123 @@ fn a_new_case_with_signs_of_compromise_gives_staff_one_mail() {
     );
     assert_eq!(conv.case(T0)["priority"], "high");
 }
+
+/// The account `sam` is linked to sam@linked.example and also knows the
+/// address Sam writes from; nobody's account knows Kit's address.
+const SAM_ACCOUNTS: &str = r#"
+[[account]]
+username = "sam"
+addresses = [
+  { address = "sam@linked.example", verified = true, primary = true },
+  { address = "sam@home.example", verified = true },
+]
+"#;
+
+/// What the requester reads, with their own address, the case id and the
+/// case's reply-address MAC taken out: the rest must not tell a match
+/// from no match.
+fn as_read_by(mail: &common::Sent, from: &str, case: &str) -> (String, String) {
+    let local = from.split('@').next().unwrap_or(from);
+    let mac_free = |s: &str| {
+        s.split_whitespace()
+            .map(|w| {
+                if w.contains("support+") {
+                    "<reply address>"
+                } else {
+                    w
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let clean = |s: &str| {
+        mac_free(&s.replace(from, "<sender>").replace(case, "<case>")).replace(local, "<who>")
+    };
+    (clean(&mail.subject), clean(&mail.text))
+}
+
+/// One first mail from `from` who forgot the username; returns the mail
+/// to them, what went to anyone else, and the case.
+fn forgotten_username_request(from: &str) -> (common::Sent, Vec<common::Sent>, serde_json::Value) {
+    let mut conv = Conversation::start("");
+    std::fs::write(conv.dir.path().join("accounts.toml"), SAM_ACCOUNTS).unwrap();
+    conv.write(&mail(
+        from,
+        "support@pypi.example",
+        "Locked out",
+        "first@home.example",
+        "",
+        "Hello,\r\n\r\nI lost my phone with the authenticator app. I don't remember which username I used, I use this email for everything.\r\nI can still read my email. I agree to the Code of Conduct and understand this may take a while.\r\n",
+    ));
+    let out = conv.step(T0);
+    let mine: Vec<&common::Sent> = to(&out, from);
+    assert_eq!(mine.len(), 1, "one answer: {out:#?}");
+    let others = out
+        .iter()
+        .filter(|m| !m.to.iter().any(|t| t == from) && !m.to.iter().any(|t| t == STAFF))
+        .cloned()
+        .collect();
+    (mine[0].clone(), others, conv.case(T0))
+}
+
+/// 13.8: "I don't remember which username I used": the account is looked
+/// up by the address Sam writes from, its linked address is challenged,
+/// and Sam is not asked for the username. Kit, whose address no account
+/// knows, reads the very same mail: nothing tells a match from no match.
+#[test]
+fn a_forgotten_username_is_looked_up_by_the_senders_address_and_answered_alike_either_way() {
+    // 09:00 Sam, whose address the account `sam` knows, writes in.
+    let sam = "sam@home.example";
+    let (to_sam, others, case) = forgotten_username_request(sam);
+    assert_eq!(case["username"], serde_json::Value::Null, "{case}");
+    assert_eq!(case["missing"], serde_json::json!([]), "{case}");
+    assert_eq!(case["verification"]["state"], "pending", "{case}");
+    assert_eq!(others.len(), 1, "only the challenge: {others:#?}");
+    assert_eq!(others[0].to, vec!["sam@linked.example".to_string()]);
+    assert!(
+        others[0]
+            .text
+            .contains("the account linked to this address"),
+        "the owner is not asked about an empty account name:\n{}",
+        others[0].text
+    );
+    assert!(!others[0].subject.contains("\"\""), "{}", others[0].subject);
+    eprintln!("to Sam:   {} | {}", to_sam.subject, first_line(&to_sam));
+    eprintln!(
+        "to owner: {} | {}",
+        others[0].subject,
+        first_line(&others[0])
+    );
+    // What Sam reads: the username is not asked for again, and the mail
+    // says where we looked.
+    assert!(
+        !to_sam.text.contains("Your account username"),
+        "{}",
+        to_sam.text
+    );
+    assert!(!to_sam.text.to_lowercase().contains("which username"));
+    let flowing = to_sam.text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flowing.contains(
+            "we look for an account linked to the address you wrote from, sam@home.example."
+        ),
+        "{}",
+        to_sam.text
+    );
+
+    // 09:00 Kit, whose address no account knows, writes the same.
+    let kit = "kit@home.example";
+    let (to_kit, others, kit_case) = forgotten_username_request(kit);
+    assert!(others.is_empty(), "nothing to challenge: {others:#?}");
+    assert_eq!(
+        kit_case["verification"]["state"], "pending_no_target",
+        "{kit_case}"
+    );
+    // Identical in shape: subject and every line but the address and id.
+    let sam_id = case["id"].as_str().unwrap();
+    let kit_id = kit_case["id"].as_str().unwrap();
+    assert_eq!(
+        as_read_by(&to_sam, sam, sam_id),
+        as_read_by(&to_kit, kit, kit_id)
+    );
+}
