@@ -388,10 +388,13 @@ impl Step<'_> {
             TemplateKind::LinkedAddressLost,
             Recipient::Requester,
         ));
-        self.notify(
-            TemplateKind::StaffNudge,
+        let mut nudge = Mail::new(TemplateKind::StaffNudge, Recipient::Staff).with(
+            "reason",
             "the requester can no longer read the linked address: the challenge was withdrawn; please review the proofs they offered",
         );
+        // Says what happened in the subject and first line, not "still waiting".
+        nudge = nudge.with("nudge", "linked_address_lost");
+        self.send(nudge);
         true
     }
 

@@ -743,3 +743,95 @@ fn a_forgotten_username_is_looked_up_by_the_senders_address_and_answered_alike_e
         as_read_by(&to_kit, kit, kit_id)
     );
 }
+
+/// 13.3 through the binary: Jo, mid-challenge, says the linked mailbox is
+/// gone. The challenge and its reminders stop, a person takes over, staff
+/// hear at once with the proofs Jo offered, Jo is told what happens next,
+/// and the day the reminder would have gone brings nothing.
+#[test]
+fn losing_the_linked_address_mid_challenge_hands_the_case_to_staff_and_stops_the_reminders() {
+    let mut conv = Conversation::start("");
+    // 09:00 Jo sends a complete request: the code goes to the linked address.
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Lost my 2FA device",
+        "jo-1@requester.example",
+        "",
+        "Username: alice\r\nI lost my phone with the authenticator app.\r\nI can still read the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n",
+    ));
+    let out = conv.step(T0);
+    let ack = to(&out, JO);
+    assert_eq!(ack.len(), 1, "{out:#?}");
+    assert_eq!(to(&out, LINKED).len(), 1, "the challenge: {out:#?}");
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+    assert_eq!(conv.case(T0)["state"], "awaiting_verification");
+
+    // 09:30 Jo finds the linked mailbox was closed long ago, and names a
+    // package as proof.
+    conv.write(&reply(
+        &conv,
+        &case,
+        &ack[0].message_id,
+        "jo-2@requester.example",
+        "Sorry, I cannot read the linked address any more, that mailbox was closed.\r\nI maintain the package alice-tools.\r\n",
+    ));
+    let out = conv.step(T0 + 30 * MIN);
+    let jo = to(&out, JO);
+    assert_eq!(jo.len(), 1, "one mail to Jo: {out:#?}");
+    assert_eq!(
+        first_line(jo[0]),
+        "A person from our team will review your case"
+    );
+    let text = jo[0].text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        text.contains("you will get no more reminders about it"),
+        "{text}"
+    );
+    assert!(!text.contains("check the email address linked"), "{text}");
+    let staff = to(&out, STAFF);
+    assert_eq!(staff.len(), 1, "staff hear at once, once: {out:#?}");
+    assert_eq!(
+        staff[0].subject,
+        format!("[Case {case}] The requester lost the linked address: please review: alice")
+    );
+    assert_eq!(
+        first_line(staff[0]),
+        format!("The requester on case {case} can no longer read the linked address, so")
+    );
+    assert!(
+        staff[0]
+            .text
+            .lines()
+            .any(|l| l.trim_end() == "  - Package: alice-tools"),
+        "the proofs are in the mail:\n{}",
+        staff[0].text
+    );
+    assert!(
+        to(&out, LINKED).is_empty(),
+        "nothing more to the linked address"
+    );
+    let now = conv.case(T0 + 30 * MIN);
+    assert_eq!(now["state"], "awaiting_staff", "{now}");
+    let timers: Vec<&str> = now["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        !timers.iter().any(|t| t.starts_with("challenge")),
+        "{timers:?}"
+    );
+    for mail in to(&conv.sent(), JO) {
+        eprintln!("to Jo:    {} | {}", mail.subject, first_line(mail));
+    }
+    for mail in to(&conv.sent(), STAFF) {
+        eprintln!("to staff: {} | {}", mail.subject, first_line(mail));
+    }
+
+    // The next day, past the reminder time (half the 48-hour code life)
+    // and the expiry: nobody hears anything.
+    assert!(conv.step(T0 + 25 * 3600).is_empty());
+    assert!(conv.step(T0 + 49 * 3600).is_empty());
+}
