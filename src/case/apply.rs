@@ -562,6 +562,31 @@ impl Step<'_> {
     }
 }
 
+/// Which receipt the challenge thread's reply earns, if any: only an
+/// answer that changed something (the verification, or a first objection)
+/// gets one, so a repeat, or mail after the challenge ended, is recorded
+/// and never answered: two mailboxes cannot keep each other busy.
+fn owner_receipt_outcome(
+    before: &Verification,
+    after: &Verification,
+    answer: OwnerAnswerKind,
+    with_codes: bool,
+    flagged_before: bool,
+) -> Option<&'static str> {
+    if answer == OwnerAnswerKind::Denied {
+        let first = !flagged_before && !matches!(before, Verification::Denied { .. });
+        return first.then_some("denied");
+    }
+    if before == after || (answer != OwnerAnswerKind::Confirmed && !with_codes) {
+        return None;
+    }
+    Some(match after {
+        Verification::Verified { .. } => "confirmed",
+        Verification::Pending(_) => "not_matched",
+        _ => "too_late",
+    })
+}
+
 impl Step<'_> {
     /// Moves the case to the state its fields and verification call for.
     /// `first` is true for the message that opened the case: it gets the
@@ -863,7 +888,30 @@ impl Step<'_> {
         }
     }
 
+    /// A reply on the challenge thread, and the receipt it earns (13.9).
     fn owner(&mut self, from: &str, answer: OwnerAnswerKind, codes: &[String]) {
+        let before = self.case.verification.clone();
+        let flagged_before = self.case.flags.contains(&Flag::TakeoverAttempt);
+        self.owner_answers(from, answer, codes);
+        let outcome = owner_receipt_outcome(
+            &before,
+            &self.case.verification,
+            answer,
+            !codes.is_empty(),
+            flagged_before,
+        );
+        if let Some(outcome) = outcome {
+            let mut mail = Mail::new(
+                TemplateKind::OwnerReceipt,
+                Recipient::Linked(from.to_owned()),
+            )
+            .with("outcome", outcome);
+            mail.role = Role::Challenge;
+            self.send(mail);
+        }
+    }
+
+    fn owner_answers(&mut self, from: &str, answer: OwnerAnswerKind, codes: &[String]) {
         let now = self.ctx.now;
         self.log(
             Actor::Owner,

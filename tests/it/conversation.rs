@@ -835,3 +835,134 @@ fn losing_the_linked_address_mid_challenge_hands_the_case_to_staff_and_stops_the
     assert!(conv.step(T0 + 25 * 3600).is_empty());
     assert!(conv.step(T0 + 49 * 3600).is_empty());
 }
+
+/// Opens Jo's complete request and returns the case id and the challenge.
+fn challenged(conv: &mut Conversation) -> (String, common::Sent) {
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Lost my 2FA device",
+        "jo-1@requester.example",
+        "",
+        "Username: alice\r\nI lost my phone with the authenticator app.\r\nI can still read the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n",
+    ));
+    let out = conv.step(T0);
+    let challenge = to(&out, LINKED);
+    assert_eq!(challenge.len(), 1, "{out:#?}");
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+    (case, challenge[0].clone())
+}
+
+/// The owner of the linked mailbox answers on the challenge thread.
+fn owner_writes(
+    conv: &mut Conversation,
+    case: &str,
+    challenge: &common::Sent,
+    id: &str,
+    body: &str,
+) {
+    conv.write(&mail(
+        LINKED,
+        &conv.challenge_address(case),
+        &format!("Re: {}", challenge.subject),
+        id,
+        &format!(
+            "In-Reply-To: <{0}>\r\nReferences: <{0}>\r\n",
+            challenge.message_id
+        ),
+        body,
+    ));
+}
+
+/// Nothing of Jo in a mail to the linked mailbox: not the address (whole
+/// or masked), not the subject Jo wrote, not a word of the request.
+fn reveals_nothing_of_jo(mail: &common::Sent) {
+    for secret in [
+        "jo@requester.example",
+        "requester.example",
+        "j***",
+        "Lost my 2FA device",
+        "authenticator",
+        "Code of Conduct",
+    ] {
+        assert!(!mail.raw.contains(secret), "{secret} in:\n{}", mail.raw);
+    }
+}
+
+/// 13.9: the owner of the linked mailbox who answers gets one short
+/// receipt under their own mail, saying what their answer did and nothing
+/// about who asked; a repeat gets none.
+#[test]
+fn the_linked_mailboxs_owner_gets_one_receipt_that_reveals_nothing_of_the_requester() {
+    // Conversation 1: the owner sends the code back.
+    let mut conv = Conversation::start("");
+    let (case, challenge) = challenged(&mut conv);
+    let code = code_in(&challenge);
+    owner_writes(
+        &mut conv,
+        &case,
+        &challenge,
+        "alice-1@linked.example",
+        &format!("Yes, that was me.\r\n{code}\r\n"),
+    );
+    let out = conv.step(T0 + 10 * MIN);
+    let receipt = to(&out, LINKED);
+    assert_eq!(receipt.len(), 1, "{out:#?}");
+    eprintln!(
+        "to owner: {} | {}",
+        receipt[0].subject,
+        first_line(receipt[0])
+    );
+    assert_eq!(receipt[0].subject, format!("Re: {}", challenge.subject));
+    assert_eq!(receipt[0].in_reply_to, "alice-1@linked.example");
+    assert_eq!(
+        first_line(receipt[0]),
+        "Thank you: we have your answer, and the request is confirmed. There is"
+    );
+    assert!(!receipt[0].text.contains(&code), "no code in a receipt");
+    reveals_nothing_of_jo(receipt[0]);
+    assert_eq!(to(&out, JO).len(), 1, "Jo hears of the verification");
+    // The owner says yes again: recorded, not answered.
+    owner_writes(
+        &mut conv,
+        &case,
+        &challenge,
+        "alice-2@linked.example",
+        "Yes.\r\n",
+    );
+    assert!(to(&conv.step(T0 + 20 * MIN), LINKED).is_empty());
+
+    // Conversation 2: the owner did not ask for this.
+    let mut conv = Conversation::start("");
+    let (case, challenge) = challenged(&mut conv);
+    owner_writes(
+        &mut conv,
+        &case,
+        &challenge,
+        "alice-1@linked.example",
+        "No, this wasn't me. I did not ask for this.\r\n",
+    );
+    let out = conv.step(T0 + 10 * MIN);
+    let receipt = to(&out, LINKED);
+    assert_eq!(receipt.len(), 1, "{out:#?}");
+    eprintln!(
+        "to owner: {} | {}",
+        receipt[0].subject,
+        first_line(receipt[0])
+    );
+    assert_eq!(receipt[0].in_reply_to, "alice-1@linked.example");
+    assert_eq!(
+        first_line(receipt[0]),
+        "Thank you for telling us. Nothing changes on your account because of this"
+    );
+    reveals_nothing_of_jo(receipt[0]);
+    assert_eq!(to(&out, STAFF).len(), 1, "staff are alerted");
+    owner_writes(
+        &mut conv,
+        &case,
+        &challenge,
+        "alice-2@linked.example",
+        "No!\r\n",
+    );
+    assert!(to(&conv.step(T0 + 20 * MIN), LINKED).is_empty());
+}
