@@ -129,7 +129,26 @@ impl Step<'_> {
     fn requester(&mut self, msg: &RequesterMessage) {
         let before = self.case.clone();
         self.requester_moves(msg);
+        self.say_what_was_received(&before);
         self.tell_staff_of_answer(&before, msg);
+    }
+
+    /// The request for details (or "we have what we asked for") names what
+    /// this reply told us, so the requester sees they were understood.
+    fn say_what_was_received(&mut self, before: &Case) {
+        let changed = answer::changed_fields(&before.fields, &self.case.fields);
+        if changed.is_empty() {
+            return;
+        }
+        let codes: Vec<&str> = changed.iter().map(|f| f.code()).collect();
+        let codes = codes.join(",");
+        for mail in self
+            .mails
+            .iter_mut()
+            .filter(|m| m.template == TemplateKind::RequestInfo && m.to == Recipient::Requester)
+        {
+            mail.extra.insert("received".into(), codes.clone());
+        }
     }
 
     /// One notification when the requester writes on a case that waits on
@@ -181,7 +200,8 @@ impl Step<'_> {
         self.send(
             Mail::new(TemplateKind::StaffRequesterReplied, to)
                 .with("reason", reason)
-                .with("changed", codes.join(",")),
+                .with("changed", codes.join(","))
+                .with("received", codes.join(",")),
         );
     }
 

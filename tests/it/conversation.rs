@@ -421,6 +421,15 @@ fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
     let out = conv.step(T0);
     let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
     assert_eq!(conv.case(T0)["state"], "awaiting_staff");
+    // Jo said the linked mailbox is gone: the acknowledgement does not
+    // promise to write there.
+    let ack = to(&out, JO)[0]
+        .text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!ack.contains("we may also write"), "{ack}");
+    assert!(ack.contains("we will not write to it"), "{ack}");
     let notification = to(&out, STAFF)[0].message_id.clone();
     let reply_to = conv.reply_address(&case);
     let staff = |id: &str, body: &str| {
@@ -470,7 +479,13 @@ fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
     );
     let text = &told[0].text;
     assert!(text.contains("the requester answered your /ask"), "{text}");
-    assert!(text.contains("What changed: proofs"), "{text}");
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    assert!(
+        lines
+            .windows(2)
+            .any(|w| w == ["What changed: proofs", "  - Package: alice-tools"]),
+        "staff read what the answer brought:\n{text}"
+    );
     assert!(
         text.contains("> I maintain the package alice-tools."),
         "{text}"
@@ -481,6 +496,15 @@ fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
     let jo = to(&out, JO);
     assert_eq!(jo.len(), 1, "{out:#?}");
     assert_eq!(first_line(jo[0]), "Thank you, we have what we asked for");
+    // ... and says what it received, so Jo sees the answer was understood.
+    let received: Vec<&str> = jo[0]
+        .text
+        .lines()
+        .skip_while(|l| !l.starts_with("This is what your reply told us:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  - "))
+        .collect();
+    assert_eq!(received, ["  - Package: alice-tools"], "{}", jo[0].text);
     assert!(
         !jo[0].text.contains("wait for your answer"),
         "{}",
