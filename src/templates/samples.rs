@@ -56,6 +56,7 @@ pub fn scenario(name: &str) -> Option<Value> {
         "compromise" => compromise(&mut v),
         "non_english" => non_english(&mut v),
         "lost_linked_address" => lost_linked_address(&mut v),
+        "challenge_known_account" | "challenge_unknown_account" => challenge_account(&mut v, name),
         "hostile_input" => hostile_input(&mut v),
         "resolved" => resolved(&mut v),
         "wrong_code" => wrong_code(&mut v),
@@ -232,6 +233,31 @@ fn lost_linked_address(v: &mut Value) {
         "/staff/verification",
         json!("Not challenged: the requester no longer reads the linked address"),
     );
+}
+
+fn challenge_account(v: &mut Value, name: &str) {
+    set(v, "/case/state", json!("awaiting_verification"));
+    set(v, "/case/missing", json!([]));
+    // Everything the requester could observe is identical in both;
+    // only staff-side facts differ, and the requester-facing
+    // templates must not show them (checked by `templates check`).
+    if name == "challenge_known_account" {
+        set(v, "/staff/linked_address_masked", json!("j***@e***.org"));
+        set(
+            v,
+            "/staff/verification",
+            json!("Challenge sent to the linked address"),
+        );
+        set(v, "/case/flags", json!(["account_found"]));
+    } else {
+        set(v, "/staff/linked_address_masked", Value::Null);
+        set(
+            v,
+            "/staff/verification",
+            json!("No account matches this username"),
+        );
+        set(v, "/case/flags", json!(["account_not_found"]));
+    }
 }
 
 fn hostile_input(v: &mut Value) {
