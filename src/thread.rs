@@ -116,8 +116,8 @@ impl CaseMatch {
 }
 
 /// How firmly a message is tied to its case, which decides what it may
-/// change there (DESIGN.md "Verification challenge": a forged From must not
-/// burn the requester's attempts).
+/// change there (ARCHITECTURE.md "Verification challenge": a forged From must
+/// not burn the requester's attempts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThreadStrength {
