@@ -87,7 +87,7 @@ impl Composer<'_> {
             Recipient::Linked(a) | Recipient::StaffMember(a) | Recipient::Other(a) => {
                 vec![a.clone()]
             }
-            Recipient::Staff => self.settings.raw.staff.notify.clone(),
+            Recipient::Staff => self.settings.staff_mail.notify.clone(),
         }
     }
 
@@ -115,18 +115,18 @@ impl Composer<'_> {
         ctx["challenge"] = self.challenge_json(case, mail, now, &date);
         ctx["relay"] = json!({
             "text": mail.extra.get("text"),
-            "staff_name": mail.extra.get("staff_name").filter(|_| self.settings.raw.staff.show_staff_name),
+            "staff_name": mail.extra.get("staff_name").filter(|_| self.settings.staff_mail.show_staff_name),
         });
         ctx["limits"] = json!({
             "size_bytes": mail.extra.get("size_bytes").and_then(|s| s.parse::<u64>().ok()),
-            "limit_bytes": self.settings.raw.source.max_message_bytes,
+            "limit_bytes": self.settings.source.max_message_bytes,
         });
         let number = |key: &str| mail.extra.get(key).and_then(|n| n.parse::<u64>().ok());
         ctx["flood"] = json!({
             "kind": mail.extra.get("flood_kind"),
             "count": number("flood_count"),
             "interval_minutes": number("interval_minutes"),
-            "threshold": self.settings.raw.policy.staff_flood_threshold,
+            "threshold": self.settings.send_limits.staff_flood_threshold,
         });
         if matches!(mail.to, Recipient::Other(_)) {
             self.hide_the_case(&mut ctx);
@@ -174,7 +174,6 @@ impl Composer<'_> {
         } else {
             Vec::new()
         };
-        let raw = &self.settings.raw;
         json!({
             "id": case.id.as_str(),
             "subject_tag": tag_for(&case.id),
@@ -190,7 +189,7 @@ impl Composer<'_> {
             "received": received,
             "missing": missing,
             "queue_position": queue_position,
-            "expected_wait": raw.instance.expected_wait,
+            "expected_wait": self.settings.instance.expected_wait,
             "created": date(case.created_at),
             "age_days": (now - case.created_at).max(0) / DAY,
             "reply_address": reply_address(&self.settings.support_address, key, &case.id, Role::Case),
@@ -203,23 +202,18 @@ impl Composer<'_> {
 
     /// `support`: who we are.
     fn support_json(&self) -> Value {
-        let instance = &self.settings.raw.instance;
-        json!({
-            "name": instance.support_name,
-            "address": self.settings.support_address.as_str(),
-            "code_of_conduct_url": instance.code_of_conduct_url,
-            "team": instance.team.clone().unwrap_or_else(|| instance.support_name.clone()),
-        })
+        self.settings
+            .instance
+            .template_context(&self.settings.support_address)
     }
 
     /// `policy`: the time frames the mail may promise, in days.
     fn policy_json(&self) -> Value {
-        let policy = &self.settings.raw.policy;
-        let days = |d: std::time::Duration| d.as_secs() / DAY as u64;
+        let policy = &self.settings.policy;
         json!({
-            "reopen_days": days(policy.reopen_window),
-            "close_after_days": days(policy.close_after),
-            "waiting_period_days": days(policy.waiting_period),
+            "reopen_days": policy.reopen_window / DAY,
+            "close_after_days": policy.close_after / DAY,
+            "waiting_period_days": policy.waiting_period / DAY,
         })
     }
 
@@ -237,7 +231,7 @@ impl Composer<'_> {
         let expires = match &case.verification {
             Verification::Pending(ch) => ch.expires_at,
             Verification::NoTarget { expires_at, .. } => *expires_at,
-            _ => now + self.settings.raw.policy.challenge_ttl.as_secs() as i64,
+            _ => now + self.settings.policy.challenge_ttl,
         };
         json!({
             "code": mail.code,
@@ -330,7 +324,6 @@ impl Composer<'_> {
         message_id: &str,
         now: i64,
     ) -> Result<Vec<u8>> {
-        let raw = &self.settings.raw;
         let key = self.settings.secret_key.expose().as_bytes();
         let support = &self.settings.support_address;
         let bad = |e: &dyn std::fmt::Display| {
@@ -424,7 +417,7 @@ impl Composer<'_> {
             kind if kind.is_staff_facing() => "auto-generated",
             _ => "auto-replied",
         };
-        builder = automatic_headers(builder, auto, &raw.instance.id);
+        builder = automatic_headers(builder, auto, &self.settings.instance.id);
         // A second requester must not learn the case exists.
         if !to_other {
             builder = builder.raw_header(HeaderValue::new(
@@ -709,7 +702,6 @@ pub fn format_plain(
     message_id: &str,
     now: i64,
 ) -> Result<Vec<u8>> {
-    let raw = &settings.raw;
     let bad = |e: &dyn std::fmt::Display| Error::Permanent(format!("cannot build the digest: {e}"));
     let from = support_mailbox(settings).map_err(|e| bad(&e))?;
     let mut builder = Message::builder()
@@ -721,7 +713,7 @@ pub fn format_plain(
     for address in to {
         builder = builder.to(address.parse::<Mailbox>().map_err(|e| bad(&e))?);
     }
-    builder = automatic_headers(builder, "auto-generated", &raw.instance.id);
+    builder = automatic_headers(builder, "auto-generated", &settings.instance.id);
     let message = builder
         .singlepart(
             SinglePart::builder()
@@ -738,7 +730,7 @@ fn support_mailbox(
 ) -> std::result::Result<Mailbox, lettre::address::AddressError> {
     format!(
         "{} <{}>",
-        header_safe(&settings.raw.instance.support_name).replace(['<', '>', '"'], ""),
+        header_safe(&settings.instance.support_name).replace(['<', '>', '"'], ""),
         settings.support_address
     )
     .parse()
