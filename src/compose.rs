@@ -315,38 +315,10 @@ impl Composer<'_> {
         self.settings.support_address.to_string()
     }
 
-    fn format(
-        &self,
-        case: &Case,
-        mail: &Mail,
-        to: &[String],
-        rendered: &Rendered,
-        message_id: &str,
-        now: i64,
-    ) -> Result<Vec<u8>> {
-        let key = self.settings.secret_key.expose().as_bytes();
-        let support = &self.settings.support_address;
-        let bad = |e: &dyn std::fmt::Display| {
-            Error::Permanent(format!("cannot build {}: {e}", mail.template))
-        };
-        let from = support_mailbox(self.settings).map_err(|e| bad(&e))?;
-        let to_other = matches!(mail.to, Recipient::Other(_));
-        let reply_to = if to_other {
-            support.to_string()
-        } else {
-            reply_address(support, key, &case.id, mail.role)
-        };
-        let reply_to: Mailbox = reply_to.parse().map_err(|e| bad(&e))?;
-        let mut builder = Message::builder()
-            .from(from)
-            .reply_to(reply_to)
-            .subject(header_safe(&rendered.subject))
-            .message_id(Some(format!("<{message_id}>")))
-            .date(SystemTime::UNIX_EPOCH + Duration::from_secs(now.max(0) as u64));
-        for address in to {
-            builder = builder.to(address.parse::<Mailbox>().map_err(|e| bad(&e))?);
-        }
-        let (in_reply_to, references) = match &mail.to {
+    /// In-Reply-To and References: under their own message for a second
+    /// requester, else the thread the recipient has seen.
+    fn thread_of(&self, case: &Case, mail: &Mail) -> (Option<String>, Vec<String>) {
+        match &mail.to {
             // Only under their own message: the case's thread is not theirs to see.
             Recipient::Other(address) => {
                 let own = case
@@ -391,7 +363,41 @@ impl Composer<'_> {
                     .collect();
                 thread_headers(&visible, mail)
             }
+        }
+    }
+
+    fn format(
+        &self,
+        case: &Case,
+        mail: &Mail,
+        to: &[String],
+        rendered: &Rendered,
+        message_id: &str,
+        now: i64,
+    ) -> Result<Vec<u8>> {
+        let key = self.settings.secret_key.expose().as_bytes();
+        let support = &self.settings.support_address;
+        let bad = |e: &dyn std::fmt::Display| {
+            Error::Permanent(format!("cannot build {}: {e}", mail.template))
         };
+        let from = support_mailbox(self.settings).map_err(|e| bad(&e))?;
+        let to_other = matches!(mail.to, Recipient::Other(_));
+        let reply_to = if to_other {
+            support.to_string()
+        } else {
+            reply_address(support, key, &case.id, mail.role)
+        };
+        let reply_to: Mailbox = reply_to.parse().map_err(|e| bad(&e))?;
+        let mut builder = Message::builder()
+            .from(from)
+            .reply_to(reply_to)
+            .subject(header_safe(&rendered.subject))
+            .message_id(Some(format!("<{message_id}>")))
+            .date(SystemTime::UNIX_EPOCH + Duration::from_secs(now.max(0) as u64));
+        for address in to {
+            builder = builder.to(address.parse::<Mailbox>().map_err(|e| bad(&e))?);
+        }
+        let (in_reply_to, references) = self.thread_of(case, mail);
         // Ids come from other people's mail ("9209252113.AA00975@ ebony"):
         // lettre refuses spaces and brackets in them, and the reply is lost.
         if let Some(parent) = in_reply_to.as_deref().and_then(id_token) {
@@ -405,18 +411,7 @@ impl Composer<'_> {
         if !refs.is_empty() {
             builder = builder.references(refs.join(" "));
         }
-        let auto = match mail.template {
-            // A person wrote it: relaying it does not make it automatic
-            // (RFC 3834 section 5: "no" marks mail a person originated).
-            TemplateKind::StaffRelay => "no",
-            TemplateKind::Reminder
-            | TemplateKind::CloseNotice
-            | TemplateKind::StatusNote
-            | TemplateKind::Challenge
-            | TemplateKind::ChallengeReminder => "auto-generated",
-            kind if kind.is_staff_facing() => "auto-generated",
-            _ => "auto-replied",
-        };
+        let auto = auto_submitted(mail.template);
         builder = automatic_headers(builder, auto, &self.settings.instance.id);
         // A second requester must not learn the case exists.
         if !to_other {
@@ -438,6 +433,22 @@ impl Composer<'_> {
         }
         .map_err(|e| bad(&e))?;
         Ok(message.formatted())
+    }
+}
+
+/// RFC 3834's `Auto-Submitted` value for a kind of mail.
+fn auto_submitted(kind: TemplateKind) -> &'static str {
+    match kind {
+        // A person wrote it: relaying it does not make it automatic
+        // (RFC 3834 section 5: "no" marks mail a person originated).
+        TemplateKind::StaffRelay => "no",
+        TemplateKind::Reminder
+        | TemplateKind::CloseNotice
+        | TemplateKind::StatusNote
+        | TemplateKind::Challenge
+        | TemplateKind::ChallengeReminder => "auto-generated",
+        kind if kind.is_staff_facing() => "auto-generated",
+        _ => "auto-replied",
     }
 }
 
