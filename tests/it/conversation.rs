@@ -23,6 +23,22 @@ fn reply(conv: &Conversation, case: &str, parent: &str, id: &str, body: &str) ->
     )
 }
 
+/// Everything a request needs, the linked address still read.
+const COMPLETE: &str = "Username: alice\r\nI lost my phone with the authenticator app.\r\nI can still read the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n";
+
+/// 09:00: Jo writes in about a lost 2FA device; the mail that comes back.
+fn jo_writes_in(conv: &mut Conversation, body: &str) -> Vec<common::Sent> {
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Lost my 2FA device",
+        "jo-1@requester.example",
+        "",
+        body,
+    ));
+    conv.step(T0)
+}
+
 /// A tidy 2FA recovery inside one hour, with the shipped rate limits: the
 /// acknowledgement, a request for the rest, "we wrote to the linked
 /// address" and "verified" all reach the requester, each once, and staff
@@ -32,15 +48,10 @@ fn a_tidy_2fa_recovery_reaches_verified_within_the_hour_with_every_mail_delivere
     let mut conv = Conversation::start("");
 
     // 09:00 Jo writes in: username and reason, nothing else.
-    conv.write(&mail(
-        JO,
-        "support@pypi.example",
-        "Lost my 2FA device",
-        "jo-1@requester.example",
-        "",
+    let out = jo_writes_in(
+        &mut conv,
         "Hello,\r\n\r\nI lost my phone with the authenticator app. My username is alice.\r\n",
-    ));
-    let out = conv.step(T0);
+    );
     let ack = to(&out, JO);
     assert_eq!(ack.len(), 1, "one acknowledgement: {out:#?}");
     let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
@@ -229,15 +240,10 @@ fn progress_mail_over_its_limit_waits_on_the_case_and_goes_out_merged() {
         Conversation::start("[policy.rate_limit_progress]\nper_hour = 2\nper_day = 30\n");
 
     // 09:00 Jo writes in: username and reason only.
-    conv.write(&mail(
-        JO,
-        "support@pypi.example",
-        "Lost my 2FA device",
-        "jo-1@requester.example",
-        "",
+    let out = jo_writes_in(
+        &mut conv,
         "Username: alice\r\nI lost my phone with the authenticator app.\r\n",
-    ));
-    let out = conv.step(T0);
+    );
     let ack = to(&out, JO);
     assert_eq!(ack.len(), 1);
     let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
@@ -315,15 +321,7 @@ fn progress_mail_over_its_limit_waits_on_the_case_and_goes_out_merged() {
 fn terse_answers_are_understood_in_context_and_a_stuck_case_goes_to_a_person() {
     let mut conv = Conversation::start("");
     // 09:00 Jo says everything but whether the linked address still works.
-    conv.write(&mail(
-        JO,
-        "support@pypi.example",
-        "Lost my 2FA device",
-        "jo-1@requester.example",
-        "",
-        "Username: alice\r\nI lost my phone with the authenticator app.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n",
-    ));
-    let out = conv.step(T0);
+    let out = jo_writes_in(&mut conv, "Username: alice\r\nI lost my phone with the authenticator app.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n");
     let ack = to(&out, JO);
     assert!(ack[0].text.contains("(yes or no)"), "{}", ack[0].text);
     let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
@@ -410,15 +408,7 @@ fn terse_answers_are_understood_in_context_and_a_stuck_case_goes_to_a_person() {
 fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
     let mut conv = Conversation::start("");
     // 09:00 Jo has lost the linked mailbox: the case goes to staff.
-    conv.write(&mail(
-        JO,
-        "support@pypi.example",
-        "Lost my 2FA device",
-        "jo-1@requester.example",
-        "",
-        "Username: alice\r\nI lost my phone with the authenticator app.\r\nI no longer have access to the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n",
-    ));
-    let out = conv.step(T0);
+    let out = jo_writes_in(&mut conv, "Username: alice\r\nI lost my phone with the authenticator app.\r\nI no longer have access to the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n");
     let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
     assert_eq!(conv.case(T0)["state"], "awaiting_staff");
     // Jo said the linked mailbox is gone: the acknowledgement does not
@@ -776,15 +766,7 @@ fn a_forgotten_username_is_looked_up_by_the_senders_address_and_answered_alike_e
 fn losing_the_linked_address_mid_challenge_hands_the_case_to_staff_and_stops_the_reminders() {
     let mut conv = Conversation::start("");
     // 09:00 Jo sends a complete request: the code goes to the linked address.
-    conv.write(&mail(
-        JO,
-        "support@pypi.example",
-        "Lost my 2FA device",
-        "jo-1@requester.example",
-        "",
-        "Username: alice\r\nI lost my phone with the authenticator app.\r\nI can still read the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n",
-    ));
-    let out = conv.step(T0);
+    let out = jo_writes_in(&mut conv, COMPLETE);
     let ack = to(&out, JO);
     assert_eq!(ack.len(), 1, "{out:#?}");
     assert_eq!(to(&out, LINKED).len(), 1, "the challenge: {out:#?}");
@@ -862,15 +844,7 @@ fn losing_the_linked_address_mid_challenge_hands_the_case_to_staff_and_stops_the
 
 /// Opens Jo's complete request and returns the case id and the challenge.
 fn challenged(conv: &mut Conversation) -> (String, common::Sent) {
-    conv.write(&mail(
-        JO,
-        "support@pypi.example",
-        "Lost my 2FA device",
-        "jo-1@requester.example",
-        "",
-        "Username: alice\r\nI lost my phone with the authenticator app.\r\nI can still read the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n",
-    ));
-    let out = conv.step(T0);
+    let out = jo_writes_in(conv, COMPLETE);
     let challenge = to(&out, LINKED);
     assert_eq!(challenge.len(), 1, "{out:#?}");
     let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
