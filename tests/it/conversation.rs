@@ -686,6 +686,13 @@ fn forgotten_username_request(from: &str) -> (common::Sent, Vec<common::Sent>, s
         "Hello,\r\n\r\nI lost my phone with the authenticator app. I don't remember which username I used, I use this email for everything.\r\nI can still read my email. I agree to the Code of Conduct and understand this may take a while.\r\n",
     ));
     let out = conv.step(T0);
+    let staff = to(&out, STAFF);
+    assert!(
+        staff[0].text.lines().any(|l| l.trim_end()
+            == "Username:        (not remembered: looked up by the requester's address)"),
+        "staff read why there is no username:\n{}",
+        staff[0].text
+    );
     let mine: Vec<&common::Sent> = to(&out, from);
     assert_eq!(mine.len(), 1, "one answer: {out:#?}");
     let others = out
