@@ -11,7 +11,7 @@ mod reading_common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use reading_common::{corpus, held_out, pypi_records, PypiRecord, HOLDOUT_PERCENT};
+use reading_common::{corpus, held_out, pypi_records, training, PypiRecord, HOLDOUT_PERCENT};
 use recoverydesk::classify::classify;
 use recoverydesk::parse::parse;
 use recoverydesk::request::{self, Claim, RequestFields};
@@ -182,6 +182,7 @@ fn pypi(records: &[PypiRecord], misses: bool) {
         println!("  {name:44} {}", score.line());
     }
     println!("  {:44} {}", "username invented (of null)", invented.line());
+    cross_validated(records);
     if misses {
         println!("  development misses:");
         for line in &miss_lines {
@@ -189,6 +190,24 @@ fn pypi(records: &[PypiRecord], misses: bool) {
         }
     }
     println!();
+}
+
+/// The primary reason cross-validated inside the development part: the
+/// figure to tune on, as the held-out one must stay unseen.
+fn cross_validated(records: &[PypiRecord]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dev: Vec<&PypiRecord> = records.iter().filter(|r| !held_out(&r.id)).collect();
+    let (base, _, _) = training::base_examples(root);
+    let cv = training::cross_validate(&dev, &base);
+    let pct = |n: usize| 100.0 * n as f64 / cv.total.max(1) as f64;
+    println!(
+        "  {:44} dev {:>3}/{:<3} {:5.1}%   model alone {:5.1}%",
+        format!("primary reason, {}-fold CV in dev", training::FOLDS),
+        cv.right,
+        cv.total,
+        pct(cv.right),
+        pct(cv.model_right)
+    );
 }
 
 /// Whitespace that carries no meaning for a support desk: CRLF, trailing

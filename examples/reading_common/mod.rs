@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod training;
+
 /// Share of every labelled set kept out of tuning and training.
 pub const HOLDOUT_PERCENT: u64 = 30;
 
