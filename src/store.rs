@@ -1,7 +1,9 @@
 //! The sled store: the only module that knows the key layout.
 //!
 //! Trees: `raw` (content hash → bytes), `raw_chunks` (content hash, `/`,
-//! piece number → a piece of a large raw message), `inbound` (content hash → record of
+//! piece number → a piece of a raw message over 4 KiB), `raw_files`
+//! (content hash → length of a raw message kept as a file, see
+//! `store/raw_files.rs`), `inbound` (content hash → record of
 //! how the message was handled), `msgid` (Message-ID → case and thread),
 //! `cases`, `events` (case id + sequence → log entry), `outbox` /
 //! `outbox_body` / `outbox_pending`, `cursor`, `timers` (due time + case +
@@ -37,6 +39,7 @@ use crate::templates::TemplateKind;
 use crate::thread::{Role, ThreadLookup};
 
 mod lifecycle;
+mod raw_files;
 mod retention;
 mod staged;
 pub use lifecycle::Moved;
@@ -49,7 +52,7 @@ const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 const OPEN_COUNT: &str = "open_count";
 
 /// Version of the key layout; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Raw messages larger than this are kept in pieces of this size (the
 /// `raw_chunks` tree). sled splits a tree's leaf only past 16 entries,
@@ -61,9 +64,10 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// that, and the cache's 16 MiB bound holds.
 const RAW_CHUNK: usize = 4 * 1024;
 
-const TREES: [&str; 18] = [
+const TREES: [&str; 19] = [
     "raw",
     "raw_chunks",
+    "raw_files",
     "inbound",
     "msgid",
     "cases",
@@ -202,6 +206,10 @@ impl Store {
         let files = DurableFiles::open(path)?;
         let mut store = Self::with_db(db)?;
         store.files = Some(Arc::new(files));
+        let swept = store.sweep_raw_files()?;
+        if swept > 0 {
+            tracing::info!(files = swept, "removed raw-message files no commit names");
+        }
         // The schema version and counters written on first open.
         store.flush()?;
         Ok(store)
@@ -242,9 +250,10 @@ impl Store {
                         "the store has schema version {found}; this build understands up to {SCHEMA_VERSION}"
                     )));
                 }
-                // 2 keeps large raw messages in pieces, which a build of
-                // schema 1 cannot read: marking the store keeps such a build
-                // from opening it. A schema 1 store needs no rewrite.
+                // 2 keeps large raw messages in pieces, 3 the largest in
+                // files of their own, which older builds cannot read:
+                // marking the store keeps such a build from opening it. An
+                // older store needs no rewrite.
                 if found < SCHEMA_VERSION {
                     meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
                 }
@@ -312,6 +321,9 @@ impl Store {
     pub fn raw(&self, hash: &str) -> Result<Option<Vec<u8>>> {
         if let Some(v) = self.get("raw", hash.as_bytes())? {
             return Ok(Some(v.to_vec()));
+        }
+        if let Some(bytes) = self.read_raw_file(hash)? {
+            return Ok(Some(bytes));
         }
         let mut whole: Option<Vec<u8>> = None;
         for (_, piece) in self.scan("raw_chunks", &chunk_prefix(hash))? {
@@ -564,7 +576,14 @@ impl Store {
             for (case, _) in &commit.events {
                 event_keys.push(event_key(case, self.next_id()?));
             }
-            encoded.push((event_keys, Encoded::new(commit)?));
+            let mut values = Encoded::new(commit)?;
+            if let Some((hash, bytes)) = &commit.raw {
+                if let Some(path) = self.raw_file_for(hash, bytes.len()) {
+                    self.write_raw_file(&path, bytes)?;
+                    values.raw_in_file = true;
+                }
+            }
+            encoded.push((event_keys, values));
         }
         let changes: Vec<OpenChange> = commits
             .iter()
@@ -686,6 +705,8 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// Pre-serialised values, so the transaction closure (which sled may retry)
 /// does no fallible encoding.
 struct Encoded {
+    /// The raw message went to a file: only its marker goes to sled.
+    raw_in_file: bool,
     inbound: Vec<u8>,
     cases: Vec<Vec<u8>>,
     events: Vec<(CaseId, Vec<u8>)>,
@@ -698,6 +719,7 @@ impl Encoded {
     fn new(c: &Commit) -> Result<Self> {
         let enc = |v: &dyn erased::Ser| v.to_json();
         Ok(Encoded {
+            raw_in_file: false,
             inbound: c
                 .inbound
                 .as_ref()
@@ -824,7 +846,10 @@ fn write_commit<W: Writes>(
     encoded: &Encoded,
 ) -> std::result::Result<(), W::Error> {
     if let Some((hash, bytes)) = &commit.raw {
-        if bytes.len() > RAW_CHUNK {
+        if encoded.raw_in_file {
+            let len = (bytes.len() as u64).to_be_bytes();
+            w.insert("raw_files", hash.as_bytes(), &len)?;
+        } else if bytes.len() > RAW_CHUNK {
             for (n, piece) in bytes.chunks(RAW_CHUNK).enumerate() {
                 w.insert("raw_chunks", &chunk_key(hash, n), piece)?;
             }
@@ -1135,7 +1160,7 @@ mod tests {
     }
 
     #[test]
-    fn a_schema_1_store_is_marked_2_on_open_and_a_newer_one_is_refused() {
+    fn a_schema_1_store_is_marked_3_on_open_and_a_newer_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let version = |v: u32| {
             let db = sled::open(dir.path()).unwrap();
@@ -1149,13 +1174,13 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             let found = store.tree("meta").get("schema_version").unwrap().unwrap();
-            assert_eq!(found.as_ref(), &2u32.to_be_bytes());
+            assert_eq!(found.as_ref(), &3u32.to_be_bytes());
         }
-        version(3);
+        version(4);
         let err = Store::open(dir.path())
             .err()
             .expect("a newer schema is refused");
-        assert!(err.to_string().contains("schema version 3"), "{err}");
+        assert!(err.to_string().contains("schema version 4"), "{err}");
     }
 
     #[test]
@@ -1202,6 +1227,7 @@ mod tests {
         let blobs = std::fs::read_dir(dir.path().join("blobs"))
             .map(|entries| entries.count())
             .unwrap_or(0);
+        // A message this large is now a file of its own (raw_files.rs).
         assert_eq!(blobs, 0, "leaves of pieces stay inline in sled's log");
         assert_eq!(store.raw("large").unwrap(), Some(large));
     }

@@ -11,6 +11,7 @@
 //! the store as it was, and the batch is fetched again.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use sled::transaction::ConflictableTransactionError;
@@ -28,6 +29,8 @@ pub(super) struct Overlay {
     open_changes: Vec<OpenChange>,
     /// The open order of the handle that staged, kept in step on commit.
     base_order: OpenOrder,
+    /// Raw-message files written for the batch, fsynced before its commit.
+    files: Vec<PathBuf>,
 }
 
 impl Overlay {
@@ -36,6 +39,7 @@ impl Overlay {
             writes: vec![BTreeMap::new(); TREES.len()],
             open_changes: Vec::new(),
             base_order,
+            files: Vec::new(),
         }
     }
 
@@ -47,6 +51,10 @@ impl Overlay {
 
     pub(super) fn put(&mut self, tree: &str, key: &[u8], value: Option<IVec>) {
         self.writes[tree_index(tree)].insert(key.to_vec(), value);
+    }
+
+    pub(super) fn note_file(&mut self, path: PathBuf) {
+        self.files.push(path);
     }
 
     pub(super) fn note_open(&mut self, removed: Option<Vec<u8>>, added: Option<Vec<u8>>) {
@@ -68,7 +76,7 @@ impl Overlay {
     }
 
     fn is_empty(&self) -> bool {
-        self.writes.iter().all(BTreeMap::is_empty)
+        self.writes.iter().all(BTreeMap::is_empty) && self.files.is_empty()
     }
 }
 
@@ -106,6 +114,9 @@ impl Store {
         if overlay.is_empty() {
             return Ok(0);
         }
+        // The files the batch's markers name are durable before the markers.
+        super::raw_files::sync_files(&overlay.files)?;
+        overlay.files.clear();
         let trees: Vec<&Tree> = TREES.iter().map(|n| self.tree(n)).collect();
         trees
             .as_slice()
