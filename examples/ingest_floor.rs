@@ -28,9 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: ingest_floor --config CONFIG.toml".into()),
     };
     let settings = Settings::load(&config)?;
-    let store = Store::open(&settings.path(&settings.raw.store.path))?;
+    let store = Store::open(&settings.store_path)?;
     let mut source = recoverydesk::worker::open_source(&settings, &store).await?;
-    let batch_size = settings.raw.source.batch_size.max(1);
+    let batch_size = settings.source.batch_size;
     let started = Instant::now();
     let mut kept = 0usize;
     loop {

@@ -429,12 +429,13 @@ impl OwnAddresses {
 /// addresses, and the staff notification addresses, except those that are
 /// also configured staff members (whose own mail must reach the desk).
 pub fn own_addresses(settings: &crate::config::Settings) -> OwnAddresses {
-    let staff = &settings.raw.staff;
-    let notify = staff
+    let notify = settings
+        .staff_mail
         .notify
         .iter()
         .filter(|n| {
-            !staff
+            !settings
+                .staff
                 .addresses
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case(n.trim()))

@@ -291,67 +291,8 @@ fn load(config: Option<&Path>) -> anyhow::Result<Arc<Settings>> {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo { dir } => demo(&dir).await,
-        Command::Run { dry_run } => {
-            let settings = load(cli.config.as_deref())?;
-            let mut worker = Worker::open(settings.clone(), false, dry_run).await?;
-            let _metrics = crate::ops::start_metrics(&settings, &worker.pipeline).await?;
-            let _watch = crate::ops::watch_templates(&settings, &worker.pipeline)?;
-            // A shadow run works on its own store: the CLI must keep
-            // reading the real one, so it serves no admin socket.
-            let (jobs, queue) = crate::admin::jobs();
-            let _admin = if settings.raw.admin.enabled && !dry_run {
-                Some(crate::admin::serve(
-                    &settings.admin_socket(),
-                    worker.pipeline.store.clone(),
-                    Some(jobs),
-                )?)
-            } else {
-                None
-            };
-            // Signal handlers exist before anything else can take time.
-            let stop = crate::ops::Stop::on_signals(
-                worker.pipeline.templates.clone(),
-                worker.pipeline.directory.clone(),
-            );
-            tracing::info!(source = %worker.source.describe(), transport = %worker.transport.describe(), "recoverydesk running");
-            let store = worker.pipeline.store.clone();
-            tokio::select! {
-                result = worker.run_serving(stop.requested(), Some(queue)) => result?,
-                _ = stop.overdue() => {
-                    // The pass in hand is stuck on the network: leave it as
-                    // a crash would, but with everything committed durable.
-                    // Its mail is marked by the next start (content hashes
-                    // turn the replay into no-ops).
-                    tracing::warn!("the pass in hand did not finish in time; stopping without it");
-                    store.flush()?;
-                }
-            }
-            Ok(())
-        }
-        Command::Once => {
-            let settings = load(cli.config.as_deref())?;
-            // Connect when fetching, not before: a mailbox that cannot be
-            // reached must not keep replies and reminders from going out.
-            let mut worker = Worker::open(settings, false, false).await?;
-            let report = worker.pass(crate::clock::now()).await?;
-            println!(
-                "handled {} message(s), {} error(s), {} case(s) with due timers; sent {}, deferred {}, failed {}, held {}",
-                report.handled.len(), report.errors, report.timers, report.sent.sent, report.sent.deferred, report.sent.failed, report.sent.held
-            );
-            if let Some(e) = report.source_error {
-                // The mailbox's own error decides the exit code (2 for a
-                // config problem such as a wrong password).
-                return Err(anyhow::Error::new(e)
-                    .context("mail could not be fetched (timers and the outbox ran)"));
-            }
-            if report.sent.deferred + report.sent.held > 0 {
-                bail!(
-                    "{} message(s) could not be sent yet; they stay queued",
-                    report.sent.deferred + report.sent.held
-                );
-            }
-            Ok(())
-        }
+        Command::Run { dry_run } => serve(load(cli.config.as_deref())?, dry_run).await,
+        Command::Once => once(load(cli.config.as_deref())?).await,
         Command::Replay {
             path,
             json,
@@ -366,34 +307,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect { file, json } => {
             crate::replay::inspect(cli.config.as_deref(), &file, json).await
         }
-        Command::Cases { shadow, view } => {
-            let settings = load(cli.config.as_deref())?;
-            let query = match view {
-                CasesView::List { filter } => Query::List {
-                    filter: filter.into(),
-                },
-                CasesView::Show { id, attachments } => {
-                    let id = CaseId::parse(&id)
-                        .with_context(|| format!("{id} is not a case id (RD-XXXXXX)"))?;
-                    if attachments {
-                        Query::Attachments { id }
-                    } else {
-                        Query::Show { id }
-                    }
-                }
-                CasesView::Attachment { id, number } => {
-                    let id = CaseId::parse(&id)
-                        .with_context(|| format!("{id} is not a case id (RD-XXXXXX)"))?;
-                    return attachment(&settings, shadow, &Query::Attachment { id, number });
-                }
-                CasesView::Export { filter, .. } => Query::Export {
-                    filter: filter.into(),
-                },
-                CasesView::Audit => Query::Audit,
-                change => return change_cases(&settings, shadow, change),
-            };
-            report(&settings, shadow, &query)
-        }
+        Command::Cases { shadow, view } => cases(&*load(cli.config.as_deref())?, shadow, view),
         Command::Followups { within } => {
             let settings = load(cli.config.as_deref())?;
             let within =
@@ -413,6 +327,108 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// `run`: the daemon, until a signal stops it.
+async fn serve(settings: Arc<Settings>, dry_run: bool) -> anyhow::Result<()> {
+    let mut worker = Worker::open(settings.clone(), false, dry_run).await?;
+    let _metrics = crate::ops::start_metrics(&settings, &worker.pipeline).await?;
+    let _watch = crate::ops::watch_templates(&settings, &worker.pipeline)?;
+    // A shadow run works on its own store: the CLI must keep
+    // reading the real one, so it serves no admin socket.
+    let (jobs, queue) = crate::admin::jobs();
+    let _admin = if settings.serve_admin && !dry_run {
+        Some(crate::admin::serve(
+            &settings.admin_socket,
+            worker.pipeline.store.clone(),
+            Some(jobs),
+        )?)
+    } else {
+        None
+    };
+    // Signal handlers exist before anything else can take time.
+    let stop = crate::ops::Stop::on_signals(
+        worker.pipeline.templates.clone(),
+        worker.pipeline.directory.clone(),
+    );
+    tracing::info!(source = %worker.source.describe(), transport = %worker.transport.describe(), "recoverydesk running");
+    let store = worker.pipeline.store.clone();
+    tokio::select! {
+        result = worker.run_serving(stop.requested(), Some(queue)) => result?,
+        _ = stop.overdue() => {
+            // The pass in hand is stuck on the network: leave it as
+            // a crash would, but with everything committed durable.
+            // Its mail is marked by the next start (content hashes
+            // turn the replay into no-ops).
+            tracing::warn!("the pass in hand did not finish in time; stopping without it");
+            store.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// `once`: one pass, then a one-line summary.
+async fn once(settings: Arc<Settings>) -> anyhow::Result<()> {
+    // Connect when fetching, not before: a mailbox that cannot be
+    // reached must not keep replies and reminders from going out.
+    let mut worker = Worker::open(settings, false, false).await?;
+    let report = worker.pass(crate::clock::now()).await?;
+    println!(
+        "handled {} message(s), {} error(s), {} case(s) with due timers; sent {}, deferred {}, failed {}, held {}",
+        report.handled.len(), report.errors, report.timers, report.sent.sent, report.sent.deferred, report.sent.failed, report.sent.held
+    );
+    if let Some(e) = report.source_error {
+        // The mailbox's own error decides the exit code (2 for a
+        // config problem such as a wrong password).
+        return Err(
+            anyhow::Error::new(e).context("mail could not be fetched (timers and the outbox ran)")
+        );
+    }
+    if report.sent.deferred + report.sent.held > 0 {
+        bail!(
+            "{} message(s) could not be sent yet; they stay queued",
+            report.sent.deferred + report.sent.held
+        );
+    }
+    Ok(())
+}
+
+/// `cases`: a view, or a change through the daemon or the store.
+fn cases(settings: &Settings, shadow: bool, view: CasesView) -> anyhow::Result<()> {
+    let query = match view {
+        CasesView::List { filter } => Query::List {
+            filter: filter.into(),
+        },
+        CasesView::Show { id, attachments } => {
+            let id =
+                CaseId::parse(&id).with_context(|| format!("{id} is not a case id (RD-XXXXXX)"))?;
+            if attachments {
+                Query::Attachments { id }
+            } else {
+                Query::Show { id }
+            }
+        }
+        CasesView::Attachment { id, number } => {
+            let id =
+                CaseId::parse(&id).with_context(|| format!("{id} is not a case id (RD-XXXXXX)"))?;
+            return attachment(settings, shadow, &Query::Attachment { id, number });
+        }
+        CasesView::Export { filter, .. } => Query::Export {
+            filter: filter.into(),
+        },
+        CasesView::Audit => Query::Audit,
+        change => return change_cases(settings, shadow, change),
+    };
+    report(settings, shadow, &query)
+}
+
+/// The real store, or with `--shadow` the one shadow mode writes.
+fn store_path(settings: &Settings, shadow: bool) -> PathBuf {
+    if shadow {
+        settings.path(Path::new(crate::worker::SHADOW_STORE))
+    } else {
+        settings.store_path.clone()
+    }
+}
+
 /// Answers a read-only view: from the running daemon over the admin
 /// socket when there is one, else from the store itself.
 fn report(settings: &Settings, shadow: bool, query: &Query) -> anyhow::Result<()> {
@@ -421,16 +437,11 @@ fn report(settings: &Settings, shadow: bool, query: &Query) -> anyhow::Result<()
         let request = Request::Report {
             query: query.clone(),
         };
-        if crate::admin::ask(&settings.admin_socket(), &request, &mut out)?.is_some() {
+        if crate::admin::ask(&settings.admin_socket, &request, &mut out)?.is_some() {
             return Ok(());
         }
     }
-    let path = if shadow {
-        settings.path(Path::new(crate::worker::SHADOW_STORE))
-    } else {
-        settings.path(&settings.raw.store.path)
-    };
-    let store = open_store(&path)?;
+    let store = open_store(&store_path(settings, shadow))?;
     let text = crate::report::answer(&store, query, crate::clock::now())?;
     out.write_all(text.as_bytes())?;
     Ok(())
@@ -442,7 +453,7 @@ fn attachment(settings: &Settings, shadow: bool, query: &Query) -> anyhow::Resul
     let mut encoded = Vec::new();
     let asked = !shadow
         && crate::admin::ask(
-            &settings.admin_socket(),
+            &settings.admin_socket,
             &Request::Report {
                 query: query.clone(),
             },
@@ -450,12 +461,7 @@ fn attachment(settings: &Settings, shadow: bool, query: &Query) -> anyhow::Resul
         )?
         .is_some();
     if !asked {
-        let path = if shadow {
-            settings.path(Path::new(crate::worker::SHADOW_STORE))
-        } else {
-            settings.path(&settings.raw.store.path)
-        };
-        let store = open_store(&path)?;
+        let store = open_store(&store_path(settings, shadow))?;
         encoded = crate::report::answer(&store, query, crate::clock::now())?.into_bytes();
     }
     let bytes = base64::engine::general_purpose::STANDARD
@@ -502,7 +508,7 @@ fn change_cases(settings: &Settings, shadow: bool, view: CasesView) -> anyhow::R
             }
         }
         CasesView::Purge => {
-            let keep = settings.raw.retention.closed_after.ok_or_else(|| {
+            let keep = settings.retention.ok_or_else(|| {
                 Error::Config(
                     "retention.closed_after is not set: nothing is purged (see config/example.toml)"
                         .into(),
@@ -516,10 +522,10 @@ fn change_cases(settings: &Settings, shadow: bool, view: CasesView) -> anyhow::R
         _ => bail!("not a change"),
     };
     let mut out = QuietStdout::default();
-    if crate::admin::ask(&settings.admin_socket(), &request, &mut out)?.is_some() {
+    if crate::admin::ask(&settings.admin_socket, &request, &mut out)?.is_some() {
         return Ok(());
     }
-    let store = open_store(&settings.path(&settings.raw.store.path))?;
+    let store = open_store(&settings.store_path)?;
     let now = crate::clock::now();
     let text = match &request {
         Request::Erase { erase } => crate::retention::erase(&store, erase, now)?,
@@ -562,9 +568,9 @@ fn backup(settings: &Settings, file: &Path) -> anyhow::Result<()> {
         std::fs::File::create(&partial)
             .with_context(|| format!("creating {}", partial.display()))?,
     );
-    let via_daemon = crate::admin::ask(&settings.admin_socket(), &Request::Backup, &mut out)?;
+    let via_daemon = crate::admin::ask(&settings.admin_socket, &Request::Backup, &mut out)?;
     if via_daemon.is_none() {
-        let store = open_store(&settings.path(&settings.raw.store.path))?;
+        let store = open_store(&settings.store_path)?;
         store.write_backup(&mut out)?;
     }
     out.into_inner()
@@ -586,13 +592,12 @@ fn backup(settings: &Settings, file: &Path) -> anyhow::Result<()> {
 }
 
 fn restore(settings: &Settings, file: &Path) -> anyhow::Result<()> {
-    let socket = settings.admin_socket();
-    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+    if std::os::unix::net::UnixStream::connect(&settings.admin_socket).is_ok() {
         bail!("a recoverydesk is running on this store; stop it before restoring");
     }
     let mut input =
         std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let path = settings.path(&settings.raw.store.path);
+    let path = settings.store_path.clone();
     let moved = Store::restore_backup(&path, &mut input)?;
     println!(
         "restored {} entries ({} bytes) into {}",
@@ -633,15 +638,8 @@ impl std::io::Write for QuietStdout {
 }
 
 fn templates(config: Option<&Path>, action: TemplatesAction) -> anyhow::Result<()> {
-    let configured_dir = || -> Option<PathBuf> {
-        let settings = config.and_then(|c| Settings::load(c).ok())?;
-        settings
-            .raw
-            .templates
-            .dir
-            .as_ref()
-            .map(|d| settings.path(d))
-    };
+    let configured_dir =
+        || -> Option<PathBuf> { config.and_then(|c| Settings::load(c).ok())?.templates_dir };
     match action {
         TemplatesAction::Check { dir } => {
             let dir = dir.or_else(configured_dir);
@@ -715,10 +713,10 @@ fn preview_context(
     let mut answer = Vec::new();
     let request = Request::CaseRecord { id: id.clone() };
     let (case, position): (Case, usize) =
-        if crate::admin::ask(&settings.admin_socket(), &request, &mut answer)?.is_some() {
+        if crate::admin::ask(&settings.admin_socket, &request, &mut answer)?.is_some() {
             serde_json::from_slice(&answer).context("the daemon's case record")?
         } else {
-            let store = open_store(&settings.path(&settings.raw.store.path))?;
+            let store = open_store(&settings.store_path)?;
             let case = store.case(&id)?.with_context(|| format!("no case {id}"))?;
             let position = store.queue_position(&case)?;
             (case, position)
@@ -750,21 +748,15 @@ async fn demo(dir: &Path) -> anyhow::Result<()> {
         .iter()
         .find(|m| m.direction == Direction::Out && m.to.contains(&pw.requester))
         .context("no acknowledgement")?;
-    let inbox = settings.path(
-        &settings
-            .raw
-            .source
-            .maildir
-            .as_ref()
-            .context("demo uses a maildir")?
-            .path,
-    );
+    let crate::config::Mailbox::Maildir(inbox) = &settings.source.mailbox else {
+        bail!("the demo reads a maildir");
+    };
     for (name, text) in crate::demo::follow_up_mail(
         &pw_ack.message_id,
         &reply_address(&support, &key, &pw.id, Role::Case),
         &reply_address(&support, &key, &tfa.id, Role::Challenge),
     ) {
-        crate::source::maildir::deliver(&inbox, text.as_bytes(), &name)?;
+        crate::source::maildir::deliver(inbox, text.as_bytes(), &name)?;
     }
     worker.pass(now + 60).await?;
     let tfa = find_case(&store, "iineolineii")?;
@@ -778,23 +770,28 @@ async fn demo(dir: &Path) -> anyhow::Result<()> {
         &reply_address(&support, &key, &tfa.id, Role::Case),
         &parent.message_id,
     );
-    crate::source::maildir::deliver(&inbox, text.as_bytes(), &name)?;
+    crate::source::maildir::deliver(inbox, text.as_bytes(), &name)?;
     worker.pass(now + 120).await?;
+    print_demo(&settings, &store, dir, &tfa.id, now + 120)
+}
+
+/// What the demo did: the case list, the reply files, and what to try next.
+fn print_demo(
+    settings: &Settings,
+    store: &Store,
+    dir: &Path,
+    example: &CaseId,
+    now: i64,
+) -> anyhow::Result<()> {
     println!("Demo folder: {}\n", dir.display());
     let list = Query::List {
         filter: CaseFilter::default(),
     };
-    print!("{}", crate::report::answer(&store, &list, now + 120)?);
-    let outbox = settings.path(
-        &settings
-            .raw
-            .transport
-            .file
-            .as_ref()
-            .context("demo uses files")?
-            .dir,
-    );
-    let mut files: Vec<_> = std::fs::read_dir(&outbox)?
+    print!("{}", crate::report::answer(store, &list, now)?);
+    let crate::config::TransportSettings::File(outbox) = &settings.transport else {
+        bail!("the demo writes its replies to files");
+    };
+    let mut files: Vec<_> = std::fs::read_dir(outbox)?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
@@ -810,15 +807,16 @@ async fn demo(dir: &Path) -> anyhow::Result<()> {
     let cfg = dir.join("config.toml");
     println!("\nNext:");
     println!(
-        "  recoverydesk --config {} cases show {}",
-        cfg.display(),
-        tfa.id
+        "  recoverydesk --config {} cases show {example}",
+        cfg.display()
     );
-    println!(
-        "  recoverydesk --config {} once        # process new mail dropped into {}/new",
-        cfg.display(),
-        inbox.display()
-    );
+    if let crate::config::Mailbox::Maildir(inbox) = &settings.source.mailbox {
+        println!(
+            "  recoverydesk --config {} once        # process new mail dropped into {}/new",
+            cfg.display(),
+            inbox.display()
+        );
+    }
     println!(
         "  recoverydesk --config {} run         # keep running until Ctrl-C",
         cfg.display()

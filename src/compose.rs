@@ -87,7 +87,7 @@ impl Composer<'_> {
             Recipient::Linked(a) | Recipient::StaffMember(a) | Recipient::Other(a) => {
                 vec![a.clone()]
             }
-            Recipient::Staff => self.settings.raw.staff.notify.clone(),
+            Recipient::Staff => self.settings.staff_mail.notify.clone(),
         }
     }
 
@@ -100,7 +100,7 @@ impl Composer<'_> {
         now: i64,
         trigger: &Trigger,
     ) -> Value {
-        let raw = &self.settings.raw;
+        let instance = &self.settings.instance;
         let key = self.settings.secret_key.expose().as_bytes();
         let support = &self.settings.support_address;
         let fields = &case.fields;
@@ -178,7 +178,7 @@ impl Composer<'_> {
         };
         let date = |t: i64| crate::labels::format_date(date_lang, t);
         let day = 86_400;
-        let policy = &raw.policy;
+        let policy = &self.settings.policy;
         let mut ctx = json!({
             "case": {
                 "id": case.id.as_str(),
@@ -192,7 +192,7 @@ impl Composer<'_> {
                 "understood": understood,
                 "missing": missing,
                 "queue_position": queue_position,
-                "expected_wait": raw.instance.expected_wait,
+                "expected_wait": instance.expected_wait,
                 "created": date(case.created_at),
                 "age_days": (now - case.created_at).max(0) / day,
                 "reply_address": reply_address(support, key, &case.id, Role::Case),
@@ -201,17 +201,12 @@ impl Composer<'_> {
                 "flags": case.flags.iter().map(|f| serde_json::to_value(f).unwrap_or(Value::Null)).collect::<Vec<_>>(),
                 "proofs": proofs,
             },
-            "support": {
-                "name": raw.instance.support_name,
-                "address": support.as_str(),
-                "code_of_conduct_url": raw.instance.code_of_conduct_url,
-                "team": raw.instance.team.clone().unwrap_or_else(|| raw.instance.support_name.clone()),
-            },
+            "support": instance.template_context(support),
             "now": date(now),
             "policy": {
-                "reopen_days": policy.reopen_window.as_secs() / day as u64,
-                "close_after_days": policy.close_after.as_secs() / day as u64,
-                "waiting_period_days": policy.waiting_period.as_secs() / day as u64,
+                "reopen_days": policy.reopen_window / day,
+                "close_after_days": policy.close_after / day,
+                "waiting_period_days": policy.waiting_period / day,
             },
             "extra": mail.extra,
         });
@@ -219,7 +214,7 @@ impl Composer<'_> {
         let expires = match &case.verification {
             Verification::Pending(ch) => ch.expires_at,
             Verification::NoTarget { expires_at, .. } => *expires_at,
-            _ => now + policy.challenge_ttl.as_secs() as i64,
+            _ => now + policy.challenge_ttl,
         };
         ctx["challenge"] = json!({
             "code": mail.code,
@@ -231,21 +226,21 @@ impl Composer<'_> {
             "wrong_code": mail.extra.contains_key("wrong_code"),
             "attempts_left": mail.extra.get("attempts_left").and_then(|a| a.parse::<u32>().ok()),
         });
-        let show_name = raw.staff.show_staff_name;
+        let show_name = self.settings.staff_mail.show_staff_name;
         ctx["relay"] = json!({
             "text": mail.extra.get("text"),
             "staff_name": mail.extra.get("staff_name").filter(|_| show_name),
         });
         ctx["limits"] = json!({
             "size_bytes": mail.extra.get("size_bytes").and_then(|s| s.parse::<u64>().ok()),
-            "limit_bytes": raw.source.max_message_bytes,
+            "limit_bytes": self.settings.source.max_message_bytes,
         });
         let number = |key: &str| mail.extra.get(key).and_then(|n| n.parse::<u64>().ok());
         ctx["flood"] = json!({
             "kind": mail.extra.get("flood_kind"),
             "count": number("flood_count"),
             "interval_minutes": number("interval_minutes"),
-            "threshold": policy.staff_flood_threshold,
+            "threshold": self.settings.send_limits.staff_flood_threshold,
         });
         if matches!(mail.to, Recipient::Other(_)) {
             // A second address asking about the same account must learn
@@ -358,7 +353,6 @@ impl Composer<'_> {
         message_id: &str,
         now: i64,
     ) -> Result<Vec<u8>> {
-        let raw = &self.settings.raw;
         let key = self.settings.secret_key.expose().as_bytes();
         let support = &self.settings.support_address;
         let bad = |e: &dyn std::fmt::Display| {
@@ -452,7 +446,7 @@ impl Composer<'_> {
             kind if kind.is_staff_facing() => "auto-generated",
             _ => "auto-replied",
         };
-        builder = automatic_headers(builder, auto, &raw.instance.id);
+        builder = automatic_headers(builder, auto, &self.settings.instance.id);
         // A second requester must not learn the case exists.
         if !to_other {
             builder = builder.raw_header(HeaderValue::new(
@@ -609,7 +603,6 @@ pub fn format_plain(
     message_id: &str,
     now: i64,
 ) -> Result<Vec<u8>> {
-    let raw = &settings.raw;
     let bad = |e: &dyn std::fmt::Display| Error::Permanent(format!("cannot build the digest: {e}"));
     let from = support_mailbox(settings).map_err(|e| bad(&e))?;
     let mut builder = Message::builder()
@@ -621,7 +614,7 @@ pub fn format_plain(
     for address in to {
         builder = builder.to(address.parse::<Mailbox>().map_err(|e| bad(&e))?);
     }
-    builder = automatic_headers(builder, "auto-generated", &raw.instance.id);
+    builder = automatic_headers(builder, "auto-generated", &settings.instance.id);
     let message = builder
         .singlepart(
             SinglePart::builder()
@@ -638,7 +631,7 @@ fn support_mailbox(
 ) -> std::result::Result<Mailbox, lettre::address::AddressError> {
     format!(
         "{} <{}>",
-        header_safe(&settings.raw.instance.support_name).replace(['<', '>', '"'], ""),
+        header_safe(&settings.instance.support_name).replace(['<', '>', '"'], ""),
         settings.support_address
     )
     .parse()

@@ -5,19 +5,23 @@
 //! Relative paths resolve against the config file's folder. Secrets are
 //! read from an environment variable or a file (see [`crate::secret`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::authres::StaffPolicy;
-use crate::error::{Error, Result};
 use crate::ratelimit::RateLimits;
 use crate::request::Field;
-use crate::secret::{Secret, SecretSource};
+use crate::secret::SecretSource;
 
 mod policy;
+mod settings;
 mod values;
+
+pub use settings::{
+    DigestSchedule, DnsSettings, Instance, Mailbox, MetricsSettings, SendLimits, Settings,
+    SourceSettings, StaffMail, TransportSettings,
+};
 
 /// The embedded default configuration (`config/demo.toml`).
 pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
@@ -25,7 +29,7 @@ pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
 /// The whole file as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     /// `[instance]`: who we are.
     pub instance: InstanceSection,
     /// `[store]`: where sled keeps its data.
@@ -59,7 +63,7 @@ pub struct RawConfig {
 /// `[retention]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RetentionSection {
+pub(crate) struct RetentionSection {
     /// Remove a closed case's mail and log this long after it closed,
     /// keeping a tombstone; absent: keep everything.
     #[serde(default, deserialize_with = "opt_duration")]
@@ -69,7 +73,7 @@ pub struct RetentionSection {
 /// `[admin]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AdminSection {
+pub(crate) struct AdminSection {
     /// Serve the admin socket while running (default true).
     #[serde(default = "default_true")]
     pub enabled: bool,
@@ -94,7 +98,7 @@ fn default_true() -> bool {
 /// `[instance]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct InstanceSection {
+pub(crate) struct InstanceSection {
     /// Instance id, stamped in the loop header of everything we send.
     pub id: String,
     /// The support address requesters write to, e.g. `support@example.org`.
@@ -154,7 +158,7 @@ fn default_expected_wait() -> String {
 /// `[store]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StoreSection {
+pub(crate) struct StoreSection {
     /// Folder of the sled database.
     pub path: PathBuf,
 }
@@ -162,7 +166,7 @@ pub struct StoreSection {
 /// `[source]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SourceSection {
+pub(crate) struct SourceSection {
     /// `maildir` or `imap`.
     pub kind: SourceKind,
     /// Messages handled per batch (one durable flush per batch).
@@ -203,7 +207,7 @@ fn default_batch_bytes() -> u64 {
 /// Which mailbox source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SourceKind {
+pub(crate) enum SourceKind {
     /// A local Maildir folder.
     Maildir,
     /// An IMAP mailbox.
@@ -213,7 +217,7 @@ pub enum SourceKind {
 /// `[source.maildir]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MaildirSection {
+pub(crate) struct MaildirSection {
     /// The Maildir folder (with `new/`, `cur/`, `tmp/`).
     pub path: PathBuf,
 }
@@ -221,7 +225,7 @@ pub struct MaildirSection {
 /// `[transport]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TransportSection {
+pub(crate) struct TransportSection {
     /// `file` or `smtp`.
     pub kind: TransportKind,
     /// `[transport.file]`.
@@ -235,7 +239,7 @@ pub struct TransportSection {
 /// Which transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TransportKind {
+pub(crate) enum TransportKind {
     /// One `.eml` file per message in a folder.
     File,
     /// An SMTP server.
@@ -245,7 +249,7 @@ pub enum TransportKind {
 /// `[transport.file]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileTransportSection {
+pub(crate) struct FileTransportSection {
     /// Folder the `.eml` files are written to.
     pub dir: PathBuf,
 }
@@ -253,7 +257,7 @@ pub struct FileTransportSection {
 /// `[templates]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TemplatesSection {
+pub(crate) struct TemplatesSection {
     /// Template folder; the embedded set when absent.
     #[serde(default)]
     pub dir: Option<PathBuf>,
@@ -265,7 +269,7 @@ pub struct TemplatesSection {
 /// `[staff]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StaffSection {
+pub(crate) struct StaffSection {
     /// Staff addresses.
     #[serde(default)]
     pub addresses: Vec<String>,
@@ -309,17 +313,10 @@ pub struct StaffSection {
     pub dns_timeout: Option<Duration>,
 }
 
-impl StaffSection {
-    /// The lookup timeout, with its default.
-    pub fn dns_timeout(&self) -> Duration {
-        self.dns_timeout.unwrap_or(Duration::from_secs(5))
-    }
-}
-
 /// `[policy]`: every timeframe is a duration such as `"48h"` or `"7d"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct PolicySection {
+pub(crate) struct PolicySection {
     /// Fields a request must contain.
     pub required_fields: Vec<Field>,
     /// How long a challenge code stays valid.
@@ -422,7 +419,7 @@ impl Default for PolicySection {
 /// `[policy.quiet_hours]`: no reminders or status notes then.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct QuietHoursSection {
+pub(crate) struct QuietHoursSection {
     /// IANA time zone, e.g. `Europe/Berlin`.
     pub timezone: toml::Spanned<String>,
     /// No reminders on Saturday and Sunday.
@@ -439,7 +436,7 @@ pub struct QuietHoursSection {
 /// `[metrics]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MetricsSection {
+pub(crate) struct MetricsSection {
     /// Address for the Prometheus text endpoint, e.g. `127.0.0.1:9187`.
     #[serde(default)]
     pub listen: Option<String>,
@@ -476,221 +473,6 @@ fn opt_duration<'de, D: Deserializer<'de>>(
     duration(d).map(Some)
 }
 
-/// Resolves `instance.previous_secret_keys` and the time they stop being
-/// accepted; a list without an end is refused, so no old key stays valid
-/// for ever by oversight.
-fn previous_keys(
-    instance: &InstanceSection,
-    base_dir: &Path,
-    origin: &str,
-) -> Result<(Vec<Secret>, i64)> {
-    let bad = |key: &str, why: String| Error::Config(format!("{origin}: instance.{key}: {why}"));
-    if instance.previous_secret_keys.is_empty() {
-        return Ok((Vec::new(), i64::MIN));
-    }
-    let until = instance.previous_keys_until.as_deref().ok_or_else(|| {
-        bad(
-            "previous_keys_until",
-            "required with previous_secret_keys (e.g. \"2027-03-01\")".into(),
-        )
-    })?;
-    let until = crate::clock::parse_time(until)
-        .or_else(|| {
-            chrono::NaiveDate::parse_from_str(until.trim(), "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|t| t.and_utc().timestamp())
-        })
-        .ok_or_else(|| {
-            bad(
-                "previous_keys_until",
-                format!("write a date (2027-03-01) or an RFC 3339 time, not {until:?}"),
-            )
-        })?;
-    let mut keys = Vec::new();
-    for (i, source) in instance.previous_secret_keys.iter().enumerate() {
-        let name = format!("instance.previous_secret_keys[{i}]");
-        if let Some(warning) = source.loose_permissions(&name, base_dir) {
-            tracing::warn!("{warning}");
-        }
-        keys.push(source.resolve(&name, base_dir)?);
-    }
-    Ok((keys, until))
-}
-
-/// The resolved configuration the rest of the program uses.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The file as written.
-    pub raw: RawConfig,
-    /// The folder relative paths resolve against.
-    pub base_dir: PathBuf,
-    /// The installation key.
-    pub secret_key: Secret,
-    /// Keys a rotation still accepts, and until when (Unix seconds).
-    pub previous_keys: (Vec<Secret>, i64),
-    /// The support address, parsed.
-    pub support_address: crate::domain::EmailAddress,
-    /// Staff trust policy.
-    pub staff: StaffPolicy,
-    /// The case rules, resolved and checked from `[policy]`.
-    pub policy: std::sync::Arc<crate::case::Policy>,
-}
-
-impl Settings {
-    /// Loads and resolves a config file.
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-        let base = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        Self::from_toml(&text, &base, &path.display().to_string())
-    }
-
-    /// Parses and resolves TOML text; `origin` names it in errors.
-    pub fn from_toml(text: &str, base_dir: &Path, origin: &str) -> Result<Self> {
-        let mut raw: RawConfig =
-            toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
-        if let Some(imap) = raw.source.imap.as_mut() {
-            // One place for these: [source] decides batch size, polling and the size limit.
-            imap.batch_size = raw.source.batch_size;
-            imap.poll_interval = raw.source.poll_interval;
-            imap.max_message_bytes = raw.source.max_message_bytes;
-            imap.batch_bytes = raw.source.batch_bytes;
-        }
-        values::check(&raw, base_dir, origin)?;
-        if let Some(warning) = raw
-            .instance
-            .secret_key
-            .loose_permissions("instance.secret_key", base_dir)
-        {
-            tracing::warn!("{warning}");
-        }
-        let secret_key = raw
-            .instance
-            .secret_key
-            .resolve("instance.secret_key", base_dir)?;
-        if secret_key.expose().len() < crate::verify::MIN_KEY_BYTES {
-            return Err(Error::Config(format!(
-                "{origin}: instance.secret_key: the key must be at least {} characters (openssl rand -hex 32)",
-                crate::verify::MIN_KEY_BYTES
-            )));
-        }
-        let previous_keys = previous_keys(&raw.instance, base_dir, origin)?;
-        let support_address = crate::domain::EmailAddress::parse(&raw.instance.support_address)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "{origin}: instance.support_address: not an address"
-                ))
-            })?;
-        check_kinds(&raw, origin)?;
-        check_digest(&raw.staff, origin)?;
-        let policy = std::sync::Arc::new(policy::resolve(&raw.policy, text, origin)?);
-        let staff = staff_policy(&raw.staff);
-        Ok(Settings {
-            base_dir: base_dir.to_path_buf(),
-            secret_key,
-            previous_keys,
-            support_address,
-            staff,
-            policy,
-            raw,
-        })
-    }
-
-    /// The previous installation keys still accepted at `now`: empty when
-    /// there are none or their period has ended.
-    pub fn previous_keys_at(&self, now: i64) -> &[Secret] {
-        let (keys, until) = &self.previous_keys;
-        if now < *until {
-            keys
-        } else {
-            &[]
-        }
-    }
-
-    /// Where the admin socket is (whether or not it is enabled).
-    pub fn admin_socket(&self) -> PathBuf {
-        match &self.raw.admin.socket {
-            Some(p) => self.path(p),
-            None => {
-                let store = self.path(&self.raw.store.path);
-                store
-                    .parent()
-                    .map(|d| d.join("admin.sock"))
-                    .unwrap_or_else(|| PathBuf::from("admin.sock"))
-            }
-        }
-    }
-
-    /// Resolves a configured path against the config's folder.
-    pub fn path(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base_dir.join(p)
-        }
-    }
-}
-
-/// Each `kind` names a section that is present.
-fn check_kinds(raw: &RawConfig, origin: &str) -> Result<()> {
-    let missing = match (raw.source.kind, raw.transport.kind) {
-        (SourceKind::Maildir, _) if raw.source.maildir.is_none() => {
-            Some(("source.maildir", "maildir"))
-        }
-        (SourceKind::Imap, _) if raw.source.imap.is_none() => Some(("source.imap", "imap")),
-        (_, TransportKind::File) if raw.transport.file.is_none() => {
-            Some(("transport.file", "file"))
-        }
-        (_, TransportKind::Smtp) if raw.transport.smtp.is_none() => {
-            Some(("transport.smtp", "smtp"))
-        }
-        _ => None,
-    };
-    match missing {
-        Some((section, kind)) => Err(Error::Config(format!(
-            "{origin}: {section}: missing for kind = \"{kind}\""
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// `staff.digest_at` is a time and `staff.digest_timezone` a zone.
-fn check_digest(staff: &StaffSection, origin: &str) -> Result<()> {
-    if let Some(at) = &staff.digest_at {
-        chrono::NaiveTime::parse_from_str(at, "%H:%M").map_err(|_| {
-            Error::Config(format!(
-                "{origin}: staff.digest_at: write a time as HH:MM, not {at}"
-            ))
-        })?;
-    }
-    staff
-        .digest_timezone
-        .parse::<chrono_tz::Tz>()
-        .map_err(|_| {
-            Error::Config(format!(
-                "{origin}: staff.digest_timezone: unknown time zone {}",
-                staff.digest_timezone
-            ))
-        })?;
-    Ok(())
-}
-
-/// The staff trust policy, with addresses and domains lower-cased once.
-fn staff_policy(staff: &StaffSection) -> StaffPolicy {
-    StaffPolicy {
-        addresses: staff.addresses.iter().map(|a| a.to_lowercase()).collect(),
-        domains: staff.domains.iter().map(|d| d.to_lowercase()).collect(),
-        trusted_authserv_ids: staff.trusted_authserv_ids.clone(),
-        trusted_received_hops: staff.trusted_received_hops,
-        accept: staff.accept.clone(),
-        verify: staff.verify,
-    }
-}
-
 /// A folder with the files the demo config names (a key, an empty
 /// accounts file), for tests that load config text.
 #[cfg(test)]
@@ -709,7 +491,7 @@ pub(crate) fn key_dir() -> tempfile::TempDir {
 mod tests {
     use super::*;
 
-    fn with_key(text: &str) -> Result<Settings> {
+    fn with_key(text: &str) -> crate::error::Result<Settings> {
         let dir = key_dir();
         Settings::from_toml(text, dir.path(), "test.toml")
     }
@@ -718,7 +500,7 @@ mod tests {
     fn the_embedded_demo_config_loads() {
         let settings = with_key(DEMO_TOML).unwrap();
         assert_eq!(settings.support_address.as_str(), "support@pypi.example");
-        assert_eq!(settings.raw.source.kind, SourceKind::Maildir);
+        assert!(matches!(settings.source.mailbox, Mailbox::Maildir(_)));
     }
 
     #[test]
@@ -729,9 +511,9 @@ mod tests {
         );
         let text = include_str!("../config/example.toml");
         let settings = with_key(text).unwrap();
-        assert_eq!(settings.raw.source.kind, SourceKind::Imap);
-        assert!(settings.raw.source.imap.is_some() && settings.raw.transport.smtp.is_some());
-        assert_eq!(settings.raw.policy.challenge_attempts, 5);
+        assert!(matches!(settings.source.mailbox, Mailbox::Imap(_)));
+        assert!(matches!(settings.transport, TransportSettings::Smtp(_)));
+        assert_eq!(settings.policy.challenge_attempts, 5);
     }
 
     #[test]
@@ -741,7 +523,7 @@ mod tests {
             settings.staff.verify,
             crate::signature::StaffVerify::AuthenticationResults
         );
-        assert_eq!(settings.raw.staff.dns_timeout(), Duration::from_secs(5));
+        assert_eq!(settings.dns.timeout, Duration::from_secs(5));
         let text = DEMO_TOML.replace(
             "[staff]\n",
             "[staff]\nverify = \"dkim\"\ndns_server = \"127.0.0.1:15353\"\ndns_timeout = \"2s\"\n",
@@ -749,10 +531,10 @@ mod tests {
         let settings = with_key(&text).unwrap();
         assert_eq!(settings.staff.verify, crate::signature::StaffVerify::Dkim);
         assert_eq!(
-            settings.raw.staff.dns_server,
+            settings.dns.server,
             Some("127.0.0.1:15353".parse().unwrap())
         );
-        assert_eq!(settings.raw.staff.dns_timeout(), Duration::from_secs(2));
+        assert_eq!(settings.dns.timeout, Duration::from_secs(2));
         let bad = DEMO_TOML.replace("[staff]\n", "[staff]\nverify = \"dmarc\"\n");
         let err = with_key(&bad).unwrap_err().to_string();
         assert!(err.contains("verify") || err.contains("dmarc"), "{err}");

@@ -8,10 +8,11 @@
 //! recorded in the store only after the transport accepted it. The first
 //! start sends none: the first digest goes at the next `digest_at`.
 
-use chrono::{NaiveTime, TimeZone};
+use chrono::TimeZone;
 use serde_json::json;
 
-use crate::error::{Error, Result};
+use crate::config::DigestSchedule;
+use crate::error::Result;
 use crate::pipeline::Pipeline;
 use crate::templates::TemplateKind;
 use crate::transport::{OutgoingMessage, Transport};
@@ -21,19 +22,10 @@ const LAST_DIGEST: &str = "last_digest_date";
 
 /// Sends the digest if one is configured and due; returns whether it sent.
 pub async fn send_if_due(pipeline: &Pipeline, transport: &dyn Transport, now: i64) -> Result<bool> {
-    let staff = &pipeline.settings.raw.staff;
-    let (Some(at), false) = (&staff.digest_at, staff.notify.is_empty()) else {
+    let Some(DigestSchedule { at, timezone }) = pipeline.settings.staff_mail.digest else {
         return Ok(false);
     };
-    let at = NaiveTime::parse_from_str(at, "%H:%M")
-        .map_err(|_| Error::Config(format!("staff.digest_at: {at} is not HH:MM")))?;
-    let tz: chrono_tz::Tz = staff.digest_timezone.parse().map_err(|_| {
-        Error::Config(format!(
-            "staff.digest_timezone: unknown zone {}",
-            staff.digest_timezone
-        ))
-    })?;
-    let Some(local) = tz.timestamp_opt(now, 0).single() else {
+    let Some(local) = timezone.timestamp_opt(now, 0).single() else {
         return Ok(false);
     };
     let today = local.date_naive().to_string();
@@ -87,14 +79,9 @@ fn compose(pipeline: &Pipeline, now: i64) -> Result<OutgoingMessage> {
     let date = chrono::DateTime::from_timestamp(now, 0)
         .map(|d| d.format("%A %-d %B %Y").to_string())
         .unwrap_or_default();
-    let raw = &settings.raw;
+    let notify = &settings.staff_mail.notify;
     let context = json!({
-        "support": {
-            "name": raw.instance.support_name,
-            "address": settings.support_address.as_str(),
-            "code_of_conduct_url": raw.instance.code_of_conduct_url,
-            "team": raw.instance.team.clone().unwrap_or_else(|| raw.instance.support_name.clone()),
-        },
+        "support": settings.instance.template_context(&settings.support_address),
         "now": date,
         "digest": { "cases": items },
     });
@@ -108,12 +95,11 @@ fn compose(pipeline: &Pipeline, now: i64) -> Result<OutgoingMessage> {
         pipeline.store.next_id()?,
         settings.support_address.domain()
     );
-    let bytes =
-        crate::compose::format_plain(settings, &raw.staff.notify, &rendered, &message_id, now)?;
+    let bytes = crate::compose::format_plain(settings, notify, &rendered, &message_id, now)?;
     Ok(OutgoingMessage {
         message_id,
         envelope_from: settings.support_address.to_string(),
-        envelope_to: raw.staff.notify.clone(),
+        envelope_to: notify.clone(),
         bytes,
     })
 }

@@ -105,10 +105,10 @@ pub fn watch_templates(
     settings: &Settings,
     pipeline: &Pipeline,
 ) -> anyhow::Result<Option<notify::RecommendedWatcher>> {
-    match (&settings.raw.templates.dir, settings.raw.templates.watch) {
+    match (&settings.templates_dir, settings.templates_watch) {
         (Some(dir), true) => Ok(Some(crate::templates::watch(
             pipeline.templates.clone(),
-            &settings.path(dir),
+            dir,
         )?)),
         _ => Ok(None),
     }
@@ -119,7 +119,7 @@ pub async fn start_metrics(
     settings: &Settings,
     pipeline: &Pipeline,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some(listen) = &settings.raw.metrics.listen else {
+    let Some(listen) = &settings.metrics.listen else {
         return Ok(None);
     };
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
@@ -127,10 +127,10 @@ pub async fn start_metrics(
     })?;
     let pipeline = Arc::new(pipeline.clone());
     let ready_pipeline = pipeline.clone();
-    let grace = settings.raw.metrics.not_ready_after.as_secs() as i64;
+    let grace = settings.metrics.not_ready_after.as_secs() as i64;
     // A worker that waits poll_interval between passes is stuck only well
     // past it.
-    let stale = grace.max(3 * settings.raw.source.poll_interval.as_secs() as i64 + 60);
+    let stale = grace.max(3 * settings.source.poll_interval.as_secs() as i64 + 60);
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
@@ -254,10 +254,8 @@ pub async fn doctor(config: Option<&Path>) -> anyhow::Result<()> {
     let settings = match Settings::load(&path) {
         Ok(s) => {
             let warning = s
-                .raw
-                .instance
-                .secret_key
-                .loose_permissions("instance.secret_key", &s.base_dir)
+                .key_warning
+                .as_ref()
                 .map(|w| format!(" (warning: {w})"))
                 .unwrap_or_default();
             print_row("config", &Ok(format!("{}{warning}", path.display())));
@@ -292,8 +290,8 @@ fn print_row(name: &str, result: &Result<String, String>) {
 }
 
 fn check_store(settings: &Settings) -> Result<String, String> {
-    let store_path = settings.path(&settings.raw.store.path);
-    match crate::store::Store::open(&store_path) {
+    let store_path = &settings.store_path;
+    match crate::store::Store::open(store_path) {
         Ok(s) => Ok(format!(
             "{} ({} open case(s), {} reply(ies) queued)",
             store_path.display(),
@@ -307,10 +305,7 @@ fn check_store(settings: &Settings) -> Result<String, String> {
 }
 
 fn check_templates(settings: &Settings) -> Result<String, String> {
-    let templates = match &settings.raw.templates.dir {
-        Some(dir) => crate::templates::check::check_dir(Some(&settings.path(dir))),
-        None => crate::templates::check::check_dir(None),
-    };
+    let templates = crate::templates::check::check_dir(settings.templates_dir.as_deref());
     if templates.is_ok() {
         Ok("every template renders".into())
     } else {
@@ -319,7 +314,7 @@ fn check_templates(settings: &Settings) -> Result<String, String> {
 }
 
 async fn check_directory(settings: &Settings) -> Result<String, String> {
-    match crate::directory::open(&settings.raw.directory, &settings.base_dir) {
+    match crate::directory::open(&settings.directory, &settings.base_dir) {
         Ok(dir) => match dir.by_username("recoverydesk-doctor-probe").await {
             crate::directory::Lookup::Unavailable { reason } => {
                 Err(format!("not answering: {reason}"))
@@ -331,38 +326,23 @@ async fn check_directory(settings: &Settings) -> Result<String, String> {
 }
 
 async fn check_source(settings: &Settings) -> Result<String, String> {
-    use crate::config::SourceKind;
-    match settings.raw.source.kind {
-        SourceKind::Imap => match &settings.raw.source.imap {
-            Some(imap) => crate::source::imap::check(imap, &settings.base_dir)
-                .await
-                .map_err(|e| e.to_string()),
-            None => Err("source.imap missing".into()),
-        },
-        SourceKind::Maildir => match &settings.raw.source.maildir {
-            Some(m) => {
-                let p = settings.path(&m.path);
-                if p.join("new").is_dir() {
-                    Ok(format!("maildir {}", p.display()))
-                } else {
-                    Err(format!("{} has no new/ folder", p.display()))
-                }
-            }
-            None => Err("source.maildir missing".into()),
-        },
+    use crate::config::Mailbox;
+    match &settings.source.mailbox {
+        Mailbox::Imap(imap) => crate::source::imap::check(imap, &settings.base_dir)
+            .await
+            .map_err(|e| e.to_string()),
+        Mailbox::Maildir(p) if p.join("new").is_dir() => Ok(format!("maildir {}", p.display())),
+        Mailbox::Maildir(p) => Err(format!("{} has no new/ folder", p.display())),
     }
 }
 
 async fn check_transport(settings: &Settings) -> Result<String, String> {
-    use crate::config::TransportKind;
-    match settings.raw.transport.kind {
-        TransportKind::Smtp => match &settings.raw.transport.smtp {
-            Some(smtp) => crate::transport::smtp::check(smtp, &settings.base_dir)
-                .await
-                .map_err(|e| e.to_string()),
-            None => Err("transport.smtp missing".into()),
-        },
-        TransportKind::File => crate::worker::open_transport(settings)
+    use crate::config::TransportSettings;
+    match &settings.transport {
+        TransportSettings::Smtp(smtp) => crate::transport::smtp::check(smtp, &settings.base_dir)
+            .await
+            .map_err(|e| e.to_string()),
+        TransportSettings::File(_) => crate::worker::open_transport(settings)
             .map(|t| t.describe())
             .map_err(|e| e.to_string()),
     }

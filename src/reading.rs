@@ -150,7 +150,7 @@ pub fn default_threads() -> usize {
 fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Reading {
     let classification = classify::classify_with(
         &inbound,
-        &settings.raw.instance.id,
+        &settings.instance.id,
         &classify::own_addresses(settings),
     );
     // Under staff.verify = "dkim" the pipeline checks the signature (I/O)

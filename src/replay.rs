@@ -168,10 +168,10 @@ fn next_batch(
     messages: &mut std::iter::Peekable<std::vec::IntoIter<(String, Vec<u8>)>>,
     settings: &Settings,
 ) -> Vec<Fetched> {
-    let max = settings.raw.source.max_message_bytes;
+    let max = settings.source.max_message_bytes;
     messages
         .by_ref()
-        .take(settings.raw.source.batch_size.max(1))
+        .take(settings.source.batch_size)
         .map(|(name, raw)| Fetched {
             source_id: name,
             oversize: (raw.len() as u64 > max).then_some(raw.len() as u64),

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::authres::{parse_authentication_results, StaffPolicy};
-use crate::config::{Settings, SourceKind, TransportKind};
+use crate::config::{Mailbox, Settings, TransportSettings};
 use crate::error::{Error, Result};
 use crate::transport::OutgoingMessage;
 
@@ -166,18 +166,12 @@ pub const PROBE_WAIT: Duration = Duration::from_secs(60);
 /// Sends the probe through the configured SMTP and reads it back from the
 /// configured IMAP mailbox.
 pub async fn run(settings: &Settings, wait: Duration) -> Result<ProbeReport> {
-    let Some(imap) = settings
-        .raw
-        .source
-        .imap
-        .as_ref()
-        .filter(|_| matches!(settings.raw.source.kind, SourceKind::Imap))
-    else {
+    let Mailbox::Imap(imap) = &settings.source.mailbox else {
         return Err(Error::Config(
             "the staff probe reads the mailbox over IMAP: set [source] kind = \"imap\"".into(),
         ));
     };
-    if !matches!(settings.raw.transport.kind, TransportKind::Smtp) {
+    if !matches!(settings.transport, TransportSettings::Smtp(_)) {
         return Err(Error::Config(
             "the staff probe sends through SMTP: set [transport] kind = \"smtp\"".into(),
         ));
@@ -236,7 +230,7 @@ fn probe_message(settings: &Settings) -> OutgoingMessage {
          recoverydesk doctor --staff-probe: this message measures where the trusted\r\n\
          Authentication-Results header sits. It is never answered.\r\n",
         crate::classify::LOOP_HEADER,
-        settings.raw.instance.id.trim()
+        settings.instance.id.trim()
     );
     OutgoingMessage {
         message_id,

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use crate::config::Settings;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::source::imap::ImapSettings;
 use crate::source::{CursorReader, Source};
+use crate::transport::smtp::SmtpSettings;
 use crate::transport::Transport;
 
 /// Opens the IMAP source. `eager` connects now, so `once` fails at once
@@ -12,15 +14,10 @@ use crate::transport::Transport;
 /// connects, so a daemon can start while the server is down and retry.
 pub async fn open_imap(
     settings: &Settings,
+    imap: &ImapSettings,
     cursor: CursorReader,
     eager: bool,
 ) -> Result<Box<dyn Source>> {
-    let imap = settings
-        .raw
-        .source
-        .imap
-        .as_ref()
-        .ok_or_else(|| Error::Config("source.imap: missing".into()))?;
     if eager {
         Ok(Box::new(
             crate::source::imap::connect(imap, &settings.base_dir, cursor).await?,
@@ -35,13 +32,7 @@ pub async fn open_imap(
 }
 
 /// Builds the SMTP transport.
-pub fn open_smtp(settings: &Settings) -> Result<Arc<dyn Transport>> {
-    let smtp = settings
-        .raw
-        .transport
-        .smtp
-        .as_ref()
-        .ok_or_else(|| Error::Config("transport.smtp: missing".into()))?;
+pub fn open_smtp(settings: &Settings, smtp: &SmtpSettings) -> Result<Arc<dyn Transport>> {
     Ok(Arc::new(crate::transport::smtp::build(
         smtp,
         &settings.base_dir,

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Settings, SourceKind, TransportKind};
+use crate::config::{Mailbox, Settings, TransportSettings};
 use crate::error::{Error, Result};
 use crate::outbox::{self, SendReport};
 use crate::pipeline::{Handled, Pipeline};
@@ -59,26 +59,23 @@ pub struct Worker {
 
 /// Opens the store, templates and directory: everything but the mailboxes.
 pub fn open_pipeline(settings: Arc<Settings>) -> Result<Pipeline> {
-    let store = Store::open(&settings.path(&settings.raw.store.path))?;
+    let store = Store::open(&settings.store_path)?;
     open_pipeline_with_store(settings, store)
 }
 
 /// Like [`open_pipeline`] with a given store (replay uses a temporary one).
 pub fn open_pipeline_with_store(settings: Arc<Settings>, store: Store) -> Result<Pipeline> {
-    let templates = match &settings.raw.templates.dir {
-        Some(dir) => SharedTemplates::from_dir(&settings.path(dir))?,
+    let templates = match &settings.templates_dir {
+        Some(dir) => SharedTemplates::from_dir(dir)?,
         None => SharedTemplates::embedded()?,
     };
-    let directory = crate::directory::open(&settings.raw.directory, &settings.base_dir)?;
+    let directory = crate::directory::open(&settings.directory, &settings.base_dir)?;
     let policy = settings.policy.clone();
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let signatures = match settings.staff.verify {
         StaffVerify::Dkim => Some(Arc::new(
-            SignatureChecker::new(
-                settings.raw.staff.dns_server,
-                settings.raw.staff.dns_timeout(),
-            )
-            .map_err(|e| Error::Config(e.to_string()))?,
+            SignatureChecker::new(settings.dns.server, settings.dns.timeout)
+                .map_err(|e| Error::Config(e.to_string()))?,
         )),
         StaffVerify::AuthenticationResults => None,
     };
@@ -110,40 +107,21 @@ async fn open_source_with(
 ) -> Result<Box<dyn Source>> {
     let reader_store = store.clone();
     let cursor: CursorReader = Arc::new(move |key: &str| reader_store.cursor(key).ok().flatten());
-    match settings.raw.source.kind {
-        SourceKind::Maildir => {
-            let section = settings
-                .raw
-                .source
-                .maildir
-                .as_ref()
-                .ok_or_else(|| Error::Config("source.maildir missing".into()))?;
-            Ok(Box::new(
-                MaildirSource::open(
-                    &settings.path(&section.path),
-                    settings.raw.source.max_message_bytes,
-                    cursor,
-                )?
-                .with_batch_bytes(settings.raw.source.batch_bytes),
-            ))
-        }
-        SourceKind::Imap => crate::wiring::open_imap(settings, cursor, eager).await,
+    let source = &settings.source;
+    match &source.mailbox {
+        Mailbox::Maildir(path) => Ok(Box::new(
+            MaildirSource::open(path, source.max_message_bytes, cursor)?
+                .with_batch_bytes(source.batch_bytes),
+        )),
+        Mailbox::Imap(imap) => crate::wiring::open_imap(settings, imap, cursor, eager).await,
     }
 }
 
 /// Opens the configured transport.
 pub fn open_transport(settings: &Settings) -> Result<Arc<dyn Transport>> {
-    match settings.raw.transport.kind {
-        TransportKind::File => {
-            let section = settings
-                .raw
-                .transport
-                .file
-                .as_ref()
-                .ok_or_else(|| Error::Config("transport.file missing".into()))?;
-            Ok(Arc::new(FileTransport::new(&settings.path(&section.dir))?))
-        }
-        TransportKind::Smtp => crate::wiring::open_smtp(settings),
+    match &settings.transport {
+        TransportSettings::File(dir) => Ok(Arc::new(FileTransport::new(dir)?)),
+        TransportSettings::Smtp(smtp) => crate::wiring::open_smtp(settings, smtp),
     }
 }
 
@@ -158,7 +136,7 @@ impl Worker {
             // The real store is never written in shadow mode: a copy of it
             // takes every commit, so the next real run still answers all.
             let shadow = Store::open_shadow(
-                &settings.path(&settings.raw.store.path),
+                &settings.store_path,
                 &settings.path(std::path::Path::new(SHADOW_STORE)),
             )?;
             open_pipeline_with_store(settings.clone(), shadow)?
@@ -209,7 +187,7 @@ impl Worker {
     /// Fetches, ingests, flushes and marks batches until a fetch comes back
     /// empty.
     async fn ingest_waiting(&mut self, now: i64, report: &mut PassReport) -> Result<()> {
-        let batch_size = self.pipeline.settings.raw.source.batch_size.max(1);
+        let batch_size = self.pipeline.settings.source.batch_size;
         loop {
             let batch = self.source.fetch_batch(batch_size).await?;
             if batch.is_empty() {
@@ -294,7 +272,7 @@ impl Worker {
     async fn duties(&mut self, now: i64, report: &mut PassReport) -> Result<()> {
         report.timers = self.pipeline.run_timers(now).await?;
         self.pipeline.store.flush()?;
-        if let Some(keep) = self.pipeline.settings.raw.retention.closed_after {
+        if let Some(keep) = self.pipeline.settings.retention {
             let purged = self
                 .pipeline
                 .store
@@ -355,7 +333,7 @@ impl Worker {
         mut jobs: Option<crate::admin::Jobs>,
     ) -> Result<()> {
         tokio::pin!(shutdown);
-        let poll = self.pipeline.settings.raw.source.poll_interval;
+        let poll = self.pipeline.settings.source.poll_interval;
         let mut mailbox = Retry::default();
         let mut outbox = Retry::default();
         let mut ever_worked = false;

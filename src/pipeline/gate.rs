@@ -15,7 +15,7 @@
 //! kind, sent or folded into a flood) and `summary:<kind>`.
 
 use crate::case::{Case, HeldMail, Mail, Recipient, TimerKind};
-use crate::config::PolicySection;
+use crate::config::SendLimits;
 use crate::error::Result;
 use crate::ratelimit::{self, RateLimits};
 use crate::store::{Commit, Store};
@@ -85,7 +85,7 @@ pub(crate) struct Gate<'a> {
     /// Where the histories are kept.
     pub(crate) store: &'a Store,
     /// The limits.
-    pub(crate) policy: &'a PolicySection,
+    pub(crate) limits: &'a SendLimits,
     /// The time.
     pub(crate) now: i64,
 }
@@ -108,10 +108,10 @@ impl Gate<'_> {
             Class::Exempt => return Ok(Verdict::Send),
             Class::Alert => return self.alert(commit, case, mail.template),
             Class::Challenge => Vec::new(),
-            Class::Progress => vec![(&progress_key, &self.policy.rate_limit_progress)],
+            Class::Progress => vec![(&progress_key, &self.limits.progress)],
             Class::Repeat => vec![
-                (&address, &self.policy.rate_limit),
-                (&case_key, &self.policy.rate_limit_per_case),
+                (&address, &self.limits.per_address),
+                (&case_key, &self.limits.per_case),
             ],
         };
         for (key, limits) in caps {
@@ -133,7 +133,7 @@ impl Gate<'_> {
     }
 
     fn alert(&self, commit: &mut Commit, case: &Case, template: TemplateKind) -> Result<Verdict> {
-        let interval = self.policy.staff_alert_interval.as_secs() as i64;
+        let interval = self.limits.staff_alert_interval.as_secs() as i64;
         let case_key = format!("alert:{}:{template}", case.id);
         if let Some(last) = self.recent(commit, &case_key, interval)?.last() {
             return Ok(Verdict::Fold {
@@ -146,7 +146,7 @@ impl Gate<'_> {
         let kind_key = format!("alerts:{template}");
         let count = self.recent(commit, &kind_key, interval)?.len() + 1;
         self.push(commit, &kind_key)?;
-        if count <= self.policy.staff_flood_threshold as usize {
+        if count <= self.limits.staff_flood_threshold as usize {
             self.push(commit, &case_key)?;
             return Ok(Verdict::Send);
         }

@@ -49,7 +49,7 @@ impl Pipeline {
         };
         let gate = Gate {
             store: &self.store,
-            policy: &self.settings.raw.policy,
+            limits: &self.settings.send_limits,
             now: q.now,
         };
         // Counted on the first mail composed: most events send nothing.
@@ -116,7 +116,7 @@ impl Pipeline {
                 self.metrics
                     .staff_flood_summaries
                     .fetch_add(1, Ordering::Relaxed);
-                let interval = gate.policy.staff_alert_interval.as_secs() / 60;
+                let interval = gate.limits.staff_alert_interval.as_secs() / 60;
                 let summary = Mail::new(TemplateKind::StaffFlood, Recipient::Staff)
                     .with("flood_kind", mail.template.name())
                     .with("flood_count", count.to_string())

@@ -27,14 +27,8 @@ pub fn sample_context(kind: TemplateKind, scenario: &str) -> Result<Value> {
 /// addresses under their domain and key, so a preview shows what their
 /// requesters will see rather than the sample installation.
 pub fn use_instance(context: &mut Value, settings: &crate::config::Settings) {
-    let raw = &settings.raw.instance;
     let support = &settings.support_address;
-    context["support"] = serde_json::json!({
-        "name": raw.support_name,
-        "address": support.as_str(),
-        "code_of_conduct_url": raw.code_of_conduct_url,
-        "team": raw.team.clone().unwrap_or_else(|| raw.support_name.clone()),
-    });
+    context["support"] = settings.instance.template_context(support);
     let key = settings.secret_key.expose().as_bytes();
     let Some(id) = str_at(context, "/case/id").and_then(crate::domain::CaseId::parse) else {
         return;
