@@ -171,11 +171,13 @@ impl Pipeline {
             })?;
             return Ok(handled);
         }
+        let hash = inbound.content_hash.clone();
         let mut commit = Commit {
-            raw: Some((inbound.content_hash.clone(), reading.raw_to_keep(fetched))),
+            raw: Some((hash, reading.take_raw_to_keep(fetched))),
             cursor,
             ..Commit::default()
         };
+        let inbound = &reading.inbound;
         let (known, classification) = self.known_message(&reading)?;
         handled.kind = classification.kind.handled_kind();
         if let Some(m) = known.filter(|m| m.direction == Direction::In) {

@@ -75,6 +75,15 @@ impl Overlay {
         }
     }
 
+    /// Whether the batch wrote anything under `prefix`.
+    fn touches(&self, tree: &str, prefix: &[u8]) -> bool {
+        let writes = &self.writes[tree_index(tree)];
+        writes
+            .range(prefix.to_vec()..)
+            .next()
+            .is_some_and(|(key, _)| key.starts_with(prefix))
+    }
+
     fn is_empty(&self) -> bool {
         self.writes.iter().all(BTreeMap::is_empty) && self.files.is_empty()
     }
@@ -155,7 +164,13 @@ impl Store {
     /// The entries under `prefix`, in key order, as this handle sees them.
     pub(super) fn scan(&self, tree: &str, prefix: &[u8]) -> Result<Vec<(IVec, IVec)>> {
         let entries = self.tree(tree).scan_prefix(prefix);
-        let Some(shared) = &self.staged else {
+        // Without batch writes under the prefix, no merge (and no second
+        // copy of every case for `cases()`).
+        let Some(shared) = self.staged.as_ref().filter(|s| {
+            s.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .touches(tree, prefix)
+        }) else {
             return entries.map(|e| e.map_err(Into::into)).collect();
         };
         let mut merged = BTreeMap::new();
