@@ -439,16 +439,8 @@ fn no_stamp(collected: &Collected) -> String {
 }
 
 /// Summarises trusted authentication results for staff notifications,
-/// reading only the headers the strict rule counts (see the module docs).
-pub fn summarize(inbound: &Inbound, trusted_authserv_ids: &[String]) -> AuthSummary {
-    let policy = StaffPolicy {
-        trusted_authserv_ids: trusted_authserv_ids.to_vec(),
-        ..StaffPolicy::default()
-    };
-    summarize_with(inbound, &policy)
-}
-
-/// Like [`summarize`], with the policy's `trusted_received_hops`.
+/// reading only the headers the strict rule counts (see the module docs),
+/// with the policy's `trusted_received_hops`.
 pub fn summarize_with(inbound: &Inbound, policy: &StaffPolicy) -> AuthSummary {
     let collected = collect(inbound, policy);
     let mut summary = AuthSummary::default();
@@ -949,7 +941,11 @@ mod tests {
         let raw = format!(
             "Authentication-Results: mx.pypi.test; dkim=fail header.d=x.example; dkim=pass header.d=example.org; spf=pass smtp.mailfrom=jo@example.org; dmarc=pass header.from=example.org\r\n{RECEIVED}Authentication-Results: mx.evil.example; dmarc=pass\r\nFrom: jo@example.org\r\n\r\nhi\r\n"
         );
-        let summary = summarize(&parse(raw.as_bytes()), &["mx.pypi.test".to_string()]);
+        let policy = StaffPolicy {
+            trusted_authserv_ids: vec!["mx.pypi.test".to_string()],
+            ..StaffPolicy::default()
+        };
+        let summary = summarize_with(&parse(raw.as_bytes()), &policy);
         assert_eq!(summary.dmarc.as_deref(), Some("pass (example.org)"));
         assert_eq!(summary.dkim.as_deref(), Some("pass (example.org)"));
         assert_eq!(summary.spf.as_deref(), Some("pass (example.org)"));

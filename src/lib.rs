@@ -59,7 +59,7 @@ pub(crate) mod digest;
 pub(crate) mod ops;
 pub(crate) mod replay;
 pub mod report;
-pub mod retention;
+pub(crate) mod retention;
 pub mod staff_probe;
 
 pub mod source;

@@ -260,6 +260,36 @@ fn list(store: &Store, filter: &CaseFilter, now: i64) -> anyhow::Result<String> 
 
 /// A readable account of one case: facts, the thread, the log.
 pub fn show(store: &Store, c: &Case, now: i64) -> anyhow::Result<String> {
+    let mut out = summary(c, now);
+    out.push_str("\nThread:\n");
+    for m in &c.messages {
+        let (arrow, who) = if m.direction == Direction::In {
+            ("<-", shown_from(m))
+        } else {
+            ("->", shown_to(m).join(", "))
+        };
+        out.push_str(&format!(
+            "  {:>4} {arrow} {:<30} {:<22} {}\n",
+            age(now, m.date),
+            who,
+            m.kind,
+            m.subject
+        ));
+    }
+    out.push_str("\nLog:\n");
+    for e in store.events(&c.id)? {
+        out.push_str(&format!(
+            "  {:>5} ago  {:<24} {}\n",
+            age(now, e.at),
+            e.actor,
+            e.what
+        ));
+    }
+    Ok(out)
+}
+
+/// The labelled lines at the top of `cases show`.
+fn summary(c: &Case, now: i64) -> String {
     let mut out = String::new();
     let line = |out: &mut String, k: &str, v: String| out.push_str(&format!("{k:<22} {v}\n"));
     line(&mut out, "Case", c.id.to_string());
@@ -324,31 +354,7 @@ pub fn show(store: &Store, c: &Case, now: i64) -> anyhow::Result<String> {
             ),
         );
     }
-    out.push_str("\nThread:\n");
-    for m in &c.messages {
-        let (arrow, who) = if m.direction == Direction::In {
-            ("<-", shown_from(m))
-        } else {
-            ("->", shown_to(m).join(", "))
-        };
-        out.push_str(&format!(
-            "  {:>4} {arrow} {:<30} {:<22} {}\n",
-            age(now, m.date),
-            who,
-            m.kind,
-            m.subject
-        ));
-    }
-    out.push_str("\nLog:\n");
-    for e in store.events(&c.id)? {
-        out.push_str(&format!(
-            "  {:>5} ago  {:<24} {}\n",
-            age(now, e.at),
-            e.actor,
-            e.what
-        ));
-    }
-    Ok(out)
+    out
 }
 
 /// The documented JSON form of a case (README "Case JSON").

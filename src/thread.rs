@@ -116,8 +116,8 @@ impl CaseMatch {
 }
 
 /// How firmly a message is tied to its case, which decides what it may
-/// change there (DESIGN.md "Verification challenge": a forged From must not
-/// burn the requester's attempts).
+/// change there (ARCHITECTURE.md "Verification challenge": a forged From must
+/// not burn the requester's attempts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThreadStrength {
@@ -245,8 +245,8 @@ pub fn tag_for(case: &CaseId) -> String {
     format!("[Case {case}]")
 }
 
-/// Applies threading rules 1–4 to one message; fails only when the lookup
-/// does.
+#[cfg(test)]
+/// [`match_case_with_keys`] under one key (tests).
 pub fn match_case(
     inbound: &Inbound,
     lookup: &impl ThreadLookup,
@@ -256,8 +256,9 @@ pub fn match_case(
     match_case_with_keys(inbound, lookup, support, &[key])
 }
 
-/// [`match_case`] with every key a reply address may be signed with (see
-/// [`parse_reply_address_any`]).
+/// Applies threading rules 1–4 to one message, accepting every key a reply
+/// address may be signed with (see [`parse_reply_address_any`]); fails
+/// only when the lookup does.
 pub fn match_case_with_keys(
     inbound: &Inbound,
     lookup: &impl ThreadLookup,

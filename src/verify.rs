@@ -14,7 +14,7 @@
 //! attempt rule below ignore ordinary words and plain numbers.
 //!
 //! # What counts as an attempt
-//! [`find_codes`] reports a token as a code only when all of these hold:
+//! [`attempt_candidates`] reports a token as a code only when all of these hold:
 //! - it is 8 characters of the alphabet (any case), written either in one
 //!   piece (`ab3defgh`) or split 4+4 by a dash or by spaces (`AB3D-EFGH`,
 //!   `ab3d efgh`, `AB3D - EFGH`), with full-width forms and Unicode dashes
@@ -33,7 +33,7 @@
 //! punctuation (`code: ab3d-efgh.`, `"AB3D EFGH"`, `(AB3DEFGH)`) is ignored.
 //!
 //! Each *distinct* code found in the new text is one attempt when it is
-//! checked and does not match. [`check_codes`] checks at most as many
+//! checked and does not match. [`check_codes_any`] checks at most as many
 //! candidates as attempts remain, so stuffing a message with guesses buys
 //! nothing: five attempts are five guesses, however they are packaged.
 
@@ -63,7 +63,7 @@ pub const MIN_KEY_BYTES: usize = 32;
 ///
 /// Draws that lack a digit or a letter are discarded and drawn again
 /// (about one in ten), so every code satisfies the attempt rule of
-/// [`find_codes`]. Each character is uniform over the 32 symbols.
+/// [`attempt_candidates`]. Each character is uniform over the 32 symbols.
 pub fn generate_code(rng: &mut impl Rng) -> String {
     loop {
         let chars: Vec<u8> = (0..CODE_LEN)
@@ -97,12 +97,14 @@ pub fn code_mac_for(key: &[u8], case_id: &str, serial: u32, code: &str) -> Strin
     hex::encode(mac_bytes(key, case_id, serial, code))
 }
 
+#[cfg(test)]
 /// Compares a candidate against the stored MAC (hex, from [`code_mac`]) in
 /// constant time. A stored value that is not hex never matches.
 pub fn code_matches(key: &[u8], case_id: &str, candidate: &str, stored_mac: &str) -> bool {
     code_matches_for(key, case_id, 0, candidate, stored_mac)
 }
 
+#[cfg(test)]
 /// Like [`code_matches`] for a code sent under any of `keys`: the current
 /// installation key and, during a rotation, the previous ones.
 pub fn code_matches_any<'k>(
@@ -136,6 +138,7 @@ pub fn code_matches_for(
     computed.as_slice().ct_eq(stored.as_slice()).into()
 }
 
+#[cfg(test)]
 /// The distinct codes in a text, normalised to `XXXX-XXXX`, in order of
 /// first appearance. See the module doc for what counts as a code; ordinary
 /// words and plain numbers never do.
@@ -154,7 +157,7 @@ pub fn find_codes(text: &str) -> Vec<String> {
 }
 
 /// The candidates that each count as one attempt if checked and wrong:
-/// the distinct codes of [`find_codes`], those written the way the code is
+/// the distinct codes in the text (see the module doc), those written the way the code is
 /// shown (split 4+4) first, then those written in one piece.
 ///
 /// The order matters when fewer attempts remain than candidates: the
@@ -220,13 +223,8 @@ pub enum CodeCheck {
     NoAttempt,
 }
 
-/// Checks a message's code candidates against a challenge's stored MAC:
-/// the attempt rule the case core applies.
-///
-/// At most `attempts_left` candidates (from [`attempt_candidates`], in that
-/// order) are compared; each one that does not match is one attempt. The
-/// caller subtracts `attempts` from what remains and locks the challenge at
-/// zero. With no attempts left, nothing is compared.
+#[cfg(test)]
+/// [`check_codes_any`] under one key (tests).
 pub fn check_codes(
     key: &[u8],
     case_id: &str,
@@ -245,9 +243,15 @@ pub fn check_codes(
     )
 }
 
-/// [`check_codes`] for a MAC made under any of `keys` (the current key and
-/// those a rotation still accepts); a candidate is one attempt whichever
-/// keys it is compared under.
+/// Checks a message's code candidates against a challenge's stored MAC,
+/// made under any of `keys` (the current key and those a rotation still
+/// accepts): the attempt rule the case core applies.
+///
+/// At most `attempts_left` candidates (from [`attempt_candidates`], in that
+/// order) are compared; each one that does not match is one attempt,
+/// whichever keys it is compared under. The caller subtracts `attempts`
+/// from what remains and locks the challenge at zero. With no attempts
+/// left, nothing is compared.
 pub fn check_codes_any(
     keys: &[&[u8]],
     case_id: &str,
@@ -275,7 +279,7 @@ pub fn check_codes_any(
     CodeCheck::Wrong { attempts: wrong }
 }
 
-/// Replaces every code in `text` (same rule as [`find_codes`]) with
+/// Replaces every code in `text` (same rule as [`attempt_candidates`]) with
 /// `replacement`, so a code typed back by a requester never reaches a staff
 /// notification, a log line or an export.
 pub fn redact_codes(text: &str, replacement: &str) -> String {

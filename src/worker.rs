@@ -319,14 +319,9 @@ impl Worker {
     /// timers and the outbox fail on their own: the mailbox retries with
     /// its own backoff while timers and the outbox keep to the poll
     /// interval, and an unavailable transport is retried after its own
-    /// (shorter) backoff, not a whole poll interval later.
-    pub async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-        self.run_serving(shutdown, None).await
-    }
-
-    /// [`Worker::run`], also running the admin socket's changes (erase,
-    /// purge, a consistent backup) between passes, where no case is being
-    /// handled.
+    /// (shorter) backoff, not a whole poll interval later. With `jobs`, the
+    /// admin socket's changes (erase, purge, a consistent backup) run
+    /// between passes, where no case is being handled.
     pub(crate) async fn run_serving(
         &mut self,
         shutdown: impl std::future::Future<Output = ()>,

@@ -769,11 +769,6 @@ impl SharedTemplates {
         Ok(Self::new(set, Some(dir.to_path_buf())))
     }
 
-    /// The folder reloads read, if any.
-    pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
-    }
-
     /// The set to render with now. Hold the `Arc` for one whole mail so its
     /// subject, text and HTML all come from the same set.
     pub fn current(&self) -> Arc<TemplateSet> {

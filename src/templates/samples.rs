@@ -50,247 +50,253 @@ pub fn scenario(name: &str) -> Option<Value> {
     let mut v = base();
     match name {
         "seed_2fa" => {}
-        "seed_password" => {
-            set(&mut v, "/case/id", json!("RD-4HX8PT"));
-            set(&mut v, "/case/subject_tag", json!("[Case RD-4HX8PT]"));
-            set(
-                &mut v,
-                "/case/reply_address",
-                json!("support+RD-4HX8PT.9f2c41aa@example.org"),
-            );
-            set(&mut v, "/case/state", json!("awaiting_info"));
-            set(&mut v, "/case/username", json!("pkgmaker"));
-            set(
-                &mut v,
-                "/case/reasons",
-                json!([{"code": "forgot_password", "label": "Forgotten password"}]),
-            );
-            set(
-                &mut v,
-                "/case/understood",
-                json!([
-                    {"label": "Username", "value": "pkgmaker"},
-                    {"label": "Reason", "value": "Forgotten password (two-factor authentication was never set up)"},
-                    {"label": "Code of Conduct", "value": "agreed"}
-                ]),
-            );
-            set(
-                &mut v,
-                "/case/missing",
-                json!([{
-                    "code": "email_access",
-                    "label": "Whether you can still read the email address linked to the account",
-                    "hint": "answer yes or no"
-                }, {
-                    "code": "delay_acknowledged",
-                    "label": "That you understand a review can take some time",
-                    "hint": null
-                }]),
-            );
-            set(&mut v, "/case/queue_position", json!(1));
-            set(&mut v, "/case/flags", json!([]));
-            set(
-                &mut v,
-                "/case/proofs",
-                json!([
-                    {"label": "Packages owned", "value": "pkgmaker-utils, tinyparse"},
-                    {"label": "Previous address", "value": "pm@old.example.com"},
-                    {"label": "Account created", "value": "around 2019"}
-                ]),
-            );
-            set(&mut v, "/case/secrets_found", json!([]));
-        }
-        "missing_everything" => {
-            set(&mut v, "/case/state", json!("awaiting_info"));
-            set(&mut v, "/case/username", Value::Null);
-            set(&mut v, "/case/lookup_address", Value::Null);
-            set(&mut v, "/case/reasons", json!([]));
-            set(&mut v, "/case/understood", json!([]));
-            set(
-                &mut v,
-                "/case/missing",
-                json!([
-                    {"code": "username", "label": "Your account username", "hint": "the name you log in with, not your email address"},
-                    {"code": "reason", "label": "Why you cannot log in", "hint": "for example: lost two-factor device, recovery codes not working, forgotten password"},
-                    {"code": "email_access", "label": "Whether you can still read the email address linked to the account", "hint": null},
-                    {"code": "code_of_conduct", "label": "That you agree to the Code of Conduct", "hint": null},
-                    {"code": "delay_acknowledged", "label": "That you understand a review can take some time", "hint": null}
-                ]),
-            );
-            set(&mut v, "/case/queue_position", json!(0));
-            set(&mut v, "/case/age_days", json!(0));
-            set(&mut v, "/case/secrets_found", json!([]));
-            set(&mut v, "/case/flags", json!([]));
-            set(&mut v, "/case/proofs", json!([]));
-            set(&mut v, "/relay/staff_name", Value::Null);
-            set(&mut v, "/staff/linked_address_masked", Value::Null);
-            set(&mut v, "/staff/trust", json!([]));
-            set(&mut v, "/staff/excerpt", json!(""));
-            set(&mut v, "/staff/events", json!([]));
-            set(&mut v, "/staff/failed_recipient", Value::Null);
-            set(&mut v, "/staff/error", Value::Null);
-            set(&mut v, "/staff/commands_help", json!(""));
-            set(&mut v, "/digest/cases", json!([]));
-        }
-        "verified" => {
-            set(&mut v, "/case/state", json!("waiting_period"));
-            set(&mut v, "/case/missing", json!([]));
-            set(&mut v, "/case/flags", json!(["verified"]));
-            set(&mut v, "/case/age_days", json!(9));
-            set(
-                &mut v,
-                "/staff/verification",
-                json!("Verified: the code sent to the linked address came back"),
-            );
-        }
-        "compromise" => {
-            set(&mut v, "/case/priority", json!("high"));
-            set(&mut v, "/case/state", json!("awaiting_staff"));
-            set(
-                &mut v,
-                "/case/reasons",
-                json!([
-                    {"code": "suspected_compromise", "label": "Suspected compromise"},
-                    {"code": "recovery_codes_lost_or_not_working", "label": "Recovery codes lost or not working"}
-                ]),
-            );
-            set(
-                &mut v,
-                "/case/understood",
-                json!([
-                    {"label": "Username", "value": "iineolineii"},
-                    {"label": "Reason", "value": "Recovery codes were reset without my knowledge"}
-                ]),
-            );
-            set(&mut v, "/case/queue_position", json!(1));
-            set(&mut v, "/case/flags", json!(["suspected_compromise"]));
-            set(
-                &mut v,
-                "/case/secrets_found",
-                json!([
-                    {"code": "api_token", "label": "an API token (pypi-AgE…)"},
-                    {"code": "recovery_code", "label": "a recovery code"}
-                ]),
-            );
-            set(
-                &mut v,
-                "/staff/reason",
-                json!("The requester reports recovery codes reset without their knowledge."),
-            );
-        }
-        "non_english" => {
-            set(&mut v, "/case/language", json!("es"));
-            set(&mut v, "/case/username", json!("mgarcia"));
-            set(&mut v, "/case/requester", json!("maria.garcia@example.es"));
-            set(
-                &mut v,
-                "/case/understood",
-                json!([
-                    {"label": "Usuario", "value": "mgarcia"},
-                    {"label": "Motivo", "value": "Perdí el teléfono con la aplicación de autenticación"}
-                ]),
-            );
-            set(
-                &mut v,
-                "/case/missing",
-                json!([{"code": "code_of_conduct", "label": "Que aceptas el Código de Conducta", "hint": null}]),
-            );
-            set(&mut v, "/case/state", json!("awaiting_info"));
-            set(
-                &mut v,
-                "/staff/requesters",
-                json!(["maria.garcia@example.es"]),
-            );
-        }
-        "lost_linked_address" => {
-            set(&mut v, "/case/state", json!("awaiting_staff"));
-            set(&mut v, "/case/lookup_address", Value::Null);
-            set(
-                &mut v,
-                "/case/reasons",
-                json!([{"code": "lost_email_access", "label": "Lost access to the linked email address"}]),
-            );
-            set(
-                &mut v,
-                "/staff/linked_address_masked",
-                json!("j***@o***.com"),
-            );
-            set(
-                &mut v,
-                "/staff/verification",
-                json!("Not challenged: the requester no longer reads the linked address"),
-            );
-        }
-        "challenge_known_account" | "challenge_unknown_account" => {
-            set(&mut v, "/case/state", json!("awaiting_verification"));
-            set(&mut v, "/case/missing", json!([]));
-            // Everything the requester could observe is identical in both;
-            // only staff-side facts differ, and the requester-facing
-            // templates must not show them (checked by `templates check`).
-            if name == "challenge_known_account" {
-                set(
-                    &mut v,
-                    "/staff/linked_address_masked",
-                    json!("j***@e***.org"),
-                );
-                set(
-                    &mut v,
-                    "/staff/verification",
-                    json!("Challenge sent to the linked address"),
-                );
-                set(&mut v, "/case/flags", json!(["account_found"]));
-            } else {
-                set(&mut v, "/staff/linked_address_masked", Value::Null);
-                set(
-                    &mut v,
-                    "/staff/verification",
-                    json!("No account matches this username"),
-                );
-                set(&mut v, "/case/flags", json!(["account_not_found"]));
-            }
-        }
-        "hostile_input" => {
-            // Requester-controlled text that must come out escaped in HTML.
-            set(&mut v, "/case/username", json!("<script>alert(1)</script>"));
-            set(
-                &mut v,
-                "/case/understood",
-                json!([{"label": "Username", "value": "<script>alert(1)</script> & \"friends\""}]),
-            );
-            set(
-                &mut v,
-                "/relay/text",
-                json!("Hi,\n<b>bold?</b> & more\n\nThanks"),
-            );
-            set(
-                &mut v,
-                "/staff/excerpt",
-                json!("<img src=x onerror=alert(1)>"),
-            );
-            set(&mut v, "/staff/error", json!("unknown command `/clsoe`"));
-        }
-        "resolved" => {
-            set(&mut v, "/case/state", json!("resolved"));
-            set(&mut v, "/case/missing", json!([]));
-            set(&mut v, "/case/age_days", json!(12));
-            set(&mut v, "/case/queue_position", json!(0));
-        }
-        "wrong_code" => {
-            // The requester sent a code that did not match; `challenge_sent`
-            // is sent again with the attempts left.
-            set(&mut v, "/case/state", json!("awaiting_verification"));
-            set(&mut v, "/challenge/wrong_code", json!(true));
-            set(&mut v, "/challenge/attempts_left", json!(3));
-        }
-        "closed" => {
-            set(&mut v, "/case/state", json!("closed"));
-            set(&mut v, "/case/age_days", json!(40));
-            set(&mut v, "/case/queue_position", json!(0));
-            set(&mut v, "/relay/staff_name", Value::Null);
-        }
+        "seed_password" => seed_password(&mut v),
+        "missing_everything" => missing_everything(&mut v),
+        "verified" => verified(&mut v),
+        "compromise" => compromise(&mut v),
+        "non_english" => non_english(&mut v),
+        "lost_linked_address" => lost_linked_address(&mut v),
+        "challenge_known_account" | "challenge_unknown_account" => challenge_account(&mut v, name),
+        "hostile_input" => hostile_input(&mut v),
+        "resolved" => resolved(&mut v),
+        "wrong_code" => wrong_code(&mut v),
+        "closed" => closed(&mut v),
         _ => return None,
     }
     Some(v)
+}
+
+fn seed_password(v: &mut Value) {
+    set(v, "/case/id", json!("RD-4HX8PT"));
+    set(v, "/case/subject_tag", json!("[Case RD-4HX8PT]"));
+    set(
+        v,
+        "/case/reply_address",
+        json!("support+RD-4HX8PT.9f2c41aa@example.org"),
+    );
+    set(v, "/case/state", json!("awaiting_info"));
+    set(v, "/case/username", json!("pkgmaker"));
+    set(
+        v,
+        "/case/reasons",
+        json!([{"code": "forgot_password", "label": "Forgotten password"}]),
+    );
+    set(
+        v,
+        "/case/understood",
+        json!([
+            {"label": "Username", "value": "pkgmaker"},
+            {"label": "Reason", "value": "Forgotten password (two-factor authentication was never set up)"},
+            {"label": "Code of Conduct", "value": "agreed"}
+        ]),
+    );
+    set(
+        v,
+        "/case/missing",
+        json!([{
+            "code": "email_access",
+            "label": "Whether you can still read the email address linked to the account",
+            "hint": "answer yes or no"
+        }, {
+            "code": "delay_acknowledged",
+            "label": "That you understand a review can take some time",
+            "hint": null
+        }]),
+    );
+    set(v, "/case/queue_position", json!(1));
+    set(v, "/case/flags", json!([]));
+    set(
+        v,
+        "/case/proofs",
+        json!([
+            {"label": "Packages owned", "value": "pkgmaker-utils, tinyparse"},
+            {"label": "Previous address", "value": "pm@old.example.com"},
+            {"label": "Account created", "value": "around 2019"}
+        ]),
+    );
+    set(v, "/case/secrets_found", json!([]));
+}
+
+fn missing_everything(v: &mut Value) {
+    set(v, "/case/state", json!("awaiting_info"));
+    set(v, "/case/username", Value::Null);
+    set(v, "/case/lookup_address", Value::Null);
+    set(v, "/case/reasons", json!([]));
+    set(v, "/case/understood", json!([]));
+    set(
+        v,
+        "/case/missing",
+        json!([
+            {"code": "username", "label": "Your account username", "hint": "the name you log in with, not your email address"},
+            {"code": "reason", "label": "Why you cannot log in", "hint": "for example: lost two-factor device, recovery codes not working, forgotten password"},
+            {"code": "email_access", "label": "Whether you can still read the email address linked to the account", "hint": null},
+            {"code": "code_of_conduct", "label": "That you agree to the Code of Conduct", "hint": null},
+            {"code": "delay_acknowledged", "label": "That you understand a review can take some time", "hint": null}
+        ]),
+    );
+    set(v, "/case/queue_position", json!(0));
+    set(v, "/case/age_days", json!(0));
+    set(v, "/case/secrets_found", json!([]));
+    set(v, "/case/flags", json!([]));
+    set(v, "/case/proofs", json!([]));
+    set(v, "/relay/staff_name", Value::Null);
+    set(v, "/staff/linked_address_masked", Value::Null);
+    set(v, "/staff/trust", json!([]));
+    set(v, "/staff/excerpt", json!(""));
+    set(v, "/staff/events", json!([]));
+    set(v, "/staff/failed_recipient", Value::Null);
+    set(v, "/staff/error", Value::Null);
+    set(v, "/staff/commands_help", json!(""));
+    set(v, "/digest/cases", json!([]));
+}
+
+fn verified(v: &mut Value) {
+    set(v, "/case/state", json!("waiting_period"));
+    set(v, "/case/missing", json!([]));
+    set(v, "/case/flags", json!(["verified"]));
+    set(v, "/case/age_days", json!(9));
+    set(
+        v,
+        "/staff/verification",
+        json!("Verified: the code sent to the linked address came back"),
+    );
+}
+
+fn compromise(v: &mut Value) {
+    set(v, "/case/priority", json!("high"));
+    set(v, "/case/state", json!("awaiting_staff"));
+    set(
+        v,
+        "/case/reasons",
+        json!([
+            {"code": "suspected_compromise", "label": "Suspected compromise"},
+            {"code": "recovery_codes_lost_or_not_working", "label": "Recovery codes lost or not working"}
+        ]),
+    );
+    set(
+        v,
+        "/case/understood",
+        json!([
+            {"label": "Username", "value": "iineolineii"},
+            {"label": "Reason", "value": "Recovery codes were reset without my knowledge"}
+        ]),
+    );
+    set(v, "/case/queue_position", json!(1));
+    set(v, "/case/flags", json!(["suspected_compromise"]));
+    set(
+        v,
+        "/case/secrets_found",
+        json!([
+            {"code": "api_token", "label": "an API token (pypi-AgE…)"},
+            {"code": "recovery_code", "label": "a recovery code"}
+        ]),
+    );
+    set(
+        v,
+        "/staff/reason",
+        json!("The requester reports recovery codes reset without their knowledge."),
+    );
+}
+
+fn non_english(v: &mut Value) {
+    set(v, "/case/language", json!("es"));
+    set(v, "/case/username", json!("mgarcia"));
+    set(v, "/case/requester", json!("maria.garcia@example.es"));
+    set(
+        v,
+        "/case/understood",
+        json!([
+            {"label": "Usuario", "value": "mgarcia"},
+            {"label": "Motivo", "value": "Perdí el teléfono con la aplicación de autenticación"}
+        ]),
+    );
+    set(
+        v,
+        "/case/missing",
+        json!([{"code": "code_of_conduct", "label": "Que aceptas el Código de Conducta", "hint": null}]),
+    );
+    set(v, "/case/state", json!("awaiting_info"));
+    set(v, "/staff/requesters", json!(["maria.garcia@example.es"]));
+}
+
+fn lost_linked_address(v: &mut Value) {
+    set(v, "/case/state", json!("awaiting_staff"));
+    set(v, "/case/lookup_address", Value::Null);
+    set(
+        v,
+        "/case/reasons",
+        json!([{"code": "lost_email_access", "label": "Lost access to the linked email address"}]),
+    );
+    set(v, "/staff/linked_address_masked", json!("j***@o***.com"));
+    set(
+        v,
+        "/staff/verification",
+        json!("Not challenged: the requester no longer reads the linked address"),
+    );
+}
+
+fn challenge_account(v: &mut Value, name: &str) {
+    set(v, "/case/state", json!("awaiting_verification"));
+    set(v, "/case/missing", json!([]));
+    // Everything the requester could observe is identical in both;
+    // only staff-side facts differ, and the requester-facing
+    // templates must not show them (checked by `templates check`).
+    if name == "challenge_known_account" {
+        set(v, "/staff/linked_address_masked", json!("j***@e***.org"));
+        set(
+            v,
+            "/staff/verification",
+            json!("Challenge sent to the linked address"),
+        );
+        set(v, "/case/flags", json!(["account_found"]));
+    } else {
+        set(v, "/staff/linked_address_masked", Value::Null);
+        set(
+            v,
+            "/staff/verification",
+            json!("No account matches this username"),
+        );
+        set(v, "/case/flags", json!(["account_not_found"]));
+    }
+}
+
+fn hostile_input(v: &mut Value) {
+    // Requester-controlled text that must come out escaped in HTML.
+    set(v, "/case/username", json!("<script>alert(1)</script>"));
+    set(
+        v,
+        "/case/understood",
+        json!([{"label": "Username", "value": "<script>alert(1)</script> & \"friends\""}]),
+    );
+    set(
+        v,
+        "/relay/text",
+        json!("Hi,\n<b>bold?</b> & more\n\nThanks"),
+    );
+    set(v, "/staff/excerpt", json!("<img src=x onerror=alert(1)>"));
+    set(v, "/staff/error", json!("unknown command `/clsoe`"));
+}
+
+fn resolved(v: &mut Value) {
+    set(v, "/case/state", json!("resolved"));
+    set(v, "/case/missing", json!([]));
+    set(v, "/case/age_days", json!(12));
+    set(v, "/case/queue_position", json!(0));
+}
+
+fn wrong_code(v: &mut Value) {
+    // The requester sent a code that did not match; `challenge_sent`
+    // is sent again with the attempts left.
+    set(v, "/case/state", json!("awaiting_verification"));
+    set(v, "/challenge/wrong_code", json!(true));
+    set(v, "/challenge/attempts_left", json!(3));
+}
+
+fn closed(v: &mut Value) {
+    set(v, "/case/state", json!("closed"));
+    set(v, "/case/age_days", json!(40));
+    set(v, "/case/queue_position", json!(0));
+    set(v, "/relay/staff_name", Value::Null);
 }
 
 /// Trims a full context to what the worker passes for `kind`: `challenge`
