@@ -19,7 +19,7 @@ use crate::classify::LOOP_HEADER;
 use crate::config::Settings;
 use crate::domain::{header_safe, HandledKind};
 use crate::error::{Error, Result};
-use crate::request::{Claim, Tick};
+use crate::request::{Claim, Field, Tick};
 use crate::templates::{Rendered, TemplateKind, TemplateSet};
 use crate::thread::{reply_address, tag_for, Role};
 use crate::verify::mask_address;
@@ -100,136 +100,22 @@ impl Composer<'_> {
         now: i64,
         trigger: &Trigger,
     ) -> Value {
-        let instance = &self.settings.instance;
-        let key = self.settings.secret_key.expose().as_bytes();
-        let support = &self.settings.support_address;
-        let fields = &case.fields;
         let staff_facing = matches!(mail.to, Recipient::Staff | Recipient::StaffMember(_));
-        let l = crate::labels::for_lang(if staff_facing { "en" } else { &case.language });
-        let mut understood = Vec::new();
-        if let Some(u) = &fields.username {
-            understood.push(json!({"label": l.username, "value": u}));
-        }
-        if let Some(a) = &fields.lookup_address {
-            understood.push(json!({"label": l.lookup_address, "value": a}));
-        }
-        if !fields.reasons.is_empty() {
-            let reasons: Vec<&str> = fields.reasons.iter().map(|r| l.reason(*r)).collect();
-            understood.push(json!({"label": l.reason, "value": reasons.join(", ")}));
-        }
-        match fields.claims_email_access {
-            Claim::Yes => {
-                understood.push(json!({"label": l.email_access, "value": l.yes_no_ticked[0]}))
-            }
-            Claim::No => {
-                understood.push(json!({"label": l.email_access, "value": l.yes_no_ticked[1]}))
-            }
-            Claim::Unknown => {}
-        }
-        let tick = |t: Tick| match t {
-            Tick::Stated => Some(l.yes_no_ticked[0]),
-            Tick::Weak => Some(l.yes_no_ticked[2]),
-            Tick::Refused => Some(l.yes_no_ticked[1]),
-            Tick::Unknown => None,
-        };
-        if let Some(v) = tick(fields.agreed_code_of_conduct) {
-            understood.push(json!({"label": l.code_of_conduct, "value": v}));
-        }
-        if let Some(v) = tick(fields.acknowledged_delay) {
-            understood.push(json!({"label": l.delay, "value": v}));
-        }
-        let mut proofs = Vec::new();
-        for p in &fields.proofs.packages {
-            proofs.push(json!({"label": l.proofs[0], "value": p}));
-        }
-        for p in &fields.proofs.repository_urls {
-            proofs.push(json!({"label": l.proofs[1], "value": p}));
-        }
-        for p in &fields.proofs.previous_addresses {
-            proofs.push(json!({"label": l.proofs[2], "value": p}));
-        }
-        if let Some(p) = &fields.proofs.account_created {
-            proofs.push(json!({"label": l.proofs[3], "value": p}));
-        }
-        let missing: Vec<Value> = case
-            .missing
-            .iter()
-            .map(|f| {
-                let (label, hint) = l.field(*f);
-                json!({"code": f.code(), "label": label, "hint": hint})
-            })
-            .collect();
-        let requester_facing = matches!(mail.to, Recipient::Requester | Recipient::Other(_));
-        // A second address asking about the same account learns nothing the
-        // first requester wrote: no fields, proofs, secrets or addresses.
-        let secrets: Vec<Value> = if requester_facing {
-            case.secrets_found
-                .iter()
-                .map(|s| json!({"code": s.code(), "label": l.secret(*s)}))
-                .collect()
-        } else {
-            Vec::new()
-        };
         // Staff read English; everyone else the case's language.
-        let date_lang = if staff_facing {
-            "en"
-        } else {
-            case.language.as_str()
-        };
-        let date = |t: i64| crate::labels::format_date(date_lang, t);
-        let day = 86_400;
-        let policy = &self.settings.policy;
+        let lang = if staff_facing { "en" } else { &case.language };
+        let l = crate::labels::for_lang(lang);
+        let date = |t: i64| crate::labels::format_date(lang, t);
         let mut ctx = json!({
-            "case": {
-                "id": case.id.as_str(),
-                "subject_tag": tag_for(&case.id),
-                "state": case.state.as_str(),
-                "priority": case.priority.as_str(),
-                "language": case.language,
-                "username": fields.username,
-                "lookup_address": fields.lookup_address,
-                "reasons": fields.reasons.iter().map(|r| json!({"code": r.code(), "label": l.reason(*r)})).collect::<Vec<_>>(),
-                "understood": understood,
-                "missing": missing,
-                "queue_position": queue_position,
-                "expected_wait": instance.expected_wait,
-                "created": date(case.created_at),
-                "age_days": (now - case.created_at).max(0) / day,
-                "reply_address": reply_address(support, key, &case.id, Role::Case),
-                "requester": match &mail.to { Recipient::Other(a) => a.as_str(), _ => case.requester.as_str() },
-                "secrets_found": secrets,
-                "flags": case.flags.iter().map(|f| serde_json::to_value(f).unwrap_or(Value::Null)).collect::<Vec<_>>(),
-                "proofs": proofs,
-            },
-            "support": instance.template_context(support),
+            "case": self.case_json(case, mail, l, queue_position, now, &date),
+            "support": self.support_json(),
             "now": date(now),
-            "policy": {
-                "reopen_days": policy.reopen_window / day,
-                "close_after_days": policy.close_after / day,
-                "waiting_period_days": policy.waiting_period / day,
-            },
+            "policy": self.policy_json(),
             "extra": mail.extra,
         });
-        let requested = case.challenges_issued.last().copied().unwrap_or(now);
-        let expires = match &case.verification {
-            Verification::Pending(ch) => ch.expires_at,
-            Verification::NoTarget { expires_at, .. } => *expires_at,
-            _ => now + policy.challenge_ttl,
-        };
-        ctx["challenge"] = json!({
-            "code": mail.code,
-            "expires": date(expires),
-            "requested": date(requested),
-            "requester_masked": mask_address(&case.requester),
-            "reply_address": reply_address(support, key, &case.id, Role::Challenge),
-            "account": fields.username.clone().or_else(|| fields.lookup_address.clone()),
-            "wrong_code": mail.extra.contains_key("wrong_code"),
-            "attempts_left": mail.extra.get("attempts_left").and_then(|a| a.parse::<u32>().ok()),
-        });
-        let show_name = self.settings.staff_mail.show_staff_name;
+        ctx["challenge"] = self.challenge_json(case, mail, now, &date);
         ctx["relay"] = json!({
             "text": mail.extra.get("text"),
-            "staff_name": mail.extra.get("staff_name").filter(|_| show_name),
+            "staff_name": mail.extra.get("staff_name").filter(|_| self.settings.staff_mail.show_staff_name),
         });
         ctx["limits"] = json!({
             "size_bytes": mail.extra.get("size_bytes").and_then(|s| s.parse::<u64>().ok()),
@@ -243,63 +129,148 @@ impl Composer<'_> {
             "threshold": self.settings.send_limits.staff_flood_threshold,
         });
         if matches!(mail.to, Recipient::Other(_)) {
-            // A second address asking about the same account must learn
-            // nothing about the case: not that it exists, not its id, not
-            // what the first requester wrote.
-            for key in [
-                "id",
-                "subject_tag",
-                "requester",
-                "username",
-                "lookup_address",
-            ] {
-                ctx["case"][key] = json!("");
-            }
-            ctx["case"]["reply_address"] = json!(support.as_str());
-            for key in [
-                "understood",
-                "missing",
-                "reasons",
-                "proofs",
-                "secrets_found",
-                "flags",
-            ] {
-                ctx["case"][key] = json!([]);
-            }
+            self.hide_the_case(&mut ctx);
         }
+        let requester_facing = matches!(mail.to, Recipient::Requester | Recipient::Other(_));
         if !requester_facing {
-            ctx["staff"] = json!({
-                "linked_address_masked": case.linked_address_masked,
-                "verification": verification_label(&case.verification),
-                "trust": trigger.trust.iter().map(|(l, v)| json!({"label": l, "value": v})).collect::<Vec<_>>(),
-                "excerpt": trigger.excerpt,
-                "requesters": case.requesters().collect::<Vec<_>>(),
-                "commands_help": "/note <one line> · /internal (at the top: the whole reply is a note) · /close [reason] · /resolve · /verify · /ask <fields> · /reopen · /priority high|normal · /assign me",
-                "events": Vec::<Value>::new(),
-                "reason": mail.extra.get("reason"),
-                "failed_recipient": mail.extra.get("failed_recipient"),
-                "error": mail.extra.get("error"),
-                "held": held_for_staff(case, &date),
-                "assignee": case.assignee,
-                "attachments": trigger.attachments.iter().map(|(n, a)| json!({
-                    "number": n,
-                    "name": a.name,
-                    "content_type": a.content_type,
-                    "size": crate::attachments::human_size(a.size),
-                })).collect::<Vec<_>>(),
-                "attachments_total": case.attachments.len(),
-                "earlier_cases": case.earlier_cases.iter().map(|e| json!({
-                    "id": e.id.as_str(),
-                    "state": e.state.as_str(),
-                    "opened": date(e.created_at),
-                    "closed": e.closed_at.map(&date),
-                    "shares": e.shares.label(),
-                })).collect::<Vec<_>>(),
-                "done": mail.extra.get("done").map(|d| d.lines().collect::<Vec<_>>()).unwrap_or_default(),
-                "changed": mail.extra.get("changed").map(|c| c.split(',').filter(|f| !f.is_empty()).collect::<Vec<_>>()).unwrap_or_default(),
-            });
+            ctx["staff"] = staff_json(case, mail, trigger, &date);
         }
         ctx
+    }
+
+    /// `case`: the case as the recipient may see it.
+    fn case_json(
+        &self,
+        case: &Case,
+        mail: &Mail,
+        l: &crate::labels::Labels,
+        queue_position: usize,
+        now: i64,
+        date: &dyn Fn(i64) -> String,
+    ) -> Value {
+        let key = self.settings.secret_key.expose().as_bytes();
+        let fields = &case.fields;
+        let staff_facing = matches!(mail.to, Recipient::Staff | Recipient::StaffMember(_));
+        let requester_facing = matches!(mail.to, Recipient::Requester | Recipient::Other(_));
+        let items = field_items(fields, l, staff_facing);
+        let proofs = proof_items(fields, l);
+        let received = received_items(mail, &items, &proofs);
+        let understood: Vec<Value> = items.into_iter().map(|(_, v)| v).collect();
+        let missing: Vec<Value> = case
+            .missing
+            .iter()
+            .map(|f| {
+                let (label, hint) = l.field(*f);
+                json!({"code": f.code(), "label": label, "hint": hint})
+            })
+            .collect();
+        // A second address asking about the same account learns nothing the
+        // first requester wrote: no fields, proofs, secrets or addresses.
+        let secrets: Vec<Value> = if requester_facing {
+            case.secrets_found
+                .iter()
+                .map(|s| json!({"code": s.code(), "label": l.secret(*s)}))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        json!({
+            "id": case.id.as_str(),
+            "subject_tag": tag_for(&case.id),
+            "state": case.state.as_str(),
+            "priority": case.priority.as_str(),
+            "language": case.language,
+            "username": fields.username,
+            "lookup_address": fields.lookup_address,
+            "username_forgotten": username_forgotten(fields),
+            "email_access": fields.claims_email_access,
+            "reasons": fields.reasons.iter().map(|r| json!({"code": r.code(), "label": l.reason(*r)})).collect::<Vec<_>>(),
+            "understood": understood,
+            "received": received,
+            "missing": missing,
+            "queue_position": queue_position,
+            "expected_wait": self.settings.instance.expected_wait,
+            "created": date(case.created_at),
+            "age_days": (now - case.created_at).max(0) / DAY,
+            "reply_address": reply_address(&self.settings.support_address, key, &case.id, Role::Case),
+            "requester": match &mail.to { Recipient::Other(a) => a.as_str(), _ => case.requester.as_str() },
+            "secrets_found": secrets,
+            "flags": case.flags.iter().map(|f| serde_json::to_value(f).unwrap_or(Value::Null)).collect::<Vec<_>>(),
+            "proofs": proofs,
+        })
+    }
+
+    /// `support`: who we are.
+    fn support_json(&self) -> Value {
+        self.settings
+            .instance
+            .template_context(&self.settings.support_address)
+    }
+
+    /// `policy`: the time frames the mail may promise, in days.
+    fn policy_json(&self) -> Value {
+        let policy = &self.settings.policy;
+        json!({
+            "reopen_days": policy.reopen_window / DAY,
+            "close_after_days": policy.close_after / DAY,
+            "waiting_period_days": policy.waiting_period / DAY,
+        })
+    }
+
+    /// `challenge`: the code (challenge mails only), its dates and thread.
+    fn challenge_json(
+        &self,
+        case: &Case,
+        mail: &Mail,
+        now: i64,
+        date: &dyn Fn(i64) -> String,
+    ) -> Value {
+        let key = self.settings.secret_key.expose().as_bytes();
+        let fields = &case.fields;
+        let requested = case.challenges_issued.last().copied().unwrap_or(now);
+        let expires = match &case.verification {
+            Verification::Pending(ch) => ch.expires_at,
+            Verification::NoTarget { expires_at, .. } => *expires_at,
+            _ => now + self.settings.policy.challenge_ttl,
+        };
+        json!({
+            "code": mail.code,
+            "expires": date(expires),
+            "requested": date(requested),
+            "requester_masked": mask_address(&case.requester),
+            "reply_address": reply_address(&self.settings.support_address, key, &case.id, Role::Challenge),
+            "account": fields.username.clone().or_else(|| fields.lookup_address.clone()),
+            "wrong_code": mail.extra.contains_key("wrong_code"),
+            "attempts_left": mail.extra.get("attempts_left").and_then(|a| a.parse::<u32>().ok()),
+        })
+    }
+
+    /// A second address asking about the same account must learn nothing
+    /// about the case: not that it exists, not its id, not what the first
+    /// requester wrote.
+    fn hide_the_case(&self, ctx: &mut Value) {
+        for key in [
+            "id",
+            "subject_tag",
+            "requester",
+            "username",
+            "lookup_address",
+        ] {
+            ctx["case"][key] = json!("");
+        }
+        ctx["case"]["username_forgotten"] = json!(false);
+        ctx["case"]["reply_address"] = json!(self.settings.support_address.as_str());
+        for key in [
+            "understood",
+            "received",
+            "missing",
+            "reasons",
+            "proofs",
+            "secrets_found",
+            "flags",
+        ] {
+            ctx["case"][key] = json!([]);
+        }
     }
 
     /// Renders a mail and formats it as RFC 5322 bytes.
@@ -344,38 +315,10 @@ impl Composer<'_> {
         self.settings.support_address.to_string()
     }
 
-    fn format(
-        &self,
-        case: &Case,
-        mail: &Mail,
-        to: &[String],
-        rendered: &Rendered,
-        message_id: &str,
-        now: i64,
-    ) -> Result<Vec<u8>> {
-        let key = self.settings.secret_key.expose().as_bytes();
-        let support = &self.settings.support_address;
-        let bad = |e: &dyn std::fmt::Display| {
-            Error::Permanent(format!("cannot build {}: {e}", mail.template))
-        };
-        let from = support_mailbox(self.settings).map_err(|e| bad(&e))?;
-        let to_other = matches!(mail.to, Recipient::Other(_));
-        let reply_to = if to_other {
-            support.to_string()
-        } else {
-            reply_address(support, key, &case.id, mail.role)
-        };
-        let reply_to: Mailbox = reply_to.parse().map_err(|e| bad(&e))?;
-        let mut builder = Message::builder()
-            .from(from)
-            .reply_to(reply_to)
-            .subject(header_safe(&rendered.subject))
-            .message_id(Some(format!("<{message_id}>")))
-            .date(SystemTime::UNIX_EPOCH + Duration::from_secs(now.max(0) as u64));
-        for address in to {
-            builder = builder.to(address.parse::<Mailbox>().map_err(|e| bad(&e))?);
-        }
-        let (in_reply_to, references) = match &mail.to {
+    /// In-Reply-To and References: under their own message for a second
+    /// requester, else the thread the recipient has seen.
+    fn thread_of(&self, case: &Case, mail: &Mail) -> (Option<String>, Vec<String>) {
+        match &mail.to {
             // Only under their own message: the case's thread is not theirs to see.
             Recipient::Other(address) => {
                 let own = case
@@ -420,7 +363,41 @@ impl Composer<'_> {
                     .collect();
                 thread_headers(&visible, mail)
             }
+        }
+    }
+
+    fn format(
+        &self,
+        case: &Case,
+        mail: &Mail,
+        to: &[String],
+        rendered: &Rendered,
+        message_id: &str,
+        now: i64,
+    ) -> Result<Vec<u8>> {
+        let key = self.settings.secret_key.expose().as_bytes();
+        let support = &self.settings.support_address;
+        let bad = |e: &dyn std::fmt::Display| {
+            Error::Permanent(format!("cannot build {}: {e}", mail.template))
         };
+        let from = support_mailbox(self.settings).map_err(|e| bad(&e))?;
+        let to_other = matches!(mail.to, Recipient::Other(_));
+        let reply_to = if to_other {
+            support.to_string()
+        } else {
+            reply_address(support, key, &case.id, mail.role)
+        };
+        let reply_to: Mailbox = reply_to.parse().map_err(|e| bad(&e))?;
+        let mut builder = Message::builder()
+            .from(from)
+            .reply_to(reply_to)
+            .subject(header_safe(&rendered.subject))
+            .message_id(Some(format!("<{message_id}>")))
+            .date(SystemTime::UNIX_EPOCH + Duration::from_secs(now.max(0) as u64));
+        for address in to {
+            builder = builder.to(address.parse::<Mailbox>().map_err(|e| bad(&e))?);
+        }
+        let (in_reply_to, references) = self.thread_of(case, mail);
         // Ids come from other people's mail ("9209252113.AA00975@ ebony"):
         // lettre refuses spaces and brackets in them, and the reply is lost.
         if let Some(parent) = in_reply_to.as_deref().and_then(id_token) {
@@ -434,18 +411,7 @@ impl Composer<'_> {
         if !refs.is_empty() {
             builder = builder.references(refs.join(" "));
         }
-        let auto = match mail.template {
-            // A person wrote it: relaying it does not make it automatic
-            // (RFC 3834 section 5: "no" marks mail a person originated).
-            TemplateKind::StaffRelay => "no",
-            TemplateKind::Reminder
-            | TemplateKind::CloseNotice
-            | TemplateKind::StatusNote
-            | TemplateKind::Challenge
-            | TemplateKind::ChallengeReminder => "auto-generated",
-            kind if kind.is_staff_facing() => "auto-generated",
-            _ => "auto-replied",
-        };
+        let auto = auto_submitted(mail.template);
         builder = automatic_headers(builder, auto, &self.settings.instance.id);
         // A second requester must not learn the case exists.
         if !to_other {
@@ -467,6 +433,22 @@ impl Composer<'_> {
         }
         .map_err(|e| bad(&e))?;
         Ok(message.formatted())
+    }
+}
+
+/// RFC 3834's `Auto-Submitted` value for a kind of mail.
+fn auto_submitted(kind: TemplateKind) -> &'static str {
+    match kind {
+        // A person wrote it: relaying it does not make it automatic
+        // (RFC 3834 section 5: "no" marks mail a person originated).
+        TemplateKind::StaffRelay => "no",
+        TemplateKind::Reminder
+        | TemplateKind::CloseNotice
+        | TemplateKind::StatusNote
+        | TemplateKind::Challenge
+        | TemplateKind::ChallengeReminder => "auto-generated",
+        kind if kind.is_staff_facing() => "auto-generated",
+        _ => "auto-replied",
     }
 }
 
@@ -559,6 +541,134 @@ fn verification_label(v: &Verification) -> String {
         Verification::Skipped { why } => format!("no challenge: {why}"),
         other => other.label().replace('_', " "),
     }
+}
+
+const DAY: i64 = 86_400;
+
+/// `staff`: what only the team sees (masked linked address, trust
+/// signals, the latest text, history, held mail).
+fn staff_json(case: &Case, mail: &Mail, trigger: &Trigger, date: &dyn Fn(i64) -> String) -> Value {
+    let extra = |key: &str| mail.extra.get(key).map(String::as_str).unwrap_or("");
+    json!({
+        "linked_address_masked": case.linked_address_masked,
+        "verification": verification_label(&case.verification),
+        "trust": trigger.trust.iter().map(|(l, v)| json!({"label": l, "value": v})).collect::<Vec<_>>(),
+        "excerpt": trigger.excerpt,
+        "requesters": case.requesters().collect::<Vec<_>>(),
+        "commands_help": "/note <one line> · /internal (at the top: the whole reply is a note) · /close [reason] · /resolve · /verify · /ask <fields> · /reopen · /priority high|normal · /assign me",
+        "events": Vec::<Value>::new(),
+        "reason": mail.extra.get("reason"),
+        "failed_recipient": mail.extra.get("failed_recipient"),
+        "error": mail.extra.get("error"),
+        "held": held_for_staff(case, date),
+        "assignee": case.assignee,
+        "attachments": trigger.attachments.iter().map(|(n, a)| json!({
+            "number": n,
+            "name": a.name,
+            "content_type": a.content_type,
+            "size": crate::attachments::human_size(a.size),
+        })).collect::<Vec<_>>(),
+        "attachments_total": case.attachments.len(),
+        "earlier_cases": case.earlier_cases.iter().map(|e| json!({
+            "id": e.id.as_str(),
+            "state": e.state.as_str(),
+            "opened": date(e.created_at),
+            "closed": e.closed_at.map(date),
+            "shares": e.shares.label(),
+        })).collect::<Vec<_>>(),
+        "done": extra("done").lines().collect::<Vec<_>>(),
+        "changed": extra("changed").split(',').filter(|f| !f.is_empty()).collect::<Vec<_>>(),
+    })
+}
+
+/// What we understood of the fields other than proofs, as label/value
+/// pairs tagged with their field.
+fn field_items(
+    fields: &crate::request::RequestFields,
+    l: &crate::labels::Labels,
+    staff_facing: bool,
+) -> Vec<(Field, Value)> {
+    let item = |label: &str, value: &str| json!({"label": label, "value": value});
+    let mut items = Vec::new();
+    if let Some(u) = &fields.username {
+        items.push((Field::Username, item(l.username, u)));
+    }
+    if let Some(a) = &fields.lookup_address {
+        items.push((Field::Username, item(l.lookup_address, a)));
+    }
+    if username_forgotten(fields) {
+        let value = if staff_facing {
+            "not remembered: looked up by the requester's own address"
+        } else {
+            l.username_forgotten
+        };
+        items.push((Field::Username, item(l.username, value)));
+    }
+    if !fields.reasons.is_empty() {
+        let reasons: Vec<&str> = fields.reasons.iter().map(|r| l.reason(*r)).collect();
+        items.push((Field::Reason, item(l.reason, &reasons.join(", "))));
+    }
+    match fields.claims_email_access {
+        Claim::Yes => items.push((Field::EmailAccess, item(l.email_access, l.yes_no_ticked[0]))),
+        Claim::No => items.push((Field::EmailAccess, item(l.email_access, l.yes_no_ticked[1]))),
+        Claim::Unknown => {}
+    }
+    let tick = |t: Tick| match t {
+        Tick::Stated => Some(l.yes_no_ticked[0]),
+        Tick::Weak => Some(l.yes_no_ticked[2]),
+        Tick::Refused => Some(l.yes_no_ticked[1]),
+        Tick::Unknown => None,
+    };
+    if let Some(v) = tick(fields.agreed_code_of_conduct) {
+        items.push((Field::CodeOfConduct, item(l.code_of_conduct, v)));
+    }
+    if let Some(v) = tick(fields.acknowledged_delay) {
+        items.push((Field::DelayAcknowledged, item(l.delay, v)));
+    }
+    items
+}
+
+/// The proofs offered, one label/value pair each.
+fn proof_items(fields: &crate::request::RequestFields, l: &crate::labels::Labels) -> Vec<Value> {
+    let p = &fields.proofs;
+    let labelled = |label: &str, values: &[String]| -> Vec<Value> {
+        values
+            .iter()
+            .map(|v| json!({"label": label, "value": v}))
+            .collect()
+    };
+    let mut proofs = labelled(l.proofs[0], &p.packages);
+    proofs.extend(labelled(l.proofs[1], &p.repository_urls));
+    proofs.extend(labelled(l.proofs[2], &p.previous_addresses));
+    proofs.extend(labelled(l.proofs[3], p.account_created.as_slice()));
+    proofs
+}
+
+/// `case.received`: the items of the fields the latest reply changed
+/// (`extra.received`, set by the case core), so the requester sees what
+/// was understood of the answer itself.
+fn received_items(mail: &Mail, items: &[(Field, Value)], proofs: &[Value]) -> Vec<Value> {
+    let fields: Vec<Field> = mail
+        .extra
+        .get("received")
+        .map(|r| r.split(',').filter_map(Field::parse).collect())
+        .unwrap_or_default();
+    let mut received: Vec<Value> = items
+        .iter()
+        .filter(|(f, _)| fields.contains(f))
+        .map(|(_, v)| v.clone())
+        .collect();
+    if fields.contains(&Field::Proofs) {
+        received.extend(proofs.iter().cloned());
+    }
+    received
+}
+
+/// They said they forgot the username and named no account: the account
+/// is looked up by the address they write from (13.8), and the mail says
+/// so whether or not one matched.
+fn username_forgotten(fields: &crate::request::RequestFields) -> bool {
+    fields.forgot_username && fields.username.is_none() && fields.lookup_address.is_none()
 }
 
 /// In-Reply-To and References for a new mail on a thread: the latest

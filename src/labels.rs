@@ -13,6 +13,8 @@ pub struct Labels {
     pub username: &'static str,
     /// "Account looked up by address".
     pub lookup_address: &'static str,
+    /// The username's value when they said they forgot it.
+    pub username_forgotten: &'static str,
     /// "Reason".
     pub reason: &'static str,
     /// "Access to the linked email address".
@@ -36,6 +38,7 @@ pub struct Labels {
 const EN: Labels = Labels {
     username: "Username",
     lookup_address: "Account looked up by address",
+    username_forgotten: "not remembered (see below)",
     reason: "Reason",
     email_access: "Access to the linked email address",
     code_of_conduct: "Agrees to the Code of Conduct",
@@ -86,6 +89,7 @@ const EN: Labels = Labels {
 const ES: Labels = Labels {
     username: "Nombre de usuario",
     lookup_address: "Cuenta buscada por dirección",
+    username_forgotten: "no lo recuerdas (mira más abajo)",
     reason: "Motivo",
     email_access: "Acceso a la dirección de correo vinculada",
     code_of_conduct: "Acepta el Código de Conducta",

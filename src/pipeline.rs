@@ -404,11 +404,18 @@ impl Pipeline {
     }
 
     /// Looks the account up by username, else by the address given in its
-    /// place. `None` when there is nothing to look up.
-    pub async fn lookup(&self, fields: &request::RequestFields) -> Option<LookupOutcome> {
+    /// place, else, when they said they forgot the username, by the
+    /// `requester`'s own address (13.8). `None` when there is nothing to
+    /// look up.
+    pub async fn lookup(
+        &self,
+        fields: &request::RequestFields,
+        requester: &str,
+    ) -> Option<LookupOutcome> {
         let result = match (&fields.username, &fields.lookup_address) {
             (Some(username), _) => self.directory.by_username(username).await,
             (None, Some(address)) => self.directory.by_address(address).await,
+            (None, None) if fields.forgot_username => self.directory.by_address(requester).await,
             (None, None) => return None,
         };
         Some(match result {
@@ -540,7 +547,7 @@ impl Pipeline {
         for (case_id, kinds) in due {
             let case = self.load(&case_id)?;
             let lookup = if kinds.contains(&case::TimerKind::DirectoryRetry) {
-                self.lookup(&case.fields).await
+                self.lookup(&case.fields, &case.requester).await
             } else {
                 None
             };

@@ -167,6 +167,11 @@ pub struct RequestFields {
     pub status_chase: bool,
     /// The body says the problem is solved.
     pub solved: bool,
+    /// They say they do not know the username: the account is looked up
+    /// by the address they write from instead. Absent in older stored
+    /// cases, and left out of the JSON when false so pinned readings stay.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forgot_username: bool,
 }
 
 impl RequestFields {
@@ -179,6 +184,7 @@ impl RequestFields {
         if newer.lookup_address.is_some() {
             self.lookup_address = newer.lookup_address.clone();
         }
+        self.forgot_username |= newer.forgot_username;
         for reason in &newer.reasons {
             if !self.reasons.contains(reason) {
                 self.reasons.push(*reason);
@@ -213,7 +219,11 @@ impl RequestFields {
     /// Whether a field counts as present.
     pub fn has(&self, field: Field) -> bool {
         match field {
-            Field::Username => self.username.is_some() || self.lookup_address.is_some(),
+            // Not knowing it is an answer too: asking again would not help,
+            // and the sender's own address stands in for the lookup.
+            Field::Username => {
+                self.username.is_some() || self.lookup_address.is_some() || self.forgot_username
+            }
             Field::Reason => !self.reasons.is_empty(),
             Field::EmailAccess => self.claims_email_access != Claim::Unknown,
             Field::CodeOfConduct => self.agreed_code_of_conduct.is_given(),

@@ -14,6 +14,7 @@
 //! is not.
 
 mod claims;
+mod forgotten_username;
 mod proofs;
 pub mod reason_model;
 mod reasons;
@@ -43,6 +44,7 @@ pub fn extract_with(
     let found = username::find(&doc, &subject, &ignore);
     fields.username = found.username;
     fields.lookup_address = found.lookup_address;
+    fields.forgot_username = forgotten_username::said(&doc.text);
     fields.solved = claims::solved(&doc.text, &subject);
     let reading = reasons::Reading {
         solved: fields.solved,

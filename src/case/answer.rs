@@ -126,7 +126,9 @@ pub fn changed_fields(before: &RequestFields, after: &RequestFields) -> Vec<Fiel
         .into_iter()
         .filter(|field| match field {
             Field::Username => {
-                before.username != after.username || before.lookup_address != after.lookup_address
+                before.username != after.username
+                    || before.lookup_address != after.lookup_address
+                    || before.forgot_username != after.forgot_username
             }
             Field::Reason => before.reasons != after.reasons,
             Field::EmailAccess => before.claims_email_access != after.claims_email_access,

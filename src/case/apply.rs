@@ -129,7 +129,26 @@ impl Step<'_> {
     fn requester(&mut self, msg: &RequesterMessage) {
         let before = self.case.clone();
         self.requester_moves(msg);
+        self.say_what_was_received(&before);
         self.tell_staff_of_answer(&before, msg);
+    }
+
+    /// The request for details (or "we have what we asked for") names what
+    /// this reply told us, so the requester sees they were understood.
+    fn say_what_was_received(&mut self, before: &Case) {
+        let changed = answer::changed_fields(&before.fields, &self.case.fields);
+        if changed.is_empty() {
+            return;
+        }
+        let codes: Vec<&str> = changed.iter().map(|f| f.code()).collect();
+        let codes = codes.join(",");
+        for mail in self
+            .mails
+            .iter_mut()
+            .filter(|m| m.template == TemplateKind::RequestInfo && m.to == Recipient::Requester)
+        {
+            mail.extra.insert("received".into(), codes.clone());
+        }
     }
 
     /// One notification when the requester writes on a case that waits on
@@ -181,56 +200,22 @@ impl Step<'_> {
         self.send(
             Mail::new(TemplateKind::StaffRequesterReplied, to)
                 .with("reason", reason)
-                .with("changed", codes.join(",")),
+                .with("changed", codes.join(","))
+                .with("received", codes.join(",")),
         );
     }
 
+    /// What the requester's message does to the case, in order: take in
+    /// what it says, then answer it as the case's state calls for.
     fn requester_moves(&mut self, msg: &RequesterMessage) {
-        let now = self.ctx.now;
         let was_new = self.case.state == CaseState::New;
-        if let Some(lang) = msg.language.as_ref().filter(|_| msg.proven()) {
-            if was_new || self.case.language == "en" {
-                self.case.language = lang.clone();
-            }
-        }
-        if !msg.proven() {
-            self.log(
-                Actor::System,
-                "mail tied to the case only by the sender's address (no reply address, no reference to our mail): it may fill in missing details, but counts no code, keeps the language and changes nothing the case holds",
-            );
-        }
         let had_compromise = self
             .case
             .fields
             .reasons
             .contains(&Reason::SuspectedCompromise);
         let missing_before = self.case.missing.clone();
-        self.answer_in_context(msg);
-        self.case.fields.merge(&msg.fields_for(&self.case.fields));
-        for secret in &msg.secrets {
-            if !self.case.secrets_found.contains(secret) {
-                self.case.secrets_found.push(*secret);
-            }
-        }
-        if !msg.secrets.is_empty() {
-            self.case.flag(Flag::SecretsPosted);
-            self.log(
-                Actor::System,
-                "secrets found in the message were redacted; the requester is told to revoke them",
-            );
-        }
-        if msg.malformed {
-            self.case.flag(Flag::MalformedMail);
-        }
-        self.case.missing = self
-            .ctx
-            .policy
-            .required
-            .iter()
-            .copied()
-            .filter(|f| !self.case.fields.has(*f))
-            .collect();
-        self.log(Actor::Requester, format!("message from {}", msg.from));
+        self.take_in(msg, was_new);
         if let Some(size) = msg.oversize {
             self.case.flag(Flag::Oversize);
             self.log(
@@ -245,34 +230,9 @@ impl Step<'_> {
                 return;
             }
         }
-        if !had_compromise
-            && self
-                .case
-                .fields
-                .reasons
-                .contains(&Reason::SuspectedCompromise)
-        {
-            self.case.priority = Priority::High;
-            self.case.flag(Flag::SuspectedCompromise);
-            self.notify(
-                TemplateKind::StaffCompromise,
-                "the requester describes signs that someone else changed the account",
-            );
-        }
+        self.notice_compromise(had_compromise);
         if self.case.state == CaseState::Closed {
-            self.case.closed_at = None;
-            // Staff by default (with its status timer), unless `advance`
-            // below finds the requester owes us something.
-            self.queue_for_staff(false);
-            self.log(Actor::System, "reopened by a reply from the requester");
-            self.send(Mail::new(TemplateKind::Reopened, Recipient::Requester));
-            if let Some(lookup) = &msg.lookup {
-                self.take_lookup(lookup);
-            }
-            // A challenge left over from before the close is stale (its
-            // timers were cleared): replace it rather than wait on it forever.
-            self.expire_challenge();
-            self.advance(false);
+            self.reopen_by_reply(msg);
             return;
         }
         if self.case.state == CaseState::Resolved {
@@ -299,24 +259,113 @@ impl Step<'_> {
             return;
         }
         if was_new {
-            if let Some(lookup) = &msg.lookup {
-                self.take_lookup(lookup);
-            }
-            self.advance(true);
-            // One mail for one event: a new case that suspects compromise is
-            // announced by the compromise alert, marked as a new case.
-            match self
-                .mails
-                .iter_mut()
-                .find(|m| m.template == TemplateKind::StaffCompromise)
-            {
-                Some(alert) => {
-                    alert.extra.insert("new_case".into(), "true".into());
-                }
-                None => self.notify(TemplateKind::StaffNewCase, "a new recovery request"),
-            }
+            self.open_the_case(msg);
             return;
         }
+        self.answer_reply(msg, &missing_before);
+    }
+
+    /// Language, fields, secrets and what is still missing, from one message.
+    fn take_in(&mut self, msg: &RequesterMessage, was_new: bool) {
+        if let Some(lang) = msg.language.as_ref().filter(|_| msg.proven()) {
+            if was_new || self.case.language == "en" {
+                self.case.language = lang.clone();
+            }
+        }
+        if !msg.proven() {
+            self.log(
+                Actor::System,
+                "mail tied to the case only by the sender's address (no reply address, no reference to our mail): it may fill in missing details, but counts no code, keeps the language and changes nothing the case holds",
+            );
+        }
+        self.answer_in_context(msg);
+        self.case.fields.merge(&msg.fields_for(&self.case.fields));
+        for secret in &msg.secrets {
+            if !self.case.secrets_found.contains(secret) {
+                self.case.secrets_found.push(*secret);
+            }
+        }
+        if !msg.secrets.is_empty() {
+            self.case.flag(Flag::SecretsPosted);
+            self.log(
+                Actor::System,
+                "secrets found in the message were redacted; the requester is told to revoke them",
+            );
+        }
+        if msg.malformed {
+            self.case.flag(Flag::MalformedMail);
+        }
+        self.case.missing = self
+            .ctx
+            .policy
+            .required
+            .iter()
+            .copied()
+            .filter(|f| !self.case.fields.has(*f))
+            .collect();
+        self.log(Actor::Requester, format!("message from {}", msg.from));
+    }
+
+    /// Signs of compromise seen for the first time: high priority, staff at once.
+    fn notice_compromise(&mut self, had_compromise: bool) {
+        let has = self
+            .case
+            .fields
+            .reasons
+            .contains(&Reason::SuspectedCompromise);
+        if had_compromise || !has {
+            return;
+        }
+        self.case.priority = Priority::High;
+        self.case.flag(Flag::SuspectedCompromise);
+        self.notify(
+            TemplateKind::StaffCompromise,
+            "the requester describes signs that someone else changed the account",
+        );
+    }
+
+    /// A reply to a closed case within the reopen window.
+    fn reopen_by_reply(&mut self, msg: &RequesterMessage) {
+        self.case.closed_at = None;
+        // Staff by default (with its status timer), unless `advance`
+        // below finds the requester owes us something.
+        self.queue_for_staff(false);
+        self.log(Actor::System, "reopened by a reply from the requester");
+        self.send(Mail::new(TemplateKind::Reopened, Recipient::Requester));
+        if let Some(lookup) = &msg.lookup {
+            self.take_lookup(lookup);
+        }
+        // A challenge left over from before the close is stale (its
+        // timers were cleared): replace it rather than wait on it forever.
+        self.expire_challenge();
+        self.advance(false);
+    }
+
+    /// The message that opened the case: the acknowledgement, and one
+    /// staff mail.
+    fn open_the_case(&mut self, msg: &RequesterMessage) {
+        if let Some(lookup) = &msg.lookup {
+            self.take_lookup(lookup);
+        }
+        self.advance(true);
+        // One mail for one event: a new case that suspects compromise is
+        // announced by the compromise alert, marked as a new case.
+        match self
+            .mails
+            .iter_mut()
+            .find(|m| m.template == TemplateKind::StaffCompromise)
+        {
+            Some(alert) => {
+                alert.extra.insert("new_case".into(), "true".into());
+            }
+            None => self.notify(TemplateKind::StaffNewCase, "a new recovery request"),
+        }
+    }
+
+    /// A reply on an open case: a lost linked address, a code, a chase,
+    /// or new details.
+    fn answer_reply(&mut self, msg: &RequesterMessage, missing_before: &[Field]) {
+        let now = self.ctx.now;
         if self.withdraw_challenge_for_a_lost_address(msg) {
             return;
         }
@@ -348,7 +397,7 @@ impl Step<'_> {
         self.advance(false);
         if self.mails.iter().all(|m| m.to != Recipient::Requester) {
             if before == CaseState::AwaitingInfo || !self.case.missing.is_empty() {
-                self.ask_again_or_hand_over(before, &missing_before);
+                self.ask_again_or_hand_over(before, missing_before);
             } else {
                 self.status_reply(now);
             }
@@ -388,10 +437,13 @@ impl Step<'_> {
             TemplateKind::LinkedAddressLost,
             Recipient::Requester,
         ));
-        self.notify(
-            TemplateKind::StaffNudge,
+        let mut nudge = Mail::new(TemplateKind::StaffNudge, Recipient::Staff).with(
+            "reason",
             "the requester can no longer read the linked address: the challenge was withdrawn; please review the proofs they offered",
         );
+        // Says what happened in the subject and first line, not "still waiting".
+        nudge = nudge.with("nudge", "linked_address_lost");
+        self.send(nudge);
         true
     }
 
@@ -559,6 +611,31 @@ impl Step<'_> {
     }
 }
 
+/// Which receipt the challenge thread's reply earns, if any: only an
+/// answer that changed something (the verification, or a first objection)
+/// gets one, so a repeat, or mail after the challenge ended, is recorded
+/// and never answered: two mailboxes cannot keep each other busy.
+fn owner_receipt_outcome(
+    before: &Verification,
+    after: &Verification,
+    answer: OwnerAnswerKind,
+    with_codes: bool,
+    flagged_before: bool,
+) -> Option<&'static str> {
+    if answer == OwnerAnswerKind::Denied {
+        let first = !flagged_before && !matches!(before, Verification::Denied { .. });
+        return first.then_some("denied");
+    }
+    if before == after || (answer != OwnerAnswerKind::Confirmed && !with_codes) {
+        return None;
+    }
+    Some(match after {
+        Verification::Verified { .. } => "confirmed",
+        Verification::Pending(_) => "not_matched",
+        _ => "too_late",
+    })
+}
+
 impl Step<'_> {
     /// Moves the case to the state its fields and verification call for.
     /// `first` is true for the message that opened the case: it gets the
@@ -578,57 +655,7 @@ impl Step<'_> {
         }
         match self.case.verification.clone() {
             Verification::NotStarted | Verification::Expired { .. } => {
-                if self.case.fields.claims_email_access == Claim::No {
-                    self.case.verification = Verification::Skipped {
-                        why: "the requester lost access to the linked address".into(),
-                    };
-                    self.log(Actor::System, "no challenge: the requester lost the linked address; manual review by staff");
-                    self.queue_for_staff(first);
-                    return;
-                }
-                match self.target.clone() {
-                    Some(Ok(address)) => {
-                        if self.issue_challenge(&address) {
-                            self.case.state = CaseState::AwaitingVerification;
-                            self.announce_challenge(first);
-                            self.wait_on_requester(now);
-                        } else {
-                            self.queue_for_staff(first);
-                        }
-                    }
-                    Some(Err(why)) => {
-                        let ctx = self.ctx;
-                        // The same per-day limit as a real challenge: reaching
-                        // it must not tell an existing account from a missing one.
-                        if self.challenge_limit_reached() {
-                            self.queue_for_staff(first);
-                            return;
-                        }
-                        self.case.challenges_issued.push(now);
-                        let expires_at = now + ctx.policy.challenge_ttl;
-                        self.log(Actor::System, format!("no challenge sent ({why}); the requester is told the same as always"));
-                        self.case.verification = Verification::NoTarget {
-                            expires_at,
-                            why,
-                            attempts_left: ctx.policy.challenge_attempts,
-                        };
-                        self.set_timer(TimerKind::ChallengeExpiry, expires_at);
-                        self.case.state = CaseState::AwaitingVerification;
-                        self.announce_challenge(first);
-                        self.wait_on_requester(now);
-                    }
-                    None => {
-                        if first {
-                            self.send(Mail::new(
-                                TemplateKind::Acknowledgement,
-                                Recipient::Requester,
-                            ));
-                        }
-                        if !matches!(self.case.verification, Verification::Expired { .. }) {
-                            self.queue_for_staff(false);
-                        }
-                    }
-                }
+                self.start_verification(first)
             }
             Verification::LookupPending { .. } => {
                 self.case.state = CaseState::AwaitingVerification;
@@ -658,6 +685,71 @@ impl Step<'_> {
             Verification::Denied { .. }
             | Verification::Locked { .. }
             | Verification::Skipped { .. } => self.queue_for_staff(first),
+        }
+    }
+
+    /// Nothing is being verified yet: no challenge for a lost linked
+    /// address, a challenge to the directory's address, the same words
+    /// and timers when there is none (no enumeration), or, with no answer
+    /// from the directory yet, staff.
+    fn start_verification(&mut self, first: bool) {
+        let now = self.ctx.now;
+        if self.case.fields.claims_email_access == Claim::No {
+            self.case.verification = Verification::Skipped {
+                why: "the requester lost access to the linked address".into(),
+            };
+            self.log(
+                Actor::System,
+                "no challenge: the requester lost the linked address; manual review by staff",
+            );
+            self.queue_for_staff(first);
+            return;
+        }
+        match self.target.clone() {
+            Some(Ok(address)) => {
+                if self.issue_challenge(&address) {
+                    self.case.state = CaseState::AwaitingVerification;
+                    self.announce_challenge(first);
+                    self.wait_on_requester(now);
+                } else {
+                    self.queue_for_staff(first);
+                }
+            }
+            Some(Err(why)) => {
+                let ctx = self.ctx;
+                // The same per-day limit as a real challenge: reaching
+                // it must not tell an existing account from a missing one.
+                if self.challenge_limit_reached() {
+                    self.queue_for_staff(first);
+                    return;
+                }
+                self.case.challenges_issued.push(now);
+                let expires_at = now + ctx.policy.challenge_ttl;
+                self.log(
+                    Actor::System,
+                    format!("no challenge sent ({why}); the requester is told the same as always"),
+                );
+                self.case.verification = Verification::NoTarget {
+                    expires_at,
+                    why,
+                    attempts_left: ctx.policy.challenge_attempts,
+                };
+                self.set_timer(TimerKind::ChallengeExpiry, expires_at);
+                self.case.state = CaseState::AwaitingVerification;
+                self.announce_challenge(first);
+                self.wait_on_requester(now);
+            }
+            None => {
+                if first {
+                    self.send(Mail::new(
+                        TemplateKind::Acknowledgement,
+                        Recipient::Requester,
+                    ));
+                }
+                if !matches!(self.case.verification, Verification::Expired { .. }) {
+                    self.queue_for_staff(false);
+                }
+            }
         }
     }
 
@@ -804,6 +896,13 @@ impl Step<'_> {
             self.verified(how);
             return;
         }
+        self.wrong_code(actor, attempts_left);
+    }
+
+    /// A code that did not match: the attempt is counted; the challenge
+    /// locks when none are left.
+    fn wrong_code(&mut self, actor: Actor, attempts_left: u32) {
+        let now = self.ctx.now;
         // Only the person who sent a code hears about it: a wrong code on
         // the challenge thread must not tell the requester that the linked
         // mailbox exists and answered.
@@ -860,7 +959,30 @@ impl Step<'_> {
         }
     }
 
+    /// A reply on the challenge thread, and the receipt it earns (13.9).
     fn owner(&mut self, from: &str, answer: OwnerAnswerKind, codes: &[String]) {
+        let before = self.case.verification.clone();
+        let flagged_before = self.case.flags.contains(&Flag::TakeoverAttempt);
+        self.owner_answers(from, answer, codes);
+        let outcome = owner_receipt_outcome(
+            &before,
+            &self.case.verification,
+            answer,
+            !codes.is_empty(),
+            flagged_before,
+        );
+        if let Some(outcome) = outcome {
+            let mut mail = Mail::new(
+                TemplateKind::OwnerReceipt,
+                Recipient::Linked(from.to_owned()),
+            )
+            .with("outcome", outcome);
+            mail.role = Role::Challenge;
+            self.send(mail);
+        }
+    }
+
+    fn owner_answers(&mut self, from: &str, answer: OwnerAnswerKind, codes: &[String]) {
         let now = self.ctx.now;
         self.log(
             Actor::Owner,
@@ -995,18 +1117,7 @@ impl Step<'_> {
             return;
         }
         if !message.internal && !message.relay_text.trim().is_empty() {
-            let mut mail = Mail::new(TemplateKind::StaffRelay, Recipient::Requester)
-                .with("text", message.relay_text.clone());
-            if let Some(name) = name {
-                mail = mail.with("staff_name", name);
-            }
-            // One mail per staff message: the person's words first, then
-            // what their commands changed (`/ask` + text, `/close` + text).
-            if let Some(structured) = self.take_requester_mails(mails_before).pop() {
-                mail = mail.with("with", structured.template.name());
-            }
-            self.send(mail);
-            self.log(actor.clone(), "reply relayed to the requester");
+            self.relay(&actor, name, &message.relay_text, mails_before);
             done.push("relayed your text to the requester".into());
         }
         let silent = message.commands.iter().any(|c| {
@@ -1021,6 +1132,22 @@ impl Step<'_> {
         if silent {
             self.receipt(from, &done);
         }
+    }
+
+    /// The staff text to the requester, as one mail with what the
+    /// message's commands queued for them since `mails_before`.
+    fn relay(&mut self, actor: &Actor, name: Option<&str>, text: &str, mails_before: usize) {
+        let mut mail = Mail::new(TemplateKind::StaffRelay, Recipient::Requester).with("text", text);
+        if let Some(name) = name {
+            mail = mail.with("staff_name", name);
+        }
+        // One mail per staff message: the person's words first, then
+        // what their commands changed (`/ask` + text, `/close` + text).
+        if let Some(structured) = self.take_requester_mails(mails_before).pop() {
+            mail = mail.with("with", structured.template.name());
+        }
+        self.send(mail);
+        self.log(actor.clone(), "reply relayed to the requester");
     }
 
     /// The command-error mail to the writer; nothing of their message ran.
@@ -1080,60 +1207,18 @@ impl Step<'_> {
             }
             Command::Close { reason } => {
                 self.close(now);
-                self.log(
-                    actor.clone(),
-                    format!(
-                        "closed{}",
-                        reason
-                            .as_ref()
-                            .map(|r| format!(": {r}"))
-                            .unwrap_or_default()
-                    ),
-                );
+                let reason = reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                self.log(actor.clone(), format!("closed{reason}"));
                 self.send(Mail::new(TemplateKind::Closed, Recipient::Requester));
                 Ok("closed the case; the requester is told".into())
             }
-            Command::Resolve => {
-                self.case.timers.clear();
-                self.case.state = CaseState::Resolved;
-                self.case.resolved_at = Some(now);
-                self.set_timer(
-                    TimerKind::ResolvedClose,
-                    now + self.ctx.policy.resolved_close_after,
-                );
-                self.log(actor.clone(), "resolved");
-                self.send(Mail::new(TemplateKind::Resolved, Recipient::Requester));
-                Ok("resolved the case; the requester is told".into())
-            }
+            Command::Resolve => Ok(self.staff_resolve(actor)),
             Command::Verify => self.staff_verify(actor, lookup),
-            Command::Ask { fields } => {
-                self.case.missing = fields.clone();
-                self.case.state = CaseState::AwaitingInfo;
-                self.case.staff_asked = true;
-                self.wait_on_requester(now);
-                let codes: Vec<&str> = fields.iter().map(|f| f.code()).collect();
-                self.log(actor.clone(), format!("asked for {}", codes.join(", ")));
-                self.send(Mail::new(TemplateKind::RequestInfo, Recipient::Requester));
-                Ok(format!(
-                    "asked the requester for {}; you will hear when they answer",
-                    codes.join(", ")
-                ))
-            }
-            Command::Reopen => {
-                let closed = matches!(self.case.state, CaseState::Closed | CaseState::Resolved);
-                if closed {
-                    self.case.closed_at = None;
-                    self.case.timers.clear();
-                    self.queue_for_staff(false);
-                    self.send(Mail::new(TemplateKind::Reopened, Recipient::Requester));
-                }
-                self.log(actor.clone(), "reopened");
-                Ok(if closed {
-                    "reopened the case; the requester is told".into()
-                } else {
-                    "reopen: the case was open already".into()
-                })
-            }
+            Command::Ask { fields } => Ok(self.staff_ask(actor, fields)),
+            Command::Reopen => Ok(self.staff_reopen(actor)),
             Command::Priority { priority } => {
                 self.case.priority = *priority;
                 self.log(
@@ -1149,6 +1234,53 @@ impl Step<'_> {
                     "assigned the case to you ({from}): the requester's replies now come to you only"
                 ))
             }
+        }
+    }
+
+    /// `/resolve`: the requester is told; the case closes after a quiet period.
+    fn staff_resolve(&mut self, actor: &Actor) -> String {
+        let now = self.ctx.now;
+        self.case.timers.clear();
+        self.case.state = CaseState::Resolved;
+        self.case.resolved_at = Some(now);
+        self.set_timer(
+            TimerKind::ResolvedClose,
+            now + self.ctx.policy.resolved_close_after,
+        );
+        self.log(actor.clone(), "resolved");
+        self.send(Mail::new(TemplateKind::Resolved, Recipient::Requester));
+        "resolved the case; the requester is told".into()
+    }
+
+    /// `/ask <fields>`: exactly those fields are asked for; staff hear the answer.
+    fn staff_ask(&mut self, actor: &Actor, fields: &[Field]) -> String {
+        self.case.missing = fields.to_vec();
+        self.case.state = CaseState::AwaitingInfo;
+        self.case.staff_asked = true;
+        self.wait_on_requester(self.ctx.now);
+        let codes: Vec<&str> = fields.iter().map(|f| f.code()).collect();
+        self.log(actor.clone(), format!("asked for {}", codes.join(", ")));
+        self.send(Mail::new(TemplateKind::RequestInfo, Recipient::Requester));
+        format!(
+            "asked the requester for {}; you will hear when they answer",
+            codes.join(", ")
+        )
+    }
+
+    /// `/reopen`: a closed or resolved case goes back to staff.
+    fn staff_reopen(&mut self, actor: &Actor) -> String {
+        let closed = matches!(self.case.state, CaseState::Closed | CaseState::Resolved);
+        if closed {
+            self.case.closed_at = None;
+            self.case.timers.clear();
+            self.queue_for_staff(false);
+            self.send(Mail::new(TemplateKind::Reopened, Recipient::Requester));
+        }
+        self.log(actor.clone(), "reopened");
+        if closed {
+            "reopened the case; the requester is told".into()
+        } else {
+            "reopen: the case was open already".into()
         }
     }
 

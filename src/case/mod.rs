@@ -718,6 +718,7 @@ impl RequesterMessage {
         if case.has(Field::Username) {
             fields.username = None;
             fields.lookup_address = None;
+            fields.forgot_username = false;
         }
         if case.has(Field::Reason) {
             fields.reasons.clear();

@@ -44,6 +44,12 @@ pub(crate) fn class(mail: &Mail, automatic: bool) -> Class {
     match &mail.to {
         // An automatic notice to the assignee folds like one to the list.
         Recipient::Staff | Recipient::StaffMember(_) => return Class::Alert,
+        // A receipt answers the linked mailbox's own reply: capped like a
+        // repeat (per address and case), and never counted against the
+        // requester's progress mail, which it would otherwise delay.
+        Recipient::Linked(_) if mail.template == TemplateKind::OwnerReceipt => {
+            return Class::Repeat
+        }
         Recipient::Linked(_) => return Class::Challenge,
         Recipient::Requester | Recipient::Other(_) => {}
     }
@@ -302,6 +308,11 @@ mod tests {
             Recipient::Linked("a@b.example".into()),
         );
         assert_eq!(class(&linked, true), Class::Challenge);
+        let receipt = Mail::new(
+            TemplateKind::OwnerReceipt,
+            Recipient::Linked("a@b.example".into()),
+        );
+        assert_eq!(class(&receipt, true), Class::Repeat);
     }
 
     #[test]

@@ -137,7 +137,7 @@ impl Pipeline {
                     .iter()
                     .any(|c| matches!(c, staff_cmd::Command::Verify));
                 let lookup = if wants_lookup {
-                    self.lookup(&case.fields).await
+                    self.lookup(&case.fields, &case.requester).await
                 } else {
                     None
                 };
@@ -292,7 +292,7 @@ impl Pipeline {
                 | Verification::Expired { .. }
         ) && merged.claims_email_access != Claim::No;
         if needs_lookup {
-            message.lookup = self.lookup(&merged).await;
+            message.lookup = self.lookup(&merged, &case.requester).await;
         }
         Ok(Some(Target {
             case,

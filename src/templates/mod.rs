@@ -56,6 +56,9 @@ pub enum TemplateKind {
     ChallengeReminder,
     /// To the requester: if an account matches, its linked address got mail.
     ChallengeSent,
+    /// To whoever answered on the challenge thread: a short receipt that
+    /// says nothing about the requester.
+    OwnerReceipt,
     /// To the requester: control of the linked address is proven.
     Verified,
     /// A reply that reveals nothing (after the owner denied the request).
@@ -135,6 +138,7 @@ impl TemplateKind {
         TemplateKind::Challenge,
         TemplateKind::ChallengeReminder,
         TemplateKind::ChallengeSent,
+        TemplateKind::OwnerReceipt,
         TemplateKind::Verified,
         TemplateKind::Neutral,
         TemplateKind::StaffRelay,
@@ -174,6 +178,7 @@ impl TemplateKind {
             TemplateKind::Challenge => "challenge",
             TemplateKind::ChallengeReminder => "challenge_reminder",
             TemplateKind::ChallengeSent => "challenge_sent",
+            TemplateKind::OwnerReceipt => "owner_receipt",
             TemplateKind::Verified => "verified",
             TemplateKind::Neutral => "neutral",
             TemplateKind::StaffRelay => "staff_relay",
@@ -213,7 +218,9 @@ impl TemplateKind {
     /// Who receives this kind of mail.
     pub fn audience(self) -> Audience {
         match self {
-            TemplateKind::Challenge | TemplateKind::ChallengeReminder => Audience::LinkedAddress,
+            TemplateKind::Challenge
+            | TemplateKind::ChallengeReminder
+            | TemplateKind::OwnerReceipt => Audience::LinkedAddress,
             TemplateKind::StaffNewCase
             | TemplateKind::StaffVerified
             | TemplateKind::StaffCompromise
@@ -242,7 +249,10 @@ impl TemplateKind {
     pub fn has_challenge(self) -> bool {
         matches!(
             self,
-            TemplateKind::Challenge | TemplateKind::ChallengeReminder | TemplateKind::ChallengeSent
+            TemplateKind::Challenge
+                | TemplateKind::ChallengeReminder
+                | TemplateKind::ChallengeSent
+                | TemplateKind::OwnerReceipt
         )
     }
 }

@@ -23,6 +23,22 @@ fn reply(conv: &Conversation, case: &str, parent: &str, id: &str, body: &str) ->
     )
 }
 
+/// Everything a request needs, the linked address still read.
+const COMPLETE: &str = "Username: alice\r\nI lost my phone with the authenticator app.\r\nI can still read the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n";
+
+/// 09:00: Jo writes in about a lost 2FA device; the mail that comes back.
+fn jo_writes_in(conv: &mut Conversation, body: &str) -> Vec<common::Sent> {
+    conv.write(&mail(
+        JO,
+        "support@pypi.example",
+        "Lost my 2FA device",
+        "jo-1@requester.example",
+        "",
+        body,
+    ));
+    conv.step(T0)
+}
+
 /// A tidy 2FA recovery inside one hour, with the shipped rate limits: the
 /// acknowledgement, a request for the rest, "we wrote to the linked
 /// address" and "verified" all reach the requester, each once, and staff
@@ -32,15 +48,10 @@ fn a_tidy_2fa_recovery_reaches_verified_within_the_hour_with_every_mail_delivere
     let mut conv = Conversation::start("");
 
     // 09:00 Jo writes in: username and reason, nothing else.
-    conv.write(&mail(
-        JO,
-        "support@pypi.example",
-        "Lost my 2FA device",
-        "jo-1@requester.example",
-        "",
+    let out = jo_writes_in(
+        &mut conv,
         "Hello,\r\n\r\nI lost my phone with the authenticator app. My username is alice.\r\n",
-    ));
-    let out = conv.step(T0);
+    );
     let ack = to(&out, JO);
     assert_eq!(ack.len(), 1, "one acknowledgement: {out:#?}");
     let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
@@ -229,15 +240,10 @@ fn progress_mail_over_its_limit_waits_on_the_case_and_goes_out_merged() {
         Conversation::start("[policy.rate_limit_progress]\nper_hour = 2\nper_day = 30\n");
 
     // 09:00 Jo writes in: username and reason only.
-    conv.write(&mail(
-        JO,
-        "support@pypi.example",
-        "Lost my 2FA device",
-        "jo-1@requester.example",
-        "",
+    let out = jo_writes_in(
+        &mut conv,
         "Username: alice\r\nI lost my phone with the authenticator app.\r\n",
-    ));
-    let out = conv.step(T0);
+    );
     let ack = to(&out, JO);
     assert_eq!(ack.len(), 1);
     let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
@@ -315,15 +321,7 @@ fn progress_mail_over_its_limit_waits_on_the_case_and_goes_out_merged() {
 fn terse_answers_are_understood_in_context_and_a_stuck_case_goes_to_a_person() {
     let mut conv = Conversation::start("");
     // 09:00 Jo says everything but whether the linked address still works.
-    conv.write(&mail(
-        JO,
-        "support@pypi.example",
-        "Lost my 2FA device",
-        "jo-1@requester.example",
-        "",
-        "Username: alice\r\nI lost my phone with the authenticator app.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n",
-    ));
-    let out = conv.step(T0);
+    let out = jo_writes_in(&mut conv, "Username: alice\r\nI lost my phone with the authenticator app.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n");
     let ack = to(&out, JO);
     assert!(ack[0].text.contains("(yes or no)"), "{}", ack[0].text);
     let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
@@ -410,17 +408,18 @@ fn terse_answers_are_understood_in_context_and_a_stuck_case_goes_to_a_person() {
 fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
     let mut conv = Conversation::start("");
     // 09:00 Jo has lost the linked mailbox: the case goes to staff.
-    conv.write(&mail(
-        JO,
-        "support@pypi.example",
-        "Lost my 2FA device",
-        "jo-1@requester.example",
-        "",
-        "Username: alice\r\nI lost my phone with the authenticator app.\r\nI no longer have access to the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n",
-    ));
-    let out = conv.step(T0);
+    let out = jo_writes_in(&mut conv, "Username: alice\r\nI lost my phone with the authenticator app.\r\nI no longer have access to the email address on the account.\r\nI agree to the Code of Conduct and understand this may take a while.\r\n");
     let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
     assert_eq!(conv.case(T0)["state"], "awaiting_staff");
+    // Jo said the linked mailbox is gone: the acknowledgement does not
+    // promise to write there.
+    let ack = to(&out, JO)[0]
+        .text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!ack.contains("we may also write"), "{ack}");
+    assert!(ack.contains("we will not write to it"), "{ack}");
     let notification = to(&out, STAFF)[0].message_id.clone();
     let reply_to = conv.reply_address(&case);
     let staff = |id: &str, body: &str| {
@@ -470,7 +469,13 @@ fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
     );
     let text = &told[0].text;
     assert!(text.contains("the requester answered your /ask"), "{text}");
-    assert!(text.contains("What changed: proofs"), "{text}");
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    assert!(
+        lines
+            .windows(2)
+            .any(|w| w == ["What changed: proofs", "  - Package: alice-tools"]),
+        "staff read what the answer brought:\n{text}"
+    );
     assert!(
         text.contains("> I maintain the package alice-tools."),
         "{text}"
@@ -481,6 +486,15 @@ fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
     let jo = to(&out, JO);
     assert_eq!(jo.len(), 1, "{out:#?}");
     assert_eq!(first_line(jo[0]), "Thank you, we have what we asked for");
+    // ... and says what it received, so Jo sees the answer was understood.
+    let received: Vec<&str> = jo[0]
+        .text
+        .lines()
+        .skip_while(|l| !l.starts_with("This is what your reply told us:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  - "))
+        .collect();
+    assert_eq!(received, ["  - Package: alice-tools"], "{}", jo[0].text);
     assert!(
         !jo[0].text.contains("wait for your answer"),
         "{}",
@@ -622,4 +636,331 @@ fn a_new_case_with_signs_of_compromise_gives_staff_one_mail() {
         format!("A new account recovery case has been opened, {case}, and it may involve a")
     );
     assert_eq!(conv.case(T0)["priority"], "high");
+}
+
+/// The account `sam` is linked to sam@linked.example and also knows the
+/// address Sam writes from; nobody's account knows Kit's address.
+const SAM_ACCOUNTS: &str = r#"
+[[account]]
+username = "sam"
+addresses = [
+  { address = "sam@linked.example", verified = true, primary = true },
+  { address = "sam@home.example", verified = true },
+]
+"#;
+
+/// What the requester reads, with their own address, the case id and the
+/// case's reply-address MAC taken out: the rest must not tell a match
+/// from no match.
+fn as_read_by(mail: &common::Sent, from: &str, case: &str) -> (String, String) {
+    let local = from.split('@').next().unwrap_or(from);
+    let mac_free = |s: &str| {
+        s.split_whitespace()
+            .map(|w| {
+                if w.contains("support+") {
+                    "<reply address>"
+                } else {
+                    w
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let clean = |s: &str| {
+        mac_free(&s.replace(from, "<sender>").replace(case, "<case>")).replace(local, "<who>")
+    };
+    (clean(&mail.subject), clean(&mail.text))
+}
+
+/// One first mail from `from` who forgot the username; returns the mail
+/// to them, what went to anyone else, and the case.
+fn forgotten_username_request(from: &str) -> (common::Sent, Vec<common::Sent>, serde_json::Value) {
+    let mut conv = Conversation::start("");
+    std::fs::write(conv.dir.path().join("accounts.toml"), SAM_ACCOUNTS).unwrap();
+    conv.write(&mail(
+        from,
+        "support@pypi.example",
+        "Locked out",
+        "first@home.example",
+        "",
+        "Hello,\r\n\r\nI lost my phone with the authenticator app. I don't remember which username I used, I use this email for everything.\r\nI can still read my email. I agree to the Code of Conduct and understand this may take a while.\r\n",
+    ));
+    let out = conv.step(T0);
+    let mine: Vec<&common::Sent> = to(&out, from);
+    assert_eq!(mine.len(), 1, "one answer: {out:#?}");
+    let others = out
+        .iter()
+        .filter(|m| !m.to.iter().any(|t| t == from) && !m.to.iter().any(|t| t == STAFF))
+        .cloned()
+        .collect();
+    (mine[0].clone(), others, conv.case(T0))
+}
+
+/// 13.8: "I don't remember which username I used": the account is looked
+/// up by the address Sam writes from, its linked address is challenged,
+/// and Sam is not asked for the username. Kit, whose address no account
+/// knows, reads the very same mail: nothing tells a match from no match.
+#[test]
+fn a_forgotten_username_is_looked_up_by_the_senders_address_and_answered_alike_either_way() {
+    // 09:00 Sam, whose address the account `sam` knows, writes in.
+    let sam = "sam@home.example";
+    let (to_sam, others, case) = forgotten_username_request(sam);
+    assert_eq!(case["username"], serde_json::Value::Null, "{case}");
+    assert_eq!(case["missing"], serde_json::json!([]), "{case}");
+    assert_eq!(case["verification"]["state"], "pending", "{case}");
+    assert_eq!(others.len(), 1, "only the challenge: {others:#?}");
+    assert_eq!(others[0].to, vec!["sam@linked.example".to_string()]);
+    assert!(
+        others[0]
+            .text
+            .contains("the account linked to this address"),
+        "the owner is not asked about an empty account name:\n{}",
+        others[0].text
+    );
+    assert!(!others[0].subject.contains("\"\""), "{}", others[0].subject);
+    eprintln!("to Sam:   {} | {}", to_sam.subject, first_line(&to_sam));
+    eprintln!(
+        "to owner: {} | {}",
+        others[0].subject,
+        first_line(&others[0])
+    );
+    // What Sam reads: the username is not asked for again, and the mail
+    // says where we looked.
+    assert!(
+        !to_sam.text.contains("Your account username"),
+        "{}",
+        to_sam.text
+    );
+    assert!(!to_sam.text.to_lowercase().contains("which username"));
+    let flowing = to_sam.text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flowing.contains(
+            "we look for an account linked to the address you wrote from, sam@home.example."
+        ),
+        "{}",
+        to_sam.text
+    );
+
+    // 09:00 Kit, whose address no account knows, writes the same.
+    let kit = "kit@home.example";
+    let (to_kit, others, kit_case) = forgotten_username_request(kit);
+    assert!(others.is_empty(), "nothing to challenge: {others:#?}");
+    assert_eq!(
+        kit_case["verification"]["state"], "pending_no_target",
+        "{kit_case}"
+    );
+    // Identical in shape: subject and every line but the address and id.
+    let sam_id = case["id"].as_str().unwrap();
+    let kit_id = kit_case["id"].as_str().unwrap();
+    assert_eq!(
+        as_read_by(&to_sam, sam, sam_id),
+        as_read_by(&to_kit, kit, kit_id)
+    );
+}
+
+/// 13.3 through the binary: Jo, mid-challenge, says the linked mailbox is
+/// gone. The challenge and its reminders stop, a person takes over, staff
+/// hear at once with the proofs Jo offered, Jo is told what happens next,
+/// and the day the reminder would have gone brings nothing.
+#[test]
+fn losing_the_linked_address_mid_challenge_hands_the_case_to_staff_and_stops_the_reminders() {
+    let mut conv = Conversation::start("");
+    // 09:00 Jo sends a complete request: the code goes to the linked address.
+    let out = jo_writes_in(&mut conv, COMPLETE);
+    let ack = to(&out, JO);
+    assert_eq!(ack.len(), 1, "{out:#?}");
+    assert_eq!(to(&out, LINKED).len(), 1, "the challenge: {out:#?}");
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+    assert_eq!(conv.case(T0)["state"], "awaiting_verification");
+
+    // 09:30 Jo finds the linked mailbox was closed long ago, and names a
+    // package as proof.
+    conv.write(&reply(
+        &conv,
+        &case,
+        &ack[0].message_id,
+        "jo-2@requester.example",
+        "Sorry, I cannot read the linked address any more, that mailbox was closed.\r\nI maintain the package alice-tools.\r\n",
+    ));
+    let out = conv.step(T0 + 30 * MIN);
+    let jo = to(&out, JO);
+    assert_eq!(jo.len(), 1, "one mail to Jo: {out:#?}");
+    assert_eq!(
+        first_line(jo[0]),
+        "A person from our team will review your case"
+    );
+    let text = jo[0].text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        text.contains("you will get no more reminders about it"),
+        "{text}"
+    );
+    assert!(!text.contains("check the email address linked"), "{text}");
+    let staff = to(&out, STAFF);
+    assert_eq!(staff.len(), 1, "staff hear at once, once: {out:#?}");
+    assert_eq!(
+        staff[0].subject,
+        format!("[Case {case}] The requester lost the linked address: please review: alice")
+    );
+    assert_eq!(
+        first_line(staff[0]),
+        format!("The requester on case {case} can no longer read the linked address, so")
+    );
+    assert!(
+        staff[0]
+            .text
+            .lines()
+            .any(|l| l.trim_end() == "  - Package: alice-tools"),
+        "the proofs are in the mail:\n{}",
+        staff[0].text
+    );
+    assert!(
+        to(&out, LINKED).is_empty(),
+        "nothing more to the linked address"
+    );
+    let now = conv.case(T0 + 30 * MIN);
+    assert_eq!(now["state"], "awaiting_staff", "{now}");
+    let timers: Vec<&str> = now["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        !timers.iter().any(|t| t.starts_with("challenge")),
+        "{timers:?}"
+    );
+    for mail in to(&conv.sent(), JO) {
+        eprintln!("to Jo:    {} | {}", mail.subject, first_line(mail));
+    }
+    for mail in to(&conv.sent(), STAFF) {
+        eprintln!("to staff: {} | {}", mail.subject, first_line(mail));
+    }
+
+    // The next day, past the reminder time (half the 48-hour code life)
+    // and the expiry: nobody hears anything.
+    assert!(conv.step(T0 + 25 * 3600).is_empty());
+    assert!(conv.step(T0 + 49 * 3600).is_empty());
+}
+
+/// Opens Jo's complete request and returns the case id and the challenge.
+fn challenged(conv: &mut Conversation) -> (String, common::Sent) {
+    let out = jo_writes_in(conv, COMPLETE);
+    let challenge = to(&out, LINKED);
+    assert_eq!(challenge.len(), 1, "{out:#?}");
+    let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
+    (case, challenge[0].clone())
+}
+
+/// The owner of the linked mailbox answers on the challenge thread.
+fn owner_writes(
+    conv: &mut Conversation,
+    case: &str,
+    challenge: &common::Sent,
+    id: &str,
+    body: &str,
+) {
+    conv.write(&mail(
+        LINKED,
+        &conv.challenge_address(case),
+        &format!("Re: {}", challenge.subject),
+        id,
+        &format!(
+            "In-Reply-To: <{0}>\r\nReferences: <{0}>\r\n",
+            challenge.message_id
+        ),
+        body,
+    ));
+}
+
+/// Nothing of Jo in a mail to the linked mailbox: not the address (whole
+/// or masked), not the subject Jo wrote, not a word of the request.
+fn reveals_nothing_of_jo(mail: &common::Sent) {
+    for secret in [
+        "jo@requester.example",
+        "requester.example",
+        "j***",
+        "Lost my 2FA device",
+        "authenticator",
+        "Code of Conduct",
+    ] {
+        assert!(!mail.raw.contains(secret), "{secret} in:\n{}", mail.raw);
+    }
+}
+
+/// 13.9: the owner of the linked mailbox who answers gets one short
+/// receipt under their own mail, saying what their answer did and nothing
+/// about who asked; a repeat gets none.
+#[test]
+fn the_linked_mailboxs_owner_gets_one_receipt_that_reveals_nothing_of_the_requester() {
+    // Conversation 1: the owner sends the code back.
+    let mut conv = Conversation::start("");
+    let (case, challenge) = challenged(&mut conv);
+    let code = code_in(&challenge);
+    owner_writes(
+        &mut conv,
+        &case,
+        &challenge,
+        "alice-1@linked.example",
+        &format!("Yes, that was me.\r\n{code}\r\n"),
+    );
+    let out = conv.step(T0 + 10 * MIN);
+    let receipt = to(&out, LINKED);
+    assert_eq!(receipt.len(), 1, "{out:#?}");
+    eprintln!(
+        "to owner: {} | {}",
+        receipt[0].subject,
+        first_line(receipt[0])
+    );
+    assert_eq!(receipt[0].subject, format!("Re: {}", challenge.subject));
+    assert_eq!(receipt[0].in_reply_to, "alice-1@linked.example");
+    assert_eq!(
+        first_line(receipt[0]),
+        "Thank you: we have your answer, and the request is confirmed. There is"
+    );
+    assert!(!receipt[0].text.contains(&code), "no code in a receipt");
+    reveals_nothing_of_jo(receipt[0]);
+    assert_eq!(to(&out, JO).len(), 1, "Jo hears of the verification");
+    // The owner says yes again: recorded, not answered.
+    owner_writes(
+        &mut conv,
+        &case,
+        &challenge,
+        "alice-2@linked.example",
+        "Yes.\r\n",
+    );
+    assert!(to(&conv.step(T0 + 20 * MIN), LINKED).is_empty());
+
+    // Conversation 2: the owner did not ask for this.
+    let mut conv = Conversation::start("");
+    let (case, challenge) = challenged(&mut conv);
+    owner_writes(
+        &mut conv,
+        &case,
+        &challenge,
+        "alice-1@linked.example",
+        "No, this wasn't me. I did not ask for this.\r\n",
+    );
+    let out = conv.step(T0 + 10 * MIN);
+    let receipt = to(&out, LINKED);
+    assert_eq!(receipt.len(), 1, "{out:#?}");
+    eprintln!(
+        "to owner: {} | {}",
+        receipt[0].subject,
+        first_line(receipt[0])
+    );
+    assert_eq!(receipt[0].in_reply_to, "alice-1@linked.example");
+    assert_eq!(
+        first_line(receipt[0]),
+        "Thank you for telling us. Nothing changes on your account because of this"
+    );
+    reveals_nothing_of_jo(receipt[0]);
+    assert_eq!(to(&out, STAFF).len(), 1, "staff are alerted");
+    owner_writes(
+        &mut conv,
+        &case,
+        &challenge,
+        "alice-2@linked.example",
+        "No!\r\n",
+    );
+    assert!(to(&conv.step(T0 + 20 * MIN), LINKED).is_empty());
 }

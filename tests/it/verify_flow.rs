@@ -331,6 +331,9 @@ async fn open_case(app: &mut TestApp, from: &str, username: &str, now: i64) -> C
 /// The challenge mails the linked address received, oldest first.
 fn challenges(app: &TestApp) -> Vec<Sent> {
     sent_to(app, LINKED)
+        .into_iter()
+        .filter(|s| template_of(app, s) != "owner_receipt")
+        .collect()
 }
 
 /// The requester replies on the case thread.
@@ -555,8 +558,14 @@ async fn the_owners_yes_on_the_challenge_thread_verifies() {
             "{dir:?}"
         );
         assert!(templates_to(&app, STAFF).contains(&"staff_verified".to_owned()));
-        // Nothing but the one challenge went to the owner.
+        // Nothing but the one challenge went to the owner, and the
+        // receipt for their answer (13.9).
         assert_eq!(challenges(&app).len(), 1, "{dir:?}");
+        assert_eq!(
+            templates_to(&app, LINKED),
+            ["challenge", "owner_receipt"],
+            "{dir:?}"
+        );
     }
 }
 

@@ -39,15 +39,21 @@ use tokio::net::TcpStream;
 
 /// The test's own support mailbox (a passwd-file line appended at start).
 const SUPPORT_USER: &str = "suppm";
-const SUPPORT: &str = "suppm@support.test";
-const STAFF: &str = "staff@support.test";
+pub(crate) const SUPPORT: &str = "suppm@support.test";
+pub(crate) const STAFF: &str = "staff@support.test";
 /// The requester's mail lands in this existing stack user's INBOX
 /// (`carol+tag@…`); every test message carries a unique tag.
-const REQUESTER_USER: &str = "carol";
-const STAMP: &str = "Authentication-Results: mx.support.test; dmarc=pass header.from=support.test";
+pub(crate) const REQUESTER_USER: &str = "carol";
+pub(crate) const STAMP: &str =
+    "Authentication-Results: mx.support.test; dmarc=pass header.from=support.test";
 const DEADLINE: Duration = Duration::from_secs(30);
 
-fn stack() -> Option<Stack> {
+/// The support mailbox is shared by the tests that run a daemon on it
+/// (this module's and `conversation_replay`): one at a time, or one
+/// empties the other's mail.
+pub(crate) static SUPPORT_MAILBOX: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub(crate) fn stack() -> Option<Stack> {
     if stack::skipped() {
         return None;
     }
@@ -76,7 +82,7 @@ fn ensure_support_user(stack: &Stack) {
     writeln!(file, "{sep}{SUPPORT_USER}:{{PLAIN}}password::::::").expect("append users.passwd");
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -84,7 +90,7 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}{}x{}", std::process::id(), nanos % 1_000_000_000)
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind a free port")
         .local_addr()
@@ -114,7 +120,7 @@ async fn login(stack: &Stack, user: &str) -> async_imap::Session<TcpStream> {
 /// The messages in `user`'s INBOX that match an IMAP SEARCH, raw
 /// (BODY.PEEK: flags untouched). Searching on the server keeps the polls
 /// cheap however much earlier runs left in the shared test mailboxes.
-async fn inbox(stack: &Stack, user: &str, search: &str) -> Vec<Vec<u8>> {
+pub(crate) async fn inbox(stack: &Stack, user: &str, search: &str) -> Vec<Vec<u8>> {
     let mut session = login(stack, user).await;
     session.select("INBOX").await.expect("select INBOX");
     let mut uids: Vec<u32> = session
@@ -147,7 +153,7 @@ async fn inbox(stack: &Stack, user: &str, search: &str) -> Vec<Vec<u8>> {
 
 /// Polls `user`'s INBOX until `pred` picks messages among those matching
 /// `search`, or the deadline.
-async fn wait_for_mail(
+pub(crate) async fn wait_for_mail(
     stack: &Stack,
     user: &str,
     search: &str,
@@ -175,7 +181,7 @@ async fn wait_for_mail(
 
 /// Empties the support mailbox: mail left by an earlier run would become
 /// cases of this run (the store is new each time).
-async fn empty_support_inbox(stack: &Stack) {
+pub(crate) async fn empty_support_inbox(stack: &Stack) {
     let mut session = login(stack, SUPPORT_USER).await;
     let mailbox = session.select("INBOX").await.expect("select INBOX");
     if mailbox.exists > 0 {
@@ -198,7 +204,7 @@ async fn empty_support_inbox(stack: &Stack) {
 }
 
 /// The header block of a raw message as (lower-cased name, value), in order.
-fn headers(raw: &str) -> Vec<(String, String)> {
+pub(crate) fn headers(raw: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for line in raw.split('\n') {
         let line = line.trim_end_matches('\r');
@@ -219,14 +225,14 @@ fn headers(raw: &str) -> Vec<(String, String)> {
     out
 }
 
-fn header(raw: &str, name: &str) -> Option<String> {
+pub(crate) fn header(raw: &str, name: &str) -> Option<String> {
     headers(raw)
         .into_iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v)
 }
 
-fn text_of(raw: &str) -> String {
+pub(crate) fn text_of(raw: &str) -> String {
     let parsed = MessageParser::default()
         .parse(raw.as_bytes())
         .expect("mail parses");
@@ -249,7 +255,7 @@ fn from_address(raw: &str) -> String {
 }
 
 /// Message-IDs named in a header, without brackets.
-fn ids(value: &str) -> Vec<String> {
+pub(crate) fn ids(value: &str) -> Vec<String> {
     value
         .split('<')
         .skip(1)
@@ -262,7 +268,7 @@ fn ids(value: &str) -> Vec<String> {
 /// `mailstack.sh up` may have rewritten the passwd-file just then, without
 /// the support user's line: then the line goes back and the daemon is
 /// started again, a few times at most.
-fn start_logged_in(stack: &Stack, config: &Path, dir: &Path, port: u16) -> Daemon {
+pub(crate) fn start_logged_in(stack: &Stack, config: &Path, dir: &Path, port: u16) -> Daemon {
     for attempt in 1..=3 {
         ensure_support_user(stack);
         let mut daemon = Daemon::start(config, &[], dir.join(format!("daemon-{attempt}.stderr")));
@@ -321,7 +327,7 @@ fn metric(text: &str, series: &str) -> Option<f64> {
 }
 
 /// Waits until the daemon has ingested `n` human messages.
-async fn wait_ingested(daemon: &mut Daemon, port: u16, n: f64) {
+pub(crate) async fn wait_ingested(daemon: &mut Daemon, port: u16, n: f64) {
     let deadline = Instant::now() + DEADLINE;
     loop {
         daemon.assert_running();
@@ -343,14 +349,14 @@ async fn wait_ingested(daemon: &mut Daemon, port: u16, n: f64) {
 }
 
 /// mutt, set up as a member of staff would have it, in a folder of its own.
-struct Mutt {
+pub(crate) struct Mutt {
     dir: PathBuf,
     /// What the `$sendmail` hook handed to Postfix, one file per mail.
     spool: PathBuf,
 }
 
 impl Mutt {
-    fn new(dir: &Path, stack: &Stack) -> Mutt {
+    pub(crate) fn new(dir: &Path, stack: &Stack) -> Mutt {
         let dir = dir.join("mutt");
         let spool = dir.join("handed-to-postfix");
         std::fs::create_dir_all(&spool).unwrap();
@@ -418,7 +424,7 @@ push <reply><send-message><quit>
     }
 
     /// The notification becomes the one message in mutt's folder.
-    fn load(&self, raw: &str) {
+    pub(crate) fn load(&self, raw: &str) {
         let cur = self.dir.join("notification/cur");
         for entry in std::fs::read_dir(&cur).unwrap().flatten() {
             std::fs::remove_file(entry.path()).unwrap();
@@ -428,7 +434,7 @@ push <reply><send-message><quit>
 
     /// Replies to the loaded notification with `text` on top; returns what
     /// the `$sendmail` hook handed to Postfix.
-    fn reply(&self, text: &str) -> String {
+    pub(crate) fn reply(&self, text: &str) -> String {
         std::fs::write(self.dir.join("reply.txt"), text).unwrap();
         let before = self.handed_over();
         // mutt's index needs a terminal: script(1) gives it a pty; every
@@ -499,7 +505,7 @@ fn write_script(path: &Path, text: &str) {
 
 /// Sends a probe through the same `$sendmail` hook and counts the
 /// `Received` headers that Postfix and Dovecot put above the stamp.
-async fn measure_received_hops(stack: &Stack, mutt: &Mutt) -> usize {
+pub(crate) async fn measure_received_hops(stack: &Stack, mutt: &Mutt) -> usize {
     let tag = unique("hops");
     let probe = format!(
         "From: Sam Staff <{STAFF}>\nTo: staff+{tag}@support.test\nSubject: probe {tag}\n\
@@ -541,7 +547,13 @@ async fn measure_received_hops(stack: &Stack, mutt: &Mutt) -> usize {
     hops
 }
 
-fn config(stack: &Stack, dir: &Path, hops: usize, metrics_port: u16, username: &str) -> PathBuf {
+pub(crate) fn config(
+    stack: &Stack,
+    dir: &Path,
+    hops: usize,
+    metrics_port: u16,
+    username: &str,
+) -> PathBuf {
     std::fs::write(
         dir.join("secret.key"),
         unique("mail-client-test-key-0123456789-"),
@@ -616,7 +628,23 @@ listen = "127.0.0.1:{metrics_port}"
     path
 }
 
-async fn send_request(stack: &Stack, from: &str, subject: &str, message_id: &str, body: &str) {
+pub(crate) async fn send_request(
+    stack: &Stack,
+    from: &str,
+    subject: &str,
+    message_id: &str,
+    body: &str,
+) {
+    let raw = format!(
+        "From: Pat Requester <{from}>\r\nTo: {SUPPORT}\r\nSubject: {subject}\r\n\
+         Message-ID: <{message_id}>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"
+    );
+    send_raw(stack, from, message_id, raw).await;
+}
+
+/// Hands a whole message from `from` to Postfix for the support address.
+pub(crate) async fn send_raw(stack: &Stack, from: &str, message_id: &str, raw: String) {
     let transport = smtp::build(
         &SmtpSettings {
             host: "127.0.0.1".into(),
@@ -633,11 +661,6 @@ async fn send_request(stack: &Stack, from: &str, subject: &str, message_id: &str
         Path::new("."),
     )
     .expect("build smtp");
-    let raw = format!(
-        "From: Pat Requester <{from}>\r\nTo: {SUPPORT}\r\nSubject: {subject}\r\n\
-         Message-ID: <{message_id}>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"
-    );
     transport
         .send(&OutgoingMessage {
             message_id: message_id.into(),
@@ -646,13 +669,14 @@ async fn send_request(stack: &Stack, from: &str, subject: &str, message_id: &str
             bytes: raw.into_bytes(),
         })
         .await
-        .expect("the request is accepted by Postfix");
+        .expect("the mail is accepted by Postfix");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staff_reply_written_in_mutt_reaches_the_requester_threaded_without_the_quote_and_a_note_does_not(
 ) {
     let _gate = crate::stack::GATE.read().await;
+    let _mailbox = SUPPORT_MAILBOX.lock().await;
     let Some(stack) = stack() else { return };
     assert!(
         Command::new("sh")

@@ -8,6 +8,7 @@ mod daemon;
 #[path = "../stack/mod.rs"]
 mod stack;
 
+mod conversation_replay;
 mod imap_source;
 mod mail_client;
 mod real_stack;
