@@ -11,7 +11,10 @@ mod reading_common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use reading_common::{corpus, held_out, pypi_records, PypiRecord, HOLDOUT_PERCENT};
+use reading_common::{
+    corpus, crisp_cases, held_out, normalise, pypi_records, training, trimmer_cases, PypiRecord,
+    ReplyCase, HOLDOUT_PERCENT,
+};
 use recoverydesk::classify::classify;
 use recoverydesk::parse::parse;
 use recoverydesk::request::{self, Claim, RequestFields};
@@ -80,7 +83,7 @@ fn main() {
     };
     println!("reading report; held out: FNV-1a(id) % 100 < {HOLDOUT_PERCENT} (ids: record id, file name or path)\n");
     pypi(&pypi_records(), misses);
-    replies(&root, misses);
+    replies(misses);
     machine(&root, misses);
 }
 
@@ -182,6 +185,7 @@ fn pypi(records: &[PypiRecord], misses: bool) {
         println!("  {name:44} {}", score.line());
     }
     println!("  {:44} {}", "username invented (of null)", invented.line());
+    cross_validated(records);
     if misses {
         println!("  development misses:");
         for line in &miss_lines {
@@ -191,22 +195,22 @@ fn pypi(records: &[PypiRecord], misses: bool) {
     println!();
 }
 
-/// Whitespace that carries no meaning for a support desk: CRLF, trailing
-/// spaces, runs of blank lines, blank lines at both ends.
-fn normalise(text: &str) -> String {
-    let text = text.replace("\r\n", "\n");
-    let mut out: Vec<&str> = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_end();
-        if line.is_empty() && out.last().is_none_or(|l| l.is_empty()) {
-            continue;
-        }
-        out.push(line);
-    }
-    while out.last().is_some_and(|l| l.is_empty()) {
-        out.pop();
-    }
-    out.join("\n")
+/// The primary reason cross-validated inside the development part: the
+/// figure to tune on, as the held-out one must stay unseen.
+fn cross_validated(records: &[PypiRecord]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dev: Vec<&PypiRecord> = records.iter().filter(|r| !held_out(&r.id)).collect();
+    let (base, _, _) = training::base_examples(root);
+    let cv = training::cross_validate(&dev, &base);
+    let pct = |n: usize| 100.0 * n as f64 / cv.total.max(1) as f64;
+    println!(
+        "  {:44} dev {:>3}/{:<3} {:5.1}%   model alone {:5.1}%",
+        format!("primary reason, {}-fold CV in dev", training::FOLDS),
+        cv.right,
+        cv.total,
+        pct(cv.right),
+        pct(cv.model_right)
+    );
 }
 
 fn squash(text: &str) -> String {
@@ -222,10 +226,15 @@ fn lenient(got: &str, want: &str) -> bool {
 }
 
 /// Scores reply stripping on (id, body, expected) triples.
-fn score_replies(name: &str, cases: &[(String, String, String)], misses: bool) {
+fn score_replies(name: &str, cases: &[ReplyCase], misses: bool) {
     let (mut exact, mut loose, mut lost) = (Score::default(), Score::default(), Score::default());
     let mut miss_lines = Vec::new();
-    for (id, body, want) in cases {
+    for ReplyCase {
+        name: id,
+        body,
+        want,
+    } in cases
+    {
         let part = Part::of(id);
         let got = quote::new_text(body, None);
         let is_exact = normalise(&got) == normalise(want);
@@ -249,40 +258,11 @@ fn score_replies(name: &str, cases: &[(String, String, String)], misses: bool) {
     println!();
 }
 
-fn replies(root: &Path, misses: bool) {
-    let trimmer = root.join("email-reply-trimmer");
-    let mut cases = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(trimmer.join("emails")) {
-        let mut names: Vec<String> = entries
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        for name in names {
-            let body = std::fs::read_to_string(trimmer.join("emails").join(&name));
-            let want = std::fs::read_to_string(trimmer.join("trimmed").join(&name));
-            if let (Ok(body), Ok(want)) = (body, want) {
-                cases.push((name, body, want));
-            }
-        }
-    }
-    score_replies("email-reply-trimmer", &cases, misses);
-    let crisp = root.join("crisp-email-reply-parser");
-    let mut cases = Vec::new();
-    if let Ok(text) = std::fs::read_to_string(crisp.join("expected.json")) {
-        let json: serde_json::Value = serde_json::from_str(&text).expect("expected.json");
-        if let Some(map) = json["expectations"].as_object() {
-            for (name, case) in map {
-                let Some(want) = case["new_text"]["text"].as_str() else {
-                    continue;
-                };
-                if let Ok(body) = std::fs::read_to_string(crisp.join("fixtures").join(name)) {
-                    cases.push((name.clone(), body, want.to_string()));
-                }
-            }
-        }
-    }
-    score_replies("crisp-email-reply-parser", &cases, misses);
+fn replies(misses: bool) {
+    let trimmer = trimmer_cases().unwrap_or_default();
+    score_replies("email-reply-trimmer", &trimmer, misses);
+    let crisp = crisp_cases().unwrap_or_default();
+    score_replies("crisp-email-reply-parser", &crisp, misses);
 }
 
 /// A message to classify: its id (the split key) and raw bytes.

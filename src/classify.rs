@@ -62,7 +62,7 @@ use once_cell::sync::Lazy;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::parse::Inbound;
+use crate::parse::{Inbound, Report};
 
 /// The header recoverydesk stamps on everything it sends, carrying the
 /// instance id, so its own mail is recognised when it comes back.
@@ -696,63 +696,79 @@ fn machine_sender(inbound: &Inbound) -> Option<Classification> {
 
 /// Everything that makes a message a bounce, with the details it carries.
 fn bounce(inbound: &Inbound) -> Option<Classification> {
-    if let Some(report) = &inbound.report {
-        let rtype = report.report_type.as_str();
-        let dsn_type = rtype == "delivery-status" || rtype == "global-delivery-status";
-        let looks_like_dsn = rtype.is_empty() && has_dsn_fields(&report.status);
-        // A status part inside multipart/mixed counts only when a machine
-        // sent it: a null Return-Path or a bounce sender.
-        let machine_sent =
-            !report.nested || null_return_path(inbound) || bounce_sender(inbound).is_some();
-        if (dsn_type || looks_like_dsn) && machine_sent {
-            let mut details = dsn_details(&report.status);
-            // RFC 3464 §2.3.3: a report whose recipients were all delivered,
-            // relayed or expanded is a success notice, not a failure.
-            let success = details.failed_recipients.is_empty()
-                && details
-                    .action
-                    .as_deref()
-                    .is_some_and(|a| matches!(a, "delivered" | "relayed" | "expanded"));
-            if success {
-                return Some(Classification::new(
-                    MessageKind::AutoReply,
-                    format!(
-                        "multipart/report; report-type={} with Action: {} (RFC 3464 success notice)",
-                        if rtype.is_empty() { "delivery-status" } else { rtype },
-                        details.action.as_deref().unwrap_or_default()
-                    ),
-                ));
-            }
-            if details.original_message_id.is_none() {
-                details.original_message_id = first_message_id(&report.original_headers);
-            }
-            fill_from_headers(inbound, &mut details);
-            if details.failed_recipients.is_empty() || details.original_message_id.is_none() {
-                let from_text = text_details(inbound);
-                if details.failed_recipients.is_empty() {
-                    details.failed_recipients = from_text.failed_recipients;
-                }
-                if details.original_message_id.is_none() {
-                    details.original_message_id = from_text.original_message_id;
-                }
-            }
-            let label = if rtype.is_empty() {
-                "delivery-status"
-            } else {
-                rtype
-            };
-            return Some(Classification::new(
-                MessageKind::Bounce(details),
-                format!(
-                    "multipart/report; report-type={label} (RFC 3464 delivery status notification)"
-                ),
-            ));
-        }
+    if let Some(verdict) = inbound.report.as_ref().and_then(|r| dsn_bounce(inbound, r)) {
+        return Some(verdict);
     }
-
     if let Some(verdict) = ses_notification(inbound) {
         return Some(verdict);
     }
+    text_bounce(inbound)
+}
+
+/// A delivery-status report (RFC 3464), or `None` when the status part is
+/// no bounce: a person's forward, or no DSN fields at all.
+fn dsn_bounce(inbound: &Inbound, report: &Report) -> Option<Classification> {
+    let rtype = report.report_type.as_str();
+    let dsn_type = rtype == "delivery-status" || rtype == "global-delivery-status";
+    let looks_like_dsn = rtype.is_empty() && has_dsn_fields(&report.status);
+    // A status part inside multipart/mixed counts only when a machine
+    // sent it: a null Return-Path or a bounce sender.
+    let machine_sent =
+        !report.nested || null_return_path(inbound) || bounce_sender(inbound).is_some();
+    if (dsn_type || looks_like_dsn) && machine_sent {
+        let mut details = dsn_details(&report.status);
+        // RFC 3464 §2.3.3: a report whose recipients were all delivered,
+        // relayed or expanded is a success notice, not a failure.
+        let success = details.failed_recipients.is_empty()
+            && details
+                .action
+                .as_deref()
+                .is_some_and(|a| matches!(a, "delivered" | "relayed" | "expanded"));
+        if success {
+            return Some(Classification::new(
+                MessageKind::AutoReply,
+                format!(
+                    "multipart/report; report-type={} with Action: {} (RFC 3464 success notice)",
+                    if rtype.is_empty() {
+                        "delivery-status"
+                    } else {
+                        rtype
+                    },
+                    details.action.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+        if details.original_message_id.is_none() {
+            details.original_message_id = first_message_id(&report.original_headers);
+        }
+        fill_from_headers(inbound, &mut details);
+        if details.failed_recipients.is_empty() || details.original_message_id.is_none() {
+            let from_text = text_details(inbound);
+            if details.failed_recipients.is_empty() {
+                details.failed_recipients = from_text.failed_recipients;
+            }
+            if details.original_message_id.is_none() {
+                details.original_message_id = from_text.original_message_id;
+            }
+        }
+        let label = if rtype.is_empty() {
+            "delivery-status"
+        } else {
+            rtype
+        };
+        return Some(Classification::new(
+            MessageKind::Bounce(details),
+            format!(
+                "multipart/report; report-type={label} (RFC 3464 delivery status notification)"
+            ),
+        ));
+    }
+    None
+}
+
+/// A bounce without a delivery-status part: known bounce senders, the
+/// X-Failed-Recipients header, or bounce text under machine headers.
+fn text_bounce(inbound: &Inbound) -> Option<Classification> {
     let failed_header = inbound.header("x-failed-recipients").map(str::to_string);
     let sender = bounce_sender(inbound);
     let null_path = null_return_path(inbound);

@@ -171,11 +171,45 @@ impl Pipeline {
             })?;
             return Ok(handled);
         }
+        let hash = inbound.content_hash.clone();
         let mut commit = Commit {
-            raw: Some((inbound.content_hash.clone(), reading.raw_to_keep(fetched))),
+            raw: Some((hash, reading.take_raw_to_keep(fetched))),
             cursor,
             ..Commit::default()
         };
+        let inbound = &reading.inbound;
+        let (known, classification) = self.known_message(&reading)?;
+        handled.kind = classification.kind.handled_kind();
+        if let Some(m) = known.filter(|m| m.direction == Direction::In) {
+            handled.repeat = true;
+            handled.case_id = Some(m.case_id.clone());
+            handled
+                .notes
+                .push("a second delivery of a message already handled (same Message-ID)".into());
+        } else {
+            self.thread_and_apply(
+                &mut commit,
+                &reading,
+                fetched,
+                &classification,
+                now,
+                &mut handled,
+            )
+            .await?;
+        }
+        self.finish(&mut commit, inbound, fetched, &handled, now);
+        self.store.commit(&commit)?;
+        Ok(handled)
+    }
+
+    /// The index entry of the message's Message-ID, if we know it, and its
+    /// class: mail we sent that comes back is our own loop, whatever it
+    /// looks like.
+    fn known_message(
+        &self,
+        reading: &Reading,
+    ) -> Result<(Option<MsgIndex>, classify::Classification)> {
+        let inbound = &reading.inbound;
         let known = if inbound.message_id_synthesized {
             None
         } else {
@@ -188,17 +222,21 @@ impl Pipeline {
             },
             _ => reading.classification.clone(),
         };
-        handled.kind = classification.kind.handled_kind();
-        if let Some(m) = known.filter(|m| m.direction == Direction::In) {
-            handled.repeat = true;
-            handled.case_id = Some(m.case_id.clone());
-            handled
-                .notes
-                .push("a second delivery of a message already handled (same Message-ID)".into());
-            self.finish(&mut commit, inbound, fetched, &handled, now);
-            self.store.commit(&commit)?;
-            return Ok(handled);
-        }
+        Ok((known, classification))
+    }
+
+    /// Finds the message's case (threading rules 1-5) and applies what it
+    /// says to it.
+    async fn thread_and_apply(
+        &self,
+        commit: &mut Commit,
+        reading: &Reading,
+        fetched: &Fetched,
+        classification: &classify::Classification,
+        now: i64,
+        handled: &mut Handled,
+    ) -> Result<()> {
+        let inbound = &reading.inbound;
         let mut keys = vec![self.key()];
         keys.extend(
             self.settings
@@ -214,21 +252,12 @@ impl Pipeline {
         )?;
         handled.via = matched.via().into();
         let target = self
-            .event_for(
-                &reading,
-                fetched,
-                &classification,
-                &matched,
-                now,
-                &mut handled,
-            )
+            .event_for(reading, fetched, classification, &matched, now, handled)
             .await?;
         if let Some(target) = target {
-            self.apply_event(&mut commit, target, Some(inbound), now, &mut handled)?;
+            self.apply_event(commit, target, Some(inbound), now, handled)?;
         }
-        self.finish(&mut commit, inbound, fetched, &handled, now);
-        self.store.commit(&commit)?;
-        Ok(handled)
+        Ok(())
     }
 
     fn finish(
@@ -415,52 +444,12 @@ impl Pipeline {
         let ctx = self.ctx(now);
         let outcome = case::apply(&case, &event, &ctx);
         let mut case = outcome.case;
-        let role = match &event {
-            Event::Owner { .. } => Role::Challenge,
-            _ => Role::Case,
-        };
-        // Mail held off the case (a stranger's subject tag, forged staff mail)
-        // is only logged: were it indexed, a follow-up naming it in
-        // References would join the case (threading rule 2), and it would
-        // become the parent of our next reply to the requester.
-        // Our own mail looping back is already on the case as sent.
-        let held = matches!(
-            event,
-            Event::UnverifiedTag { .. } | Event::ForgedStaff { .. }
-        ) || handled.kind == HandledKind::OwnLoop;
-        if let Some(inbound) = inbound.filter(|_| !held) {
-            case.messages.push(MessageRef {
-                message_id: inbound.message_id.clone(),
-                direction: Direction::In,
-                from: inbound
-                    .from_address()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
-                to: inbound.recipients().map(|a| a.to_string()).collect(),
-                // A challenge code typed into a subject stays in the raw mail only,
-                // never in the case (store, export, listings).
-                subject: verify::redact_codes(&secrets::redact(&inbound.subject).text, "[code]")
-                    .chars()
-                    .take(MAX_SUBJECT_CHARS)
-                    .collect(),
-                date: inbound.date.unwrap_or(now),
-                kind: RefKind::Read(handled.kind),
-                role,
-            });
-            // Never overwrite an entry: our own mail looping back must stay
-            // "out". A second requester's mail is no threading key either.
-            let second = matches!(event, Event::SecondRequester { .. });
-            if !second && self.store.message(&inbound.message_id)?.is_none() {
-                commit.msgids.push((
-                    inbound.message_id.clone(),
-                    MsgIndex {
-                        case_id: case.id.clone(),
-                        role,
-                        direction: Direction::In,
-                    },
-                ));
+        if let Some(inbound) = inbound {
+            if let Some(attachments) =
+                self.file_message(commit, &mut case, &event, inbound, now, handled)?
+            {
+                trigger.attachments = attachments;
             }
-            trigger.attachments = keep_attachments(&mut case, commit, &inbound.message_id, now);
         }
         let mut log = outcome.log;
         // Staff-written mail is not automatic: the per-recipient limit that
@@ -481,6 +470,74 @@ impl Pipeline {
             .extend(log.into_iter().map(|l| (case.id.clone(), l)));
         commit.cases.push((case, previous));
         Ok(())
+    }
+
+    /// Puts the inbound message on the case's message list, in the
+    /// Message-ID index and its attachments on the case; returns the
+    /// attachments (numbered) for the staff notification, or `None` for a
+    /// message held off the case.
+    fn file_message(
+        &self,
+        commit: &mut Commit,
+        case: &mut Case,
+        event: &Event,
+        inbound: &Inbound,
+        now: i64,
+        handled: &Handled,
+    ) -> Result<Option<Vec<(usize, StoredAttachment)>>> {
+        let role = match event {
+            Event::Owner { .. } => Role::Challenge,
+            _ => Role::Case,
+        };
+        // Mail held off the case (a stranger's subject tag, forged staff mail)
+        // is only logged: were it indexed, a follow-up naming it in
+        // References would join the case (threading rule 2), and it would
+        // become the parent of our next reply to the requester.
+        // Our own mail looping back is already on the case as sent.
+        let held = matches!(
+            event,
+            Event::UnverifiedTag { .. } | Event::ForgedStaff { .. }
+        ) || handled.kind == HandledKind::OwnLoop;
+        if held {
+            return Ok(None);
+        }
+        case.messages.push(MessageRef {
+            message_id: inbound.message_id.clone(),
+            direction: Direction::In,
+            from: inbound
+                .from_address()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            to: inbound.recipients().map(|a| a.to_string()).collect(),
+            // A challenge code typed into a subject stays in the raw mail only,
+            // never in the case (store, export, listings).
+            subject: verify::redact_codes(&secrets::redact(&inbound.subject).text, "[code]")
+                .chars()
+                .take(MAX_SUBJECT_CHARS)
+                .collect(),
+            date: inbound.date.unwrap_or(now),
+            kind: RefKind::Read(handled.kind),
+            role,
+        });
+        // Never overwrite an entry: our own mail looping back must stay
+        // "out". A second requester's mail is no threading key either.
+        let second = matches!(event, Event::SecondRequester { .. });
+        if !second && self.store.message(&inbound.message_id)?.is_none() {
+            commit.msgids.push((
+                inbound.message_id.clone(),
+                MsgIndex {
+                    case_id: case.id.clone(),
+                    role,
+                    direction: Direction::In,
+                },
+            ));
+        }
+        Ok(Some(keep_attachments(
+            case,
+            commit,
+            &inbound.message_id,
+            now,
+        )))
     }
 
     /// Processes every due timer; returns how many cases were touched.

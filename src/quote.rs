@@ -91,6 +91,12 @@ static HTML_CUT_REST: Lazy<Regex> = Lazy::new(|| {
     .expect("valid regex")
 });
 
+/// A horizontal rule directly above a header block's From field.
+static HR_HEADER: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?is)<hr\b[^>]*>(?:\s|&nbsp;|<[^>]*>)*(?:from|von|de|da|van|fra|från|od|от|від|lähettäjä|feladó|gönderen|发件人|寄件者|差出人)(?:\s|&nbsp;|<[^>]*>)*[:：]")
+        .expect("valid regex")
+});
+
 static HTML_TAG: Lazy<Regex> =
     Lazy::new(|| Regex::new(r"(?is)<(/?)([a-z][a-z0-9]*)\b[^>]*?(/?)>").expect("valid regex"));
 
@@ -102,6 +108,18 @@ fn strip_html_quotes(html: &str) -> String {
     let html = match HTML_CUT_REST.find(html) {
         Some(m) => &html[..m.start()],
         None => html,
+    };
+    // Outlook on the web draws a plain `<hr>` above the quoted message's
+    // From line; it ends the new text only under something written.
+    let html = match HR_HEADER.find(html) {
+        Some(m)
+            if !mail_parser::decoders::html::html_to_text(&html[..m.start()])
+                .trim()
+                .is_empty() =>
+        {
+            &html[..m.start()]
+        }
+        _ => html,
     };
     let mut out = String::with_capacity(html.len());
     let mut pos = 0;
@@ -151,7 +169,7 @@ fn balanced_end(html: &str, from: usize, tag: &str) -> Option<usize> {
 // ---------------------------------------------------------------- text ----
 
 /// Verbs of attribution lines ("X wrote:") in the languages we meet.
-const WROTE: &str = r"wrote|writes|a\s+écrit|a\s+ecrit|escribió|escribio|escreveu|schrieb|ha\s+scritto|schreef|skrev|kirjoitti|napisał(?:\(a\))?|napisala|napisal|napsal|написал|написала|написав|пишет|пише|đã\s+viết|scrisse|yazdı|írta|έγραψε|写道|寫道|が書きました|님이\s*작성";
+const WROTE: &str = r"wrote|writes|a\s+écrit|a\s+ecrit|escribió|escribio|escreveu|schrieb|ha\s+scritto|schreef|het\s+volgende\s+geschreven|skrev|kirjoitti|napisał(?:\(a\))?|napisala|napisal|napsal(?:\(a\))?|pisze|написал|написала|написав(?:\(ла\))?|пишет|пише|đã\s+viết|scrisse|yazdı|írta|έγραψε|写道|寫道|が書きました|님이\s*작성";
 
 /// An attribution line: a verb of writing, ending the (joined) header with
 /// an optional colon or a run of dashes (Zoho "---- On … wrote ----"), or
@@ -183,10 +201,30 @@ static DATE_HINT: Lazy<Regex> = Lazy::new(|| {
 /// Separators that open forwarded or original messages.
 static SEPARATOR: Lazy<Regex> = Lazy::new(|| {
     Regex::new(
-        r"(?i)^\s*\*?\s*(?:-{2,}|_{2,}|={2,}|\*{2,})\s*(?:original\s+message|reply\s+message|oprindelig\s+meddelelse|original\s+meddelelse|opprinnelig\s+melding|forwarded\s+message|message\s+d'origine|message\s+original|message\s+transféré|ursprüngliche\s+nachricht|weitergeleitete\s+nachricht|oprindelig\s+besked|videresendt\s+meddelelse|opprinnelig\s+melding|ursprungligt\s+meddelande|alkuperäinen\s+viesti|oorspronkelijk\s+bericht|doorgestuurd\s+bericht|messaggio\s+originale|messaggio\s+inoltrato|mensaje\s+original|mensaje\s+reenviado|mensagem\s+original|mensagem\s+encaminhada|wiadomość\s+oryginalna|původní\s+zpráva|исходное\s+сообщение|пересылаемое\s+сообщение|переслане\s+повідомлення|原始邮件|原始郵件|转发的邮件|元のメッセージ)\s*(?:-{2,}|_{2,}|={2,}|\*{2,})?\s*\*?\s*$|^\s*(?:begin\s+forwarded\s+message|début\s+du\s+message\s+réexpédié|anfang\s+der\s+weitergeleiteten\s+nachricht|inicio\s+del\s+mensaje\s+reenviado)\s*:\s*$",
+        r"(?i)^\s*\*?\s*(?:-{2,}|_{2,}|={2,}|\*{2,})\s*(?:original\s+message|reply\s+message|oprindelig\s+meddelelse|original\s+meddelelse|opprinnelig\s+melding|forwarded\s+message|message\s+d'origine|message\s+original|message\s+transféré|ursprüngliche\s+nachricht|weitergeleitete\s+nachricht|oprindelig\s+besked|videresendt\s+meddelelse|opprinnelig\s+melding|ursprungligt\s+meddelande|alkuperäinen\s+viesti|oorspronkelijk\s+bericht|doorgestuurd\s+bericht|messaggio\s+originale|messaggio\s+inoltrato|mensaje\s+original|mensaje\s+reenviado|mensagem\s+original|mensagem\s+encaminhada|wiadomość\s+oryginalna|původní\s+zpráva|исходное\s+сообщение|оригинално\s+писмо|пересылаемое\s+сообщение|переслане\s+повідомлення|原始邮件|原始郵件|转发的邮件|元のメッセージ)\s*(?:-{2,}|_{2,}|={2,}|\*{2,})?\s*\*?\s*$|^\s*(?:begin\s+forwarded\s+message|début\s+du\s+message\s+réexpédié|anfang\s+der\s+weitergeleiteten\s+nachricht|inicio\s+del\s+mensaje\s+reenviado)\s*:\s*$",
     )
     .expect("valid regex")
 });
+
+/// The separators among [`SEPARATOR`] that open a forward, not a reply.
+static FORWARD: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)forward|transféré|réexpédié|weitergeleitet|reenviado|encaminhada|inoltrato|doorgestuurd|videresendt|пересылаемое|переслане|转发")
+        .expect("valid regex")
+});
+
+/// Most lines of a note above a forward that is kept with it: "FYI",
+/// "See below, this is the mail I got."
+const MAX_FORWARD_NOTE_LINES: usize = 3;
+
+/// True when the text above a forward is a short covering note.
+fn short_note(top: &[&str]) -> bool {
+    let lines: Vec<&str> = top
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.len() <= MAX_FORWARD_NOTE_LINES && lines.iter().all(|l| l.chars().count() <= 120)
+}
 
 /// First line of an Outlook-style header block, in many languages.
 static FROM_FIELD: Lazy<Regex> = Lazy::new(|| {
@@ -203,7 +241,7 @@ static OTHER_FIELD: Lazy<Regex> = Lazy::new(|| {
 
 /// Footers that phones and webmail append under the new text.
 static SENT_FROM: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)^\s*(?:sent\s+(?:from|via|with|using)\s+\S|get\s+outlook\s+for\s|envoyé\s+(?:de|depuis|à\s+partir\s+de)\s|von\s+meinem\s|gesendet\s+von\s|enviado\s+(?:desde|do|de)\s|inviato\s+da\s|verzonden\s+(?:met|vanaf|van)\s|sendt\s+fra\s|skickat\s+från\s|wysłane\s+z\s|отправлено\s+(?:с|из)\s|надіслано\s+з\s|发自我的|從我的|iPhoneから送信)")
+    Regex::new(r"(?i)^\s*(?:sent\s+(?:from|via|with|using)\s+\S|get\s+outlook\s+for\s|envoyé\s+(?:de|depuis|à\s+partir\s+de)\s|von\s+meinem\s|gesendet\s+von\s|enviado\s+(?:desde|do|de)\s|inviato\s+da\s|(?:verzonden|verstuurd)\s+(?:met|vanaf|van)\s|inviato\s+dal\s|lähetetty\s|odesláno\s+z\s|sendt\s+fra\s|skickat\s+från\s|wysłane\s+z\s|отправлено\s+(?:с|из)\s|надіслано\s+з\s|发自我的|從我的|iPhoneから送信)")
         .expect("valid regex")
 });
 
@@ -230,15 +268,72 @@ enum Cut {
     Attribution { next: usize },
     /// Anything after which the rest is history or boilerplate.
     Rest,
+    /// A forwarded message's separator: under a short note ("FYI") the
+    /// forward is what the sender is showing support, and is kept.
+    Forward,
 }
 
 /// Applies the text rules to a plain body.
 fn strip_text(text: &str) -> String {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    let lines: Vec<&str> = text.lines().collect();
+    let lines = split_leads(text.lines().collect());
     let mut kept = new_lines(&lines, 0);
+    drop_signature_block(&mut kept);
     tidy(&mut kept);
     kept.join("\n")
+}
+
+/// A sentence break inside a line.
+static SENTENCE_BREAK: Lazy<Regex> = Lazy::new(|| Regex::new(r"[.!?]\s+").expect("valid regex"));
+
+/// Text written on the same line before an attribution ("Sounds good. On
+/// Tue … wrote:") is new text: such a line is read as two lines.
+fn split_leads(lines: Vec<&str>) -> Vec<&str> {
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match lead_before_attribution(&lines, i) {
+            Some(p) => {
+                out.push(&line[..p]);
+                out.push(&line[p..]);
+            }
+            None => out.push(line),
+        }
+    }
+    out
+}
+
+/// Where the attribution starts on line `i` when a sentence comes first.
+/// The sentence must end as prose does and hold no digit, and the header
+/// must start as one does (capital, digit or CJK), so a date's own
+/// abbreviations ("Le 15 janv. 2024 à …") never split a header.
+fn lead_before_attribution(lines: &[&str], i: usize) -> Option<usize> {
+    let line = lines[i];
+    if !SENTENCE_BREAK.is_match(line)
+        || !DATE_HINT.is_match(&lines[i..lines.len().min(i + MAX_HEADER_LINES)].join(" "))
+    {
+        return None;
+    }
+    for m in SENTENCE_BREAK.find_iter(line) {
+        let lead = line[..m.start() + 1].trim();
+        let rest = &line[m.end()..];
+        let starts_header = rest
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_uppercase() || c.is_ascii_digit() || is_cjk(c));
+        if lead.chars().any(|c| c.is_ascii_digit()) || !ends_sentence(lead) || !starts_header {
+            continue;
+        }
+        let mut probe = vec![rest];
+        probe.extend(lines.iter().skip(i + 1).take(MAX_HEADER_LINES - 1));
+        if attribution_at(&probe, 0).is_some() {
+            return Some(m.end());
+        }
+    }
+    None
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32, 0x3040..=0x30ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff)
 }
 
 /// The new lines of `lines`, looking again below an attribution when
@@ -263,6 +358,12 @@ fn new_lines<'a>(lines: &[&'a str], depth: usize) -> Vec<&'a str> {
         }
         (false, Some(Cut::Attribution { next }), true) => {
             top.extend(inline_answer(lines, next, depth));
+        }
+        (_, Some(Cut::Forward), true) if short_note(&top) => {
+            // Read from the separator on, the forward is a letter of its
+            // own: its header block is kept, its own history dropped.
+            top.push("");
+            top.extend(new_lines(&lines[end..], depth + 1));
         }
         _ => {}
     }
@@ -341,7 +442,15 @@ fn find_cut(lines: &[&str]) -> (usize, Option<Cut>) {
         if written && outlook_block_at(lines, i) {
             return (block_start(lines, i), Some(Cut::Rest));
         }
-        if (written && SEPARATOR.is_match(line)) || SENT_FROM.is_match(line) {
+        if written && SEPARATOR.is_match(line) {
+            let cut = if FORWARD.is_match(line) {
+                Cut::Forward
+            } else {
+                Cut::Rest
+            };
+            return (i, Some(cut));
+        }
+        if SENT_FROM.is_match(line) {
             return (i, Some(Cut::Rest));
         }
         // A leading forward separator is not writing: the header block
@@ -364,6 +473,9 @@ fn find_cut(lines: &[&str]) -> (usize, Option<Cut>) {
 /// If an attribution header starts at line `i` (possibly split over a few
 /// lines), the index of the first line after it.
 fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
+    if undated_attribution(lines, i) {
+        return Some(i + 1);
+    }
     let mut joined = String::new();
     let first_dated = lines
         .get(i)
@@ -397,6 +509,18 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
     None
 }
 
+/// "Jo Example wrote:" with no date: a header only when a quote follows.
+fn undated_attribution(lines: &[&str], i: usize) -> bool {
+    let line = lines[i].trim();
+    line.ends_with([':', '：'])
+        && line.chars().count() <= 100
+        && lines[i + 1..]
+            .iter()
+            .find(|l| !l.trim().is_empty())
+            .is_some_and(|l| is_quoted(l))
+        && ATTRIBUTION.is_match(line)
+}
+
 static INNER_SENTENCE: Lazy<Regex> =
     Lazy::new(|| Regex::new(r"\p{Ll}{4,}[.!?] +\p{Lu}\p{Ll}* \p{Ll}").expect("valid regex"));
 
@@ -427,16 +551,32 @@ fn is_header(text: &str) -> bool {
 
 /// A From-like line followed closely by at least two other header fields
 /// (Sent/To/Subject or their translations).
+/// A From line with an address and a dated Sent/Date line right under it
+/// is a header block of its own (some clients quote only those two).
 fn outlook_block_at(lines: &[&str], i: usize) -> bool {
-    FROM_FIELD.is_match(lines[i])
-        && lines
-            .iter()
-            .skip(i + 1)
-            .take(6)
-            .filter(|l| OTHER_FIELD.is_match(l))
-            .count()
-            >= 2
+    if !FROM_FIELD.is_match(lines[i]) {
+        return false;
+    }
+    let fields = lines
+        .iter()
+        .skip(i + 1)
+        .take(6)
+        .filter(|l| OTHER_FIELD.is_match(l))
+        .count();
+    fields >= 2
+        || (lines[i].contains('@')
+            && lines
+                .iter()
+                .skip(i + 1)
+                .take(2)
+                .any(|l| DATE_FIELD.is_match(l)))
 }
+
+/// A dated Sent/Date field of a header block.
+static DATE_FIELD: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)^\s*\*?(?:sent|date|datum|gesendet|envoyé|enviado|fecha|data|inviato|verzonden|sendt|dato|skickat|wysłano|отправлено|дата|lähetetty|päivämäärä|发送时间|时间|傳送時間|送信日時)\*?\s*[:：].*\d")
+        .expect("valid regex")
+});
 
 /// Walks back from a header block's From line over rules (`====`,
 /// `____`) and fields some clients put above it ("Message du : …").
@@ -465,6 +605,48 @@ fn short_tail(rest: &[&str]) -> bool {
         .take(MAX_SIGNATURE_LINES + 1)
         .collect();
     non_empty.len() <= MAX_SIGNATURE_LINES && non_empty.iter().all(|l| l.chars().count() <= 60)
+}
+
+/// A line that is a telephone number, with or without its label.
+static PHONE_LINE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)^(?:(?:tel|phone|mobile|mob|cell|fax|office|direct|[tmpfo])\.?\s*[:.]?\s*)?\+?\(?\d[\d\s().\-/]{6,}\d$")
+        .expect("valid regex")
+});
+
+/// A name line: two to four capitalised words, optionally with a title
+/// after a bar or a comma ("Jo Example | Engineer").
+static NAME_LINE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^\p{Lu}[\p{L}'.-]*(?:\s+\p{Lu}[\p{L}'.-]*){1,3}(?:\s*[|,]\s*.{1,50})?$")
+        .expect("valid regex")
+});
+
+/// Drops a signature written without a `-- ` delimiter: a last paragraph
+/// that opens with a name and carries a phone number, every line short and
+/// none a sentence ("Jo Example / Engineer, Acme / +1 555 0100 /
+/// acme.example"). A phone number is what makes it a signature: a name
+/// and a link alone may be a requester's proof of who they are.
+fn drop_signature_block(lines: &mut Vec<&str>) {
+    let end = lines
+        .iter()
+        .rposition(|l| !l.trim().is_empty())
+        .map_or(0, |p| p + 1);
+    let start = lines[..end]
+        .iter()
+        .rposition(|l| l.trim().is_empty())
+        .map_or(0, |p| p + 1);
+    let block = &lines[start..end];
+    let above_written = lines[..start].iter().any(|l| !l.trim().is_empty());
+    let signature = above_written
+        && (2..=6).contains(&block.len())
+        && NAME_LINE.is_match(block[0].trim())
+        && block.iter().any(|l| PHONE_LINE.is_match(l.trim()))
+        && block.iter().all(|l| {
+            let l = l.trim();
+            l.chars().count() <= 60 && !l.ends_with(['.', '!', '?', ':', ',']) && !is_quoted(l)
+        });
+    if signature {
+        lines.truncate(start);
+    }
 }
 
 /// Trims trailing spaces on each line, collapses runs of blank lines, and
@@ -650,5 +832,88 @@ mod tests {
             new_text(body, None),
             "I can test it in 2 weeks. I will let you know then..."
         );
+    }
+
+    #[test]
+    fn a_sentence_before_an_attribution_on_its_line_is_kept() {
+        let body = "Sounds good. On Tue, Mar 3, 2020 at 10:00 AM Jo <jo@x.org> wrote:\n> old";
+        assert_eq!(new_text(body, None), "Sounds good.");
+        let body = "Thanks! 2016-03-03 17:21 GMT+01:00 Jo <jo@x.org>:\n> old";
+        assert_eq!(new_text(body, None), "Thanks!");
+        // A date's abbreviations are no sentence.
+        let body = "New\n\nLe 15 janv. 2024 à 14:30, Pierre <p@x.fr> a écrit :\n> old";
+        assert_eq!(new_text(body, None), "New");
+    }
+
+    #[test]
+    fn attributions_in_more_languages_and_undated_over_a_quote_end_the_text() {
+        for header in [
+            "Op 3 mrt. 2016 om 17:21 heeft Jo <a@b.org> het volgende geschreven:",
+            "W dniu 3.03.2016 o 17:21, Jo pisze:",
+            "Dne 3. 3. 2016 v 17:21 Jo <a@b.org> napsal(a):",
+            "Jo Example wrote:",
+        ] {
+            let body = format!("New\n\n{header}\n\n> old");
+            assert_eq!(new_text(&body, None), "New", "{header}");
+        }
+        // Undated and with no quote under it, it is a sentence.
+        let body = "My colleague wrote:\nthe key is lost";
+        assert_eq!(new_text(body, None), body);
+    }
+
+    #[test]
+    fn a_from_and_date_block_alone_ends_the_text() {
+        let body = "New\n\nFrom: Jo <jo@x.org>\nDate: Thu, 3 Mar 2016\n\nold text";
+        assert_eq!(new_text(body, None), "New");
+        let body = "New\n\nFrom: our records\nDate: unknown\n\nmore";
+        assert_eq!(new_text(body, None), body);
+    }
+
+    #[test]
+    fn a_short_note_above_a_forward_keeps_the_forward() {
+        let body = "FYI\n\n---------- Forwarded message ---------\nFrom: PyPI <noreply@pypi.org>\nDate: Mon, Jan 1, 2024\nSubject: Password reset\nTo: <jo@x.org>\n\nSomeone asked to reset your password.\n\nOn Mon, Jan 1, 2024 at 9:00 Jo <jo@x.org> wrote:\n> older";
+        let got = new_text(body, None);
+        assert!(
+            got.starts_with("FYI\n\n---------- Forwarded message"),
+            "{got}"
+        );
+        assert!(got.contains("Subject: Password reset"), "{got}");
+        assert!(
+            got.ends_with("Someone asked to reset your password."),
+            "{got}"
+        );
+        // A reply's "Original Message" history still goes.
+        let body = "FYI\n\n-----Original Message-----\nFrom: Jo\nold";
+        assert_eq!(new_text(body, None), "FYI");
+    }
+
+    #[test]
+    fn a_signature_block_with_a_phone_number_is_dropped() {
+        let body = "Please reset it.\n\nJohn Smith | Senior Engineer\nAcme Corp\nM: +44 7700 900123\nhttps://acme.example";
+        assert_eq!(new_text(body, None), "Please reset it.");
+        // A name and a link may be a proof of ownership: kept.
+        let body = "Please reset it.\n\nJohn Smith\nhttps://github.com/jsmith";
+        assert_eq!(new_text(body, None), body);
+    }
+
+    #[test]
+    fn more_phone_footers_are_dropped() {
+        for footer in ["Verstuurd vanaf mijn iPhone", "Inviato dal mio iPhone"] {
+            assert_eq!(
+                new_text(&format!("New\n\n{footer}"), None),
+                "New",
+                "{footer}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_outlook_html_block_after_a_plain_rule_is_history() {
+        let html =
+            "<p>My new text</p><hr><p><b>From:</b> Jo<br><b>Sent:</b> Monday</p><p>old text</p>";
+        assert_eq!(new_text("", Some(html)), "My new text");
+        // A rule with nothing written above it opens a forwarded letter.
+        let html = "<hr><p><b>From:</b> Jo<br><b>Sent:</b> Monday</p><p>the letter</p>";
+        assert!(new_text("", Some(html)).contains("the letter"));
     }
 }

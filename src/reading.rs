@@ -58,9 +58,11 @@ pub struct Reading {
 
 impl Reading {
     /// The bytes the store keeps of this message: never a secret in clear.
-    pub fn raw_to_keep(&self, fetched: &Fetched) -> Vec<u8> {
-        match &self.kept {
-            Some(kept) => kept.bytes.clone(),
+    /// A redacted copy is moved out, not copied (a 10 MB message held a
+    /// third copy of itself here); call it once.
+    pub fn take_raw_to_keep(&mut self, fetched: &Fetched) -> Vec<u8> {
+        match &mut self.kept {
+            Some(kept) => std::mem::take(&mut kept.bytes),
             None => fetched.raw.clone(),
         }
     }

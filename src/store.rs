@@ -1,7 +1,9 @@
 //! The sled store: the only module that knows the key layout.
 //!
 //! Trees: `raw` (content hash → bytes), `raw_chunks` (content hash, `/`,
-//! piece number → a piece of a large raw message), `inbound` (content hash → record of
+//! piece number → a piece of a raw message over 4 KiB), `raw_files`
+//! (content hash → length of a raw message kept as a file, see
+//! `store/raw_files.rs`), `inbound` (content hash → record of
 //! how the message was handled), `msgid` (Message-ID → case and thread),
 //! `cases`, `events` (case id + sequence → log entry), `outbox` /
 //! `outbox_body` / `outbox_pending`, `cursor`, `timers` (due time + case +
@@ -28,7 +30,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
-use sled::{Db, Transactional, Tree};
+use sled::{Db, IVec, Transactional, Tree};
 
 use crate::case::{Case, Direction, LogEntry, TimerKind};
 use crate::domain::{CaseId, HandledKind};
@@ -37,7 +39,9 @@ use crate::templates::TemplateKind;
 use crate::thread::{Role, ThreadLookup};
 
 mod lifecycle;
+mod raw_files;
 mod retention;
+mod staged;
 pub use lifecycle::Moved;
 pub use retention::{AuditEntry, EraseTarget, Removal, Removed, Tombstone};
 
@@ -48,7 +52,7 @@ const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 const OPEN_COUNT: &str = "open_count";
 
 /// Version of the key layout; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Raw messages larger than this are kept in pieces of this size (the
 /// `raw_chunks` tree). sled splits a tree's leaf only past 16 entries,
@@ -60,9 +64,10 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// that, and the cache's 16 MiB bound holds.
 const RAW_CHUNK: usize = 4 * 1024;
 
-const TREES: [&str; 18] = [
+const TREES: [&str; 19] = [
     "raw",
     "raw_chunks",
+    "raw_files",
     "inbound",
     "msgid",
     "cases",
@@ -176,8 +181,16 @@ pub struct Store {
     /// step by [`Store::commit`]: a queue position is then a binary search
     /// instead of a walk over every case ahead (sled has no ranks). About
     /// 50 bytes an open case.
-    open_order: Arc<Mutex<Option<Vec<Vec<u8>>>>>,
+    open_order: OpenOrder,
+    /// The batch being staged on this handle (see `store/staged.rs`).
+    staged: Option<staged::Shared>,
 }
+
+/// The sorted keys of the open tree, once loaded.
+type OpenOrder = Arc<Mutex<Option<Vec<Vec<u8>>>>>;
+
+/// One change to the open order: the key that left, the key that came.
+type OpenChange = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 fn tree_index(name: &str) -> usize {
     TREES.iter().position(|t| *t == name).expect("known tree")
@@ -193,6 +206,10 @@ impl Store {
         let files = DurableFiles::open(path)?;
         let mut store = Self::with_db(db)?;
         store.files = Some(Arc::new(files));
+        let swept = store.sweep_raw_files()?;
+        if swept > 0 {
+            tracing::info!(files = swept, "removed raw-message files no commit names");
+        }
         // The schema version and counters written on first open.
         store.flush()?;
         Ok(store)
@@ -219,6 +236,7 @@ impl Store {
             syncs: Arc::default(),
             trees: Arc::new(trees),
             open_order: Default::default(),
+            staged: None,
         };
         let meta = store.tree("meta");
         match meta.get("schema_version")? {
@@ -232,9 +250,10 @@ impl Store {
                         "the store has schema version {found}; this build understands up to {SCHEMA_VERSION}"
                     )));
                 }
-                // 2 keeps large raw messages in pieces, which a build of
-                // schema 1 cannot read: marking the store keeps such a build
-                // from opening it. A schema 1 store needs no rewrite.
+                // 2 keeps large raw messages in pieces, 3 the largest in
+                // files of their own, which older builds cannot read:
+                // marking the store keeps such a build from opening it. An
+                // older store needs no rewrite.
                 if found < SCHEMA_VERSION {
                     meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
                 }
@@ -255,8 +274,7 @@ impl Store {
     /// A small value kept under the meta tree (e.g. the last digest date).
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
         Ok(self
-            .tree("meta")
-            .get(key)?
+            .get("meta", key.as_bytes())?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
@@ -290,7 +308,7 @@ impl Store {
 
     /// Whether a raw message with this hash was already handled.
     pub fn seen_content(&self, hash: &str) -> Result<bool> {
-        Ok(self.tree("inbound").contains_key(hash)?)
+        Ok(self.get("inbound", hash.as_bytes())?.is_some())
     }
 
     /// How an inbound message was handled.
@@ -301,29 +319,23 @@ impl Store {
     /// A raw message by content hash (put back together if it was kept
     /// in pieces).
     pub fn raw(&self, hash: &str) -> Result<Option<Vec<u8>>> {
-        if let Some(v) = self.tree("raw").get(hash)? {
+        if let Some(v) = self.get("raw", hash.as_bytes())? {
             return Ok(Some(v.to_vec()));
         }
+        if let Some(bytes) = self.read_raw_file(hash)? {
+            return Ok(Some(bytes));
+        }
         let mut whole: Option<Vec<u8>> = None;
-        for piece in self
-            .tree("raw_chunks")
-            .scan_prefix(chunk_prefix(hash))
-            .values()
-        {
-            whole
-                .get_or_insert_with(Vec::new)
-                .extend_from_slice(&piece?);
+        for (_, piece) in self.scan("raw_chunks", &chunk_prefix(hash))? {
+            whole.get_or_insert_with(Vec::new).extend_from_slice(&piece);
         }
         Ok(whole)
     }
 
     /// The keys of a large raw message's pieces (none for a small one).
     pub(crate) fn raw_piece_keys(&self, hash: &[u8]) -> Result<Vec<sled::IVec>> {
-        self.tree("raw_chunks")
-            .scan_prefix(chunk_prefix(hash))
-            .keys()
-            .map(|k| k.map_err(Error::from))
-            .collect()
+        let pieces = self.scan("raw_chunks", &chunk_prefix(hash))?;
+        Ok(pieces.into_iter().map(|(k, _)| k).collect())
     }
 
     /// The Message-ID index entry, if any.
@@ -338,11 +350,10 @@ impl Store {
 
     /// Every case, in id order.
     pub fn cases(&self) -> Result<Vec<Case>> {
-        self.tree("cases")
-            .iter()
-            .values()
-            .map(|v| {
-                serde_json::from_slice(&v?)
+        self.scan("cases", b"")?
+            .into_iter()
+            .map(|(_, v)| {
+                serde_json::from_slice(&v)
                     .map_err(|e| Error::Permanent(format!("corrupt case record: {e}")))
             })
             .collect()
@@ -351,11 +362,10 @@ impl Store {
     /// The event log of a case, oldest first.
     pub fn events(&self, id: &CaseId) -> Result<Vec<LogEntry>> {
         let prefix = format!("{}/", id.as_str());
-        self.tree("events")
-            .scan_prefix(prefix.as_bytes())
-            .values()
-            .map(|v| {
-                serde_json::from_slice(&v?)
+        self.scan("events", prefix.as_bytes())?
+            .into_iter()
+            .map(|(_, v)| {
+                serde_json::from_slice(&v)
                     .map_err(|e| Error::Permanent(format!("corrupt event: {e}")))
             })
             .collect()
@@ -364,16 +374,14 @@ impl Store {
     /// The open case of a sender.
     pub fn open_case_of_sender_id(&self, address: &str) -> Result<Option<CaseId>> {
         Ok(self
-            .tree("by_sender")
-            .get(address.to_lowercase())?
+            .get("by_sender", address.to_lowercase().as_bytes())?
             .and_then(|v| CaseId::parse(&String::from_utf8_lossy(&v))))
     }
 
     /// The open case of an account username.
     pub fn open_case_of_username(&self, username: &str) -> Result<Option<CaseId>> {
         Ok(self
-            .tree("by_username")
-            .get(username.to_lowercase())?
+            .get("by_username", username.to_lowercase().as_bytes())?
             .and_then(|v| CaseId::parse(&String::from_utf8_lossy(&v))))
     }
 
@@ -387,11 +395,10 @@ impl Store {
         let order = match &mut *order {
             Some(order) => order,
             empty => empty.insert(
-                self.tree("open")
-                    .iter()
-                    .keys()
-                    .map(|k| k.map(|k| k.to_vec()))
-                    .collect::<sled::Result<Vec<_>>>()?,
+                self.scan("open", b"")?
+                    .into_iter()
+                    .map(|(k, _)| k.to_vec())
+                    .collect(),
             ),
         };
         Ok(order.partition_point(|key| key[..8] < opened[..]))
@@ -399,27 +406,12 @@ impl Store {
 
     /// Keeps the in-memory open order in step with a committed case change.
     fn note_open_change(&self, case: &Case, previous: Option<&Case>) {
-        let mut order = self.open_order.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(order) = order.as_mut() else {
-            return;
-        };
-        if let Some(prev) = previous {
-            if let Ok(at) = order.binary_search(&open_key(prev)) {
-                order.remove(at);
-            }
-        }
-        if case.state.is_open() {
-            let key = open_key(case);
-            if let Err(at) = order.binary_search(&key) {
-                order.insert(at, key);
-            }
-        }
+        apply_open_changes(&self.open_order, &[open_change(case, previous)]);
     }
 
     /// Number of open cases (a counter kept by [`Store::commit`]).
     pub fn open_count(&self) -> usize {
-        self.tree("meta")
-            .get(OPEN_COUNT)
+        self.get("meta", OPEN_COUNT.as_bytes())
             .ok()
             .flatten()
             .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
@@ -429,8 +421,7 @@ impl Store {
     /// A committed cursor value.
     pub fn cursor(&self, key: &str) -> Result<Option<String>> {
         Ok(self
-            .tree("cursor")
-            .get(key)?
+            .get("cursor", key.as_bytes())?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
@@ -576,33 +567,62 @@ impl Store {
     }
 
     /// Writes several steps as one atomic step, in order (so the last
-    /// cursor wins): a batch's commits then cost one transaction.
+    /// cursor wins): a batch's commits then cost one transaction. On a
+    /// staged handle the steps join its batch instead.
     pub fn commit_all(&self, commits: &[Commit]) -> Result<()> {
-        let trees: Vec<&Tree> = TREES.iter().map(|n| self.tree(n)).collect();
         let mut encoded = Vec::with_capacity(commits.len());
         for commit in commits {
             let mut event_keys = Vec::with_capacity(commit.events.len());
             for (case, _) in &commit.events {
                 event_keys.push(event_key(case, self.next_id()?));
             }
-            encoded.push((event_keys, Encoded::new(commit)?));
+            let mut values = Encoded::new(commit)?;
+            if let Some((hash, bytes)) = &commit.raw {
+                if let Some(path) = self.raw_file_for(hash, bytes.len()) {
+                    self.write_raw_file(&path, bytes)?;
+                    values.raw_in_file = true;
+                }
+            }
+            encoded.push((event_keys, values));
         }
+        let changes: Vec<OpenChange> = commits
+            .iter()
+            .flat_map(|c| &c.cases)
+            .map(|(case, previous)| open_change(case, previous.as_ref()))
+            .collect();
+        match &self.staged {
+            Some(shared) => {
+                let mut overlay = shared.lock().unwrap_or_else(|e| e.into_inner());
+                let mut batch = InBatch {
+                    overlay: &mut overlay,
+                    trees: &self.trees,
+                };
+                for (commit, (event_keys, encoded)) in commits.iter().zip(&encoded) {
+                    write_commit(&mut batch, commit, event_keys, encoded)?;
+                }
+                for (removed, added) in &changes {
+                    overlay.note_open(removed.clone(), added.clone());
+                }
+            }
+            None => self.commit_now(commits, &encoded)?,
+        }
+        apply_open_changes(&self.open_order, &changes);
+        Ok(())
+    }
+
+    /// The unstaged commit: one transaction over every tree.
+    fn commit_now(&self, commits: &[Commit], encoded: &[(Vec<Vec<u8>>, Encoded)]) -> Result<()> {
+        let trees: Vec<&Tree> = TREES.iter().map(|n| self.tree(n)).collect();
         trees
             .as_slice()
             .transaction(|t| {
-                let tx = |name: &str| -> &TransactionalTree { &t[tree_index(name)] };
-                for (commit, (event_keys, encoded)) in commits.iter().zip(&encoded) {
-                    write_commit(&tx, commit, event_keys, encoded)?;
+                let mut tx = InTransaction(t);
+                for (commit, (event_keys, encoded)) in commits.iter().zip(encoded) {
+                    write_commit(&mut tx, commit, event_keys, encoded)?;
                 }
                 Ok::<(), ConflictableTransactionError<String>>(())
             })
-            .map_err(tx_error)?;
-        for commit in commits {
-            for (case, previous) in &commit.cases {
-                self.note_open_change(case, previous.as_ref());
-            }
-        }
-        Ok(())
+            .map_err(tx_error)
     }
 
     fn get_json<T: serde::de::DeserializeOwned>(
@@ -610,7 +630,7 @@ impl Store {
         tree: &str,
         key: &[u8],
     ) -> Result<Option<T>> {
-        match self.tree(tree).get(key)? {
+        match self.get(tree, key)? {
             Some(v) => serde_json::from_slice(&v)
                 .map(Some)
                 .map_err(|e| Error::Permanent(format!("corrupt {tree} record: {e}"))),
@@ -685,6 +705,8 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// Pre-serialised values, so the transaction closure (which sled may retry)
 /// does no fallible encoding.
 struct Encoded {
+    /// The raw message went to a file: only its marker goes to sled.
+    raw_in_file: bool,
     inbound: Vec<u8>,
     cases: Vec<Vec<u8>>,
     events: Vec<(CaseId, Vec<u8>)>,
@@ -697,6 +719,7 @@ impl Encoded {
     fn new(c: &Commit) -> Result<Self> {
         let enc = |v: &dyn erased::Ser| v.to_json();
         Ok(Encoded {
+            raw_in_file: false,
             inbound: c
                 .inbound
                 .as_ref()
@@ -748,62 +771,131 @@ mod erased {
     }
 }
 
-/// One step's writes inside a transaction.
-fn write_commit<'a>(
-    tx: &impl Fn(&str) -> &'a TransactionalTree,
+/// Where a commit's writes go: a sled transaction, or a staged batch
+/// (which reads through to the store for what it did not write).
+trait Writes {
+    type Error;
+    fn get(&mut self, tree: &str, key: &[u8]) -> std::result::Result<Option<IVec>, Self::Error>;
+    fn insert(
+        &mut self,
+        tree: &str,
+        key: &[u8],
+        value: &[u8],
+    ) -> std::result::Result<(), Self::Error>;
+    fn remove(&mut self, tree: &str, key: &[u8]) -> std::result::Result<(), Self::Error>;
+}
+
+/// Writes into one transaction over every tree (in [`TREES`] order).
+struct InTransaction<'a>(&'a [TransactionalTree]);
+
+impl Writes for InTransaction<'_> {
+    type Error = ConflictableTransactionError<String>;
+
+    fn get(&mut self, tree: &str, key: &[u8]) -> std::result::Result<Option<IVec>, Self::Error> {
+        Ok(self.0[tree_index(tree)].get(key)?)
+    }
+
+    fn insert(
+        &mut self,
+        tree: &str,
+        key: &[u8],
+        value: &[u8],
+    ) -> std::result::Result<(), Self::Error> {
+        self.0[tree_index(tree)].insert(key, value)?;
+        Ok(())
+    }
+
+    fn remove(&mut self, tree: &str, key: &[u8]) -> std::result::Result<(), Self::Error> {
+        self.0[tree_index(tree)].remove(key)?;
+        Ok(())
+    }
+}
+
+/// Writes into a staged batch, read before the trees.
+struct InBatch<'a> {
+    overlay: &'a mut staged::Overlay,
+    trees: &'a [Tree],
+}
+
+impl Writes for InBatch<'_> {
+    type Error = Error;
+
+    fn get(&mut self, tree: &str, key: &[u8]) -> Result<Option<IVec>> {
+        match self.overlay.get(tree, key) {
+            Some(value) => Ok(value),
+            None => Ok(self.trees[tree_index(tree)].get(key)?),
+        }
+    }
+
+    fn insert(&mut self, tree: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.overlay.put(tree, key, Some(IVec::from(value)));
+        Ok(())
+    }
+
+    fn remove(&mut self, tree: &str, key: &[u8]) -> Result<()> {
+        self.overlay.put(tree, key, None);
+        Ok(())
+    }
+}
+
+/// One step's writes, in a transaction or a staged batch.
+fn write_commit<W: Writes>(
+    w: &mut W,
     commit: &Commit,
     event_keys: &[Vec<u8>],
     encoded: &Encoded,
-) -> std::result::Result<(), ConflictableTransactionError<String>> {
+) -> std::result::Result<(), W::Error> {
     if let Some((hash, bytes)) = &commit.raw {
-        if bytes.len() > RAW_CHUNK {
+        if encoded.raw_in_file {
+            let len = (bytes.len() as u64).to_be_bytes();
+            w.insert("raw_files", hash.as_bytes(), &len)?;
+        } else if bytes.len() > RAW_CHUNK {
             for (n, piece) in bytes.chunks(RAW_CHUNK).enumerate() {
-                tx("raw_chunks").insert(chunk_key(hash, n), piece)?;
+                w.insert("raw_chunks", &chunk_key(hash, n), piece)?;
             }
         } else {
-            tx("raw").insert(hash.as_bytes(), bytes.as_slice())?;
+            w.insert("raw", hash.as_bytes(), bytes.as_slice())?;
         }
     }
     if let Some((hash, _)) = &commit.inbound {
-        tx("inbound").insert(hash.as_bytes(), encoded.inbound.as_slice())?;
+        w.insert("inbound", hash.as_bytes(), encoded.inbound.as_slice())?;
     }
     for ((case, previous), value) in commit.cases.iter().zip(&encoded.cases) {
-        write_case(tx, case, previous.as_ref(), value)?;
+        write_case(w, case, previous.as_ref(), value)?;
     }
     for (key, (_, value)) in event_keys.iter().zip(encoded.events.iter()) {
-        tx("events").insert(key.as_slice(), value.as_slice())?;
+        w.insert("events", key.as_slice(), value.as_slice())?;
     }
     for ((id, _), value) in commit.msgids.iter().zip(&encoded.msgids) {
-        tx("msgid").insert(id.as_bytes(), value.as_slice())?;
+        w.insert("msgid", id.as_bytes(), value.as_slice())?;
     }
     for ((item, body), value) in commit.outbox.iter().zip(&encoded.outbox) {
         let key = item.seq.to_be_bytes();
-        tx("outbox").insert(&key, value.as_slice())?;
-        tx("outbox_body").insert(&key, body.as_slice())?;
-        tx("outbox_pending").insert(&key, &[])?;
+        w.insert("outbox", &key, value.as_slice())?;
+        w.insert("outbox_body", &key, body.as_slice())?;
+        w.insert("outbox_pending", &key, &[])?;
     }
     for ((address, _), value) in commit.ratelimits.iter().zip(&encoded.ratelimits) {
-        tx("ratelimit").insert(address.as_bytes(), value.as_slice())?;
+        w.insert("ratelimit", address.as_bytes(), value.as_slice())?;
     }
     if let Some((key, value)) = &commit.cursor {
-        tx("cursor").insert(key.as_bytes(), value.as_bytes())?;
+        w.insert("cursor", key.as_bytes(), value.as_bytes())?;
     }
     Ok(())
 }
 
-fn write_case<'a>(
-    tx: &impl Fn(&str) -> &'a TransactionalTree,
+fn write_case<W: Writes>(
+    w: &mut W,
     case: &Case,
     previous: Option<&Case>,
     value: &[u8],
-) -> std::result::Result<(), ConflictableTransactionError<String>> {
+) -> std::result::Result<(), W::Error> {
     let id = case.id.as_str();
-    tx("cases").insert(id.as_bytes(), value)?;
+    w.insert("cases", id.as_bytes(), value)?;
     let was_open = previous.is_some_and(|p| p.state.is_open());
     if was_open != case.state.is_open() {
-        let meta = tx("meta");
-        let current = meta
-            .get(OPEN_COUNT)?
+        let current = w
+            .get("meta", OPEN_COUNT.as_bytes())?
             .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
             .unwrap_or(0);
         let next = if case.state.is_open() {
@@ -811,36 +903,40 @@ fn write_case<'a>(
         } else {
             current.saturating_sub(1)
         };
-        meta.insert(OPEN_COUNT, &next.to_be_bytes())?;
+        w.insert("meta", OPEN_COUNT.as_bytes(), &next.to_be_bytes())?;
     }
     if let Some(prev) = previous {
         for (kind, due) in &prev.timers {
-            tx("timers").remove(timer_key(*due, &prev.id, *kind))?;
+            w.remove("timers", &timer_key(*due, &prev.id, *kind))?;
         }
         for address in prev.requesters() {
-            if tx("by_sender").get(address.as_bytes())?.as_deref() == Some(id.as_bytes()) {
-                tx("by_sender").remove(address.as_bytes())?;
+            if w.get("by_sender", address.as_bytes())?.as_deref() == Some(id.as_bytes()) {
+                w.remove("by_sender", address.as_bytes())?;
             }
         }
         if let Some(username) = &prev.fields.username {
             let key = username.to_lowercase();
-            if tx("by_username").get(key.as_bytes())?.as_deref() == Some(id.as_bytes()) {
-                tx("by_username").remove(key.as_bytes())?;
+            if w.get("by_username", key.as_bytes())?.as_deref() == Some(id.as_bytes()) {
+                w.remove("by_username", key.as_bytes())?;
             }
         }
-        tx("open").remove(open_key(prev))?;
+        w.remove("open", &open_key(prev))?;
     }
     for (kind, due) in &case.timers {
-        tx("timers").insert(timer_key(*due, &case.id, *kind), &[])?;
+        w.insert("timers", &timer_key(*due, &case.id, *kind), &[])?;
     }
     if case.state.is_open() {
         for address in case.requesters() {
-            tx("by_sender").insert(address.as_bytes(), id.as_bytes())?;
+            w.insert("by_sender", address.as_bytes(), id.as_bytes())?;
         }
         if let Some(username) = &case.fields.username {
-            tx("by_username").insert(username.to_lowercase().as_bytes(), id.as_bytes())?;
+            w.insert(
+                "by_username",
+                username.to_lowercase().as_bytes(),
+                id.as_bytes(),
+            )?;
         }
-        tx("open").insert(open_key(case), &[])?;
+        w.insert("open", &open_key(case), &[])?;
     }
     Ok(())
 }
@@ -897,6 +993,35 @@ fn chunk_key(hash: &str, n: usize) -> Vec<u8> {
     key
 }
 
+/// How a case change moves it in the open order.
+fn open_change(case: &Case, previous: Option<&Case>) -> OpenChange {
+    (
+        previous.map(open_key),
+        case.state.is_open().then(|| open_key(case)),
+    )
+}
+
+/// Applies open-order changes to a loaded order (an order not loaded yet
+/// is read from the tree when first needed).
+fn apply_open_changes(order: &OpenOrder, changes: &[OpenChange]) {
+    let mut order = order.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(order) = order.as_mut() else {
+        return;
+    };
+    for (removed, added) in changes {
+        if let Some(key) = removed {
+            if let Ok(at) = order.binary_search(key) {
+                order.remove(at);
+            }
+        }
+        if let Some(key) = added {
+            if let Err(at) = order.binary_search(key) {
+                order.insert(at, key.clone());
+            }
+        }
+    }
+}
+
 fn open_key(case: &Case) -> Vec<u8> {
     let mut key = (case.created_at.max(0) as u64).to_be_bytes().to_vec();
     key.extend_from_slice(case.id.as_str().as_bytes());
@@ -942,7 +1067,7 @@ impl ThreadLookup for Store {
     }
 
     fn case_exists(&self, case: &CaseId) -> Result<bool> {
-        Ok(self.tree("cases").contains_key(case.as_str())?)
+        Ok(self.get("cases", case.as_str().as_bytes())?.is_some())
     }
 
     fn is_participant(&self, case: &CaseId, address: &str) -> Result<bool> {
@@ -1035,7 +1160,7 @@ mod tests {
     }
 
     #[test]
-    fn a_schema_1_store_is_marked_2_on_open_and_a_newer_one_is_refused() {
+    fn a_schema_1_store_is_marked_3_on_open_and_a_newer_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let version = |v: u32| {
             let db = sled::open(dir.path()).unwrap();
@@ -1049,13 +1174,13 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             let found = store.tree("meta").get("schema_version").unwrap().unwrap();
-            assert_eq!(found.as_ref(), &2u32.to_be_bytes());
+            assert_eq!(found.as_ref(), &3u32.to_be_bytes());
         }
-        version(3);
+        version(4);
         let err = Store::open(dir.path())
             .err()
             .expect("a newer schema is refused");
-        assert!(err.to_string().contains("schema version 3"), "{err}");
+        assert!(err.to_string().contains("schema version 4"), "{err}");
     }
 
     #[test]
@@ -1102,6 +1227,7 @@ mod tests {
         let blobs = std::fs::read_dir(dir.path().join("blobs"))
             .map(|entries| entries.count())
             .unwrap_or(0);
+        // A message this large is now a file of its own (raw_files.rs).
         assert_eq!(blobs, 0, "leaves of pieces stay inline in sled's log");
         assert_eq!(store.raw("large").unwrap(), Some(large));
     }

@@ -193,9 +193,18 @@ impl Worker {
             if batch.is_empty() {
                 return Ok(());
             }
-            let (done, secret) = self.ingest_batch(batch, now, report).await?;
-            // Group commit: one durable flush (fsync) for the whole batch,
-            // then mark.
+            // Group commit: the batch is handled on a staged handle, whose
+            // commits later messages of the batch read before the store;
+            // then one transaction, one durable flush (fsync), and only
+            // then the marks. A store error drops the staged writes: the
+            // whole batch is fetched again.
+            let staged = self.pipeline.store.staged();
+            let pipeline = Pipeline {
+                store: staged.clone(),
+                ..self.pipeline.clone()
+            };
+            let (done, secret) = Self::ingest_batch(&pipeline, batch, now, report).await?;
+            staged.commit_staged()?;
             self.pipeline.store.flush()?;
             if std::env::var_os(CRASH_ENV).is_some() {
                 tracing::error!(
@@ -216,7 +225,7 @@ impl Worker {
     /// those that held a secret (marked apart: the source may move them
     /// aside).
     async fn ingest_batch(
-        &mut self,
+        pipeline: &Pipeline,
         batch: Vec<Fetched>,
         now: i64,
         report: &mut PassReport,
@@ -226,12 +235,12 @@ impl Worker {
         // Reading is pure and half the work: other cores read ahead
         // while messages meet the store here one by one, in order.
         let batch = Arc::new(batch);
-        let mut readings = self.pipeline.read_ahead(batch.clone());
+        let mut readings = pipeline.read_ahead(batch.clone());
         for fetched in batch.iter() {
             let result = match readings.next().await {
                 Ok(reading) => {
                     let held_secret = reading.kept.is_some();
-                    let result = self.pipeline.ingest_read(fetched, reading, now).await;
+                    let result = pipeline.ingest_read(fetched, reading, now).await;
                     if held_secret && result.is_ok() {
                         secret.push(fetched.source_id.clone());
                     }
@@ -248,7 +257,7 @@ impl Worker {
                 Err(e) => {
                     report.errors += 1;
                     tracing::error!(source_id = %fetched.source_id, error.message = %e, "message failed; kept and set aside");
-                    quarantine(&self.pipeline.store, fetched, &e, now)?;
+                    quarantine(&pipeline.store, fetched, &e, now)?;
                 }
             }
             if secret.last() != Some(&fetched.source_id) {
@@ -582,6 +591,47 @@ mod tests {
                 "a batch fetched after {fetched} fsyncs was marked after {marked}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn later_messages_of_a_batch_see_what_earlier_ones_did() {
+        let dir = tempfile::tempdir().unwrap();
+        // From another address, so only the Message-ID the first message
+        // put in the index can thread it (rule 2).
+        let reply = Fetched {
+            source_id: "id-reply".into(),
+            raw: b"From: other@example.org\r\nTo: support@pypi.example\r\n\
+                   Subject: more\r\nMessage-ID: <reply@example.org>\r\n\
+                   In-Reply-To: <w1@example.org>\r\n\r\nAlso my laptop.\r\n"
+                .to_vec(),
+            oversize: None,
+            cursor: None,
+        };
+        let again = Fetched {
+            source_id: "id-3-again".into(),
+            ..request(3)
+        };
+        // Batches of 2: (request, reply) and (request, the same again).
+        let waiting = vec![request(1), reply, request(3), again];
+        let (mut worker, seen) = worker(dir.path(), waiting, false);
+        let report = worker.pass(1_763_900_000).await.unwrap();
+        let h = &report.handled;
+        assert_eq!(h.len(), 4);
+        assert_eq!(h[1].via, "reference", "{:?}", h[1]);
+        assert_eq!(h[1].case_id, h[0].case_id, "the reply joins the case");
+        assert!(h[3].repeat, "same content in the same batch: {:?}", h[3]);
+        assert_eq!(h[3].kind, crate::domain::HandledKind::Repeat);
+        let store = &worker.pipeline.store;
+        assert_eq!(store.cases().unwrap().len(), 2);
+        let case = store.case(h[0].case_id.as_ref().unwrap()).unwrap().unwrap();
+        assert_eq!(
+            case.messages
+                .iter()
+                .filter(|m| m.direction == crate::case::Direction::In)
+                .count(),
+            2
+        );
+        assert_eq!(seen.lock().unwrap().marked.len(), 4);
     }
 
     #[tokio::test]

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod training;
+
 /// Share of every labelled set kept out of tuning and training.
 pub const HOLDOUT_PERCENT: u64 = 30;
 
@@ -84,4 +86,87 @@ pub fn pypi_records() -> Vec<PypiRecord> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
         .collect()
+}
+
+/// Whitespace that carries no meaning for a support desk, removed before
+/// reply texts are compared: CRLF, trailing spaces, runs of blank lines,
+/// blank lines at both ends. The reply corpora record their expectations
+/// from parsers that keep them.
+pub fn normalise(text: &str) -> String {
+    let text = text.replace("\r\n", "\n");
+    let mut out: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() && out.last().is_none_or(|l| l.is_empty()) {
+            continue;
+        }
+        out.push(line);
+    }
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    out.join("\n")
+}
+
+/// One reply body of a reply-stripping corpus and the new text expected.
+#[derive(Debug, Clone)]
+pub struct ReplyCase {
+    /// The file name: the split key.
+    pub name: String,
+    /// The body as the corpus gives it.
+    pub body: String,
+    /// The expected new text.
+    pub want: String,
+}
+
+/// Discourse's email-reply-trimmer bodies, sorted by name; `None` when the
+/// corpus is absent.
+pub fn trimmer_cases() -> Option<Vec<ReplyCase>> {
+    let dir = corpus()?.join("email-reply-trimmer");
+    let entries = std::fs::read_dir(dir.join("emails")).ok()?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let cases = names
+        .into_iter()
+        .filter_map(|name| {
+            let body = std::fs::read_to_string(dir.join("emails").join(&name)).ok()?;
+            let want = std::fs::read_to_string(dir.join("trimmed").join(&name)).ok()?;
+            Some(ReplyCase { name, body, want })
+        })
+        .collect();
+    Some(cases)
+}
+
+/// The crisp corpus folder and its `expectations` object; `None` when the
+/// corpus is absent.
+pub fn crisp_expectations() -> Option<(PathBuf, serde_json::Map<String, serde_json::Value>)> {
+    let dir = corpus()?.join("crisp-email-reply-parser");
+    let text = std::fs::read_to_string(dir.join("expected.json")).ok()?;
+    let mut expected: serde_json::Value =
+        serde_json::from_str(&text).expect("expected.json parses");
+    match expected["expectations"].take() {
+        serde_json::Value::Object(cases) => Some((dir, cases)),
+        other => panic!("expectations is not an object: {other}"),
+    }
+}
+
+/// The crisp cases that give a full expected new text.
+pub fn crisp_cases() -> Option<Vec<ReplyCase>> {
+    let (dir, expectations) = crisp_expectations()?;
+    let cases = expectations
+        .iter()
+        .filter_map(|(name, case)| {
+            let want = case["new_text"]["text"].as_str()?.to_string();
+            let body = std::fs::read_to_string(dir.join("fixtures").join(name)).ok()?;
+            Some(ReplyCase {
+                name: name.clone(),
+                body,
+                want,
+            })
+        })
+        .collect();
+    Some(cases)
 }

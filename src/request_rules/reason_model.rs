@@ -227,6 +227,12 @@ impl Model {
     /// The likeliest reason for a text; `None` when the text has no
     /// feature the model knows.
     pub fn guess(&self, text: &str) -> Option<Guess> {
+        self.scores(text).map(|s| s.guess())
+    }
+
+    /// The log posterior of every reason for a text, in [`CLASSES`] order;
+    /// `None` when the text has no feature the model knows.
+    pub fn scores(&self, text: &str) -> Option<Scores> {
         let mut score = self.prior;
         let mut known = 0;
         let (mut feats, words) = analyse(text);
@@ -253,13 +259,42 @@ impl Model {
         if known == 0 {
             return None;
         }
-        let best = (0..6).max_by(|&a, &b| score[a].total_cmp(&score[b]))?;
-        let total: f64 = score.iter().map(|s| (s - score[best]).exp()).sum();
-        Some(Guess {
-            reason: CLASSES[best],
-            confidence: 1.0 / total,
+        let top = score.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let norm = top + score.iter().map(|s| (s - top).exp()).sum::<f64>().ln();
+        Some(Scores {
+            log_posterior: score.map(|s| s - norm),
             known,
         })
+    }
+}
+
+/// The model's log posteriors for one text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scores {
+    /// `ln P(reason | text)` per reason, in [`CLASSES`] order.
+    pub log_posterior: [f64; 6],
+    /// How many of the text's features the model knows.
+    pub known: usize,
+}
+
+impl Scores {
+    /// The likeliest reason.
+    pub fn guess(&self) -> Guess {
+        let p = &self.log_posterior;
+        let best = (0..6).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
+        Guess {
+            reason: CLASSES[best],
+            confidence: p[best].exp(),
+            known: self.known,
+        }
+    }
+
+    /// The log posterior of one reason.
+    pub fn of(&self, reason: Reason) -> f64 {
+        CLASSES
+            .iter()
+            .position(|c| *c == reason)
+            .map_or(f64::NEG_INFINITY, |i| self.log_posterior[i])
     }
 }
 

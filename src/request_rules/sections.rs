@@ -159,114 +159,128 @@ pub(super) fn unwrap(text: &str) -> String {
 pub(super) fn classify(title: &str) -> Option<SectionKind> {
     let t = title.to_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| t.contains(w));
-    if has(&[
-        "code of conduct",
-        "conducta",
-        "conduta",
-        "conduite",
-        "verhaltenskodex",
-        "кодекс",
-        "行为准则",
-    ]) {
+    // The order matters: "Recovery codes acknowledgement" is the codes box,
+    // "Email address" alone is no email-access section.
+    if has(CONDUCT_WORDS) {
         return Some(SectionKind::CodeOfConduct);
     }
-    if has(&["recovery code", "backup code"]) && t.split_whitespace().count() <= 4 {
+    if has(CODES_WORDS) && t.split_whitespace().count() <= 4 {
         return Some(SectionKind::RecoveryCodes);
     }
-    if has(&[
-        "acknowledg",
-        "reconocimiento",
-        "reconhecimento",
-        "bestätigung",
-        "confirmation",
-        "подтвержд",
-        "确认",
-    ]) {
+    if has(ACK_WORDS) {
         return Some(SectionKind::Acknowledgement);
     }
-    let mail = has(&[
-        "email",
-        "e-mail",
-        "mail address",
-        "correo",
-        "adresse",
-        "почт",
-        "邮箱",
-        "电子邮件",
-    ]);
-    if mail
-        && has(&[
-            "access",
-            "acceso",
-            "acesso",
-            "accès",
-            "zugriff",
-            "zugang",
-            "доступ",
-            "访问",
-            "control",
-        ])
-    {
+    if has(MAIL_WORDS) && has(ACCESS_WORDS) {
         return Some(SectionKind::EmailAccess);
     }
-    if has(&[
-        "username",
-        "user name",
-        "account name",
-        "usuario",
-        "usuário",
-        "utilisateur",
-        "benutzername",
-        "пользовател",
-        "логин",
-        "用户名",
-    ]) {
-        return Some(SectionKind::Username);
-    }
-    if has(&[
-        "reason",
-        "what happened",
-        "motivo",
-        "raison",
-        "grund",
-        "причина",
-        "原因",
-        "describe the problem",
-    ]) {
-        return Some(SectionKind::Reason);
-    }
-    if has(&[
-        "project",
-        "package",
-        "proyecto",
-        "paquete",
-        "projet",
-        "paket",
-        "pacote",
-        "проект",
-        "项目",
-    ]) {
-        return Some(SectionKind::Projects);
-    }
-    if has(&[
-        "additional",
-        "information",
-        "details",
-        "context",
-        "anything else",
-        "verification",
-        "proof",
-        "notes",
-        "información",
-        "informações",
-        "informations",
-        "informationen",
-        "информация",
-    ]) {
-        return Some(SectionKind::Other);
-    }
-    None
+    [
+        (USERNAME_WORDS, SectionKind::Username),
+        (REASON_WORDS, SectionKind::Reason),
+        (PROJECT_WORDS, SectionKind::Projects),
+        (OTHER_WORDS, SectionKind::Other),
+    ]
+    .into_iter()
+    .find(|(words, _)| has(words))
+    .map(|(_, kind)| kind)
 }
+
+/// Headings of the Code of Conduct section.
+const CONDUCT_WORDS: &[&str] = &[
+    "code of conduct",
+    "conducta",
+    "conduta",
+    "conduite",
+    "verhaltenskodex",
+    "кодекс",
+    "行为准则",
+];
+/// Headings of the recovery-codes box (short ones: a sentence about codes is no heading).
+const CODES_WORDS: &[&str] = &["recovery code", "backup code"];
+/// Headings of the processing-time acknowledgement.
+const ACK_WORDS: &[&str] = &[
+    "acknowledg",
+    "reconocimiento",
+    "reconhecimento",
+    "bestätigung",
+    "confirmation",
+    "подтвержд",
+    "确认",
+];
+/// Words for the mailbox in an email-access heading.
+const MAIL_WORDS: &[&str] = &[
+    "email",
+    "e-mail",
+    "mail address",
+    "correo",
+    "adresse",
+    "почт",
+    "邮箱",
+    "电子邮件",
+];
+/// Words for having access in an email-access heading.
+const ACCESS_WORDS: &[&str] = &[
+    "access",
+    "acceso",
+    "acesso",
+    "accès",
+    "zugriff",
+    "zugang",
+    "доступ",
+    "访问",
+    "control",
+];
+/// Headings of the username field.
+const USERNAME_WORDS: &[&str] = &[
+    "username",
+    "user name",
+    "account name",
+    "usuario",
+    "usuário",
+    "utilisateur",
+    "benutzername",
+    "пользовател",
+    "логин",
+    "用户名",
+];
+/// Headings of the reason field.
+const REASON_WORDS: &[&str] = &[
+    "reason",
+    "what happened",
+    "motivo",
+    "raison",
+    "grund",
+    "причина",
+    "原因",
+    "describe the problem",
+];
+/// Headings of the projects field.
+const PROJECT_WORDS: &[&str] = &[
+    "project",
+    "package",
+    "proyecto",
+    "paquete",
+    "projet",
+    "paket",
+    "pacote",
+    "проект",
+    "项目",
+];
+/// Headings of free extra information.
+const OTHER_WORDS: &[&str] = &[
+    "additional",
+    "information",
+    "details",
+    "context",
+    "anything else",
+    "verification",
+    "proof",
+    "notes",
+    "información",
+    "informações",
+    "informations",
+    "informationen",
+    "информация",
+];
 
 /// Words a form label never holds but a short answer does ("Lost access to
 /// email address" answers the reason; it is no "Email access" heading).
@@ -379,29 +393,7 @@ impl Document {
                 None => outside.push(line),
             }
         }
-        let mut prose = String::new();
-        for s in doc
-            .sections
-            .iter()
-            .filter(|s| s.kind == SectionKind::Reason)
-        {
-            prose.push_str(&s.answer);
-            prose.push('\n');
-        }
-        for s in &doc.sections {
-            if !matches!(
-                s.kind,
-                SectionKind::Reason
-                    | SectionKind::Username
-                    | SectionKind::Projects
-                    | SectionKind::RecoveryCodes
-            ) {
-                prose.push_str(&s.answer);
-                prose.push('\n');
-            }
-        }
-        prose.push_str(&outside.join("\n"));
-        doc.prose = prose;
+        doc.prose = prose(&doc.sections, &outside);
         doc
     }
 
@@ -419,6 +411,32 @@ impl Document {
     pub(super) fn is_form(&self) -> bool {
         !self.sections.is_empty() || !self.ticks.is_empty()
     }
+}
+
+/// The prose the free-text rules read: the reason answers first (people
+/// name their reason there), then the other free answers, then the text
+/// outside any section. Usernames, projects and the codes box are fields,
+/// not prose.
+fn prose(sections: &[Section], outside: &[&str]) -> String {
+    let mut prose = String::new();
+    for s in sections.iter().filter(|s| s.kind == SectionKind::Reason) {
+        prose.push_str(&s.answer);
+        prose.push('\n');
+    }
+    for s in sections {
+        if !matches!(
+            s.kind,
+            SectionKind::Reason
+                | SectionKind::Username
+                | SectionKind::Projects
+                | SectionKind::RecoveryCodes
+        ) {
+            prose.push_str(&s.answer);
+            prose.push('\n');
+        }
+    }
+    prose.push_str(&outside.join("\n"));
+    prose
 }
 
 #[cfg(test)]

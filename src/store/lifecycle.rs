@@ -58,13 +58,21 @@ impl Store {
     /// Copies every entry of every tree into `dest` (which should be empty).
     pub fn copy_into(&self, dest: &Store) -> Result<Moved> {
         let mut moved = Moved::default();
-        for name in TREES {
+        for name in TREES.into_iter().filter(|n| *n != "raw_files") {
             let to = dest.tree(name);
-            for entry in self.tree(name).iter() {
-                let (k, v) = entry?;
+            let mut put = |k: &[u8], v: &[u8]| -> Result<()> {
                 moved.entries += 1;
                 moved.bytes += (k.len() + v.len()) as u64;
                 to.insert(k, v)?;
+                Ok(())
+            };
+            for entry in self.tree(name).iter() {
+                let (k, v) = entry?;
+                put(&k, &v)?;
+            }
+            // Messages kept as files go into the copy as pieces.
+            if name == "raw_chunks" {
+                self.each_raw_file_piece(&mut put)?;
             }
         }
         Ok(moved)
@@ -78,13 +86,24 @@ impl Store {
         w.put(format!("schema {SCHEMA_VERSION}\n").as_bytes())?;
         for name in TREES {
             w.frame(name.as_bytes())?;
-            for entry in self.tree(name).iter() {
-                let (k, v) = entry?;
+            let mut put = |k: &[u8], v: &[u8]| -> Result<()> {
                 moved.entries += 1;
                 moved.bytes += (k.len() + v.len()) as u64;
                 w.put(&[1])?;
-                w.frame(&k)?;
-                w.frame(&v)?;
+                w.frame(k)?;
+                w.frame(v)
+            };
+            // Messages kept as files are backed up as the pieces they
+            // would be in sled (restored so, they need no files); their
+            // markers stay out.
+            if name != "raw_files" {
+                for entry in self.tree(name).iter() {
+                    let (k, v) = entry?;
+                    put(&k, &v)?;
+                }
+            }
+            if name == "raw_chunks" {
+                self.each_raw_file_piece(&mut put)?;
             }
             w.put(&[0])?;
         }

@@ -260,6 +260,7 @@ impl Store {
             self.rate_limit_keys(&case, addresses, request, &mut held)?;
             entries.push(self.remove_case(&case, &held, request)?);
             self.flush()?;
+            self.remove_raw_files(held.inbound.iter().map(|(hash, _)| hash.as_slice()));
         }
         Ok(entries)
     }
@@ -402,6 +403,7 @@ impl Store {
                 }
                 for (hash, marker) in &held.inbound {
                     tx("raw").remove(hash.as_slice())?;
+                    tx("raw_files").remove(hash.as_slice())?;
                     tx("inbound").insert(hash.as_slice(), marker.as_slice())?;
                 }
                 for key in &held.events {
@@ -474,16 +476,24 @@ impl Store {
         for (hash, _) in &markers {
             pieces.extend(self.raw_piece_keys(hash)?);
         }
-        let trees: Vec<&Tree> = ["raw", "inbound", "ratelimit", "audit", "raw_chunks"]
-            .iter()
-            .map(|n| self.tree(n))
-            .collect();
+        let trees: Vec<&Tree> = [
+            "raw",
+            "inbound",
+            "ratelimit",
+            "audit",
+            "raw_chunks",
+            "raw_files",
+        ]
+        .iter()
+        .map(|n| self.tree(n))
+        .collect();
         trees
             .as_slice()
             .transaction(|t| {
                 for (hash, marker) in &markers {
                     t[0].remove(hash.as_slice())?;
                     t[1].insert(hash.as_slice(), marker.as_slice())?;
+                    t[5].remove(hash.as_slice())?;
                 }
                 for key in &pieces {
                     t[4].remove(key)?;
@@ -494,6 +504,7 @@ impl Store {
             })
             .map_err(tx_error)?;
         self.flush()?;
+        self.remove_raw_files(markers.iter().map(|(hash, _)| hash.as_slice()));
         Ok(Some(entry))
     }
 

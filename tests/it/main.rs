@@ -19,6 +19,7 @@ mod followups;
 mod forged_requester;
 mod golden;
 mod language;
+mod large_mail;
 mod machine_mail;
 mod no_hang;
 mod operator;

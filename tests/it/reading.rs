@@ -3,7 +3,7 @@
 //! crisp reply-parser corpus when it is present on this machine.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use recoverydesk::request::{self, Claim, RequestFields, Tick};
 use recoverydesk::{lang, quote, secrets};
@@ -320,63 +320,24 @@ fn fields_are_read_accurately_on_held_out_requests() {
     assert_floors("holdout2.toml", &acc, &floors);
 }
 
-/// Where the shared corpus lives, relative to the crate root.
-const CRISP_DIR: &str = "../shared/corpus/crisp-email-reply-parser";
+/// The corpus loaders and the whitespace normalisation the reading report
+/// uses, so the test and the report read the same cases the same way.
+#[path = "../../examples/reading_common/mod.rs"]
+mod reading_common;
 
-/// Whitespace normalisation for the crisp comparison: CRLF to LF, trailing
-/// spaces removed on each line, runs of blank lines collapsed to one, blank
-/// lines at both ends dropped. The corpus records its expectations from a
-/// parser that keeps trailing blank lines and spaces; those carry no
-/// meaning for a support desk, so they are not held against us.
-fn normalise(text: &str) -> String {
-    let text = text.replace("\r\n", "\n");
-    let mut out: Vec<&str> = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_end();
-        if line.is_empty() && out.last().is_none_or(|l| l.is_empty()) {
-            continue;
-        }
-        out.push(line);
-    }
-    while out.last().is_some_and(|l| l.is_empty()) {
-        out.pop();
-    }
-    out.join("\n")
-}
-
-/// The crisp corpus folder and its `expectations`; `None` (and a line
-/// saying so) when the corpus is absent.
-fn crisp_expectations() -> Option<(PathBuf, serde_json::Map<String, serde_json::Value>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(CRISP_DIR);
-    let Ok(expected) = std::fs::read_to_string(dir.join("expected.json")) else {
-        println!("crisp corpus not found at {}; skipping", dir.display());
-        return None;
-    };
-    let mut expected: serde_json::Value =
-        serde_json::from_str(&expected).expect("expected.json parses");
-    let cases = match expected["expectations"].take() {
-        serde_json::Value::Object(cases) => cases,
-        other => panic!("expectations is not an object: {other}"),
-    };
-    Some((dir, cases))
-}
+use reading_common::{crisp_cases, crisp_expectations, normalise, trimmer_cases, ReplyCase};
 
 #[test]
 fn reply_stripping_matches_most_of_the_crisp_corpus() {
-    let Some((dir, cases)) = crisp_expectations() else {
+    let Some(cases) = crisp_cases() else {
+        println!("crisp corpus not found; skipping");
         return;
     };
     let (mut total, mut exact) = (0usize, 0usize);
     let mut misses = Vec::new();
-    for (name, case) in &cases {
-        let Some(want) = case["new_text"]["text"].as_str() else {
-            continue;
-        };
-        let Ok(body) = std::fs::read_to_string(dir.join("fixtures").join(name)) else {
-            continue;
-        };
+    for ReplyCase { name, body, want } in &cases {
         total += 1;
-        let got = quote::new_text(&body, None);
+        let got = quote::new_text(body, None);
         if normalise(&got) == normalise(want) {
             exact += 1;
         } else {
@@ -409,6 +370,7 @@ fn reply_stripping_matches_most_of_the_crisp_corpus() {
 #[test]
 fn reply_stripping_keeps_the_facts_the_crisp_corpus_asserts() {
     let Some((dir, cases)) = crisp_expectations() else {
+        println!("crisp corpus not found; skipping");
         return;
     };
     let (mut total, mut kept) = (0usize, 0usize);
@@ -577,22 +539,15 @@ fn no_input_makes_the_reading_stages_panic() {
 /// held-out parts apart.
 #[test]
 fn reply_stripping_matches_most_of_the_email_reply_trimmer_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/email-reply-trimmer");
-    let Ok(entries) = std::fs::read_dir(dir.join("emails")) else {
+    let Some(cases) = trimmer_cases() else {
         println!("email-reply-trimmer corpus not found; skipping");
         return;
     };
     let (mut total, mut exact) = (0usize, 0usize);
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let (Ok(body), Ok(want)) = (
-            std::fs::read_to_string(entry.path()),
-            std::fs::read_to_string(dir.join("trimmed").join(&name)),
-        ) else {
-            continue;
-        };
+    for case in &cases {
         total += 1;
-        exact += usize::from(normalise(&quote::new_text(&body, None)) == normalise(&want));
+        exact +=
+            usize::from(normalise(&quote::new_text(&case.body, None)) == normalise(&case.want));
     }
     let rate = exact as f64 / total.max(1) as f64;
     println!(
