@@ -133,8 +133,10 @@ impl Step<'_> {
         self.tell_staff_of_answer(&before, msg);
     }
 
-    /// The request for details (or "we have what we asked for") names what
-    /// this reply told us, so the requester sees they were understood.
+    /// The request for details (or "we have what we asked for"), and the
+    /// "we wrote to the linked address" mail a completing reply brings,
+    /// name what this reply told us, so the requester sees they were
+    /// understood.
     fn say_what_was_received(&mut self, before: &Case) {
         let changed = answer::changed_fields(&before.fields, &self.case.fields);
         if changed.is_empty() {
@@ -142,11 +144,12 @@ impl Step<'_> {
         }
         let codes: Vec<&str> = changed.iter().map(|f| f.code()).collect();
         let codes = codes.join(",");
-        for mail in self
-            .mails
-            .iter_mut()
-            .filter(|m| m.template == TemplateKind::RequestInfo && m.to == Recipient::Requester)
-        {
+        for mail in self.mails.iter_mut().filter(|m| {
+            matches!(
+                m.template,
+                TemplateKind::RequestInfo | TemplateKind::ChallengeSent
+            ) && m.to == Recipient::Requester
+        }) {
             mail.extra.insert("received".into(), codes.clone());
         }
     }

@@ -83,6 +83,15 @@ fn a_tidy_2fa_recovery_reaches_verified_within_the_hour_with_every_mail_delivere
     let out = conv.step(T0 + 20 * MIN);
     let sent = to(&out, JO);
     assert_eq!(sent.len(), 1, "we wrote to the linked address: {out:#?}");
+    // That mail also says what the reply told us: Jo is not left to
+    // wonder whether the agreement was read.
+    for said in [
+        "This is what it told us:",
+        "Agrees to the Code of Conduct: yes",
+        "Understands review takes time: yes",
+    ] {
+        assert!(sent[0].text.contains(said), "{said}: {}", sent[0].text);
+    }
     let challenge = to(&out, LINKED);
     assert_eq!(
         challenge.len(),
