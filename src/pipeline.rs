@@ -332,12 +332,12 @@ impl Pipeline {
 
     /// The cases of the same requester address or username, newest first
     /// (at most [`MAX_EARLIER_CASES`]), for the staff notification of a new
-    /// case. A scan of every case: new cases are rare next to the mail
-    /// they cause, and a closed case is in no open-case index.
+    /// case, read through the store's history index: a scan of every case
+    /// here made a backlog of new requests quadratic.
     fn earlier_cases(&self, from: &str, username: Option<&str>) -> Result<Vec<EarlierCase>> {
         let mut earlier: Vec<EarlierCase> = self
             .store
-            .cases()?
+            .cases_of(from, username)?
             .into_iter()
             .filter_map(|c| {
                 let address = c.requesters().any(|r| r.eq_ignore_ascii_case(from));

@@ -21,7 +21,7 @@
 //! [`Store::flush`] therefore follows sled's flush with `fsync` on the log
 //! file, on every blob file not synced before, and on both folders.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -64,7 +64,7 @@ pub const SCHEMA_VERSION: u32 = 3;
 /// that, and the cache's 16 MiB bound holds.
 const RAW_CHUNK: usize = 4 * 1024;
 
-const TREES: [&str; 19] = [
+const TREES: [&str; 20] = [
     "raw",
     "raw_chunks",
     "raw_files",
@@ -84,7 +84,11 @@ const TREES: [&str; 19] = [
     "meta",
     "tombstones",
     "audit",
+    "history",
 ];
+
+/// Meta key set once every case is in the `history` tree.
+const HISTORY_INDEXED: &str = "history_indexed";
 
 /// How an inbound message was handled (the processed marker).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,7 +268,44 @@ impl Store {
             let n = store.tree("open").len() as u64;
             meta.insert(OPEN_COUNT, &n.to_be_bytes())?;
         }
+        if meta.get(HISTORY_INDEXED)?.is_none() {
+            // A store from before the history index: index every case once.
+            let history = store.tree("history");
+            for case in store.cases()? {
+                for key in history_keys(&case) {
+                    history.insert(key, &[])?;
+                }
+            }
+            meta.insert(HISTORY_INDEXED, &[1])?;
+        }
         Ok(store)
+    }
+
+    /// Every case, open or closed, that a requester address or a username
+    /// was on, newest id last: read from the `history` index, so a new
+    /// case does not decode every case in the store.
+    pub fn cases_of(&self, address: &str, username: Option<&str>) -> Result<Vec<Case>> {
+        let mut ids = BTreeSet::new();
+        let mut prefixes = vec![history_prefix(b'a', address)];
+        prefixes.extend(username.map(|u| history_prefix(b'u', u)));
+        for prefix in prefixes {
+            for (key, _) in self.scan("history", &prefix)? {
+                ids.insert(key[prefix.len()..].to_vec());
+            }
+        }
+        let mut cases = Vec::new();
+        for id in ids {
+            let id = String::from_utf8_lossy(&id);
+            // An erased case leaves no record; its entries went with it.
+            if let Some(case) = CaseId::parse(&id)
+                .map(|id| self.case(&id))
+                .transpose()?
+                .flatten()
+            {
+                cases.push(case);
+            }
+        }
+        Ok(cases)
     }
 
     fn tree(&self, name: &str) -> &Tree {
@@ -892,6 +933,17 @@ fn write_case<W: Writes>(
 ) -> std::result::Result<(), W::Error> {
     let id = case.id.as_str();
     w.insert("cases", id.as_bytes(), value)?;
+    // The index holds a case's current addresses and username only, so
+    // erasing a case (which removes these keys) leaves none of them behind.
+    let keys = history_keys(case);
+    for old in previous.map(history_keys).unwrap_or_default() {
+        if !keys.contains(&old) {
+            w.remove("history", &old)?;
+        }
+    }
+    for key in &keys {
+        w.insert("history", key, &[])?;
+    }
     let was_open = previous.is_some_and(|p| p.state.is_open());
     if was_open != case.state.is_open() {
         let current = w
@@ -991,6 +1043,28 @@ fn chunk_key(hash: &str, n: usize) -> Vec<u8> {
     let mut key = chunk_prefix(hash);
     key.extend_from_slice(&(n as u32).to_be_bytes());
     key
+}
+
+/// `history` keys: a kind byte (`a` address, `u` username), the value
+/// lower-cased, then the case id, NUL-separated (neither contains NUL).
+fn history_prefix(kind: u8, value: &str) -> Vec<u8> {
+    let mut key = vec![kind, 0];
+    key.extend_from_slice(value.to_lowercase().as_bytes());
+    key.push(0);
+    key
+}
+
+/// Every `history` key of a case: one per requester address and username.
+pub(crate) fn history_keys(case: &Case) -> Vec<Vec<u8>> {
+    let mut keys: Vec<Vec<u8>> = case
+        .requesters()
+        .map(|a| history_prefix(b'a', a))
+        .chain(case.fields.username.iter().map(|u| history_prefix(b'u', u)))
+        .collect();
+    for key in &mut keys {
+        key.extend_from_slice(case.id.as_str().as_bytes());
+    }
+    keys
 }
 
 /// How a case change moves it in the open order.
@@ -1277,5 +1351,58 @@ mod tests {
         save(&store, &earlier_id, None);
         assert_eq!(store.queue_position(&later).unwrap(), 0);
         assert_eq!(store.queue_position(&earlier_id).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_history_index_finds_closed_cases_by_address_and_username_and_follows_changes() {
+        let store = Store::temporary().unwrap();
+        let ids = |cases: Vec<Case>| cases.iter().map(|c| c.id.to_string()).collect::<Vec<_>>();
+        let mut closed = case("RD-AAAAAA", 10);
+        closed.fields.username = Some("Alice".into());
+        closed.state = CaseState::Closed;
+        save(&store, &closed, None);
+        let other = case("RD-BBBBBB", 20);
+        let mut other = Case::new(other.id, "sam@example.org", 20);
+        other.fields.username = Some("bob".into());
+        save(&store, &other, None);
+        assert_eq!(
+            ids(store.cases_of("JO@example.org", None).unwrap()),
+            ["RD-AAAAAA"]
+        );
+        assert_eq!(
+            ids(store.cases_of("x@example.org", Some("alice")).unwrap()),
+            ["RD-AAAAAA"]
+        );
+        assert_eq!(
+            ids(store.cases_of("jo@example.org", Some("bob")).unwrap()),
+            ["RD-AAAAAA", "RD-BBBBBB"]
+        );
+        // A corrected username replaces the old one in the index.
+        let mut renamed = other.clone();
+        renamed.fields.username = Some("robert".into());
+        save(&store, &renamed, Some(&other));
+        assert!(store
+            .cases_of("x@example.org", Some("bob"))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            ids(store.cases_of("x@example.org", Some("robert")).unwrap()),
+            ["RD-BBBBBB"]
+        );
+    }
+
+    #[test]
+    fn a_store_from_before_the_history_index_is_indexed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            save(&store, &case("RD-AAAAAA", 10), None);
+            // As an older build left it: no index, no marker.
+            store.tree("history").clear().unwrap();
+            store.tree("meta").remove(HISTORY_INDEXED).unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.cases_of("jo@example.org", None).unwrap().len(), 1);
     }
 }

@@ -549,6 +549,9 @@ fn remove_indexes<'a>(
 ) -> std::result::Result<(), ConflictableTransactionError<String>> {
     let id = case.id.as_str();
     tx("cases").remove(id.as_bytes())?;
+    for key in super::history_keys(case) {
+        tx("history").remove(key)?;
+    }
     for (kind, due) in &case.timers {
         tx("timers").remove(timer_key(*due, &case.id, *kind))?;
     }
@@ -795,6 +798,7 @@ mod tests {
             None
         );
         assert_eq!(store.open_case_of_username("jo-user").unwrap(), None);
+        assert!(store.tree("history").is_empty(), "the history index keeps the address");
         assert!(store.ratelimit("jo@example.org").unwrap().is_empty());
         let tomb = store.tombstone(&id).unwrap().unwrap();
         assert_eq!(
