@@ -798,7 +798,10 @@ mod tests {
             None
         );
         assert_eq!(store.open_case_of_username("jo-user").unwrap(), None);
-        assert!(store.tree("history").is_empty(), "the history index keeps the address");
+        assert!(
+            store.tree("history").is_empty(),
+            "the history index keeps the address"
+        );
         assert!(store.ratelimit("jo@example.org").unwrap().is_empty());
         let tomb = store.tombstone(&id).unwrap().unwrap();
         assert_eq!(
