@@ -274,7 +274,6 @@ impl Composer<'_> {
     }
 
     /// Renders a mail and formats it as RFC 5322 bytes.
-    #[allow(clippy::too_many_arguments)]
     pub fn compose(
         &self,
         case: &Case,
