@@ -428,20 +428,22 @@ impl OwnAddresses {
 /// Our addresses as configured: the support address with its reply
 /// addresses, and the staff notification addresses, except those that are
 /// also configured staff members (whose own mail must reach the desk).
-pub fn own_addresses(settings: &crate::config::Settings) -> OwnAddresses {
-    let notify = settings
-        .staff_mail
-        .notify
+/// Built once, when the settings are resolved.
+pub(crate) fn own_addresses(
+    support: &crate::domain::EmailAddress,
+    staff: &crate::authres::StaffPolicy,
+    notify: &[String],
+) -> OwnAddresses {
+    let notify = notify
         .iter()
         .filter(|n| {
-            !settings
-                .staff
+            !staff
                 .addresses
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case(n.trim()))
         })
         .map(String::as_str);
-    OwnAddresses::new(settings.support_address.as_str(), notify)
+    OwnAddresses::new(support.as_str(), notify)
 }
 
 /// Classifies a message. `instance_id` is the value of our loop header.

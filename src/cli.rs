@@ -772,7 +772,7 @@ async fn demo(dir: &Path) -> anyhow::Result<()> {
     );
     crate::source::maildir::deliver(inbox, text.as_bytes(), &name)?;
     worker.pass(now + 120).await?;
-    print_demo(&settings, &store, dir, &tfa.id, now + 120)
+    print_demo(&settings, &store, dir, inbox, &tfa.id, now + 120)
 }
 
 /// What the demo did: the case list, the reply files, and what to try next.
@@ -780,6 +780,7 @@ fn print_demo(
     settings: &Settings,
     store: &Store,
     dir: &Path,
+    inbox: &Path,
     example: &CaseId,
     now: i64,
 ) -> anyhow::Result<()> {
@@ -810,13 +811,11 @@ fn print_demo(
         "  recoverydesk --config {} cases show {example}",
         cfg.display()
     );
-    if let crate::config::Mailbox::Maildir(inbox) = &settings.source.mailbox {
-        println!(
-            "  recoverydesk --config {} once        # process new mail dropped into {}/new",
-            cfg.display(),
-            inbox.display()
-        );
-    }
+    println!(
+        "  recoverydesk --config {} once        # process new mail dropped into {}/new",
+        cfg.display(),
+        inbox.display()
+    );
     println!(
         "  recoverydesk --config {} run         # keep running until Ctrl-C",
         cfg.display()

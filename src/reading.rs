@@ -150,11 +150,8 @@ pub fn default_threads() -> usize {
 }
 
 fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Reading {
-    let classification = classify::classify_with(
-        &inbound,
-        &settings.instance.id,
-        &classify::own_addresses(settings),
-    );
+    let classification =
+        classify::classify_with(&inbound, &settings.instance.id, &settings.own_addresses);
     // Under staff.verify = "dkim" the pipeline checks the signature (I/O)
     // and replaces this verdict before routing.
     let staff = match settings.staff.verify {

@@ -45,6 +45,9 @@ pub struct Settings {
     pub templates_watch: bool,
     /// Staff trust policy.
     pub staff: StaffPolicy,
+    /// Our own addresses (support, its reply addresses, staff lists), whose
+    /// mail is never answered.
+    pub own_addresses: crate::classify::OwnAddresses,
     /// Where staff mail goes and how it reads.
     pub staff_mail: StaffMail,
     /// The resolver for `verify = "dkim"`.
@@ -209,6 +212,9 @@ impl Settings {
             })?;
         let policy = Arc::new(policy::resolve(&raw.policy, text, origin)?);
         let at = |p: &Path| absolute(base_dir, p);
+        let staff = staff_policy(&raw.staff);
+        let own_addresses =
+            crate::classify::own_addresses(&support_address, &staff, &raw.staff.notify);
         Ok(Settings {
             instance: instance(&raw.instance),
             base_dir: base_dir.to_path_buf(),
@@ -222,7 +228,8 @@ impl Settings {
             directory: raw.directory.clone(),
             templates_dir: raw.templates.dir.as_deref().map(at),
             templates_watch: raw.templates.watch,
-            staff: staff_policy(&raw.staff),
+            staff,
+            own_addresses,
             staff_mail: staff_mail(&raw.staff, origin)?,
             dns: DnsSettings {
                 server: raw.staff.dns_server,
