@@ -15,6 +15,7 @@
 
 mod claims;
 mod forgotten_username;
+pub mod linear;
 mod proofs;
 pub mod reason_model;
 mod reasons;
