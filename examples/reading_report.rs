@@ -203,7 +203,13 @@ fn cross_validated(records: &[PypiRecord]) {
     let dev: Vec<&PypiRecord> = records.iter().filter(|r| !held_out(&r.id)).collect();
     let (base, _, _) = training::base_examples(root);
     let (cfg, opts) = training::settings();
-    let cv = &training::cross_validate(&dev, &base, &cfg, &opts, &[training::TRUST])[0];
+    let cv = &training::cross_validate(
+        &dev,
+        &base,
+        &cfg,
+        &opts,
+        &[recoverydesk::request_rules::reason_model::TRUST],
+    )[0];
     let pct = |n: usize| 100.0 * n as f64 / cv.total.max(1) as f64;
     println!(
         "  {:44} dev {:>3}/{:<3} {:5.1}%   rules alone {:5.1}%   model alone {:5.1}%",

@@ -17,10 +17,10 @@ mod reading_common;
 
 use std::path::Path;
 
-use reading_common::training::{base_examples, cross_validate, pypi_raw, settings, Raw, TRUST};
+use reading_common::training::{base_examples, cross_validate, pypi_raw, settings, Raw};
 use reading_common::{held_out, pypi_records, PypiRecord};
 use recoverydesk::request_rules::linear::TrainConfig;
-use recoverydesk::request_rules::reason_model::{self, FeatureOpts, Trust};
+use recoverydesk::request_rules::reason_model::{self, FeatureOpts, Trust, TRUST};
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

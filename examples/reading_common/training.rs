@@ -15,8 +15,6 @@ use recoverydesk::{quote, secrets};
 
 use super::{fnv1a, PypiRecord};
 
-pub use recoverydesk::request_rules::reason_model::TRUST;
-
 /// One training text before its features are computed (they depend on
 /// the feature settings being tried): the new text, the subject, the
 /// reason, and whether it is a hand-written seed sentence (read as free
