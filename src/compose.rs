@@ -227,22 +227,36 @@ impl Composer<'_> {
     ) -> Value {
         let key = self.settings.secret_key.expose().as_bytes();
         let fields = &case.fields;
+        // The challenge thread's address is a capability: a "yes" sent to it
+        // verifies the case. Only mail to the linked address may know it, so
+        // a template edit cannot hand it to the requester.
+        let thread = matches!(mail.to, Recipient::Linked(_)).then(|| {
+            reply_address(
+                &self.settings.support_address,
+                key,
+                &case.id,
+                Role::Challenge,
+            )
+        });
         let requested = case.challenges_issued.last().copied().unwrap_or(now);
         let expires = match &case.verification {
             Verification::Pending(ch) => ch.expires_at,
             Verification::NoTarget { expires_at, .. } => *expires_at,
             _ => now + self.settings.policy.challenge_ttl,
         };
-        json!({
+        let mut challenge = json!({
             "code": mail.code,
             "expires": date(expires),
             "requested": date(requested),
             "requester_masked": mask_address(&case.requester),
-            "reply_address": reply_address(&self.settings.support_address, key, &case.id, Role::Challenge),
             "account": fields.username.clone().or_else(|| fields.lookup_address.clone()),
             "wrong_code": mail.extra.contains_key("wrong_code"),
             "attempts_left": mail.extra.get("attempts_left").and_then(|a| a.parse::<u32>().ok()),
-        })
+        });
+        if let Some(address) = thread {
+            challenge["reply_address"] = json!(address);
+        }
+        challenge
     }
 
     /// A second address asking about the same account must learn nothing
@@ -542,6 +556,21 @@ fn verification_label(v: &Verification) -> String {
     }
 }
 
+/// Why staff see no linked address, as a code each language's
+/// `_staff_case` partial words: "(none known)" alone read as if the
+/// account had none when the directory was simply never asked.
+fn linked_address_status(case: &Case) -> &'static str {
+    if case.linked_address_masked.is_some() {
+        return "known";
+    }
+    match case.verification {
+        Verification::NotStarted | Verification::Skipped { .. } => "not_looked_up",
+        Verification::LookupPending { .. } => "lookup_pending",
+        Verification::NoTarget { .. } => "none_found",
+        _ => "unknown",
+    }
+}
+
 const DAY: i64 = 86_400;
 
 /// `staff`: what only the team sees (masked linked address, trust
@@ -550,6 +579,7 @@ fn staff_json(case: &Case, mail: &Mail, trigger: &Trigger, date: &dyn Fn(i64) ->
     let extra = |key: &str| mail.extra.get(key).map(String::as_str).unwrap_or("");
     json!({
         "linked_address_masked": case.linked_address_masked,
+        "linked_address_status": linked_address_status(case),
         "verification": verification_label(&case.verification),
         "trust": trigger.trust.iter().map(|(l, v)| json!({"label": l, "value": v})).collect::<Vec<_>>(),
         "excerpt": trigger.excerpt,

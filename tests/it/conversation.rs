@@ -429,6 +429,15 @@ fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
         .join(" ");
     assert!(!ack.contains("we may also write"), "{ack}");
     assert!(ack.contains("we will not write to it"), "{ack}");
+    // Staff learn why no linked address is shown: nobody asked the
+    // directory, not "the account has none".
+    let new_case = &to(&out, STAFF)[0].text;
+    assert!(
+        new_case
+            .lines()
+            .any(|l| l == "Linked address:  (not looked up: no challenge is sent on this case)"),
+        "{new_case}"
+    );
     let notification = to(&out, STAFF)[0].message_id.clone();
     let reply_to = conv.reply_address(&case);
     let staff = |id: &str, body: &str| {
@@ -788,6 +797,14 @@ fn losing_the_linked_address_mid_challenge_hands_the_case_to_staff_and_stops_the
     assert_eq!(to(&out, LINKED).len(), 1, "the challenge: {out:#?}");
     let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
     assert_eq!(conv.case(T0)["state"], "awaiting_verification");
+    // The acknowledgement says the code went out and how to answer it,
+    // instead of "we may also write" to an address already written to.
+    let said = ack[0].text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        said.contains("we have sent a message to the address linked to it. If you can read that mailbox, answer \"yes\""),
+        "{said}"
+    );
+    assert!(!said.contains("we may also write"), "{said}");
 
     // 09:30 Jo finds the linked mailbox was closed long ago, and names a
     // package as proof.
@@ -815,7 +832,7 @@ fn losing_the_linked_address_mid_challenge_hands_the_case_to_staff_and_stops_the
     assert_eq!(staff.len(), 1, "staff hear at once, once: {out:#?}");
     assert_eq!(
         staff[0].subject,
-        format!("[Case {case}] The requester lost the linked address: please review: alice")
+        format!("[Case {case}] The requester lost the linked address, please review: alice")
     );
     assert_eq!(
         first_line(staff[0]),
