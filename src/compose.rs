@@ -122,8 +122,10 @@ impl Composer<'_> {
             "limit_bytes": self.settings.source.max_message_bytes,
         });
         let number = |key: &str| mail.extra.get(key).and_then(|n| n.parse::<u64>().ok());
+        let flood_kind = mail.extra.get("flood_kind");
         ctx["flood"] = json!({
-            "kind": mail.extra.get("flood_kind"),
+            "kind": flood_kind,
+            "label": flood_kind.map(|k| alert_words(k)),
             "count": number("flood_count"),
             "interval_minutes": number("interval_minutes"),
             "threshold": self.settings.send_limits.staff_flood_threshold,
@@ -556,6 +558,20 @@ fn verification_label(v: &Verification) -> String {
     }
 }
 
+/// A staff alert's kind as a staff member would name it, for the flood
+/// summary that stands for many of them (the metric keeps the code).
+fn alert_words(kind: &str) -> String {
+    match TemplateKind::from_name(kind) {
+        Some(TemplateKind::StaffUnverifiedTag) => "someone outside the case used its tag".into(),
+        Some(TemplateKind::StaffForged) => "unauthenticated mail from a staff address".into(),
+        Some(TemplateKind::StaffDeliveryFailure) => "delivery failure".into(),
+        Some(TemplateKind::StaffCompromise) => "suspected compromise".into(),
+        Some(TemplateKind::StaffDenied) => "owner denied the request".into(),
+        Some(TemplateKind::StaffNewCase) => "new recovery case".into(),
+        _ => kind.replace('_', " "),
+    }
+}
+
 /// Why staff see no linked address, as a code each language's
 /// `_staff_case` partial words: "(none known)" alone read as if the
 /// account had none when the directory was simply never asked.
@@ -564,7 +580,8 @@ fn linked_address_status(case: &Case) -> &'static str {
         return "known";
     }
     match case.verification {
-        Verification::NotStarted | Verification::Skipped { .. } => "not_looked_up",
+        Verification::NotStarted => "not_yet",
+        Verification::Skipped { .. } => "not_looked_up",
         Verification::LookupPending { .. } => "lookup_pending",
         Verification::NoTarget { .. } => "none_found",
         _ => "unknown",

@@ -487,7 +487,7 @@ fn base() -> Value {
             ]
         },
         "limits": {"size_bytes": 31600000, "limit_bytes": 10485760},
-        "flood": {"kind": "staff_forged", "count": 11, "interval_minutes": 60, "threshold": 10},
+        "flood": {"kind": "staff_forged", "label": "unauthenticated mail from a staff address", "count": 11, "interval_minutes": 60, "threshold": 10},
         "policy": {"reopen_days": 30, "close_after_days": 14, "waiting_period_days": 7},
         "extra": {}
     })

@@ -220,7 +220,7 @@ fn a_flood_of_strangers_case_tags_gives_staff_one_alert_per_case_and_one_summary
     assert!(
         staff[2]
             .text
-            .contains("3 alerts of the kind \"staff_unverified_tag\""),
+            .contains("3 alerts \"someone outside the case used its tag\""),
         "{}",
         staff[2].text
     );
@@ -376,6 +376,7 @@ fn terse_answers_are_understood_in_context_and_a_stuck_case_goes_to_a_person() {
         .to_owned();
     let mut parent = to(&out, kim)[0].message_id.clone();
     let mut answers = Vec::new();
+    let mut staff_heard = None;
     for (n, text) in ["What do you mean?", "Please just help me."]
         .iter()
         .enumerate()
@@ -393,7 +394,32 @@ fn terse_answers_are_understood_in_context_and_a_stuck_case_goes_to_a_person() {
         assert_eq!(mails.len(), 1, "{out:#?}");
         parent = mails[0].message_id.clone();
         answers.push((first_line(mails[0]), to(&out, STAFF).len()));
+        if let Some(nudge) = to(&out, STAFF).first() {
+            staff_heard = Some((nudge.subject.clone(), nudge.text.clone()));
+        }
     }
+    // Staff read what happened, in words, not "still waiting" and codes.
+    let (subject, text) = staff_heard.expect("staff are told");
+    assert_eq!(
+        subject,
+        format!("[Case {kim_case}] The requester is stuck, please reply in your own words: kim")
+    );
+    assert!(
+        text.starts_with(&format!(
+            "The requester on case {kim_case} has answered twice"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("without giving their agreement to the Code of Conduct or their acknowledgement that review takes time"),
+        "{text}"
+    );
+    assert!(!text.contains("code_of_conduct"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == "Linked address:  (not looked up yet)"),
+        "the challenge waits for a complete request: {text}"
+    );
     assert!(answers[0].0.contains("A few more details"), "{answers:?}");
     assert_eq!(answers[0].1, 0);
     assert!(
