@@ -142,6 +142,7 @@ fn missing_everything(v: &mut Value) {
     set(v, "/relay/staff_name", Value::Null);
     set(v, "/staff/linked_address_masked", Value::Null);
     set(v, "/staff/linked_address_status", json!("not_looked_up"));
+    set(v, "/staff/account_username", Value::Null);
     set(v, "/staff/trust", json!([]));
     set(v, "/staff/excerpt", json!(""));
     set(v, "/staff/events", json!([]));
