@@ -741,6 +741,13 @@ fn forgotten_username_request(from: &str) -> (common::Sent, Vec<common::Sent>, s
         "staff read which account matched, or why there is no username:\n{}",
         staff[0].text
     );
+    // The subject names the account found, so staff can triage by it.
+    assert_eq!(
+        staff[0].subject.ends_with("New recovery case: sam"),
+        from == "sam@home.example",
+        "{}",
+        staff[0].subject
+    );
     let mine: Vec<&common::Sent> = to(&out, from);
     assert_eq!(mine.len(), 1, "one answer: {out:#?}");
     let others = out
