@@ -7,7 +7,7 @@ use regex::Regex;
 use super::is_quoted;
 
 /// How many lines a split attribution header ("On …\n… wrote:") may span.
-pub(super) const MAX_HEADER_LINES: usize = 3;
+pub(super) const MAX_HEADER_LINES: usize = 4;
 /// Attribution headers longer than this are sentences, not headers.
 pub(super) const MAX_HEADER_CHARS: usize = 400;
 
@@ -30,9 +30,10 @@ pub(super) static ADDRESS_COLON: Lazy<Regex> =
     Lazy::new(|| Regex::new(r"<\s*[^<>\s]+@[^<>\s]+\s*>\s*\)?\s*[:：]\s*$").expect("valid regex"));
 
 /// Gmail's numeric-date attribution without a verb or colon
-/// ("2013/7/20 Name <addr>", "2016-03-03 17:21 GMT+01:00 Name <addr>").
+/// ("2013/7/20 Name <addr>", "2016-03-03 17:21 GMT+01:00 Name <addr>",
+/// "3/3/16 Name <addr>": the date in either order).
 pub(super) static NUMERIC_DATE_ADDRESS: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"^\s*\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\b.{0,120}<\s*[^<>\s]+@[^<>\s]+\s*>\s*[:：]?\s*$")
+    Regex::new(r"^\s*(?:\d{4}[/.-]\d{1,2}[/.-]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4})\b.{0,120}<\s*[^<>\s]+@[^<>\s]+\s*>\s*[:：]?\s*$")
         .expect("valid regex")
 });
 
@@ -44,27 +45,27 @@ pub(super) static DATE_HINT: Lazy<Regex> = Lazy::new(|| {
 /// Separators that open forwarded or original messages.
 pub(super) static SEPARATOR: Lazy<Regex> = Lazy::new(|| {
     Regex::new(
-        r"(?i)^\s*\*?\s*(?:-{2,}|_{2,}|={2,}|\*{2,})\s*(?:original\s+message|reply\s+message|oprindelig\s+meddelelse|original\s+meddelelse|opprinnelig\s+melding|forwarded\s+message|message\s+d'origine|message\s+original|message\s+transféré|ursprüngliche\s+nachricht|weitergeleitete\s+nachricht|oprindelig\s+besked|videresendt\s+meddelelse|opprinnelig\s+melding|ursprungligt\s+meddelande|alkuperäinen\s+viesti|oorspronkelijk\s+bericht|doorgestuurd\s+bericht|messaggio\s+originale|messaggio\s+inoltrato|mensaje\s+original|mensaje\s+reenviado|mensagem\s+original|mensagem\s+encaminhada|wiadomość\s+oryginalna|původní\s+zpráva|исходное\s+сообщение|оригинално\s+писмо|пересылаемое\s+сообщение|переслане\s+повідомлення|原始邮件|原始郵件|转发的邮件|元のメッセージ)\s*(?:-{2,}|_{2,}|={2,}|\*{2,})?\s*\*?\s*$|^\s*(?:begin\s+forwarded\s+message|début\s+du\s+message\s+réexpédié|anfang\s+der\s+weitergeleiteten\s+nachricht|inicio\s+del\s+mensaje\s+reenviado)\s*:\s*$",
+        r"(?i)^\s*\*?\s*(?:-{2,}|_{2,}|={2,}|\*{2,})\s*(?:original\s+message|reply\s+message|oprindelig\s+meddelelse|original\s+meddelelse|opprinnelig\s+melding|forwarded\s+message|message\s+d'origine|message\s+original|message\s+transféré|ursprüngliche\s+nachricht|weitergeleitete\s+nachricht|oprindelig\s+besked|videresendt\s+meddelelse|opprinnelig\s+melding|ursprungligt\s+meddelande|alkuperäinen\s+viesti|oorspronkelijk\s+bericht|doorgestuurd\s+bericht|messaggio\s+originale|messaggio\s+inoltrato|mensaje\s+original|mensaje\s+reenviado|mensagem\s+original|mensagem\s+encaminhada|wiadomość\s+oryginalna|původní\s+zpráva|исходное\s+сообщение|оригинално\s+писмо|пересылаемое\s+сообщение|переслане\s+повідомлення|original-nachricht|oryginalna\s+wiadomość|оригінальне\s+повідомлення|eredeti\s+üzenet|orijinal\s+mesaj|thư\s+gốc|αρχικό\s+μήνυμα|pôvodná\s+správa|izvorna\s+poruka|originalmeddelande|原始邮件|原始郵件|原始消息|元のメッセージ|원본\s+메시지|přeposlaná\s+zpráva|przekazana\s+wiadomość|wiadomość\s+przekazana|пересланное\s+сообщение|пересланий\s+лист|vidarebefordrat\s+meddelande|videresendt\s+melding|välitetty\s+viesti|továbbított\s+(?:üzenet|levél)|iletilen\s+ileti|thư\s+đã\s+chuyển\s+tiếp|προωθημένο\s+μήνυμα|转发的邮件|転送されたメッセージ|전달된\s+메(?:시지|일))\s*(?:-{2,}|_{2,}|={2,}|\*{2,})?\s*\*?\s*$|^\s*(?:begin\s+forwarded\s+message|début\s+du\s+message\s+réexpédié|anfang\s+der\s+weitergeleiteten\s+nachricht|inicio\s+del\s+mensaje\s+reenviado)\s*:\s*$",
     )
     .expect("valid regex")
 });
 
 /// The separators among [`SEPARATOR`] that open a forward, not a reply.
 pub(super) static FORWARD: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)forward|transféré|réexpédié|weitergeleitet|reenviado|encaminhada|inoltrato|doorgestuurd|videresendt|пересылаемое|переслане|转发")
+    Regex::new(r"(?i)forward|transféré|réexpédié|weitergeleitet|reenviado|encaminhada|inoltrato|doorgestuurd|videresendt|vidarebefordrat|välitetty|továbbított|iletilen|přeposlaná|przekazana|chuyển\s+tiếp|προωθημένο|пересылаемое|пересланное|пересланий|переслане|转发|転送|전달된")
         .expect("valid regex")
 });
 
 /// First line of an Outlook-style header block, in many languages.
 pub(super) static FROM_FIELD: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)^\s*\*?(?:from|von|de|da|van|fra|från|od|от|від|lähettäjä|feladó|gönderen|发件人|寄件者|差出人|보낸\s*사람)\*?\s*[:：]")
+    Regex::new(r"(?i)^\s*\*?(?:from|von|de|da|van|fra|från|od|от|від|lähettäjä|feladó|gönderen|kimden|từ|από|afzender|avsändare|nadawca|відправник|отправитель|发件人|寄件者|差出人|보낸\s*사람)\*?\s*[:：]")
         .expect("valid regex")
 });
 
 /// Other fields of such a block; two of them under a From line make it a
 /// header, which keeps "from: our database" in a sentence safe.
 pub(super) static OTHER_FIELD: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)^\s*\*?(?:sent|date|to|cc|subject|message\s+du|sujet|copie\s+à|gesendet|datum|an|betreff|envoyé|date|à|objet|enviado|fecha|para|asunto|assunto|data|inviato|oggetto|a|verzonden|aan|onderwerp|sendt|dato|til|emne|skickat|till|ämne|wysłano|do|temat|отправлено|дата|кому|тема|lähetetty|päivämäärä|vastaanottaja|aihe|发送时间|时间|收件人|主题|傳送時間|收件者|主旨|送信日時|宛先|件名)\*?\s*[:：]")
+    Regex::new(r"(?i)^\s*\*?(?:sent|date|to|cc|subject|message\s+du|sujet|copie\s+à|gesendet|datum|an|betreff|envoyé|date|à|objet|enviado|fecha|para|asunto|assunto|data|inviato|oggetto|a|verzonden|aan|onderwerp|sendt|dato|til|emne|skickat|till|ämne|wysłano|do|temat|отправлено|дата|кому|тема|lähetetty|päivämäärä|vastaanottaja|aihe|ngày|đã\s+gửi|đến|chủ\s+đề|tarih|gönderildi|kime|konu|надіслано|odesláno|komu|předmět|wysłane|elküldve|dátum|címzett|tárgy|ημερομηνία|στάλθηκε|προς|θέμα|发送时间|时间|收件人|主题|傳送時間|收件者|主旨|送信日時|宛先|件名)\*?\s*[:：]")
         .expect("valid regex")
 });
 
@@ -126,43 +127,85 @@ pub(super) fn is_cjk(c: char) -> bool {
     matches!(c as u32, 0x3040..=0x30ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff)
 }
 
-/// If an attribution header starts at line `i` (possibly split over a few
-/// lines), the index of the first line after it.
+/// If an attribution header starts at line `i` (possibly wrapped over a
+/// few lines), the index of the first line after it.
 pub(super) fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
     if undated_attribution(lines, i) {
         return Some(i + 1);
     }
+    // Only a first line that carries a date or an address (or a name
+    // wrapped just before its address) may go on over later lines: prose
+    // above a header usually carries neither and must not be joined in.
+    let first = lines.get(i)?.trim();
+    let continues = first.chars().any(|c| c.is_ascii_digit())
+        || first.contains('@')
+        || name_before_address(lines, i);
     let mut joined = String::new();
-    let first_dated = lines
-        .get(i)
-        .is_some_and(|l| l.chars().any(|c| c.is_ascii_digit()));
-    for (n, line) in lines.iter().enumerate().skip(i).take(MAX_HEADER_LINES) {
-        let line = line.trim();
-        if line.is_empty() || joined.len() > MAX_HEADER_CHARS {
+    let (mut n, mut taken) = (i, 0);
+    while n < lines.len() && taken < MAX_HEADER_LINES {
+        let line = lines[n].trim();
+        if line.is_empty() {
+            // Some clients leave blank lines inside a wrapped address
+            // ("Jo Example\n\n<\nmailto:jo@x.org\n> wrote:").
+            n = match blank_inside_header(lines, n) {
+                Some(next) if taken > 0 && continues => next,
+                _ => return None,
+            };
+            continue;
+        }
+        if joined.len() > MAX_HEADER_CHARS {
             return None;
         }
         if !joined.is_empty() {
             joined.push(' ');
         }
         joined.push_str(line);
-        // A split header dates itself on its first line; prose above a
-        // header usually does not, and must not be joined into it.
-        if is_header(&joined) && (n == i || first_dated) {
+        taken += 1;
+        if is_header(&joined) && (taken == 1 || continues) {
             return Some(n + 1);
-        }
-        // Only a first line that carries a date may continue onto the next
-        // lines; otherwise nothing further can match, so stop early (this
-        // loop runs for every line of every message).
-        if !first_dated {
-            return None;
         }
         // A full sentence means this is prose, not a header's first part;
         // "28." or "Apr." ending a wrapped date is no sentence end.
-        if ends_sentence(line) {
+        if !continues || ends_sentence(line) {
             return None;
         }
+        n += 1;
     }
     None
+}
+
+/// Where a wrapped header goes on after the blank line at `n`: at most two
+/// blank lines, then a piece of an address.
+fn blank_inside_header(lines: &[&str], n: usize) -> Option<usize> {
+    let p = lines[n..]
+        .iter()
+        .take(3)
+        .position(|l| !l.trim().is_empty())?;
+    address_piece(lines[n + p]).then_some(n + p)
+}
+
+/// The start of an address a client wrapped onto a line of its own.
+fn address_piece(line: &str) -> bool {
+    let line = line.trim_start();
+    line.starts_with(['<', '(', '['])
+        || line.to_ascii_lowercase().starts_with("mailto:")
+        || line
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.contains('@'))
+}
+
+/// A short name line (no sentence) with its address wrapped under it.
+fn name_before_address(lines: &[&str], i: usize) -> bool {
+    let line = lines[i].trim();
+    !line.is_empty()
+        && line.chars().count() <= 60
+        && !line.ends_with(['.', '!', '?', ',', ';', ':'])
+        && line
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_uppercase() || c == '"')
+        && lines.get(i + 1).is_some_and(|l| address_piece(l))
 }
 
 /// "Jo Example wrote:" with no date: a header only when a quote follows.
@@ -219,18 +262,44 @@ pub(super) fn outlook_block_at(lines: &[&str], i: usize) -> bool {
         .take(6)
         .filter(|l| OTHER_FIELD.is_match(l))
         .count();
-    fields >= 2
-        || (lines[i].contains('@')
-            && lines
-                .iter()
-                .skip(i + 1)
-                .take(2)
-                .any(|l| DATE_FIELD.is_match(l)))
+    let dated =
+        |l: &&&str| DATE_FIELD.is_match(l) && (lines[i].contains('@') || FULL_DATE.is_match(l));
+    fields >= 2 || lines.iter().skip(i + 1).take(2).any(|l| dated(&l))
 }
+
+/// A date with a year and a time of day: what a Sent line under a From
+/// line without an address must carry to make the two a header block.
+static FULL_DATE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"\b(?:19|20)\d{2}\b.*\b\d{1,2}[:.]\d{2}\b|\b\d{1,2}[:.]\d{2}\b.*\b(?:19|20)\d{2}\b")
+        .expect("valid regex")
+});
+
+/// A phrase framed by rules ("----- Izvorno sporočilo -----") with a
+/// header field under it: a separator in a language not listed in
+/// [`SEPARATOR`]. The field under it is what keeps a heading of the
+/// sender's own ("----- My accounts -----") in the text.
+pub(super) fn framed_separator_at(lines: &[&str], i: usize) -> bool {
+    FRAMED.is_match(lines[i])
+        && lines[i + 1..]
+            .iter()
+            .find(|l| !l.trim().is_empty())
+            .is_some_and(|l| FIELD_WITH_ADDRESS.is_match(l) || outlook_block_at(lines, i + 1))
+}
+
+static FRAMED: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^\s*\*?\s*(?:-{3,}|_{3,}|={3,})\s*\p{L}[\p{L}'’ -]{2,40}?\s*(?:-{3,}|_{3,}|={3,})\s*\*?\s*$")
+        .expect("valid regex")
+});
+
+/// "Label: value" with an address in the value, the label one to three
+/// words: the From line of a header block in any language.
+static FIELD_WITH_ADDRESS: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^\s*\*?\p{L}+(?:\s\p{L}+){0,2}\*?\s*[:：]\s*\S.*@").expect("valid regex")
+});
 
 /// A dated Sent/Date field of a header block.
 pub(super) static DATE_FIELD: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)^\s*\*?(?:sent|date|datum|gesendet|envoyé|enviado|fecha|data|inviato|verzonden|sendt|dato|skickat|wysłano|отправлено|дата|lähetetty|päivämäärä|发送时间|时间|傳送時間|送信日時)\*?\s*[:：].*\d")
+    Regex::new(r"(?i)^\s*\*?(?:sent|date|datum|gesendet|envoyé|enviado|fecha|data|inviato|verzonden|sendt|dato|skickat|wysłano|wysłane|отправлено|надіслано|дата|lähetetty|päivämäärä|ngày|đã\s+gửi|tarih|gönderildi|odesláno|dátum|elküldve|ημερομηνία|στάλθηκε|发送时间|时间|傳送時間|送信日時)\*?\s*[:：].*\d")
         .expect("valid regex")
 });
 

@@ -50,7 +50,12 @@ fn original_message_separators_end_the_new_text() {
 fn phone_footers_and_signatures_are_dropped() {
     assert_eq!(new_text("Hi\n\nSent from my iPhone", None), "Hi");
     assert_eq!(new_text("Hi\n-- \nJo Doe\n+1 555", None), "Hi");
-    assert_eq!(new_text("Hi\n\nBest regards,\nJo", None), "Hi");
+    // Closing words and a name are the sender's own (a card under them
+    // is not: see the signature-block test).
+    assert_eq!(
+        new_text("Hi\n\nBest regards,\nJo", None),
+        "Hi\n\nBest regards,\nJo"
+    );
 }
 
 #[test]
@@ -66,9 +71,13 @@ fn a_bottom_posted_answer_under_a_greeting_is_kept() {
 }
 
 #[test]
-fn quoted_lines_are_dropped_and_inline_answers_kept() {
+fn inline_answers_under_an_attribution_keep_their_questions() {
     let body = "On Dec 15, 2024, at 2:00 PM, Desk <d@x.org> wrote:\n> Username?\n\njodoe\n\n> Reason?\n\nlost phone";
-    assert_eq!(new_text(body, None), "jodoe\n\nlost phone");
+    // Each inline answer keeps the question it answers.
+    assert_eq!(
+        new_text(body, None),
+        "> Username?\n\njodoe\n\n> Reason?\n\nlost phone"
+    );
 }
 
 #[test]
@@ -243,4 +252,201 @@ fn an_outlook_html_block_after_a_plain_rule_is_history() {
     // A rule with nothing written above it opens a forwarded letter.
     let html = "<hr><p><b>From:</b> Jo<br><b>Sent:</b> Monday</p><p>the letter</p>";
     assert!(new_text("", Some(html)).contains("the letter"));
+}
+
+/// Breaks `text` into lines of at most `width` characters at spaces, as a
+/// client wraps a long attribution when it quotes.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
+}
+
+#[test]
+fn attributions_wrapped_over_two_to_four_lines_end_the_text_in_many_languages() {
+    let headers = [
+        "On Thursday, 3 March 2016 at 17:21, Joanna Example <joanna.example@mail.example> wrote:",
+        "Vào Th 5, 3 thg 3, 2016 vào lúc 17:21 Joanna Example <joanna.example@mail.example> đã viết:",
+        "Den tor. 3. mar. 2016 kl. 17.21 skrev Joanna Example <joanna.example@mail.example>:",
+        "tor. 3. mar. 2016 kl. 17:21 skrev Joanna Example <joanna.example@mail.example>:",
+        "Den tors 3 mars 2016 kl 17:21 skrev Joanna Example <joanna.example@mail.example>:",
+        "czw., 3 mar 2016 o 17:21 Joanna Example <joanna.example@mail.example> napisał(a):",
+        "W dniu 3.03.2016 o 17:21, Joanna Example <joanna.example@mail.example> pisze:",
+        "Op do 3 mrt. 2016 om 17:21 schreef Joanna Example <joanna.example@mail.example>:",
+        "чт, 3 бер. 2016 о 17:21 Joanna Example <joanna.example@mail.example> пише:",
+        "Joanna Example <joanna.example@mail.example> schrieb am Do., 3. März 2016 um 17:21:",
+        "El jue., 3 mar. 2016 a las 17:21, Joanna Example (<joanna.example@mail.example>) escribió:",
+        "3/3/16 17:21, Joanna Example <joanna.example@mail.example> wrote:",
+        "03.03.2016 17:21, Joanna Example <joanna.example@mail.example>:",
+    ];
+    let new = "The new sentence of this reply.";
+    for header in headers {
+        for width in [200, 72, 50, 36, 28] {
+            let wrapped = wrap(header, width);
+            if wrapped.len() > 4 {
+                continue;
+            }
+            let body = format!("{new}\n\n{}\n\n> the older mail", wrapped.join("\n"));
+            assert_eq!(new_text(&body, None), new, "{}", wrapped.join(" / "));
+        }
+    }
+}
+
+#[test]
+fn a_wrapped_attribution_may_hold_blank_lines_before_its_address() {
+    let body = "Yes, that fixed it.\n\nOn Thu, 3 Mar 2016 at 17:21 Joanna Example\n\n<\nmailto:joanna.example@mail.example\n> wrote:\n\n\nThe earlier mail, kept unquoted.";
+    assert_eq!(new_text(body, None), "Yes, that fixed it.");
+}
+
+#[test]
+fn earlier_mail_kept_unquoted_below_an_attribution_is_history() {
+    // A short answer over history that the client did not quote.
+    let body = "Thanks!\n\nOn Thu, 3 Mar 2016 at 17:21, Desk <desk@x.org> wrote:\n\nPlease send us your username.\n\nThe Desk";
+    assert_eq!(new_text(body, None), "Thanks!");
+    // With nothing written above it, what follows is the answer.
+    let body = "On Thu, 3 Mar 2016 at 17:21, Desk <desk@x.org> wrote:\n\nMy username is jodoe.";
+    assert_eq!(new_text(body, None), "My username is jodoe.");
+    // Nor is a salutation: the answer is below it.
+    let body = "Hi Desk,\n\nOn Thu, 3 Mar 2016 at 17:21, Desk <desk@x.org> wrote:\n\nMy username is jodoe.";
+    assert_eq!(new_text(body, None), "Hi Desk,\n\nMy username is jodoe.");
+}
+
+#[test]
+fn separators_in_more_languages_end_the_text() {
+    for separator in [
+        "-----Oorspronkelijk bericht-----",
+        "-----Opprinnelig melding-----",
+        "-------- Original-Nachricht --------",
+        "-----Оригінальне повідомлення-----",
+        "-----Eredeti üzenet-----",
+        "-----Orijinal Mesaj-----",
+        "-----Thư gốc-----",
+        "------------------ 原始邮件 ------------------",
+        "*----- Original Message -----*",
+        "===== Reply Message =====",
+    ] {
+        let body = format!("New words here.\n\n{separator}\nFrom: Desk\nold");
+        assert_eq!(new_text(&body, None), "New words here.", "{separator}");
+    }
+    // A framed phrase in a language not listed, opening a header block.
+    let body = "New words here.\n\n----- Izvorno sporočilo -----\nOd: Desk <desk@x.org>\nold";
+    assert_eq!(new_text(body, None), "New words here.");
+    // A framed heading of the sender's own stays.
+    for body in [
+        "New words here.\n\n----- My accounts -----\njodoe and jodoe2",
+        "New words here.\n\n----- Details -----\nVersion: 1.2, since 2019",
+    ] {
+        assert_eq!(new_text(body, None), body);
+    }
+}
+
+#[test]
+fn from_and_date_blocks_in_more_languages_end_the_text() {
+    for block in [
+        "Từ: Desk <desk@x.org>\nNgày: 3 tháng 3, 2016 17:21",
+        "Fra: Desk <desk@x.org>\nDato: 3. marts 2016 17:21",
+        "Od: Desk <desk@x.org>\nData: 3 marca 2016 17:21",
+        "Van: Desk <desk@x.org>\nDatum: donderdag 3 maart 2016 17:21",
+        "Від: Desk <desk@x.org>\nДата: 3 березня 2016 р. 17:21",
+        "Kimden: Desk <desk@x.org>\nTarih: 3 Mart 2016 17:21",
+        "From: The Desk\nSent: Thursday, 3 March 2016 17:21",
+    ] {
+        let body = format!("New words here.\n\n{block}\n\nold text");
+        assert_eq!(new_text(&body, None), "New words here.", "{block}");
+    }
+}
+
+#[test]
+fn mobile_footers_in_more_shapes_are_dropped() {
+    for footer in [
+        "Envoyé de mon iPhone",
+        "Von meinem Samsung Galaxy Smartphone gesendet",
+        "Gesendet mit der Mail App",
+        "Skickat från min iPad",
+        "Wysłane z mojego telefonu",
+        "Được gửi từ iPhone của tôi",
+        "iPhone'umdan gönderildi",
+        "Sent from my Android phone.",
+    ] {
+        let body = format!("New words here.\n\n{footer}");
+        assert_eq!(new_text(&body, None), "New words here.", "{footer}");
+    }
+    // Sentences about a phone or a mail are no footer.
+    for body in [
+        "I sent the code to my Android phone but it never came.",
+        "Ich habe die Mail gesendet.",
+    ] {
+        assert_eq!(new_text(body, None), body);
+    }
+}
+
+#[test]
+fn signature_blocks_without_a_delimiter_are_dropped_and_the_sign_off_kept() {
+    // Name, title, link and address: a signature even without a phone.
+    let body = "Please reset it.\n\nJoanna Example\nHead of Platform, Acme\nhttps://acme.example\njoanna@acme.example";
+    assert_eq!(new_text(body, None), "Please reset it.");
+    // The closing words are the sender's; the card under them goes.
+    let body =
+        "Please reset it.\n\nKind regards,\nJoanna Example\nHead of Platform\n+44 20 7946 0958";
+    assert_eq!(new_text(body, None), "Please reset it.\n\nKind regards,");
+    // A sign-off and a name alone are the sender's words.
+    let body = "Please reset it.\n\nCheers\nJo";
+    assert_eq!(new_text(body, None), body);
+}
+
+#[test]
+fn inline_answers_keep_the_quotes_they_answer() {
+    // Interleaved answers with no attribution: each answer keeps the
+    // question above it; a last quote nobody answered goes.
+    let body = "> Which username is it?\n\njodoe\n\n> Do you still read the linked address?\n\nNo, the domain expired.\n\n> Thanks, the Desk";
+    assert_eq!(
+        new_text(body, None),
+        "> Which username is it?\n\njodoe\n\n> Do you still read the linked address?\n\nNo, the domain expired."
+    );
+    // The sender's own words are the answers alone.
+    assert_eq!(reply(body, None).own, "jodoe\n\nNo, the domain expired.");
+    // One answer under the whole quote is a bottom-posted reply: the
+    // history goes.
+    let body = "> Which username is it?\n> Please tell us.\n\nIt is jodoe.";
+    assert_eq!(new_text(body, None), "It is jodoe.");
+}
+
+#[test]
+fn a_forward_under_a_note_is_a_part_of_its_own() {
+    let body = "Please see the mail below, I did not ask for it.\n\n---------- Forwarded message ---------\nFrom: Index <noreply@index.example>\nDate: Mon, Jan 1, 2024\nSubject: Reset\n\nSomeone asked to reset your password.";
+    let reply = reply(body, None);
+    assert_eq!(
+        reply.own,
+        "Please see the mail below, I did not ask for it."
+    );
+    let forwarded = reply.forwarded.as_deref().unwrap_or("");
+    assert!(
+        forwarded.starts_with("---------- Forwarded message"),
+        "{forwarded}"
+    );
+    assert!(forwarded.ends_with("reset your password."), "{forwarded}");
+    // What staff and the field rules read is both, in order.
+    assert_eq!(
+        new_text(body, None),
+        format!("{}\n\n{forwarded}", reply.own)
+    );
+    // A bare forward: nothing of the sender's own.
+    let bare = reply_of_bare_forward();
+    assert_eq!(bare.own, "");
+    assert!(bare.forwarded.is_some());
+}
+
+fn reply_of_bare_forward() -> Reply {
+    reply(
+        "---------- Forwarded message ---------\nFrom: Index <noreply@index.example>\nDate: Mon\nSubject: Codes\n\nNew recovery codes were generated.",
+        None,
+    )
 }
