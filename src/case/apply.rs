@@ -493,18 +493,28 @@ impl Step<'_> {
             self.send(Mail::new(TemplateKind::RequestInfo, Recipient::Requester));
             return;
         }
-        let missing: Vec<&str> = self.case.missing.iter().map(|f| f.code()).collect();
-        let missing = missing.join(", ");
+        let codes: Vec<&str> = self.case.missing.iter().map(|f| f.code()).collect();
+        let words: Vec<&str> = self.case.missing.iter().map(|f| staff_words(*f)).collect();
         self.queue_for_staff(false);
         self.log(
             Actor::System,
-            format!("two replies did not bring {missing}: handed to staff instead of asking a third time"),
+            format!(
+                "two replies did not bring {}: handed to staff instead of asking a third time",
+                codes.join(", ")
+            ),
         );
         self.send(Mail::new(TemplateKind::HandedToStaff, Recipient::Requester));
-        self.notify(
-            TemplateKind::StaffNudge,
-            format!("the requester answered twice without giving {missing}; asking again would not help: please read the thread and reply in your own words"),
-        );
+        let nudge = Mail::new(TemplateKind::StaffNudge, Recipient::Staff)
+            .with(
+                "reason",
+                format!(
+                    "the requester answered twice without giving {}; asking again would not help",
+                    words.join(" or ")
+                ),
+            )
+            // Says what happened in the subject and first line, not "still waiting".
+            .with("nudge", "requester_stuck");
+        self.send(nudge);
     }
 
     /// A reply to a resolved case: "it works, thanks" restarts the quiet
@@ -1334,5 +1344,18 @@ impl Step<'_> {
         if self.target.is_none() {
             self.target = Some(target);
         }
+    }
+}
+
+/// What a missing field is, in the words of a staff notification (staff
+/// read English; the log keeps the codes).
+fn staff_words(field: Field) -> &'static str {
+    match field {
+        Field::Username => "the username",
+        Field::Reason => "the reason for the lockout",
+        Field::EmailAccess => "whether they can read the linked address",
+        Field::CodeOfConduct => "their agreement to the Code of Conduct",
+        Field::DelayAcknowledged => "their acknowledgement that review takes time",
+        Field::Proofs => "proofs of ownership",
     }
 }

@@ -220,7 +220,7 @@ fn a_flood_of_strangers_case_tags_gives_staff_one_alert_per_case_and_one_summary
     assert!(
         staff[2]
             .text
-            .contains("3 alerts of the kind \"staff_unverified_tag\""),
+            .contains("3 alerts \"someone outside the case used its tag\""),
         "{}",
         staff[2].text
     );
@@ -376,6 +376,7 @@ fn terse_answers_are_understood_in_context_and_a_stuck_case_goes_to_a_person() {
         .to_owned();
     let mut parent = to(&out, kim)[0].message_id.clone();
     let mut answers = Vec::new();
+    let mut staff_heard = None;
     for (n, text) in ["What do you mean?", "Please just help me."]
         .iter()
         .enumerate()
@@ -393,7 +394,32 @@ fn terse_answers_are_understood_in_context_and_a_stuck_case_goes_to_a_person() {
         assert_eq!(mails.len(), 1, "{out:#?}");
         parent = mails[0].message_id.clone();
         answers.push((first_line(mails[0]), to(&out, STAFF).len()));
+        if let Some(nudge) = to(&out, STAFF).first() {
+            staff_heard = Some((nudge.subject.clone(), nudge.text.clone()));
+        }
     }
+    // Staff read what happened, in words, not "still waiting" and codes.
+    let (subject, text) = staff_heard.expect("staff are told");
+    assert_eq!(
+        subject,
+        format!("[Case {kim_case}] The requester is stuck, please reply in your own words: kim")
+    );
+    assert!(
+        text.starts_with(&format!(
+            "The requester on case {kim_case} has answered twice"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("without giving their agreement to the Code of Conduct or their acknowledgement that review takes time"),
+        "{text}"
+    );
+    assert!(!text.contains("code_of_conduct"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == "Linked address:  (not looked up yet)"),
+        "the challenge waits for a complete request: {text}"
+    );
     assert!(answers[0].0.contains("A few more details"), "{answers:?}");
     assert_eq!(answers[0].1, 0);
     assert!(
@@ -429,6 +455,15 @@ fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
         .join(" ");
     assert!(!ack.contains("we may also write"), "{ack}");
     assert!(ack.contains("we will not write to it"), "{ack}");
+    // Staff learn why no linked address is shown: nobody asked the
+    // directory, not "the account has none".
+    let new_case = &to(&out, STAFF)[0].text;
+    assert!(
+        new_case
+            .lines()
+            .any(|l| l == "Linked address:  (not looked up: no challenge is sent on this case)"),
+        "{new_case}"
+    );
     let notification = to(&out, STAFF)[0].message_id.clone();
     let reply_to = conv.reply_address(&case);
     let staff = |id: &str, body: &str| {
@@ -788,6 +823,14 @@ fn losing_the_linked_address_mid_challenge_hands_the_case_to_staff_and_stops_the
     assert_eq!(to(&out, LINKED).len(), 1, "the challenge: {out:#?}");
     let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
     assert_eq!(conv.case(T0)["state"], "awaiting_verification");
+    // The acknowledgement says the code went out and how to answer it,
+    // instead of "we may also write" to an address already written to.
+    let said = ack[0].text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        said.contains("we have sent a message to the address linked to it. If you can read that mailbox, answer \"yes\""),
+        "{said}"
+    );
+    assert!(!said.contains("we may also write"), "{said}");
 
     // 09:30 Jo finds the linked mailbox was closed long ago, and names a
     // package as proof.
@@ -815,7 +858,7 @@ fn losing_the_linked_address_mid_challenge_hands_the_case_to_staff_and_stops_the
     assert_eq!(staff.len(), 1, "staff hear at once, once: {out:#?}");
     assert_eq!(
         staff[0].subject,
-        format!("[Case {case}] The requester lost the linked address: please review: alice")
+        format!("[Case {case}] The requester lost the linked address, please review: alice")
     );
     assert_eq!(
         first_line(staff[0]),
