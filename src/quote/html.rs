@@ -42,7 +42,7 @@ pub(super) static HTML_CUT_REST: Lazy<Regex> = Lazy::new(|| {
 
 /// A horizontal rule directly above a header block's From field.
 pub(super) static HR_HEADER: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?is)<hr\b[^>]*>(?:\s|&nbsp;|<[^>]*>)*(?:from|von|de|da|van|fra|från|od|от|від|lähettäjä|feladó|gönderen|发件人|寄件者|差出人)(?:\s|&nbsp;|<[^>]*>)*[:：]")
+    Regex::new(r"(?is)<hr\b[^>]*>(?:\s|&nbsp;|<[^>]*>)*(?:from|von|de|da|van|fra|från|od|от|від|lähettäjä|feladó|gönderen|kimden|từ|από|afzender|avsändare|nadawca|відправник|отправитель|发件人|寄件者|差出人)(?:\s|&nbsp;|<[^>]*>)*[:：]")
         .expect("valid regex")
 });
 

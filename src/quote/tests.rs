@@ -450,3 +450,11 @@ fn reply_of_bare_forward() -> Reply {
         None,
     )
 }
+
+#[test]
+fn an_outlook_html_block_in_more_languages_after_a_rule_is_history() {
+    for label in ["Kimden", "Từ", "Από", "Nadawca"] {
+        let html = format!("<p>My new text</p><hr><p><b>{label}:</b> Desk<br><b>Date:</b> 3.3.2016</p><p>old text</p>");
+        assert_eq!(new_text("", Some(&html)), "My new text", "{label}");
+    }
+}
