@@ -597,6 +597,8 @@ fn staff_json(case: &Case, mail: &Mail, trigger: &Trigger, date: &dyn Fn(i64) ->
     json!({
         "linked_address_masked": case.linked_address_masked,
         "linked_address_status": linked_address_status(case),
+        "account_username": case.account_username,
+        "account": case.fields.username.as_ref().or(case.account_username.as_ref()),
         "verification": verification_label(&case.verification),
         "trust": trigger.trust.iter().map(|(l, v)| json!({"label": l, "value": v})).collect::<Vec<_>>(),
         "excerpt": trigger.excerpt,

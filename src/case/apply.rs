@@ -602,7 +602,9 @@ impl Step<'_> {
             }
             LookupOutcome::Found {
                 address: Some(address),
+                username,
             } => {
+                self.case.account_username = Some(username.clone());
                 self.case.linked_address_masked = Some(verify::mask_address(address));
                 self.case.timers.remove(&TimerKind::DirectoryRetry);
                 if matches!(self.case.verification, Verification::LookupPending { .. }) {
@@ -610,7 +612,14 @@ impl Step<'_> {
                 }
                 self.target = Some(Ok(address.clone()));
             }
-            LookupOutcome::Found { address: None } | LookupOutcome::NotFound => {
+            LookupOutcome::Found { address: None, .. } | LookupOutcome::NotFound => {
+                // A later lookup (a corrected username) replaces what an
+                // earlier one found.
+                self.case.linked_address_masked = None;
+                self.case.account_username = match lookup {
+                    LookupOutcome::Found { username, .. } => Some(username.clone()),
+                    _ => None,
+                };
                 self.case.timers.remove(&TimerKind::DirectoryRetry);
                 if matches!(self.case.verification, Verification::LookupPending { .. }) {
                     self.case.verification = Verification::NotStarted;

@@ -76,6 +76,7 @@ fn seed_password(v: &mut Value) {
     );
     set(v, "/case/state", json!("awaiting_info"));
     set(v, "/case/username", json!("pkgmaker"));
+    set(v, "/staff/account", json!("pkgmaker"));
     set(
         v,
         "/case/reasons",
@@ -142,6 +143,8 @@ fn missing_everything(v: &mut Value) {
     set(v, "/relay/staff_name", Value::Null);
     set(v, "/staff/linked_address_masked", Value::Null);
     set(v, "/staff/linked_address_status", json!("not_looked_up"));
+    set(v, "/staff/account_username", Value::Null);
+    set(v, "/staff/account", Value::Null);
     set(v, "/staff/trust", json!([]));
     set(v, "/staff/excerpt", json!(""));
     set(v, "/staff/events", json!([]));
@@ -202,6 +205,7 @@ fn compromise(v: &mut Value) {
 fn non_english(v: &mut Value) {
     set(v, "/case/language", json!("es"));
     set(v, "/case/username", json!("mgarcia"));
+    set(v, "/staff/account", json!("mgarcia"));
     set(v, "/case/requester", json!("maria.garcia@example.es"));
     set(
         v,
@@ -267,6 +271,7 @@ fn challenge_account(v: &mut Value, name: &str) {
 fn hostile_input(v: &mut Value) {
     // Requester-controlled text that must come out escaped in HTML.
     set(v, "/case/username", json!("<script>alert(1)</script>"));
+    set(v, "/staff/account", json!("<script>alert(1)</script>"));
     set(
         v,
         "/case/understood",
@@ -448,6 +453,7 @@ fn base() -> Value {
             "staff_name": "Dana"
         },
         "staff": {
+            "account": "iineolineii",
             "linked_address_masked": "j***@e***.org",
             "linked_address_status": "known",
             "verification": "Challenge sent, not answered yet",

@@ -731,11 +731,22 @@ fn forgotten_username_request(from: &str) -> (common::Sent, Vec<common::Sent>, s
     ));
     let out = conv.step(T0);
     let staff = to(&out, STAFF);
+    let expected = if from == "sam@home.example" {
+        "Username:        sam (the account the directory found by the requester's own address: they did not remember the username)"
+    } else {
+        "Username:        (not remembered: looked up by the requester's address)"
+    };
     assert!(
-        staff[0].text.lines().any(|l| l.trim_end()
-            == "Username:        (not remembered: looked up by the requester's address)"),
-        "staff read why there is no username:\n{}",
+        staff[0].text.lines().any(|l| l.trim_end() == expected),
+        "staff read which account matched, or why there is no username:\n{}",
         staff[0].text
+    );
+    // The subject names the account found, so staff can triage by it.
+    assert_eq!(
+        staff[0].subject.ends_with("New recovery case: sam"),
+        from == "sam@home.example",
+        "{}",
+        staff[0].subject
     );
     let mine: Vec<&common::Sent> = to(&out, from);
     assert_eq!(mine.len(), 1, "one answer: {out:#?}");
@@ -1022,4 +1033,97 @@ fn the_linked_mailboxs_owner_gets_one_receipt_that_reveals_nothing_of_the_reques
         "No!\r\n",
     );
     assert!(to(&conv.step(T0 + 20 * MIN), LINKED).is_empty());
+}
+
+/// Sam forgot the username and writes in Spanish: every mail Sam and the
+/// owner of the linked mailbox read is in Spanish, Sam is not asked for the
+/// username, the owner's "sí" gets a Spanish receipt and Sam hears, in
+/// Spanish, that the linked address confirmed.
+#[test]
+fn a_forgotten_username_in_spanish_is_answered_in_spanish_to_the_end() {
+    let mut conv = Conversation::start("");
+    std::fs::write(conv.dir.path().join("accounts.toml"), SAM_ACCOUNTS).unwrap();
+    let sam = "sam@home.example";
+    conv.write(&mail(
+        sam,
+        "support@pypi.example",
+        "No puedo entrar",
+        "sam-1@home.example",
+        "",
+        "Hola:\r\n\r\nPerdí mi teléfono con la aplicación de autenticación. No recuerdo qué nombre de usuario usé; uso este correo para todo.\r\nTodavía puedo leer mi correo. Acepto el Código de Conducta y entiendo que la revisión puede tardar.\r\n",
+    ));
+    let out = conv.step(T0);
+    let case = conv.case(T0);
+    assert_eq!(case["language"], "es", "{case}");
+    assert_eq!(case["missing"], serde_json::json!([]), "{case}");
+    let id = case["id"].as_str().unwrap().to_owned();
+    let to_sam = to(&out, sam);
+    assert_eq!(to_sam.len(), 1, "{out:#?}");
+    assert_eq!(
+        first_line(to_sam[0]),
+        "Hemos recibido tu solicitud de recuperación de cuenta"
+    );
+    let said = to_sam[0]
+        .text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        said.contains("Nos dices que no recuerdas el nombre de usuario."),
+        "{said}"
+    );
+    assert!(
+        said.contains("con la dirección desde la que escribiste, hemos enviado un mensaje"),
+        "{said}"
+    );
+    assert!(
+        !said
+            .to_lowercase()
+            .contains("nombre de usuario de tu cuenta"),
+        "not asked again: {said}"
+    );
+    let owner = to(&out, "sam@linked.example");
+    assert_eq!(owner.len(), 1, "{out:#?}");
+    assert!(
+        owner[0]
+            .text
+            .contains("la cuenta vinculada a esta dirección"),
+        "{}",
+        owner[0].text
+    );
+    assert!(owner[0].text.starts_with("Hola:"), "{}", owner[0].text);
+
+    // 09:20 The owner of the linked mailbox answers "sí".
+    conv.write(&mail(
+        "sam@linked.example",
+        &conv.challenge_address(&id),
+        &format!("Re: {}", owner[0].subject),
+        "owner-1@linked.example",
+        &format!(
+            "In-Reply-To: <{0}>\r\nReferences: <{0}>\r\n",
+            owner[0].message_id
+        ),
+        "Sí, fui yo.\r\n",
+    ));
+    let out = conv.step(T0 + 20 * MIN);
+    let receipt = to(&out, "sam@linked.example");
+    assert_eq!(receipt.len(), 1, "{out:#?}");
+    assert!(
+        receipt[0].text.contains("la solicitud queda confirmada"),
+        "{}",
+        receipt[0].text
+    );
+    let to_sam = to(&out, sam);
+    assert_eq!(to_sam.len(), 1, "{out:#?}");
+    assert_eq!(
+        first_line(to_sam[0]),
+        "Gracias: el correo vinculado ha confirmado tu solicitud"
+    );
+    assert_eq!(
+        conv.case(T0 + 20 * MIN)["verification"]["state"],
+        "verified"
+    );
+    for mail in conv.sent() {
+        eprintln!("to {:?}: {} | {}", mail.to, mail.subject, first_line(&mail));
+    }
 }
