@@ -1287,6 +1287,18 @@ mod tests {
     }
 
     #[test]
+    fn a_person_forwarding_a_bounce_stays_human() {
+        // The bounce attached whole (message/rfc822 holding the report).
+        let attached = "From: Jo <jo@example.org>\r\nTo: support@desk.example\r\nSubject: Fwd: Delivery Status Notification (Failure)\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\nMy old address bounces, see the attached mail. Username jodoe.\r\n--o\r\nContent-Type: message/rfc822\r\n\r\nFrom: Mail Delivery Subsystem <mailer-daemon@mx.example.net>\r\nReturn-Path: <>\r\nSubject: Delivery Status Notification (Failure)\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n--r\r\nContent-Type: text/plain\r\n\r\nDelivery to the following recipient failed permanently:\r\n\r\n  old@example.net\r\n--r\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; old@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n--r--\r\n--o--\r\n";
+        let c = classify_raw(attached);
+        assert_eq!(c.kind, MessageKind::Human, "{}", c.reason);
+        // The bounce forwarded inline, its text at the top of the body.
+        let inline = "From: Jo <jo@example.org>\r\nSubject: Fwd: Mail delivery failed: returning message to sender\r\n\r\n---------- Forwarded message ---------\r\nFrom: Mail Delivery System <Mailer-Daemon@mx.example.net>\r\nSubject: Mail delivery failed\r\n\r\nThis message was created automatically by mail delivery software.\r\nA message that you sent could not be delivered to one or more of its recipients.\r\n\r\n  old@example.net\r\n    host mx.example.net said: 550 5.1.1 user unknown\r\n";
+        let c = classify_raw(inline);
+        assert_eq!(c.kind, MessageKind::Human, "{}", c.reason);
+    }
+
+    #[test]
     fn vendor_out_of_office_markers_alone() {
         for header in [
             "X-MS-Exchange-Inbox-Rules-Loop: jo@example.org",

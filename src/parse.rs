@@ -167,36 +167,39 @@ pub fn parse(raw: &[u8]) -> Inbound {
 }
 
 /// A text part's text. When the declared charset turned the bytes into
-/// replacement characters but the bytes are valid UTF-8 (a client that
-/// labels UTF-8 as `Big5` or `ISO-8859-1`), the UTF-8 reading wins. When
-/// no charset is declared and the 8-bit bytes are not UTF-8, the common
-/// legacy charsets are tried and the one that reads as its own language
-/// wins (see [`guess_legacy`]).
+/// replacement characters, or into accented mojibake ("perdÃ­"), but the
+/// bytes are valid UTF-8 (a client that labels UTF-8 as `Big5` or
+/// `ISO-8859-1`), the UTF-8 reading wins. When no charset is declared, or
+/// `us-ascii` is claimed for 8-bit bytes, and they are not UTF-8, the
+/// common legacy charsets are tried and the one that reads as its own
+/// language wins (see [`guess_legacy`]).
 fn part_text(
     message: &Message<'_>,
     part: &mail_parser::MessagePart<'_>,
     warnings: &mut Vec<String>,
 ) -> Option<String> {
     let decoded = part.text_contents()?;
-    let charset = part
+    let mut charset = part
         .content_type()
         .and_then(|ct| ct.attribute("charset"))
         .unwrap_or("")
         .to_ascii_lowercase();
-    // Undeclared text is read by mail-parser in a fixed single-byte table,
-    // which never yields a replacement character but mangles every other
-    // charset; a declared one is only doubted when it produced them.
-    let undeclared_8bit = charset.is_empty() && !decoded.is_ascii();
-    if !decoded.contains('\u{fffd}') && !undeclared_8bit {
+    if decoded.is_ascii() && !decoded.contains('\u{fffd}') {
         return Some(decoded.to_owned());
     }
-    if charset.contains("utf-8") || charset.contains("utf8") {
+    if charset.contains("utf-8") || charset.contains("utf8") || is_wide_unicode(&charset) {
         return Some(decoded.to_owned());
+    }
+    // ASCII cannot hold 8-bit bytes: the label says nothing of them.
+    if matches!(charset.as_str(), "us-ascii" | "ascii" | "ansi_x3.4-1968") {
+        charset.clear();
     }
     let Some(bytes) = body_bytes(message, part) else {
         return Some(decoded.to_owned());
     };
     match String::from_utf8(bytes) {
+        // Legacy text is almost never valid UTF-8 with multi-byte
+        // sequences in it, so such bytes under a legacy label are UTF-8.
         Ok(text) if !charset.is_empty() => {
             warnings.push(format!(
                 "declared charset {charset} did not fit: read as UTF-8"
@@ -213,6 +216,15 @@ fn part_text(
         },
         Err(_) => Some(decoded.to_owned()),
     }
+}
+
+/// UTF-16 and UTF-32 labels: their bytes are never UTF-8 text.
+fn is_wide_unicode(charset: &str) -> bool {
+    [
+        "utf-16", "utf16", "utf-32", "utf32", "ucs-2", "ucs2", "ucs-4",
+    ]
+    .iter()
+    .any(|w| charset.starts_with(w))
 }
 
 /// The part's body bytes with the transfer encoding undone.
@@ -254,7 +266,10 @@ const LEGACY: &[(&str, bool, &[whatlang::Lang])] = {
         ("big5", false, &[Cmn]),
         ("euc-kr", false, &[Kor]),
         ("windows-1251", false, &[Rus, Ukr, Bel, Bul, Srp, Mkd]),
-        ("koi8-r", false, &[Rus]),
+        // whatlang tells the Cyrillic languages apart poorly (short Russian
+        // reads as Bulgarian); the case test in `plausible` is what tells
+        // KOI8-R from windows-1251.
+        ("koi8-r", false, &[Rus, Ukr, Bel, Bul, Srp, Mkd]),
         (
             "windows-1252",
             true,
@@ -274,23 +289,60 @@ const MAX_ACCENTED_SHARE: f64 = 0.4;
 
 /// Whether a reading looks like text at all: its non-ASCII characters are
 /// letters or the punctuation people type (a wrong table turns letters
-/// into `˙`, `¸`, `§`), there are enough letters to judge, and in a Latin
-/// charset most letters are ASCII.
+/// into `˙`, `¸`, `§`), there are enough letters to judge, the non-ASCII
+/// letters are not mostly capitals, and in a Latin charset most letters
+/// are ASCII.
 fn plausible(text: &str, latin: bool) -> bool {
     const PUNCT: &str = "¿¡«»–—…“”„‘’€°·•№、。「」『』・ー！？，．：；（）";
     let (mut letters, mut accented, mut odd) = (0usize, 0usize, 0usize);
+    let (mut upper, mut lower) = (0usize, 0usize);
     for c in text.chars() {
         if c.is_alphabetic() {
             letters += 1;
             accented += usize::from(!c.is_ascii());
+            upper += usize::from(!c.is_ascii() && c.is_uppercase());
+            lower += usize::from(!c.is_ascii() && c.is_lowercase());
         } else if !c.is_ascii() && !c.is_whitespace() && !PUNCT.contains(c) {
             odd += 1;
         }
     }
     let share = |n: usize| n as f64 / letters.max(1) as f64;
+    // Prose is mostly lower case: a sibling table (KOI8-R read as
+    // windows-1251) swaps the cases and reads as capitals.
     letters >= MIN_GUESS_LETTERS
         && odd * 20 <= accented.max(1)
+        && upper <= lower.max(3)
+        && vowels_plausible(text)
         && !(latin && share(accented) > MAX_ACCENTED_SHARE)
+}
+
+/// Vowels of the alphabets whose legacy tables are confused with each
+/// other (Latin, Cyrillic, Greek), accented forms included.
+const VOWELS: &str = "aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿąęěőűůœаеёиоуыэюяіїєαεηιουωάέήίόύώϊϋΐΰ";
+
+/// Fewest alphabetic letters over which the vowel share is judged.
+const MIN_VOWEL_LETTERS: usize = 20;
+
+/// Whether the share of vowels among the letters is one a language has:
+/// every written language of these alphabets has about a third to a half,
+/// while a text read in the wrong table (Greek as windows-1251) turns its
+/// vowels into consonants. Scripts without such vowels (CJK) pass.
+fn vowels_plausible(text: &str) -> bool {
+    let (mut letters, mut vowels) = (0usize, 0usize);
+    for c in text.chars().filter(|c| c.is_alphabetic()) {
+        let c = c.to_lowercase().next().unwrap_or(c);
+        let alphabetic_script =
+            c.is_ascii() || matches!(c as u32, 0x00c0..=0x024f | 0x0370..=0x03ff | 0x0400..=0x04ff);
+        if alphabetic_script {
+            letters += 1;
+            vowels += usize::from(VOWELS.contains(c));
+        }
+    }
+    if letters < MIN_VOWEL_LETTERS {
+        return true;
+    }
+    let share = vowels as f64 / letters as f64;
+    (0.28..=0.7).contains(&share)
 }
 
 /// Undeclared 8-bit text: the legacy charset whose reading is most
@@ -681,6 +733,71 @@ mod tests {
             .warnings
             .iter()
             .any(|w| w.starts_with("undeclared")));
+    }
+
+    #[test]
+    fn undeclared_text_in_more_legacy_charsets_is_read_in_its_language() {
+        let cases: [(&[u8], &str, &str); 4] = [
+            (
+                b"Dzie\xf1 dobry, zgubi\xb3em telefon i nie mog\xea si\xea zalogowa\xe6 do swojego konta. Prosz\xea o pomoc.",
+                "iso-8859-2",
+                "zgubiłem telefon",
+            ),
+            (
+                b"\xc4\xfa\xba\xc3\xa3\xac\xce\xd2\xb5\xc4\xca\xd6\xbb\xfa\xb6\xaa\xc1\xcb\xa3\xac\xce\xde\xb7\xa8\xb5\xc7\xc2\xbc\xce\xd2\xb5\xc4\xd5\xcb\xbb\xa7\xa3\xac\xc7\xeb\xb0\xef\xce\xd2\xbb\xd6\xb8\xb4\xd5\xcb\xbb\xa7\xa1\xa3\xd0\xbb\xd0\xbb\xa1\xa3",
+                "gbk",
+                "我的手机丢了",
+            ),
+            (
+                b"\xfa\xc4\xd2\xc1\xd7\xd3\xd4\xd7\xd5\xca\xd4\xc5, \xd1 \xd0\xcf\xd4\xc5\xd2\xd1\xcc \xd4\xc5\xcc\xc5\xc6\xcf\xce \xc9 \xce\xc5 \xcd\xcf\xc7\xd5 \xd7\xcf\xca\xd4\xc9 \xd7 \xd3\xd7\xcf\xca \xc1\xcb\xcb\xc1\xd5\xce\xd4. \xf0\xcf\xcd\xcf\xc7\xc9\xd4\xc5, \xd0\xcf\xd6\xc1\xcc\xd5\xca\xd3\xd4\xc1.",
+                "koi8-r",
+                "я потерял телефон",
+            ),
+            (
+                b"\xc3\xe5\xe9\xe1 \xf3\xe1\xf2, \xdd\xf7\xe1\xf3\xe1 \xf4\xef \xf4\xe7\xeb\xdd\xf6\xf9\xed\xfc \xec\xef\xf5 \xea\xe1\xe9 \xe4\xe5\xed \xec\xf0\xef\xf1\xfe \xed\xe1 \xf3\xf5\xed\xe4\xe5\xe8\xfe \xf3\xf4\xef\xed \xeb\xef\xe3\xe1\xf1\xe9\xe1\xf3\xec\xfc \xec\xef\xf5. \xc5\xf5\xf7\xe1\xf1\xe9\xf3\xf4\xfe.",
+                "iso-8859-7",
+                "έχασα το τηλέφωνό μου",
+            ),
+        ];
+        for (body, charset, words) in cases {
+            // No charset at all, and the us-ascii a client claims for 8-bit
+            // text: neither says which table the bytes are in.
+            for content_type in ["text/plain", "text/plain; charset=us-ascii"] {
+                let mut raw = format!("From: a@example.org\r\nSubject: x\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: 8bit\r\n\r\n").into_bytes();
+                raw.extend_from_slice(body);
+                raw.extend_from_slice(b"\r\n");
+                let inbound = parse(&raw);
+                assert!(
+                    inbound.text.contains(words),
+                    "{charset} ({content_type}): {}",
+                    inbound.text
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn utf8_declared_as_a_single_byte_charset_is_read_as_utf8() {
+        for (charset, text) in [
+            ("iso-8859-1", "Hola, perdí mi teléfono y no puedo entrar."),
+            ("windows-1252", "Grüße, ich habe mein Telefon verloren."),
+            ("windows-1251", "Здравствуйте, я потерял телефон."),
+            ("koi8-r", "Я потерял телефон."),
+        ] {
+            let raw = format!("From: a@example.org\r\nSubject: x\r\nContent-Type: text/plain; charset={charset}\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{text}\r\n");
+            let m = parse(raw.as_bytes());
+            assert_eq!(m.text.trim(), text, "{charset}");
+            assert!(
+                m.warnings.iter().any(|w| w.contains(charset)),
+                "{:?}",
+                m.warnings
+            );
+        }
+        // Real ISO-8859-1 stays ISO-8859-1.
+        let mut raw =
+            b"From: a@example.org\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n".to_vec();
+        raw.extend_from_slice(b"perd\xed mi tel\xe9fono");
+        assert_eq!(parse(&raw).text.trim(), "perdí mi teléfono");
     }
 
     #[test]

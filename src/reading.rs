@@ -34,8 +34,15 @@ pub struct Reading {
     pub classification: Classification,
     /// Whether it comes from staff, with trusted proof.
     pub staff: StaffTrust,
-    /// The new text (quotes and signatures cut), secrets still in.
+    /// The new text as staff read it (history and signatures cut; the
+    /// quotes inline answers reply to and a forward under a note kept),
+    /// secrets still in.
     pub new_text_raw: String,
+    /// The sender's own words alone (no quoted line, no forward), secrets
+    /// still in: where challenge codes and the linked owner's answer are
+    /// read, since a code or "I did not ask" in a quote or a forwarded
+    /// mail (our own challenge, often) was not written by the sender.
+    pub own_text_raw: String,
     /// The new text with secrets replaced: what is stored and shown.
     pub redacted: secrets::Redacted,
     /// The redacted new text with challenge codes removed, shortened for
@@ -158,7 +165,8 @@ fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Read
         StaffVerify::AuthenticationResults => authres::staff_trust(&inbound, &settings.staff),
         StaffVerify::Dkim => authres::staff_trust_by_signature(&inbound, &settings.staff, None),
     };
-    let new_text_raw = quote::new_text(&inbound.text, inbound.html.as_deref());
+    let reply = quote::reply(&inbound.text, inbound.html.as_deref());
+    let new_text_raw = reply.shown();
     let redacted = secrets::redact(&new_text_raw);
     let codes = verify::CodeScan::new(&new_text_raw);
     // Codes are found in the raw text (a code next to a redacted secret is
@@ -169,11 +177,16 @@ fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Read
     } else {
         verify::redact_codes(&redacted.text, CODE_REMOVED)
     };
-    let new_codes = codes.attempt_candidates();
+    // Usually the own words are all there is and the one scan serves.
+    let new_codes = if reply.own == new_text_raw {
+        codes.attempt_candidates()
+    } else {
+        verify::attempt_candidates(&reply.own)
+    };
     // Codes in the quoted history matter only when the new text has none
     // (the core then logs that a quoted code is no confirmation), and only
     // if there is history at all: skip the scan otherwise.
-    let quoted_codes = if new_codes.is_empty() && inbound.text.len() > new_text_raw.len() {
+    let quoted_codes = if new_codes.is_empty() && inbound.text.len() > reply.own.len() {
         verify::attempt_candidates(&inbound.text)
     } else {
         Vec::new()
@@ -181,14 +194,22 @@ fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Read
     let asks = !classification.kind.is_machine()
         && !matches!(staff, StaffTrust::Staff { .. })
         && fetched.oversize.is_none();
+    // The request rules read no quoted line (our own questions, quoted
+    // back, are not the requester's answers) but do read a forward.
+    let for_rules = reply.for_rules();
+    let rules_text = if for_rules == new_text_raw {
+        redacted.text.clone()
+    } else {
+        secrets::redact(&for_rules).text
+    };
     let (fields, language) = if asks {
         (
             request::extract(
-                &redacted.text,
+                &rules_text,
                 &inbound.subject,
                 &[settings.support_address.to_string()],
             ),
-            lang::detect(&redacted.text),
+            lang::detect(&rules_text),
         )
     } else {
         (RequestFields::default(), None)
@@ -199,6 +220,7 @@ fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Read
         classification,
         staff,
         new_text_raw,
+        own_text_raw: reply.own,
         redacted,
         new_codes,
         quoted_codes,
@@ -258,6 +280,47 @@ mod tests {
             reading.excerpt
         );
         assert!(!reading.excerpt.contains("ab3d"));
+    }
+
+    #[test]
+    fn a_forward_is_shown_and_read_for_fields_but_its_codes_are_not_the_senders() {
+        let raw = "From: Ana <ana@example.org>\r\nTo: support@example.org\r\n\
+            Subject: Fwd: your code\r\nMessage-ID: <f1@example.org>\r\n\r\n\
+            FYI, I got this.\r\n\r\n\
+            ---------- Forwarded message ---------\r\n\
+            From: Index <noreply@index.example>\r\n\
+            Date: Mon, Jan 1, 2024\r\nSubject: Your code\r\n\r\n\
+            New recovery codes for your account 'anapkg' have been generated.\r\n\
+            Your code is AB3D-EFGH.\r\n";
+        let reading = read(&fetched(raw), &settings()).unwrap();
+        assert!(reading.new_codes.is_empty(), "{:?}", reading.new_codes);
+        assert_eq!(reading.quoted_codes, vec!["AB3D-EFGH".to_string()]);
+        assert_eq!(reading.own_text_raw, "FYI, I got this.");
+        assert!(
+            reading.excerpt.contains("Forwarded message"),
+            "{}",
+            reading.excerpt
+        );
+        assert!(!reading.excerpt.contains("AB3D"), "{}", reading.excerpt);
+        assert_eq!(reading.fields.username.as_deref(), Some("anapkg"));
+    }
+
+    #[test]
+    fn the_questions_an_inline_answer_quotes_are_shown_but_not_read_as_fields() {
+        let raw = "From: Ana <ana@example.org>\r\nTo: support@example.org\r\n\
+            Subject: Re: your request\r\nMessage-ID: <i1@example.org>\r\n\r\n\
+            > Which username is it? Our records say oldname.\r\n\r\n\
+            My username is anapkg\r\n\r\n\
+            > Your code is ZZ9Q-7KWD\r\n\r\n\
+            I lost my phone.\r\n";
+        let reading = read(&fetched(raw), &settings()).unwrap();
+        assert!(
+            reading.excerpt.contains("> Which username"),
+            "{}",
+            reading.excerpt
+        );
+        assert!(reading.new_codes.is_empty(), "{:?}", reading.new_codes);
+        assert_eq!(reading.fields.username.as_deref(), Some("anapkg"));
     }
 
     #[test]

@@ -214,7 +214,7 @@ impl Pipeline {
             .case()
             .cloned()
             .ok_or_else(|| Error::Permanent("challenge match without case".into()))?;
-        let answer = match verify::owner_answer(&reading.new_text_raw) {
+        let answer = match verify::owner_answer(&reading.own_text_raw) {
             verify::OwnerAnswer::Confirmed => OwnerAnswerKind::Confirmed,
             verify::OwnerAnswer::Denied => OwnerAnswerKind::Denied,
             verify::OwnerAnswer::Unclear => OwnerAnswerKind::Unclear,

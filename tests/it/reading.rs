@@ -105,7 +105,8 @@ struct Read {
 }
 
 fn read(case: &Labelled) -> Read {
-    let new = quote::new_text(&case.text, case.html.as_deref());
+    // As the pipeline reads a request: the own words and any forward.
+    let new = quote::reply(&case.text, case.html.as_deref()).for_rules();
     let redacted = secrets::redact(&new);
     let fields = request::extract(&redacted.text, &case.subject, &[SUPPORT.to_string()]);
     let mut kinds: Vec<String> = redacted
@@ -337,7 +338,8 @@ fn reply_stripping_matches_most_of_the_crisp_corpus() {
     let mut misses = Vec::new();
     for ReplyCase { name, body, want } in &cases {
         total += 1;
-        let got = quote::new_text(body, None);
+        // The reply as sent, without a forward (README, "Reading accuracy").
+        let got = quote::reply(body, None).reply_text().to_string();
         if normalise(&got) == normalise(want) {
             exact += 1;
         } else {
@@ -378,7 +380,7 @@ fn reply_stripping_keeps_the_facts_the_crisp_corpus_asserts() {
         let Ok(body) = std::fs::read_to_string(dir.join("fixtures").join(name)) else {
             continue;
         };
-        let got = quote::new_text(&body, None);
+        let got = quote::reply(&body, None).reply_text().to_string();
         for test in case["tests"].as_array().into_iter().flatten() {
             for fact in test["facts"].as_array().into_iter().flatten() {
                 let target = fact["target"].as_str().unwrap_or("");
@@ -546,8 +548,9 @@ fn reply_stripping_matches_most_of_the_email_reply_trimmer_corpus() {
     let (mut total, mut exact) = (0usize, 0usize);
     for case in &cases {
         total += 1;
-        exact +=
-            usize::from(normalise(&quote::new_text(&case.body, None)) == normalise(&case.want));
+        exact += usize::from(
+            normalise(quote::reply(&case.body, None).reply_text()) == normalise(&case.want),
+        );
     }
     let rate = exact as f64 / total.max(1) as f64;
     println!(
