@@ -209,7 +209,7 @@ fn a_from_and_date_block_alone_ends_the_text() {
 
 #[test]
 fn a_short_note_above_a_forward_keeps_the_forward() {
-    let body = "FYI\n\n---------- Forwarded message ---------\nFrom: PyPI <noreply@pypi.org>\nDate: Mon, Jan 1, 2024\nSubject: Password reset\nTo: <jo@x.org>\n\nSomeone asked to reset your password.\n\nOn Mon, Jan 1, 2024 at 9:00 Jo <jo@x.org> wrote:\n> older";
+    let body = "FYI\n\n---------- Forwarded message ---------\nFrom: PyPI <noreply@pypi.example>\nDate: Mon, Jan 1, 2024\nSubject: Password reset\nTo: <jo@x.org>\n\nSomeone asked to reset your password.\n\nOn Mon, Jan 1, 2024 at 9:00 Jo <jo@x.org> wrote:\n> older";
     let got = new_text(body, None);
     assert!(
         got.starts_with("FYI\n\n---------- Forwarded message"),
