@@ -54,9 +54,6 @@ pub struct Reading {
     /// header a person writes, any text part, quoted history included);
     /// `None` keeps the bytes as they came.
     pub(crate) kept: Option<crate::at_rest::Kept>,
-    /// The attachments of the message as kept (redaction leaves them as
-    /// they are), listed for staff.
-    pub attachments: Vec<crate::attachments::Listed>,
 }
 
 impl Reading {
@@ -98,181 +95,56 @@ pub fn read(fetched: &Fetched, settings: &Settings) -> Result<Reading> {
 }
 
 /// Readings of a batch made on background threads while the caller works
-/// through the earlier ones; handed out in the batch's order. A caller
-/// whose next reading is not ready yet reads the next unclaimed message
-/// itself instead of waiting: on two cores one reader thread alone was
-/// the bottleneck of a backlog (reading costs more than the store work),
-/// and the caller's otherwise idle time now shares it.
+/// through the earlier ones; handed out in the batch's order.
 pub struct ReadAhead {
-    shared: Arc<Shared>,
+    lanes: Vec<tokio::sync::mpsc::Receiver<Result<Reading>>>,
     next: usize,
 }
 
-/// Readings each reader (the caller counts as one) may be ahead of the
-/// caller: enough to keep the caller busy, few enough that large messages
-/// do not pile up.
+/// Readings each reader thread may hold ahead of the caller: enough to keep
+/// the caller busy, few enough that large messages do not pile up.
 const AHEAD_PER_LANE: usize = 4;
 
-/// What the readers and the caller share.
-struct Shared {
-    batch: Arc<Vec<Fetched>>,
-    settings: Arc<Settings>,
-    /// No message at or past `taken + window` is claimed.
-    window: usize,
-    state: std::sync::Mutex<Progress>,
-    /// Readers wait here for the window to move on.
-    room: std::sync::Condvar,
-    /// The caller waits here for a reading (or for a reader to stop).
-    filled: tokio::sync::Notify,
-}
-
-/// Where the batch stands.
-struct Progress {
-    /// The next message nobody has started to read.
-    claimed: usize,
-    /// How many readings the caller has taken.
-    taken: usize,
-    /// Finished readings not yet taken, by index.
-    done: std::collections::BTreeMap<usize, Result<Reading>>,
-    /// Reader threads still running.
-    readers: usize,
-    /// The caller is gone (a store error stopped the batch).
-    dropped: bool,
-}
-
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Claims the next message if the window allows it.
-    fn try_claim(&self, progress: &mut Progress) -> Option<usize> {
-        let i = progress.claimed;
-        (i < self.batch.len() && i < progress.taken + self.window).then(|| {
-            progress.claimed += 1;
-            i
-        })
-    }
-
-    /// Reads message `i` and hands the reading over.
-    fn read_and_put(&self, i: usize) {
-        let reading = read(&self.batch[i], &self.settings);
-        self.lock().done.insert(i, reading);
-        self.filled.notify_waiters();
-    }
-
-    /// A reader thread: claims and reads until the batch is done or the
-    /// caller is gone.
-    fn reader(&self) {
-        loop {
-            let claimed = {
-                let mut progress = self.lock();
-                loop {
-                    if progress.dropped || progress.claimed >= self.batch.len() {
-                        break None;
-                    }
-                    if let Some(i) = self.try_claim(&mut progress) {
-                        break Some(i);
-                    }
-                    progress = self.room.wait(progress).unwrap_or_else(|e| e.into_inner());
-                }
-            };
-            match claimed {
-                Some(i) => self.read_and_put(i),
-                None => return,
-            }
-        }
-    }
-}
-
-/// Counts a reader thread out however it ends, so that the caller never
-/// waits for a reading no thread will make.
-struct ReaderGuard(Arc<Shared>);
-
-impl Drop for ReaderGuard {
-    fn drop(&mut self) {
-        self.0.lock().readers -= 1;
-        self.0.filled.notify_waiters();
-    }
-}
-
 impl ReadAhead {
-    /// Starts `threads` readers over `batch` (none reads with the caller
-    /// alone). Needs a tokio runtime.
+    /// Starts `threads` readers over `batch` (message i goes to reader i mod
+    /// threads, so order is kept without sorting). Needs a tokio runtime.
     pub fn start(batch: Arc<Vec<Fetched>>, settings: Arc<Settings>, threads: usize) -> Self {
-        let threads = threads.min(batch.len());
-        let shared = Arc::new(Shared {
-            batch,
-            settings,
-            window: AHEAD_PER_LANE * (threads + 1),
-            state: std::sync::Mutex::new(Progress {
-                claimed: 0,
-                taken: 0,
-                done: std::collections::BTreeMap::new(),
-                readers: threads,
-                dropped: false,
-            }),
-            room: std::sync::Condvar::new(),
-            filled: tokio::sync::Notify::new(),
-        });
-        for _ in 0..threads {
-            let guard = ReaderGuard(shared.clone());
-            tokio::task::spawn_blocking(move || guard.0.reader());
-        }
-        ReadAhead { shared, next: 0 }
+        let threads = threads.clamp(1, batch.len().max(1));
+        let lanes = (0..threads)
+            .map(|lane| {
+                let (tx, rx) = tokio::sync::mpsc::channel(AHEAD_PER_LANE);
+                let (batch, settings) = (batch.clone(), settings.clone());
+                tokio::task::spawn_blocking(move || {
+                    for fetched in batch.iter().skip(lane).step_by(threads) {
+                        // The caller stopped early (a store error): stop too.
+                        if tx.blocking_send(read(fetched, &settings)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        ReadAhead { lanes, next: 0 }
     }
 
     /// The reading of the next message of the batch.
     pub async fn next(&mut self) -> Result<Reading> {
-        let i = self.next;
+        let lane = self.next % self.lanes.len();
         self.next += 1;
-        if i >= self.shared.batch.len() {
-            return Err(Error::Permanent("no message left in the batch".into()));
-        }
-        loop {
-            let filled = self.shared.filled.notified();
-            tokio::pin!(filled);
-            // Registered before looking, so a reading put meanwhile wakes us.
-            filled.as_mut().enable();
-            let claimed = {
-                let mut progress = self.shared.lock();
-                if let Some(reading) = progress.done.remove(&i) {
-                    progress.taken = i + 1;
-                    drop(progress);
-                    self.shared.room.notify_all();
-                    return reading;
-                }
-                match self.shared.try_claim(&mut progress) {
-                    Some(j) => Some(j),
-                    // `read` catches its own panics, so this is a reader
-                    // thread that could not run to the end at all.
-                    None if progress.readers == 0 && progress.claimed > i => {
-                        return Err(Error::Permanent(
-                            "the reader thread stopped before this message".into(),
-                        ))
-                    }
-                    None => None,
-                }
-            };
-            match claimed {
-                Some(j) => self.shared.read_and_put(j),
-                None => filled.await,
-            }
-        }
-    }
-}
-
-impl Drop for ReadAhead {
-    fn drop(&mut self) {
-        self.shared.lock().dropped = true;
-        self.shared.room.notify_all();
+        // `read` catches its own panics, so a lane ends early only if its
+        // thread could not run at all.
+        self.lanes[lane].recv().await.unwrap_or_else(|| {
+            Err(Error::Permanent(
+                "the reader thread stopped before this message".into(),
+            ))
+        })
     }
 }
 
 /// Threads worth using for reading on this machine: one core is left to
-/// the caller, which does the store work at the same time and reads too
-/// whenever its next reading is not ready (on 2 cores a second reader
-/// thread only added memory: regex caches and a malloc arena each).
+/// the caller, which does the store work at the same time (on 2 cores a
+/// second reader only added memory: regex caches and a malloc arena each).
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).clamp(1, 8))
 }
@@ -321,7 +193,6 @@ fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Read
     } else {
         (RequestFields::default(), None)
     };
-    let (kept, attachments) = crate::at_rest::redact_and_list(&fetched.raw);
     Reading {
         excerpt: excerpt(&shown),
         inbound,
@@ -333,8 +204,7 @@ fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Read
         quoted_codes,
         fields,
         language,
-        kept,
-        attachments,
+        kept: crate::at_rest::redact_raw(&fetched.raw),
     }
 }
 
@@ -433,36 +303,6 @@ mod tests {
         let expected: Vec<_> = (0..37).map(|i| format!("pkg{i:02}")).collect();
         assert_eq!(names, expected);
         assert!(ahead.next().await.is_err(), "nothing past the batch");
-    }
-
-    /// With the blocking pool taken (here by a task that waits for the
-    /// test), no reader thread ever runs: the caller reads the batch
-    /// itself, in order. Before, it waited for its lane forever.
-    #[test]
-    fn the_caller_reads_what_no_reader_thread_gets_to() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .max_blocking_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        runtime.block_on(async {
-            let blocker = tokio::task::spawn_blocking(move || held.recv().ok());
-            let batch: Vec<Fetched> = (0..9)
-                .map(|i| fetched(&REQUEST.replace("anapkg", &format!("pkg{i:02}"))))
-                .collect();
-            let mut ahead = ReadAhead::start(Arc::new(batch), Arc::new(settings()), 2);
-            let mut names = Vec::new();
-            for _ in 0..9 {
-                let next = tokio::time::timeout(std::time::Duration::from_secs(60), ahead.next());
-                let reading = next.await.expect("the caller read it itself").unwrap();
-                names.push(reading.fields.username.unwrap());
-            }
-            let expected: Vec<_> = (0..9).map(|i| format!("pkg{i:02}")).collect();
-            assert_eq!(names, expected);
-            release.send(()).unwrap();
-            blocker.await.unwrap();
-        });
     }
 
     #[test]
