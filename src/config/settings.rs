@@ -497,6 +497,23 @@ mod tests {
     }
 
     #[test]
+    fn the_store_cache_is_configurable_within_bounds() {
+        let with = |line: &str| {
+            super::super::DEMO_TOML.replace(
+                "path = \"data/store\"\n",
+                &format!("path = \"data/store\"\n{line}\n"),
+            )
+        };
+        let default = resolve(super::super::DEMO_TOML).unwrap();
+        assert_eq!(default.store_cache_bytes, crate::store::DEFAULT_CACHE_BYTES);
+        let small = resolve(&with("cache_bytes = 4194304")).unwrap();
+        assert_eq!(small.store_cache_bytes, 4 * 1024 * 1024);
+        let err = resolve(&with("cache_bytes = 4096")).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err}");
+        assert!(err.to_string().contains("store.cache_bytes"), "{err}");
+    }
+
+    #[test]
     fn a_digest_needs_a_time_a_zone_and_someone_to_send_it_to() {
         let with = |staff: &str| {
             super::super::DEMO_TOML
