@@ -122,8 +122,10 @@ impl Composer<'_> {
             "limit_bytes": self.settings.source.max_message_bytes,
         });
         let number = |key: &str| mail.extra.get(key).and_then(|n| n.parse::<u64>().ok());
+        let flood_kind = mail.extra.get("flood_kind");
         ctx["flood"] = json!({
-            "kind": mail.extra.get("flood_kind"),
+            "kind": flood_kind,
+            "label": flood_kind.map(|k| alert_words(k)),
             "count": number("flood_count"),
             "interval_minutes": number("interval_minutes"),
             "threshold": self.settings.send_limits.staff_flood_threshold,
@@ -227,22 +229,36 @@ impl Composer<'_> {
     ) -> Value {
         let key = self.settings.secret_key.expose().as_bytes();
         let fields = &case.fields;
+        // The challenge thread's address is a capability: a "yes" sent to it
+        // verifies the case. Only mail to the linked address may know it, so
+        // a template edit cannot hand it to the requester.
+        let thread = matches!(mail.to, Recipient::Linked(_)).then(|| {
+            reply_address(
+                &self.settings.support_address,
+                key,
+                &case.id,
+                Role::Challenge,
+            )
+        });
         let requested = case.challenges_issued.last().copied().unwrap_or(now);
         let expires = match &case.verification {
             Verification::Pending(ch) => ch.expires_at,
             Verification::NoTarget { expires_at, .. } => *expires_at,
             _ => now + self.settings.policy.challenge_ttl,
         };
-        json!({
+        let mut challenge = json!({
             "code": mail.code,
             "expires": date(expires),
             "requested": date(requested),
             "requester_masked": mask_address(&case.requester),
-            "reply_address": reply_address(&self.settings.support_address, key, &case.id, Role::Challenge),
             "account": fields.username.clone().or_else(|| fields.lookup_address.clone()),
             "wrong_code": mail.extra.contains_key("wrong_code"),
             "attempts_left": mail.extra.get("attempts_left").and_then(|a| a.parse::<u32>().ok()),
-        })
+        });
+        if let Some(address) = thread {
+            challenge["reply_address"] = json!(address);
+        }
+        challenge
     }
 
     /// A second address asking about the same account must learn nothing
@@ -542,6 +558,36 @@ fn verification_label(v: &Verification) -> String {
     }
 }
 
+/// A staff alert's kind as a staff member would name it, for the flood
+/// summary that stands for many of them (the metric keeps the code).
+fn alert_words(kind: &str) -> String {
+    match TemplateKind::from_name(kind) {
+        Some(TemplateKind::StaffUnverifiedTag) => "someone outside the case used its tag".into(),
+        Some(TemplateKind::StaffForged) => "unauthenticated mail from a staff address".into(),
+        Some(TemplateKind::StaffDeliveryFailure) => "delivery failure".into(),
+        Some(TemplateKind::StaffCompromise) => "suspected compromise".into(),
+        Some(TemplateKind::StaffDenied) => "owner denied the request".into(),
+        Some(TemplateKind::StaffNewCase) => "new recovery case".into(),
+        _ => kind.replace('_', " "),
+    }
+}
+
+/// Why staff see no linked address, as a code each language's
+/// `_staff_case` partial words: "(none known)" alone read as if the
+/// account had none when the directory was simply never asked.
+fn linked_address_status(case: &Case) -> &'static str {
+    if case.linked_address_masked.is_some() {
+        return "known";
+    }
+    match case.verification {
+        Verification::NotStarted => "not_yet",
+        Verification::Skipped { .. } => "not_looked_up",
+        Verification::LookupPending { .. } => "lookup_pending",
+        Verification::NoTarget { .. } => "none_found",
+        _ => "unknown",
+    }
+}
+
 const DAY: i64 = 86_400;
 
 /// `staff`: what only the team sees (masked linked address, trust
@@ -550,6 +596,9 @@ fn staff_json(case: &Case, mail: &Mail, trigger: &Trigger, date: &dyn Fn(i64) ->
     let extra = |key: &str| mail.extra.get(key).map(String::as_str).unwrap_or("");
     json!({
         "linked_address_masked": case.linked_address_masked,
+        "linked_address_status": linked_address_status(case),
+        "account_username": case.account_username,
+        "account": case.fields.username.as_ref().or(case.account_username.as_ref()),
         "verification": verification_label(&case.verification),
         "trust": trigger.trust.iter().map(|(l, v)| json!({"label": l, "value": v})).collect::<Vec<_>>(),
         "excerpt": trigger.excerpt,

@@ -420,6 +420,7 @@ impl Pipeline {
         Some(match result {
             Lookup::Found(account) => LookupOutcome::Found {
                 address: account.challenge_address().map(str::to_owned),
+                username: account.username.clone(),
             },
             Lookup::NotFound => LookupOutcome::NotFound,
             Lookup::Unavailable { reason } => LookupOutcome::Unavailable { reason },

@@ -493,18 +493,28 @@ impl Step<'_> {
             self.send(Mail::new(TemplateKind::RequestInfo, Recipient::Requester));
             return;
         }
-        let missing: Vec<&str> = self.case.missing.iter().map(|f| f.code()).collect();
-        let missing = missing.join(", ");
+        let codes: Vec<&str> = self.case.missing.iter().map(|f| f.code()).collect();
+        let words: Vec<&str> = self.case.missing.iter().map(|f| staff_words(*f)).collect();
         self.queue_for_staff(false);
         self.log(
             Actor::System,
-            format!("two replies did not bring {missing}: handed to staff instead of asking a third time"),
+            format!(
+                "two replies did not bring {}: handed to staff instead of asking a third time",
+                codes.join(", ")
+            ),
         );
         self.send(Mail::new(TemplateKind::HandedToStaff, Recipient::Requester));
-        self.notify(
-            TemplateKind::StaffNudge,
-            format!("the requester answered twice without giving {missing}; asking again would not help: please read the thread and reply in your own words"),
-        );
+        let nudge = Mail::new(TemplateKind::StaffNudge, Recipient::Staff)
+            .with(
+                "reason",
+                format!(
+                    "the requester answered twice without giving {}; asking again would not help",
+                    words.join(" or ")
+                ),
+            )
+            // Says what happened in the subject and first line, not "still waiting".
+            .with("nudge", "requester_stuck");
+        self.send(nudge);
     }
 
     /// A reply to a resolved case: "it works, thanks" restarts the quiet
@@ -592,7 +602,9 @@ impl Step<'_> {
             }
             LookupOutcome::Found {
                 address: Some(address),
+                username,
             } => {
+                self.case.account_username = Some(username.clone());
                 self.case.linked_address_masked = Some(verify::mask_address(address));
                 self.case.timers.remove(&TimerKind::DirectoryRetry);
                 if matches!(self.case.verification, Verification::LookupPending { .. }) {
@@ -600,7 +612,14 @@ impl Step<'_> {
                 }
                 self.target = Some(Ok(address.clone()));
             }
-            LookupOutcome::Found { address: None } | LookupOutcome::NotFound => {
+            LookupOutcome::Found { address: None, .. } | LookupOutcome::NotFound => {
+                // A later lookup (a corrected username) replaces what an
+                // earlier one found.
+                self.case.linked_address_masked = None;
+                self.case.account_username = match lookup {
+                    LookupOutcome::Found { username, .. } => Some(username.clone()),
+                    _ => None,
+                };
                 self.case.timers.remove(&TimerKind::DirectoryRetry);
                 if matches!(self.case.verification, Verification::LookupPending { .. }) {
                     self.case.verification = Verification::NotStarted;
@@ -1334,5 +1353,18 @@ impl Step<'_> {
         if self.target.is_none() {
             self.target = Some(target);
         }
+    }
+}
+
+/// What a missing field is, in the words of a staff notification (staff
+/// read English; the log keeps the codes).
+fn staff_words(field: Field) -> &'static str {
+    match field {
+        Field::Username => "the username",
+        Field::Reason => "the reason for the lockout",
+        Field::EmailAccess => "whether they can read the linked address",
+        Field::CodeOfConduct => "their agreement to the Code of Conduct",
+        Field::DelayAcknowledged => "their acknowledgement that review takes time",
+        Field::Proofs => "proofs of ownership",
     }
 }

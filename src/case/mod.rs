@@ -383,6 +383,12 @@ pub struct Case {
     pub verification: Verification,
     /// The linked address, masked, for staff.
     pub linked_address_masked: Option<String>,
+    /// The username of the account the directory found, for staff: when
+    /// the requester forgot it or gave an address, this is the only place
+    /// staff learn which account to recover. Never shown to the requester
+    /// (a match must read like no match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_username: Option<String>,
     /// Staff member the case is assigned to.
     pub assignee: Option<String>,
     /// Due times of pending timers (Unix seconds).
@@ -520,6 +526,7 @@ impl Case {
             secrets_found: Vec::new(),
             verification: Verification::NotStarted,
             linked_address_masked: None,
+            account_username: None,
             assignee: None,
             timers: BTreeMap::new(),
             reminders_sent: 0,
@@ -654,6 +661,8 @@ pub enum LookupOutcome {
     Found {
         /// Where a challenge may go.
         address: Option<String>,
+        /// The account's username as the directory spells it.
+        username: String,
     },
     /// No such account.
     NotFound,

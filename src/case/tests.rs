@@ -127,6 +127,7 @@ fn chase() -> Event {
 fn found() -> LookupOutcome {
     LookupOutcome::Found {
         address: Some(LINKED.into()),
+        username: "alice".into(),
     }
 }
 
@@ -349,7 +350,10 @@ fn an_unknown_account_or_one_without_an_address_gets_the_same_requester_mail_as_
         |lookup: LookupOutcome| run(&fresh(), &opening(complete_fields(), Some(lookup)), T0, &p);
     let found = with(found());
     let not_found = with(LookupOutcome::NotFound);
-    let no_address = with(LookupOutcome::Found { address: None });
+    let no_address = with(LookupOutcome::Found {
+        address: None,
+        username: "alice".into(),
+    });
 
     let requester_view = |o: &Outcome| -> Vec<Mail> {
         o.mails
@@ -1992,4 +1996,26 @@ fn template_names_and_reading_kinds_never_collide() {
             "{kind} is both"
         );
     }
+}
+
+#[test]
+fn the_found_accounts_username_is_kept_for_staff_and_a_later_miss_forgets_it() {
+    let p = policy();
+    let mut fields = complete_fields();
+    fields.agreed_code_of_conduct = Tick::default();
+    let first = run(&fresh(), &opening(fields, Some(found())), T0, &p);
+    assert_eq!(first.case.account_username.as_deref(), Some("alice"));
+    assert!(first.case.linked_address_masked.is_some());
+    // The requester corrects the username to one no account has.
+    let corrected = RequestFields {
+        username: Some("alicia".into()),
+        ..RequestFields::default()
+    };
+    let reply = Event::Requester(RequesterMessage {
+        lookup: Some(LookupOutcome::NotFound),
+        ..message(corrected)
+    });
+    let later = run(&first.case, &reply, T0 + 600, &p);
+    assert_eq!(later.case.account_username, None);
+    assert_eq!(later.case.linked_address_masked, None);
 }

@@ -253,6 +253,7 @@ impl TemplateKind {
                 | TemplateKind::ChallengeReminder
                 | TemplateKind::ChallengeSent
                 | TemplateKind::OwnerReceipt
+                | TemplateKind::Acknowledgement
         )
     }
 }

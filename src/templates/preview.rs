@@ -242,6 +242,33 @@ mod tests {
     }
 
     #[test]
+    fn only_mail_to_the_linked_address_knows_the_challenge_threads_address() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("secret.key"),
+            "preview-test-key-0123456789abcdef",
+        )
+        .unwrap();
+        let settings =
+            crate::config::Settings::from_toml(crate::config::DEMO_TOML, dir.path(), "test")
+                .unwrap();
+        let set = TemplateSet::embedded().unwrap();
+        let id = crate::domain::CaseId::parse("RD-ABCDEF").unwrap();
+        let case = crate::case::Case::new(id, "jo@requester.example", 0);
+        let thread = |kind| {
+            case_context(&settings, &set, &case, kind, 0, 0)["challenge"]
+                .get("reply_address")
+                .cloned()
+        };
+        let to_owner = thread(TemplateKind::Challenge).expect("the challenge names its thread");
+        assert!(to_owner.as_str().unwrap().contains("-v."), "{to_owner}");
+        assert_eq!(thread(TemplateKind::OwnerReceipt), Some(to_owner));
+        for kind in [TemplateKind::Acknowledgement, TemplateKind::ChallengeSent] {
+            assert_eq!(thread(kind), None, "{kind}");
+        }
+    }
+
+    #[test]
     fn preview_eml_is_a_mail() {
         let set = TemplateSet::embedded().unwrap();
         let eml = preview_eml(&set, TemplateKind::Acknowledgement, "seed_2fa", "en").unwrap();

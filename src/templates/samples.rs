@@ -8,7 +8,7 @@
 
 use serde_json::{json, Value};
 
-use super::TemplateKind;
+use super::{Audience, TemplateKind};
 
 /// Scenario names, in the order `templates check` renders them.
 pub const NAMES: &[&str] = &[
@@ -76,6 +76,7 @@ fn seed_password(v: &mut Value) {
     );
     set(v, "/case/state", json!("awaiting_info"));
     set(v, "/case/username", json!("pkgmaker"));
+    set(v, "/staff/account", json!("pkgmaker"));
     set(
         v,
         "/case/reasons",
@@ -141,6 +142,9 @@ fn missing_everything(v: &mut Value) {
     set(v, "/case/proofs", json!([]));
     set(v, "/relay/staff_name", Value::Null);
     set(v, "/staff/linked_address_masked", Value::Null);
+    set(v, "/staff/linked_address_status", json!("not_looked_up"));
+    set(v, "/staff/account_username", Value::Null);
+    set(v, "/staff/account", Value::Null);
     set(v, "/staff/trust", json!([]));
     set(v, "/staff/excerpt", json!(""));
     set(v, "/staff/events", json!([]));
@@ -201,6 +205,7 @@ fn compromise(v: &mut Value) {
 fn non_english(v: &mut Value) {
     set(v, "/case/language", json!("es"));
     set(v, "/case/username", json!("mgarcia"));
+    set(v, "/staff/account", json!("mgarcia"));
     set(v, "/case/requester", json!("maria.garcia@example.es"));
     set(
         v,
@@ -228,6 +233,7 @@ fn lost_linked_address(v: &mut Value) {
         json!([{"code": "lost_email_access", "label": "Lost access to the linked email address"}]),
     );
     set(v, "/staff/linked_address_masked", json!("j***@o***.com"));
+    set(v, "/staff/linked_address_status", json!("known"));
     set(
         v,
         "/staff/verification",
@@ -243,6 +249,7 @@ fn challenge_account(v: &mut Value, name: &str) {
     // templates must not show them (checked by `templates check`).
     if name == "challenge_known_account" {
         set(v, "/staff/linked_address_masked", json!("j***@e***.org"));
+        set(v, "/staff/linked_address_status", json!("known"));
         set(
             v,
             "/staff/verification",
@@ -251,6 +258,7 @@ fn challenge_account(v: &mut Value, name: &str) {
         set(v, "/case/flags", json!(["account_found"]));
     } else {
         set(v, "/staff/linked_address_masked", Value::Null);
+        set(v, "/staff/linked_address_status", json!("none_found"));
         set(
             v,
             "/staff/verification",
@@ -263,6 +271,7 @@ fn challenge_account(v: &mut Value, name: &str) {
 fn hostile_input(v: &mut Value) {
     // Requester-controlled text that must come out escaped in HTML.
     set(v, "/case/username", json!("<script>alert(1)</script>"));
+    set(v, "/staff/account", json!("<script>alert(1)</script>"));
     set(
         v,
         "/case/understood",
@@ -300,7 +309,8 @@ fn closed(v: &mut Value) {
 }
 
 /// Trims a full context to what the worker passes for `kind`: `challenge`
-/// only for the challenge kinds (and no `code` in `challenge_sent`),
+/// only for the challenge kinds and the acknowledgement (without `code`
+/// and `reply_address` in what the requester gets),
 /// `relay` only for `staff_relay`, `staff` only for staff kinds, `digest`
 /// only for `digest`, `limits` only for `too_large`, `flood` only for
 /// `staff_flood`.
@@ -311,9 +321,12 @@ pub fn for_kind(context: &Value, kind: TemplateKind) -> Value {
     };
     if !kind.has_challenge() {
         map.remove("challenge");
-    } else if kind == TemplateKind::ChallengeSent {
+    } else if kind.audience() != Audience::LinkedAddress {
+        // The requester learns when and where, never the code or the
+        // challenge thread's address (a "yes" sent there verifies).
         if let Some(challenge) = map.get_mut("challenge").and_then(Value::as_object_mut) {
             challenge.remove("code");
+            challenge.remove("reply_address");
         }
     }
     if kind != TemplateKind::StaffRelay {
@@ -440,7 +453,9 @@ fn base() -> Value {
             "staff_name": "Dana"
         },
         "staff": {
+            "account": "iineolineii",
             "linked_address_masked": "j***@e***.org",
+            "linked_address_status": "known",
             "verification": "Challenge sent, not answered yet",
             "trust": [
                 {"label": "Sender matches the linked address", "value": "yes"},
@@ -478,7 +493,7 @@ fn base() -> Value {
             ]
         },
         "limits": {"size_bytes": 31600000, "limit_bytes": 10485760},
-        "flood": {"kind": "staff_forged", "count": 11, "interval_minutes": 60, "threshold": 10},
+        "flood": {"kind": "staff_forged", "label": "unauthenticated mail from a staff address", "count": 11, "interval_minutes": 60, "threshold": 10},
         "policy": {"reopen_days": 30, "close_after_days": 14, "waiting_period_days": 7},
         "extra": {}
     })

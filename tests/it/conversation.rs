@@ -220,7 +220,7 @@ fn a_flood_of_strangers_case_tags_gives_staff_one_alert_per_case_and_one_summary
     assert!(
         staff[2]
             .text
-            .contains("3 alerts of the kind \"staff_unverified_tag\""),
+            .contains("3 alerts \"someone outside the case used its tag\""),
         "{}",
         staff[2].text
     );
@@ -376,6 +376,7 @@ fn terse_answers_are_understood_in_context_and_a_stuck_case_goes_to_a_person() {
         .to_owned();
     let mut parent = to(&out, kim)[0].message_id.clone();
     let mut answers = Vec::new();
+    let mut staff_heard = None;
     for (n, text) in ["What do you mean?", "Please just help me."]
         .iter()
         .enumerate()
@@ -393,7 +394,32 @@ fn terse_answers_are_understood_in_context_and_a_stuck_case_goes_to_a_person() {
         assert_eq!(mails.len(), 1, "{out:#?}");
         parent = mails[0].message_id.clone();
         answers.push((first_line(mails[0]), to(&out, STAFF).len()));
+        if let Some(nudge) = to(&out, STAFF).first() {
+            staff_heard = Some((nudge.subject.clone(), nudge.text.clone()));
+        }
     }
+    // Staff read what happened, in words, not "still waiting" and codes.
+    let (subject, text) = staff_heard.expect("staff are told");
+    assert_eq!(
+        subject,
+        format!("[Case {kim_case}] The requester is stuck, please reply in your own words: kim")
+    );
+    assert!(
+        text.starts_with(&format!(
+            "The requester on case {kim_case} has answered twice"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("without giving their agreement to the Code of Conduct or their acknowledgement that review takes time"),
+        "{text}"
+    );
+    assert!(!text.contains("code_of_conduct"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == "Linked address:  (not looked up yet)"),
+        "the challenge waits for a complete request: {text}"
+    );
     assert!(answers[0].0.contains("A few more details"), "{answers:?}");
     assert_eq!(answers[0].1, 0);
     assert!(
@@ -429,6 +455,15 @@ fn a_staff_conversation_sends_one_mail_per_staff_message_with_the_text_first() {
         .join(" ");
     assert!(!ack.contains("we may also write"), "{ack}");
     assert!(ack.contains("we will not write to it"), "{ack}");
+    // Staff learn why no linked address is shown: nobody asked the
+    // directory, not "the account has none".
+    let new_case = &to(&out, STAFF)[0].text;
+    assert!(
+        new_case
+            .lines()
+            .any(|l| l == "Linked address:  (not looked up: no challenge is sent on this case)"),
+        "{new_case}"
+    );
     let notification = to(&out, STAFF)[0].message_id.clone();
     let reply_to = conv.reply_address(&case);
     let staff = |id: &str, body: &str| {
@@ -696,11 +731,22 @@ fn forgotten_username_request(from: &str) -> (common::Sent, Vec<common::Sent>, s
     ));
     let out = conv.step(T0);
     let staff = to(&out, STAFF);
+    let expected = if from == "sam@home.example" {
+        "Username:        sam (the account the directory found by the requester's own address: they did not remember the username)"
+    } else {
+        "Username:        (not remembered: looked up by the requester's address)"
+    };
     assert!(
-        staff[0].text.lines().any(|l| l.trim_end()
-            == "Username:        (not remembered: looked up by the requester's address)"),
-        "staff read why there is no username:\n{}",
+        staff[0].text.lines().any(|l| l.trim_end() == expected),
+        "staff read which account matched, or why there is no username:\n{}",
         staff[0].text
+    );
+    // The subject names the account found, so staff can triage by it.
+    assert_eq!(
+        staff[0].subject.ends_with("New recovery case: sam"),
+        from == "sam@home.example",
+        "{}",
+        staff[0].subject
     );
     let mine: Vec<&common::Sent> = to(&out, from);
     assert_eq!(mine.len(), 1, "one answer: {out:#?}");
@@ -788,6 +834,14 @@ fn losing_the_linked_address_mid_challenge_hands_the_case_to_staff_and_stops_the
     assert_eq!(to(&out, LINKED).len(), 1, "the challenge: {out:#?}");
     let case = conv.case(T0)["id"].as_str().unwrap().to_owned();
     assert_eq!(conv.case(T0)["state"], "awaiting_verification");
+    // The acknowledgement says the code went out and how to answer it,
+    // instead of "we may also write" to an address already written to.
+    let said = ack[0].text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        said.contains("we have sent a message to the address linked to it. If you can read that mailbox, answer \"yes\""),
+        "{said}"
+    );
+    assert!(!said.contains("we may also write"), "{said}");
 
     // 09:30 Jo finds the linked mailbox was closed long ago, and names a
     // package as proof.
@@ -815,7 +869,7 @@ fn losing_the_linked_address_mid_challenge_hands_the_case_to_staff_and_stops_the
     assert_eq!(staff.len(), 1, "staff hear at once, once: {out:#?}");
     assert_eq!(
         staff[0].subject,
-        format!("[Case {case}] The requester lost the linked address: please review: alice")
+        format!("[Case {case}] The requester lost the linked address, please review: alice")
     );
     assert_eq!(
         first_line(staff[0]),
@@ -979,4 +1033,97 @@ fn the_linked_mailboxs_owner_gets_one_receipt_that_reveals_nothing_of_the_reques
         "No!\r\n",
     );
     assert!(to(&conv.step(T0 + 20 * MIN), LINKED).is_empty());
+}
+
+/// Sam forgot the username and writes in Spanish: every mail Sam and the
+/// owner of the linked mailbox read is in Spanish, Sam is not asked for the
+/// username, the owner's "sí" gets a Spanish receipt and Sam hears, in
+/// Spanish, that the linked address confirmed.
+#[test]
+fn a_forgotten_username_in_spanish_is_answered_in_spanish_to_the_end() {
+    let mut conv = Conversation::start("");
+    std::fs::write(conv.dir.path().join("accounts.toml"), SAM_ACCOUNTS).unwrap();
+    let sam = "sam@home.example";
+    conv.write(&mail(
+        sam,
+        "support@pypi.example",
+        "No puedo entrar",
+        "sam-1@home.example",
+        "",
+        "Hola:\r\n\r\nPerdí mi teléfono con la aplicación de autenticación. No recuerdo qué nombre de usuario usé; uso este correo para todo.\r\nTodavía puedo leer mi correo. Acepto el Código de Conducta y entiendo que la revisión puede tardar.\r\n",
+    ));
+    let out = conv.step(T0);
+    let case = conv.case(T0);
+    assert_eq!(case["language"], "es", "{case}");
+    assert_eq!(case["missing"], serde_json::json!([]), "{case}");
+    let id = case["id"].as_str().unwrap().to_owned();
+    let to_sam = to(&out, sam);
+    assert_eq!(to_sam.len(), 1, "{out:#?}");
+    assert_eq!(
+        first_line(to_sam[0]),
+        "Hemos recibido tu solicitud de recuperación de cuenta"
+    );
+    let said = to_sam[0]
+        .text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        said.contains("Nos dices que no recuerdas el nombre de usuario."),
+        "{said}"
+    );
+    assert!(
+        said.contains("con la dirección desde la que escribiste, hemos enviado un mensaje"),
+        "{said}"
+    );
+    assert!(
+        !said
+            .to_lowercase()
+            .contains("nombre de usuario de tu cuenta"),
+        "not asked again: {said}"
+    );
+    let owner = to(&out, "sam@linked.example");
+    assert_eq!(owner.len(), 1, "{out:#?}");
+    assert!(
+        owner[0]
+            .text
+            .contains("la cuenta vinculada a esta dirección"),
+        "{}",
+        owner[0].text
+    );
+    assert!(owner[0].text.starts_with("Hola:"), "{}", owner[0].text);
+
+    // 09:20 The owner of the linked mailbox answers "sí".
+    conv.write(&mail(
+        "sam@linked.example",
+        &conv.challenge_address(&id),
+        &format!("Re: {}", owner[0].subject),
+        "owner-1@linked.example",
+        &format!(
+            "In-Reply-To: <{0}>\r\nReferences: <{0}>\r\n",
+            owner[0].message_id
+        ),
+        "Sí, fui yo.\r\n",
+    ));
+    let out = conv.step(T0 + 20 * MIN);
+    let receipt = to(&out, "sam@linked.example");
+    assert_eq!(receipt.len(), 1, "{out:#?}");
+    assert!(
+        receipt[0].text.contains("la solicitud queda confirmada"),
+        "{}",
+        receipt[0].text
+    );
+    let to_sam = to(&out, sam);
+    assert_eq!(to_sam.len(), 1, "{out:#?}");
+    assert_eq!(
+        first_line(to_sam[0]),
+        "Gracias: el correo vinculado ha confirmado tu solicitud"
+    );
+    assert_eq!(
+        conv.case(T0 + 20 * MIN)["verification"]["state"],
+        "verified"
+    );
+    for mail in conv.sent() {
+        eprintln!("to {:?}: {} | {}", mail.to, mail.subject, first_line(&mail));
+    }
 }
