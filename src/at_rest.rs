@@ -294,7 +294,10 @@ fn rewrite_text_part(
 fn apply(raw: &[u8], mut edits: Vec<Edit>) -> Vec<u8> {
     // Insertions (empty ranges) go before a replacement starting there.
     edits.sort_by_key(|e| (e.start, e.end));
-    let mut out = Vec::with_capacity(raw.len());
+    // Sized for the result: a base64 part is a third larger than the text
+    // it replaces, and growing past `raw.len()` doubled a 10 MB buffer.
+    let grown: usize = edits.iter().map(|e| e.with.len()).sum();
+    let mut out = Vec::with_capacity(raw.len() + grown);
     let mut at = 0usize;
     for edit in edits {
         if edit.start < at || edit.end > raw.len() || edit.start > edit.end {
