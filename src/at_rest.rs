@@ -76,6 +76,25 @@ pub fn redact_raw(raw: &[u8]) -> Option<Kept> {
     Some(Kept { bytes, found })
 }
 
+/// [`redact_raw`] and the message's attachments (which the copy kept at
+/// rest leaves as they are) from one parse.
+pub fn redact_and_list(raw: &[u8]) -> (Option<Kept>, Vec<crate::attachments::Listed>) {
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return (redact_raw(raw), Vec::new());
+    };
+    let listed = crate::attachments::list_parsed(&message);
+    let mut found = Vec::new();
+    let edits = edits_of(raw, &message, &mut found, 0);
+    // The parse holds a decoded copy of every text part: gone before the
+    // redacted copy is put together.
+    drop(message);
+    let kept = (!edits.is_empty()).then(|| Kept {
+        bytes: apply(raw, edits),
+        found,
+    });
+    (kept, listed)
+}
+
 /// Forwarded messages inside forwarded messages are followed this deep.
 const MAX_DEPTH: usize = 4;
 
@@ -90,10 +109,22 @@ fn redact_message(raw: &[u8], found: &mut Vec<SecretKind>, depth: usize) -> Opti
     let Some(message) = MessageParser::default().parse(raw) else {
         // Not a message at all: redact it as text when it is text.
         let text = std::str::from_utf8(raw).ok()?;
-        let redacted = secrets::redact(text);
+        let redacted = secrets::redact_found(text)?;
         note(found, &redacted.found);
         return (redacted.text != text).then(|| redacted.text.into_bytes());
     };
+    let edits = edits_of(raw, &message, found, depth);
+    drop(message);
+    (!edits.is_empty()).then(|| apply(raw, edits))
+}
+
+/// The replacements that take the secrets out of a parsed message.
+fn edits_of(
+    raw: &[u8],
+    message: &mail_parser::Message<'_>,
+    found: &mut Vec<SecretKind>,
+    depth: usize,
+) -> Vec<Edit> {
     let mut edits = Vec::new();
     if let Some(root) = message.parts.first() {
         header_edits(raw, root, found, &mut edits);
@@ -101,10 +132,7 @@ fn redact_message(raw: &[u8], found: &mut Vec<SecretKind>, depth: usize) -> Opti
     for part in &message.parts {
         part_edits(raw, part, found, depth, &mut edits);
     }
-    if edits.is_empty() {
-        return None;
-    }
-    Some(apply(raw, edits))
+    edits
 }
 
 fn note(found: &mut Vec<SecretKind>, kinds: &[SecretKind]) {
@@ -137,10 +165,9 @@ fn header_edits(
             HeaderValue::Text(text) if value.contains("=?") => Some(text.as_ref()),
             _ => None,
         };
-        let plain = secrets::redact(decoded.unwrap_or(&value));
-        if plain.found.is_empty() {
+        let Some(plain) = secrets::redact_found(decoded.unwrap_or(&value)) else {
             continue;
-        }
+        };
         note(found, &plain.found);
         let with = match decoded {
             Some(_) => format!(" {}{eol}", encode_word(plain.text.trim())),
@@ -188,10 +215,9 @@ fn part_edits(
     };
     match &part.body {
         PartType::Text(text) | PartType::Html(text) => {
-            let redacted = secrets::redact(text);
-            if redacted.found.is_empty() {
+            let Some(redacted) = secrets::redact_found(text) else {
                 return;
-            }
+            };
             note(found, &redacted.found);
             let html = matches!(part.body, PartType::Html(_));
             rewrite_text_part(part, body, &redacted.text, html, edits);
@@ -240,14 +266,17 @@ fn rewrite_text_part(
         )
         .into_bytes(),
     });
-    let encoded = STANDARD.encode(text.as_bytes());
-    let mut with = Vec::with_capacity(encoded.len() + encoded.len() / 38 + 2);
-    for (i, line) in encoded.as_bytes().chunks(76).enumerate() {
+    // 57 bytes make one 76-character line: encoded line by line straight
+    // into the replacement, with no whole encoded copy beside it.
+    let lines = text.len().div_ceil(57);
+    let mut with = String::with_capacity(lines * 78 + 2);
+    for (i, chunk) in text.as_bytes().chunks(57).enumerate() {
         if i > 0 {
-            with.extend_from_slice(b"\r\n");
+            with.push_str("\r\n");
         }
-        with.extend_from_slice(line);
+        STANDARD.encode_string(chunk, &mut with);
     }
+    let mut with = with.into_bytes();
     // The line break before a boundary belongs to the boundary: keep the
     // body's own ending as it was.
     if body.ends_with(b"\n") {
@@ -265,7 +294,10 @@ fn rewrite_text_part(
 fn apply(raw: &[u8], mut edits: Vec<Edit>) -> Vec<u8> {
     // Insertions (empty ranges) go before a replacement starting there.
     edits.sort_by_key(|e| (e.start, e.end));
-    let mut out = Vec::with_capacity(raw.len());
+    // Sized for the result: a base64 part is a third larger than the text
+    // it replaces, and growing past `raw.len()` doubled a 10 MB buffer.
+    let grown: usize = edits.iter().map(|e| e.with.len()).sum();
+    let mut out = Vec::with_capacity(raw.len() + grown);
     let mut at = 0usize;
     for edit in edits {
         if edit.start < at || edit.end > raw.len() || edit.start > edit.end {

@@ -18,11 +18,20 @@ pub struct Listed {
     pub size: u64,
 }
 
-/// The attachments of `raw`, in the order the message holds them.
+/// The attachments of `raw`, in the order the message holds them (the
+/// worker lists them from reading's parse: [`list_parsed`]).
+#[cfg(test)]
 pub fn list(raw: &[u8]) -> Vec<Listed> {
-    let Some(message) = MessageParser::default().parse(raw) else {
-        return Vec::new();
-    };
+    match MessageParser::default().parse(raw) {
+        Some(message) => list_parsed(&message),
+        None => Vec::new(),
+    }
+}
+
+/// [`list`] of a message already parsed (reading parses it once for the
+/// copy kept at rest and this listing: a second parse of a 10 MB message
+/// held another decoded copy of it).
+pub fn list_parsed(message: &mail_parser::Message<'_>) -> Vec<Listed> {
     message
         .attachments()
         .enumerate()

@@ -161,6 +161,13 @@ fn default_expected_wait() -> String {
 pub(crate) struct StoreSection {
     /// Folder of the sled database.
     pub path: PathBuf,
+    /// Bytes of sled's page cache.
+    #[serde(default = "default_cache_bytes")]
+    pub cache_bytes: u64,
+}
+
+fn default_cache_bytes() -> u64 {
+    crate::store::DEFAULT_CACHE_BYTES
 }
 
 /// `[source]`.

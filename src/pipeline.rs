@@ -12,7 +12,6 @@ use std::sync::Arc;
 // from it without a system call per character.
 use rand::thread_rng;
 
-use crate::attachments;
 use crate::authres;
 use crate::case::{
     self, Actor, Case, Ctx, Direction, EarlierCase, Event, LogEntry, LookupOutcome, MessageRef,
@@ -255,7 +254,7 @@ impl Pipeline {
             .event_for(reading, fetched, classification, &matched, now, handled)
             .await?;
         if let Some(target) = target {
-            self.apply_event(commit, target, Some(inbound), now, handled)?;
+            self.apply_event(commit, target, Some(reading), now, handled)?;
         }
         Ok(())
     }
@@ -432,7 +431,7 @@ impl Pipeline {
         &self,
         commit: &mut Commit,
         target: Target,
-        inbound: Option<&Inbound>,
+        message: Option<&Reading>,
         now: i64,
         handled: &mut Handled,
     ) -> Result<()> {
@@ -445,9 +444,9 @@ impl Pipeline {
         let ctx = self.ctx(now);
         let outcome = case::apply(&case, &event, &ctx);
         let mut case = outcome.case;
-        if let Some(inbound) = inbound {
+        if let Some(reading) = message {
             if let Some(attachments) =
-                self.file_message(commit, &mut case, &event, inbound, now, handled)?
+                self.file_message(commit, &mut case, &event, reading, now, handled)?
             {
                 trigger.attachments = attachments;
             }
@@ -482,10 +481,11 @@ impl Pipeline {
         commit: &mut Commit,
         case: &mut Case,
         event: &Event,
-        inbound: &Inbound,
+        reading: &Reading,
         now: i64,
         handled: &Handled,
     ) -> Result<Option<Vec<(usize, StoredAttachment)>>> {
+        let inbound = &reading.inbound;
         let role = match event {
             Event::Owner { .. } => Role::Challenge,
             _ => Role::Case,
@@ -533,12 +533,7 @@ impl Pipeline {
                 },
             ));
         }
-        Ok(Some(keep_attachments(
-            case,
-            commit,
-            &inbound.message_id,
-            now,
-        )))
+        Ok(Some(keep_attachments(case, commit, reading, now)))
     }
 
     /// Processes every due timer; returns how many cases were touched.
@@ -593,26 +588,28 @@ impl Pipeline {
 
 /// Lists the attachments of the raw message this commit keeps on the case
 /// (numbered case-wide, from 1) and returns them, numbered, for the staff
-/// notification of this message.
+/// notification of this message. Reading listed them from the parse it
+/// made anyway; the kept copy holds the same attachments.
 fn keep_attachments(
     case: &mut Case,
     commit: &Commit,
-    message_id: &str,
+    reading: &Reading,
     now: i64,
 ) -> Vec<(usize, StoredAttachment)> {
-    let Some((hash, raw)) = &commit.raw else {
+    let Some((hash, _)) = &commit.raw else {
         return Vec::new();
     };
     let first = case.attachments.len() + 1;
-    let new: Vec<StoredAttachment> = attachments::list(raw)
-        .into_iter()
+    let new: Vec<StoredAttachment> = reading
+        .attachments
+        .iter()
         .enumerate()
         .map(|(index, listed)| StoredAttachment {
-            message_id: message_id.to_owned(),
+            message_id: reading.inbound.message_id.clone(),
             content_hash: hash.clone(),
             index,
-            name: listed.name,
-            content_type: listed.content_type,
+            name: listed.name.clone(),
+            content_type: listed.content_type.clone(),
             size: listed.size,
             received_at: now,
         })

@@ -61,6 +61,9 @@ pub struct Reading {
     /// header a person writes, any text part, quoted history included);
     /// `None` keeps the bytes as they came.
     pub(crate) kept: Option<crate::at_rest::Kept>,
+    /// The attachments of the message as kept (redaction leaves them as
+    /// they are), listed for staff.
+    pub attachments: Vec<crate::attachments::Listed>,
 }
 
 impl Reading {
@@ -214,6 +217,7 @@ fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Read
     } else {
         (RequestFields::default(), None)
     };
+    let (kept, attachments) = crate::at_rest::redact_and_list(&fetched.raw);
     Reading {
         excerpt: excerpt(&shown),
         inbound,
@@ -226,7 +230,8 @@ fn read_parsed(inbound: Inbound, fetched: &Fetched, settings: &Settings) -> Read
         quoted_codes,
         fields,
         language,
-        kept: crate::at_rest::redact_raw(&fetched.raw),
+        kept,
+        attachments,
     }
 }
 

@@ -193,13 +193,31 @@ const NOT_A_PASSWORD: &[&str] = &[
 
 /// Finds and redacts secrets in `text`.
 pub fn redact(text: &str) -> Redacted {
+    redact_found(text).unwrap_or_else(|| Redacted {
+        text: text.to_string(),
+        found: Vec::new(),
+    })
+}
+
+/// Like [`redact`], but `None` when `text` holds no secret: no copy of a
+/// clean text is made (a pasted 10 MB attachment was copied twice).
+pub fn redact_found(text: &str) -> Option<Redacted> {
+    let first = spans(text);
+    if first.is_empty() {
+        return None;
+    }
     // One pass cannot see a secret glued to another one it is replacing
     // ("usernameotpauth://…"); passes repeat until nothing changes, so
     // redacting redacted text is a no-op. Each pass only shortens the
     // text's secrets, and a few passes always suffice.
-    let mut result = redact_once(text);
+    let mut result = replace(text, first);
     for _ in 0..MAX_PASSES {
-        let again = redact_once(&result.text);
+        // Nothing left to find: done, without a copy to compare.
+        let more = spans(&result.text);
+        if more.is_empty() {
+            break;
+        }
+        let again = replace(&result.text, more);
         if again.text == result.text {
             break;
         }
@@ -210,13 +228,14 @@ pub fn redact(text: &str) -> Redacted {
         }
         result.text = again.text;
     }
-    result
+    Some(result)
 }
 
 /// Upper bound on extra redaction passes (pathological input only).
 const MAX_PASSES: usize = 4;
 
-fn redact_once(text: &str) -> Redacted {
+/// Where the secrets of `text` are, in order, without overlaps.
+fn spans(text: &str) -> Vec<(usize, usize, SecretKind)> {
     let mut spans: Vec<(usize, usize, SecretKind)> = Vec::new();
     let mut add = |start: usize, end: usize, kind: SecretKind| {
         // Earlier detectors are more specific; a later overlapping match
@@ -268,6 +287,11 @@ fn redact_once(text: &str) -> Redacted {
         }
     }
     spans.sort_by_key(|&(start, _, _)| start);
+    spans
+}
+
+/// `text` with each span replaced by its marker.
+fn replace(text: &str, spans: Vec<(usize, usize, SecretKind)>) -> Redacted {
     let mut out = String::with_capacity(text.len());
     let mut found = Vec::new();
     let mut pos = 0;
@@ -356,6 +380,16 @@ fn inside_url(text: &str, at: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_text_is_not_copied_and_a_secret_is_redacted_as_by_redact() {
+        assert!(redact_found("I lost my phone; my username is jo.").is_none());
+        let text = "my token pypi-AgEIcHlwaS5vcmcCJGI4ZTU5ZmJhLWY0NmUtNDVkYy04NjY2 leaked";
+        let found = redact_found(text).expect("a token is a secret");
+        assert_eq!(found, redact(text));
+        assert_eq!(found.found, vec![SecretKind::ApiToken]);
+        assert!(!found.text.contains("pypi-AgE"), "{}", found.text);
+    }
 
     #[test]
     fn an_index_api_token_is_redacted() {

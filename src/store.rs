@@ -45,8 +45,11 @@ mod staged;
 pub use lifecycle::Moved;
 pub use retention::{AuditEntry, EraseTarget, Removal, Removed, Tombstone};
 
-/// Page cache of the store.
-const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// sled's page cache unless `[store] cache_bytes` says otherwise: what
+/// the worker reads again and again (open cases, indexes, the newest
+/// outbox rows) fits, and the daemon stays small. sled's own default is
+/// 1 GiB, and sled fills what it is given.
+pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Meta key of the open-case counter.
 const OPEN_COUNT: &str = "open_count";
@@ -203,10 +206,13 @@ fn tree_index(name: &str) -> usize {
 impl Store {
     /// Opens (or creates) the store; refuses a newer schema.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Like [`Store::open`] with a page cache of `cache_bytes`.
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-        // sled's default page cache is 1 GiB; a support inbox needs far
-        // less, and the daemon should stay small.
-        let db = open_db(path)?;
+        let db = open_db(path, cache_bytes)?;
         let files = DurableFiles::open(path)?;
         let mut store = Self::with_db(db)?;
         store.files = Some(Arc::new(files));
@@ -224,7 +230,7 @@ impl Store {
         Self::with_db(
             sled::Config::new()
                 .temporary(true)
-                .cache_capacity(CACHE_BYTES)
+                .cache_capacity(DEFAULT_CACHE_BYTES)
                 .open()?,
         )
     }
@@ -1003,12 +1009,12 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// after a probe of the store, or a restart, would otherwise fail with
 /// "could not acquire lock" now and then (seen under load). A lock held
 /// for longer (a running daemon) is still refused after [`LOCK_WAIT`].
-fn open_db(path: &Path) -> Result<Db> {
+fn open_db(path: &Path, cache_bytes: u64) -> Result<Db> {
     let started = std::time::Instant::now();
     loop {
         let opened = sled::Config::new()
             .path(path)
-            .cache_capacity(CACHE_BYTES)
+            .cache_capacity(cache_bytes)
             .open();
         match opened {
             Err(e) if lock_held(&e) && started.elapsed() < LOCK_WAIT => {

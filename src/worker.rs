@@ -59,7 +59,7 @@ pub struct Worker {
 
 /// Opens the store, templates and directory: everything but the mailboxes.
 pub fn open_pipeline(settings: Arc<Settings>) -> Result<Pipeline> {
-    let store = Store::open(&settings.store_path)?;
+    let store = Store::open_with_cache(&settings.store_path, settings.store_cache_bytes)?;
     open_pipeline_with_store(settings, store)
 }
 

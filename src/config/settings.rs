@@ -33,6 +33,8 @@ pub struct Settings {
     pub support_address: EmailAddress,
     /// The sled database's folder.
     pub store_path: PathBuf,
+    /// Bytes of sled's page cache for the daemon's store handle.
+    pub store_cache_bytes: u64,
     /// Where mail comes from, and how much of it per batch.
     pub source: SourceSettings,
     /// Where replies go.
@@ -223,6 +225,7 @@ impl Settings {
             previous_keys,
             support_address,
             store_path: at(&raw.store.path),
+            store_cache_bytes: store_cache_bytes(raw.store.cache_bytes, origin)?,
             source: source(&raw, base_dir, origin)?,
             transport: transport(&raw, base_dir, origin)?,
             directory: raw.directory.clone(),
@@ -290,6 +293,19 @@ fn admin_socket(raw: &RawConfig, base_dir: &Path) -> PathBuf {
             .parent()
             .map(|d| d.join("admin.sock"))
             .unwrap_or_else(|| PathBuf::from("admin.sock")),
+    }
+}
+
+/// sled's page cache: at least 1 MiB (below that every lookup of a busy
+/// store reads the disk), at most 1 GiB (sled's own default).
+fn store_cache_bytes(bytes: u64, origin: &str) -> Result<u64> {
+    const MIB: u64 = 1024 * 1024;
+    if (MIB..=1024 * MIB).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(Error::Config(format!(
+            "{origin}: store.cache_bytes: {bytes} is outside 1048576 (1 MiB) to 1073741824 (1 GiB)"
+        )))
     }
 }
 
@@ -478,6 +494,23 @@ mod tests {
             panic!("the demo reads a maildir");
         };
         assert_eq!(inbox, &dir.path().join("mail/inbox"));
+    }
+
+    #[test]
+    fn the_store_cache_is_configurable_within_bounds() {
+        let with = |line: &str| {
+            super::super::DEMO_TOML.replace(
+                "path = \"data/store\"\n",
+                &format!("path = \"data/store\"\n{line}\n"),
+            )
+        };
+        let default = resolve(super::super::DEMO_TOML).unwrap();
+        assert_eq!(default.store_cache_bytes, crate::store::DEFAULT_CACHE_BYTES);
+        let small = resolve(&with("cache_bytes = 4194304")).unwrap();
+        assert_eq!(small.store_cache_bytes, 4 * 1024 * 1024);
+        let err = resolve(&with("cache_bytes = 4096")).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err}");
+        assert!(err.to_string().contains("store.cache_bytes"), "{err}");
     }
 
     #[test]
