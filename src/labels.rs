@@ -164,6 +164,20 @@ pub fn format_date(lang: &str, unix: i64) -> String {
     }
 }
 
+/// What a field is, in the words of mail to staff ("whether they can
+/// read the linked address", not the requester's "whether you can"),
+/// lower case to sit inside a sentence. Staff read English.
+pub fn staff_field(field: Field) -> &'static str {
+    match field {
+        Field::Username => "the username",
+        Field::Reason => "the reason for the lockout",
+        Field::EmailAccess => "whether they can read the linked address",
+        Field::CodeOfConduct => "their agreement to the Code of Conduct",
+        Field::DelayAcknowledged => "their acknowledgement that review takes time",
+        Field::Proofs => "proofs of ownership",
+    }
+}
+
 /// The labels for a language code (`es`, `es-MX`, ...); English otherwise.
 pub fn for_lang(lang: &str) -> &'static Labels {
     match lang.split(['-', '_']).next().unwrap_or("") {

@@ -494,7 +494,12 @@ impl Step<'_> {
             return;
         }
         let codes: Vec<&str> = self.case.missing.iter().map(|f| f.code()).collect();
-        let words: Vec<&str> = self.case.missing.iter().map(|f| staff_words(*f)).collect();
+        let words: Vec<&str> = self
+            .case
+            .missing
+            .iter()
+            .map(|f| crate::labels::staff_field(*f))
+            .collect();
         self.queue_for_staff(false);
         self.log(
             Actor::System,
@@ -1353,18 +1358,5 @@ impl Step<'_> {
         if self.target.is_none() {
             self.target = Some(target);
         }
-    }
-}
-
-/// What a missing field is, in the words of a staff notification (staff
-/// read English; the log keeps the codes).
-fn staff_words(field: Field) -> &'static str {
-    match field {
-        Field::Username => "the username",
-        Field::Reason => "the reason for the lockout",
-        Field::EmailAccess => "whether they can read the linked address",
-        Field::CodeOfConduct => "their agreement to the Code of Conduct",
-        Field::DelayAcknowledged => "their acknowledgement that review takes time",
-        Field::Proofs => "proofs of ownership",
     }
 }

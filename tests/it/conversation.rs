@@ -186,6 +186,14 @@ fn a_flood_of_strangers_case_tags_gives_staff_one_alert_per_case_and_one_summary
         ));
         let out = conv.step(at);
         assert_eq!(to(&out, STAFF).len(), 1, "staff hear of {who}'s case");
+        // Staff read what the requester has not given, about the requester.
+        let staff: Vec<&str> = to(&out, STAFF)[0].text.lines().map(str::trim_end).collect();
+        let staff = staff.join("\n");
+        assert!(
+            staff.contains("Still missing:\n  - Whether they can read the linked address\n  - Their agreement to the Code of Conduct"),
+            "{staff}"
+        );
+        assert!(!staff.contains("That you agree"), "{staff}");
         let case = conv
             .cases(at)
             .into_iter()
@@ -797,11 +805,18 @@ fn a_forgotten_username_is_looked_up_by_the_senders_address_and_answered_alike_e
     let flowing = to_sam.text.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
         flowing.contains(
-            "we look for an account linked to the address you wrote from, sam@home.example."
+            "we looked for an account linked to the address you wrote from, sam@home.example."
         ),
         "{}",
         to_sam.text
     );
+    // Where we wrote is said once, by the challenge paragraph, not twice.
+    assert!(
+        !flowing.contains("we write to the email address linked"),
+        "{}",
+        to_sam.text
+    );
+    assert!(flowing.contains("we have sent a message to the address linked to it"));
 
     // 09:00 Kit, whose address no account knows, writes the same.
     let kit = "kit@home.example";
