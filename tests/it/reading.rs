@@ -326,7 +326,9 @@ fn fields_are_read_accurately_on_held_out_requests() {
 #[path = "../../examples/reading_common/mod.rs"]
 mod reading_common;
 
-use reading_common::{crisp_cases, crisp_expectations, normalise, trimmer_cases, ReplyCase};
+use reading_common::{
+    crisp_cases, crisp_expectations, held_out, normalise, trimmer_cases, ReplyCase,
+};
 
 #[test]
 fn reply_stripping_matches_most_of_the_crisp_corpus() {
@@ -346,7 +348,8 @@ fn reply_stripping_matches_most_of_the_crisp_corpus() {
             misses.push((name.clone(), got));
         }
     }
-    for (name, got) in &misses {
+    // The held-out part's misses are never shown (README, "Reading accuracy").
+    for (name, got) in misses.iter().filter(|(name, _)| !held_out(name)) {
         println!("--- miss {name}:\n{got}\n");
     }
     let rate = exact as f64 / total.max(1) as f64;
@@ -404,7 +407,7 @@ fn reply_stripping_keeps_the_facts_the_crisp_corpus_asserts() {
                     total += 1;
                     if ok {
                         kept += 1;
-                    } else {
+                    } else if !held_out(name) {
                         println!("fact missed in {name}: {target} {}", fact["regex"]);
                     }
                 }
