@@ -135,6 +135,13 @@ fn short_note(top: &[&str]) -> bool {
 /// Markdown code fences: nothing inside them is a header or signature.
 static FENCE: Lazy<Regex> = Lazy::new(|| Regex::new(r"^\s*(?:```|~~~)").expect("valid regex"));
 
+/// A helpdesk's marker over its own mail ("##- Please type your reply
+/// above this line -##"): what the sender wrote is above it.
+static REPLY_ABOVE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:reply|respond|write|type)\s+(?:\S+\s+){0,3}above\s+this\s+line\b|oberhalb\s+dieser\s+zeile|au-dessus\s+de\s+cette\s+ligne|por\s+encima\s+de\s+esta\s+línea")
+        .expect("valid regex")
+});
+
 /// What ended the new text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cut {
@@ -406,7 +413,7 @@ fn find_cut(lines: &[&str]) -> (usize, Option<Cut>) {
             };
             return (i, Some(cut));
         }
-        if is_footer(line) {
+        if is_footer(line) || REPLY_ABOVE.is_match(line) {
             return (i, Some(Cut::Rest));
         }
         // A leading forward separator is not writing: the header block
