@@ -126,14 +126,17 @@ pub(super) fn drop_signature_block(lines: &mut Vec<&str>) {
         lines.truncate(rule);
         return drop_signature_block(lines);
     }
-    let mut start = lines[..end]
+    let paragraph = lines[..end]
         .iter()
         .rposition(|l| l.trim().is_empty())
         .map_or(0, |p| p + 1);
+    let mut start = paragraph;
     if lines.get(start).is_some_and(|l| VALEDICTION.is_match(l)) {
         start += 1;
     }
-    let above_written = lines[..start].iter().any(|l| !l.trim().is_empty());
+    // Closing words alone are no letter: a card under nothing else is
+    // the whole message (a name and a profile link as proof) and stays.
+    let above_written = lines[..paragraph].iter().any(|l| !l.trim().is_empty());
     let block = &lines[start..end];
     if above_written && start < end && (is_card(block) || is_disclaimer(block)) {
         lines.truncate(start);
@@ -166,8 +169,23 @@ fn ruled_card(lines: &[&str]) -> Option<usize> {
         && below
             .iter()
             .all(|l| l.chars().count() <= 60 && !card_sentence(l) && !is_quoted(l));
-    (written_above && card).then_some(rule)
+    // A long rule over a few lines with a link and no "Label: value"
+    // detail is a list's or a company's footer.
+    let footer = lines[rule].trim().chars().count() >= 10
+        && (1..=6).contains(&below.len())
+        && below
+            .iter()
+            .any(|l| l.contains("http") || CONTACT_LINE.is_match(l))
+        && below
+            .iter()
+            .all(|l| l.chars().count() <= 80 && !LABELLED.is_match(l) && !is_quoted(l));
+    (written_above && (card || footer)).then_some(rule)
 }
+
+/// A "Label: value" detail line ("Username: jodoe"), which a footer does
+/// not hold.
+static LABELLED: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"^\p{L}[\p{L} ]{0,30}:\s+\S").expect("valid regex"));
 
 /// A confidentiality notice: a last paragraph that calls the mail
 /// confidential and speaks to a recipient it was not meant for.

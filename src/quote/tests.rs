@@ -648,3 +648,38 @@ fn webmail_attributions_and_helpdesk_markers_end_the_text() {
     let body = "New words here.\nQuoting my earlier mail:\nthe phone was stolen.";
     assert_eq!(new_text(body, None), body);
 }
+
+#[test]
+fn html_replies_of_more_clients_keep_only_the_new_text() {
+    for (client, html) in [
+        ("Outlook desktop", "<div class=WordSection1><p class=MsoNormal>Yes, the username is jodoe.</p><div><div style='border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm'><p class=MsoNormal><b>From:</b> Desk &lt;desk@example.org&gt;<br><b>Sent:</b> Thursday, March 3, 2016 5:21 PM<br><b>To:</b> Jo<br><b>Subject:</b> RE: account</p></div></div><p class=MsoNormal>Please send your username.</p></div>"),
+        ("Apple Mail", "<div>Yes, the username is jodoe.</div><div><br><blockquote type=\"cite\"><div>On 3 Mar 2016, at 17:21, Desk &lt;desk@example.org&gt; wrote:</div><div>Please send your username.</div></blockquote></div>"),
+        ("Thunderbird", "<p>Yes, the username is jodoe.</p><div class=\"moz-cite-prefix\">On 03/03/2016 17:21, Desk wrote:<br></div><blockquote type=\"cite\">Please send your username.</blockquote>"),
+        ("QQ", "<div>Yes, the username is jodoe.</div><div style=\"font-size: 12px;\">------------------&nbsp;原始邮件&nbsp;------------------</div><div><div><b>发件人:</b>&nbsp;\"Desk\"&lt;desk@example.org&gt;;</div><div><b>发送时间:</b>&nbsp;2016年3月3日(星期四) 下午5:21</div><div><b>收件人:</b>&nbsp;\"jo\"&lt;jo@example.org&gt;;</div></div>Please send your username."),
+        ("GMX", "<div>Yes, the username is jodoe.</div><div>&nbsp;</div><div name=\"quote\"><div><b>Gesendet:</b>&nbsp;Donnerstag, 03. März 2016 um 17:21 Uhr<br/><b>Von:</b>&nbsp;\"Desk\" &lt;desk@example.org&gt;<br/><b>An:</b>&nbsp;jo@example.org<br/><b>Betreff:</b>&nbsp;Konto</div><div name=\"quoted-content\">Please send your username.</div></div>"),
+        ("Yahoo", "<div>Yes, the username is jodoe.</div><div class=\"yahoo_quoted\"><div>On Thursday, March 3, 2016, 5:21:00 PM GMT+1, Desk &lt;desk@example.org&gt; wrote:</div><div>Please send your username.</div></div>"),
+    ] {
+        assert_eq!(new_text("", Some(html)), "Yes, the username is jodoe.", "{client}");
+    }
+}
+
+#[test]
+fn plain_replies_of_more_clients_keep_only_the_new_text() {
+    for (client, body) in [
+        ("K-9", "jodoe\n\nOn March 3, 2016 5:21:00 PM GMT+01:00, Desk <desk@example.org> wrote:\n>Please send your username.\n\n-- \nSent from my Android device with K-9 Mail. Please excuse my brevity."),
+        ("Naver", "jodoe\n\n-----Original Message-----\nFrom: \"Desk\"<desk@example.org>\nTo: <jo@example.org>;\nCc:\nSent: 2016-03-03 (목) 17:21:00\nSubject: account\n\nPlease send your username."),
+        ("163", "jodoe\n\n在 2016-03-03 17:21:00，\"Desk\" <desk@example.org> 写道：\n>Please send your username."),
+        ("Yandex", "jodoe\n\n03.03.2016, 17:21, \"Desk\" <desk@example.org>:\n> Please send your username."),
+        ("Mail.ru", "jodoe\n\n\nЧетверг, 3 марта 2016, 17:21 +03:00 от Desk <desk@example.org>:\n\n>Please send your username."),
+        ("Proton", "jodoe\n\nSent with Proton Mail secure email.\n\n------- Original Message -------\nOn Thursday, March 3rd, 2016 at 17:21, Desk <desk@example.org> wrote:\n\n> Please send your username."),
+        ("Outlook, Date first", "jodoe\n\nDate: Thu, 3 Mar 2016 17:21:00 +0000\nFrom: Desk <desk@example.org>\nTo: jo@example.org\nSubject: account\n\nPlease send your username."),
+        ("Outlook for iOS", "jodoe\n\nGet Outlook for iOS\n________________________________\nFrom: Desk <desk@example.org>\nSent: Thursday, March 3, 2016 5:21:00 PM\nTo: jo@example.org\nSubject: RE: account\n\nPlease send your username."),
+        ("a list footer", "jodoe\n\n-----------------------------------------\nThis list is run by Example Lists\nhttps://lists.example.org/listinfo"),
+    ] {
+        assert_eq!(new_text(body, None), "jodoe", "{client}");
+    }
+    // Closing words over a card and nothing else: the card is the message
+    // (a name and a profile link, as proof), and stays.
+    let body = "Thanks,\nJo Example\nSenior Developer\nhttps://github.com/jodoe";
+    assert_eq!(new_text(body, None), body);
+}
