@@ -195,7 +195,7 @@ static DISCLAIMER: Lazy<Regex> = Lazy::new(|| {
 });
 
 /// True when the lines are a confidentiality notice.
-fn is_disclaimer(lines: &[&str]) -> bool {
+pub(super) fn is_disclaimer(lines: &[&str]) -> bool {
     let text = lines.join(" ");
     text.chars().count() <= 1500 && DISCLAIMER.is_match(&text)
 }

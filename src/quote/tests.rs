@@ -683,3 +683,23 @@ fn plain_replies_of_more_clients_keep_only_the_new_text() {
     let body = "Thanks,\nJo Example\nSenior Developer\nhttps://github.com/jodoe";
     assert_eq!(new_text(body, None), body);
 }
+
+#[test]
+fn a_footer_line_over_a_letter_under_a_greeting_cuts_nothing() {
+    // Some clients put their footer where the cursor was, under the
+    // greeting; what the sender wrote under it is still theirs.
+    let body = "Hi,\n\nSent from my iPhone\n\nI lost the phone with the authenticator app, my username is jodoe.";
+    assert_eq!(new_text(body, None), body);
+    // Under a letter, what follows is the earlier mail a phone shows
+    // unquoted.
+    let body = "I lost the phone with the authenticator app, my username is jodoe.\n\nSent from my iPhone\n\nPlease tell us which account it is and why you cannot sign in.";
+    assert_eq!(
+        new_text(body, None),
+        "I lost the phone with the authenticator app, my username is jodoe."
+    );
+    // A footer over history or a notice still ends the text.
+    let body = "New words here.\n\nSent from my iPhone\n\nThis e-mail is confidential. If you are not the intended recipient, please delete it.";
+    assert_eq!(new_text(body, None), "New words here.");
+    let body = "New words here.\n\nSent from my iPhone\n\nOn Thu, Mar 3, 2016 at 5:21 PM Desk <desk@example.org> wrote:\n> Please send us your username and the reason in a few words.";
+    assert_eq!(new_text(body, None), "New words here.");
+}
