@@ -237,6 +237,7 @@ fn lenient(got: &str, want: &str) -> bool {
 /// Scores reply stripping on (id, body, expected) triples.
 fn score_replies(name: &str, cases: &[ReplyCase], misses: bool) {
     let (mut exact, mut loose, mut lost) = (Score::default(), Score::default(), Score::default());
+    let mut exact_without_forward = Score::default();
     let mut miss_lines = Vec::new();
     for ReplyCase {
         name: id,
@@ -245,11 +246,14 @@ fn score_replies(name: &str, cases: &[ReplyCase], misses: bool) {
     } in cases
     {
         let part = Part::of(id);
-        // The reply as sent: the own words with the quotes an inline
-        // answer replies to, without a forward (kept as a part of its own
-        // for staff; README, "Reading accuracy").
-        let got = quote::reply(body, None).reply_text().to_string();
+        // What `quote::new_text` gives: the own words with the quotes an
+        // inline answer replies to, then a forward kept for staff. The
+        // reply without its forward (`Reply::reply_text`) is scored too
+        // (README, "Reading accuracy").
+        let reply = quote::reply(body, None);
+        let got = reply.shown();
         let is_exact = normalise(&got) == normalise(want);
+        exact_without_forward.add(part, normalise(reply.reply_text()) == normalise(want));
         exact.add(part, is_exact);
         loose.add(part, is_exact || lenient(&got, want));
         let kept_all = squash(&got).contains(&squash(want));
@@ -262,6 +266,11 @@ fn score_replies(name: &str, cases: &[ReplyCase], misses: bool) {
     println!("  {:44} {}", "exact", exact.line());
     println!("  {:44} {}", "lenient", loose.line());
     println!("  {:44} {}", "new text lost (share)", lost.line());
+    println!(
+        "  {:44} {}",
+        "exact, forwards left out",
+        exact_without_forward.line()
+    );
     if misses {
         for line in &miss_lines {
             println!("{line}");

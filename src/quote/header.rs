@@ -12,14 +12,18 @@ pub(super) const MAX_HEADER_LINES: usize = 4;
 pub(super) const MAX_HEADER_CHARS: usize = 400;
 
 /// Verbs of attribution lines ("X wrote:") in the languages we meet.
-pub(super) const WROTE: &str = r"wrote|writes|a\s+écrit|a\s+ecrit|escribió|escribio|escreveu|schrieb|ha\s+scritto|schreef|het\s+volgende\s+geschreven|skrev|kirjoitti|napisał(?:\(a\))?|napisala|napisal|napsal(?:\(a\))?|pisze|написал|написала|написав(?:\(ла\))?|пишет|пише|đã\s+viết|scrisse|yazdı|írta|έγραψε|写道|寫道|が書きました|님이\s*작성";
+pub(super) const WROTE: &str = r"(?:wrote|writes|a\s+écrit|a\s+ecrit|escribió|escribio|escreveu|schrieb|ha\s+scritto|schreef|het\s+volgende\s+geschreven|skrev|kirjoitti|napisał|napisala|napisal|napsal|pisze|написал|написала|написав|пишет|пише|đã\s+viết|scrisse|yazdı|írta|έγραψε|geschrieben|menulis|a\s+scris|napisao|napísal|rašė|rakstīja|kirjutas|va\s+escriure|escribiu|ha\s+escrit)(?:\(\p{L}{1,3}\))?";
+
+/// The same verbs in scripts written without spaces, which follow a date
+/// or a name with no word boundary ("下午5:21写道：").
+pub(super) const WROTE_CJK: &str = r"写道|寫道|が書きました|のメール|님이\s*작성";
 
 /// An attribution line: a verb of writing, ending the (joined) header with
 /// an optional colon or a run of dashes (Zoho "---- On … wrote ----"), or
 /// followed by the quoted author and a colon (German, Scandinavian).
 pub(super) static ATTRIBUTION: Lazy<Regex> = Lazy::new(|| {
     Regex::new(&format!(
-        r"(?i)^(?:>\s*)*(?:-{{2,}}\s*)?\S.{{0,{MAX_HEADER_CHARS}}}?(?:\b|\s|^)(?:{WROTE})(?:\s*[:：]|\s*-{{2,}}|\s*$|\s.{{0,200}}[:：]\s*$)\s*(?:-{{2,}})?\s*$"
+        r"(?i)^(?:>\s*)*(?:-{{2,}}\s*)?\S.{{0,{MAX_HEADER_CHARS}}}?(?:(?:\b|\s|^)(?:{WROTE})|{WROTE_CJK})(?:\s*[:：]|\s*-{{2,}}|\s*$|\s.{{0,200}}[:：]\s*$)\s*(?:-{{2,}})?\s*$"
     ))
     .expect("valid regex")
 });
@@ -42,11 +46,24 @@ pub(super) static DATE_HINT: Lazy<Regex> = Lazy::new(|| {
     Regex::new(r"\d{1,2}[:.h]\d{2}|\b(?:19|20)\d{2}\b|\d{4}年|@").expect("valid regex")
 });
 
-/// Separators that open forwarded or original messages.
+/// The phrases of "Original message" and "Forwarded message" separators.
+const SEPARATOR_PHRASES: &str = r"original\s+message|reply\s+message|oprindelig\s+meddelelse|original\s+meddelelse|opprinnelig\s+melding|forwarded\s+message|message\s+d'origine|message\s+original|message\s+transféré|ursprüngliche\s+nachricht|weitergeleitete\s+nachricht|oprindelig\s+besked|videresendt\s+meddelelse|opprinnelig\s+melding|ursprungligt\s+meddelande|alkuperäinen\s+viesti|oorspronkelijk\s+bericht|doorgestuurd\s+bericht|messaggio\s+originale|messaggio\s+inoltrato|mensaje\s+original|mensaje\s+reenviado|mensagem\s+original|mensagem\s+encaminhada|wiadomość\s+oryginalna|původní\s+zpráva|исходное\s+сообщение|оригинално\s+писмо|пересылаемое\s+сообщение|переслане\s+повідомлення|original-nachricht|oryginalna\s+wiadomość|оригінальне\s+повідомлення|eredeti\s+üzenet|orijinal\s+mesaj|thư\s+gốc|αρχικό\s+μήνυμα|pôvodná\s+správa|izvorna\s+poruka|originalmeddelande|原始邮件|原始郵件|原始消息|元のメッセージ|원본\s+메시지|přeposlaná\s+zpráva|przekazana\s+wiadomość|wiadomość\s+przekazana|пересланное\s+сообщение|пересланий\s+лист|vidarebefordrat\s+meddelande|videresendt\s+melding|välitetty\s+viesti|továbbított\s+(?:üzenet|levél)|iletilen\s+ileti|thư\s+đã\s+chuyển\s+tiếp|προωθημένο\s+μήνυμα|转发的邮件|転送されたメッセージ|전달된\s+메(?:시지|일)|original|originalnachricht|původní\s+e-?mail|оригинальное\s+сообщение|исходное\s+письмо|original\s+e-?mail|originale";
+
+/// Separators that open forwarded or original messages: a phrase of
+/// [`SEPARATOR_PHRASES`] after a rule of dashes, underscores, `=` or `*`.
 pub(super) static SEPARATOR: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(
-        r"(?i)^\s*\*?\s*(?:-{2,}|_{2,}|={2,}|\*{2,})\s*(?:original\s+message|reply\s+message|oprindelig\s+meddelelse|original\s+meddelelse|opprinnelig\s+melding|forwarded\s+message|message\s+d'origine|message\s+original|message\s+transféré|ursprüngliche\s+nachricht|weitergeleitete\s+nachricht|oprindelig\s+besked|videresendt\s+meddelelse|opprinnelig\s+melding|ursprungligt\s+meddelande|alkuperäinen\s+viesti|oorspronkelijk\s+bericht|doorgestuurd\s+bericht|messaggio\s+originale|messaggio\s+inoltrato|mensaje\s+original|mensaje\s+reenviado|mensagem\s+original|mensagem\s+encaminhada|wiadomość\s+oryginalna|původní\s+zpráva|исходное\s+сообщение|оригинално\s+писмо|пересылаемое\s+сообщение|переслане\s+повідомлення|original-nachricht|oryginalna\s+wiadomość|оригінальне\s+повідомлення|eredeti\s+üzenet|orijinal\s+mesaj|thư\s+gốc|αρχικό\s+μήνυμα|pôvodná\s+správa|izvorna\s+poruka|originalmeddelande|原始邮件|原始郵件|原始消息|元のメッセージ|원본\s+메시지|přeposlaná\s+zpráva|przekazana\s+wiadomość|wiadomość\s+przekazana|пересланное\s+сообщение|пересланий\s+лист|vidarebefordrat\s+meddelande|videresendt\s+melding|välitetty\s+viesti|továbbított\s+(?:üzenet|levél)|iletilen\s+ileti|thư\s+đã\s+chuyển\s+tiếp|προωθημένο\s+μήνυμα|转发的邮件|転送されたメッセージ|전달된\s+메(?:시지|일))\s*(?:-{2,}|_{2,}|={2,}|\*{2,})?\s*\*?\s*$|^\s*(?:begin\s+forwarded\s+message|début\s+du\s+message\s+réexpédié|anfang\s+der\s+weitergeleiteten\s+nachricht|inicio\s+del\s+mensaje\s+reenviado)\s*:\s*$",
-    )
+    Regex::new(&format!(
+        r"(?i)^\s*\*?\s*(?:-{{2,}}|_{{2,}}|={{2,}}|\*{{2,}})\s*(?:{SEPARATOR_PHRASES})\s*(?:-{{2,}}|_{{2,}}|={{2,}}|\*{{2,}})?\s*\*?\s*$|^\s*(?:begin\s+forwarded\s+message|début\s+du\s+message\s+réexpédié|anfang\s+der\s+weitergeleiteten\s+nachricht|inicio\s+del\s+mensaje\s+reenviado)\s*:\s*$",
+    ))
+    .expect("valid regex")
+});
+
+/// Such a phrase on a line of its own without its rule ("Original
+/// Message"), as some clients put it over the header block.
+pub(super) static BARE_SEPARATOR: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(&format!(
+        r"(?i)^[\s*_=-]*(?:{SEPARATOR_PHRASES})[\s*_=-]*:?\s*$"
+    ))
     .expect("valid regex")
 });
 
@@ -58,14 +75,14 @@ pub(super) static FORWARD: Lazy<Regex> = Lazy::new(|| {
 
 /// First line of an Outlook-style header block, in many languages.
 pub(super) static FROM_FIELD: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)^\s*\*?(?:from|von|de|da|van|fra|från|od|от|від|lähettäjä|feladó|gönderen|kimden|từ|από|afzender|avsändare|nadawca|відправник|отправитель|发件人|寄件者|差出人|보낸\s*사람)\*?\s*[:：]")
+    Regex::new(r"(?i)^\s*\*?(?:from|sender|von|de|da|van|fra|från|od|от(?:\s+кого)?|від|lähettäjä|feladó|gönderen|kimden|từ|από|afzender|avsändare|nadawca|відправник|отправитель|发件人|寄件者|差出人|보낸\s*사람)\*?\s*[:：]")
         .expect("valid regex")
 });
 
 /// Other fields of such a block; two of them under a From line make it a
 /// header, which keeps "from: our database" in a sentence safe.
 pub(super) static OTHER_FIELD: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)^\s*\*?(?:sent|date|to|cc|subject|message\s+du|sujet|copie\s+à|gesendet|datum|an|betreff|envoyé|date|à|objet|enviado|fecha|para|asunto|assunto|data|inviato|oggetto|a|verzonden|aan|onderwerp|sendt|dato|til|emne|skickat|till|ämne|wysłano|do|temat|отправлено|дата|кому|тема|lähetetty|päivämäärä|vastaanottaja|aihe|ngày|đã\s+gửi|đến|chủ\s+đề|tarih|gönderildi|kime|konu|надіслано|odesláno|komu|předmět|wysłane|elküldve|dátum|címzett|tárgy|ημερομηνία|στάλθηκε|προς|θέμα|发送时间|时间|收件人|主题|傳送時間|收件者|主旨|送信日時|宛先|件名)\*?\s*[:：]")
+    Regex::new(r"(?i)^\s*\*?(?:sent|date|to|cc|subject|message\s+du|sujet|copie\s+à|gesendet|datum|an|betreff|envoyé|date|à|objet|enviado|fecha|para|asunto|assunto|data|inviato|oggetto|a|verzonden|aan|onderwerp|sendt|dato|til|emne|skickat|till|ämne|wysłano|do|temat|отправлено|дата|кому|тема|lähetetty|päivämäärä|vastaanottaja|aihe|ngày|đã\s+gửi|đến|chủ\s+đề|tarih|gönderildi|kime|konu|надіслано|odesláno|komu|předmět|wysłane|elküldve|dátum|címzett|tárgy|ημερομηνία|στάλθηκε|προς|θέμα|发送时间|时间|收件人|主题|傳送時間|收件者|主旨|送信日時|宛先|件名|보낸\s*날짜|받는\s*사람|제목|참조|enviada\s+em|enviada|bcc|reply-to)\*?\s*[:：]")
         .expect("valid regex")
 });
 
@@ -94,8 +111,7 @@ pub(super) fn split_leads(lines: Vec<&str>) -> Vec<&str> {
 }
 
 /// Where the attribution starts on line `i` when a sentence comes first.
-/// The sentence must end as prose does and hold no digit, and the header
-/// must start as one does (capital, digit or CJK), so a date's own
+/// The sentence must end as prose does and hold no digit, so a date's own
 /// abbreviations ("Le 15 janv. 2024 à …") never split a header.
 pub(super) fn lead_before_attribution(lines: &[&str], i: usize) -> Option<usize> {
     let line = lines[i];
@@ -107,10 +123,13 @@ pub(super) fn lead_before_attribution(lines: &[&str], i: usize) -> Option<usize>
     for m in SENTENCE_BREAK.find_iter(line) {
         let lead = line[..m.start() + 1].trim();
         let rest = &line[m.end()..];
+        // Any letter may open it (Gmail's Russian and Czech headers start
+        // with a lower-case weekday), as may a digit, a quote mark or the
+        // dashes of a Zoho header: the lead's own checks keep dates whole.
         let starts_header = rest
             .chars()
             .next()
-            .is_some_and(|c| c.is_uppercase() || c.is_ascii_digit() || is_cjk(c));
+            .is_some_and(|c| c.is_alphanumeric() || matches!(c, '"' | '\'' | '-' | '<' | '«'));
         if lead.chars().any(|c| c.is_ascii_digit()) || !ends_sentence(lead) || !starts_header {
             continue;
         }
@@ -123,13 +142,41 @@ pub(super) fn lead_before_attribution(lines: &[&str], i: usize) -> Option<usize>
     None
 }
 
-pub(super) fn is_cjk(c: char) -> bool {
-    matches!(c as u32, 0x3040..=0x30ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff)
+/// If an attribution header starts at line `i` (possibly wrapped over a
+/// few lines), the index of the first line after it. A sentence shaped
+/// like one is not: a pronoun writing ("On 3 March I wrote to you:"), or,
+/// with no quote under it, a header that names no address and no time of
+/// day, as every client's does ("As support wrote on 3 March 2016:").
+pub(super) fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
+    let next = header_end(lines, i)?;
+    let joined = lines[i..next.min(lines.len())].join(" ");
+    if PRONOUN_WROTE.is_match(&joined) {
+        return None;
+    }
+    let quoted_below = lines[next.min(lines.len())..]
+        .iter()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| is_quoted(l));
+    (quoted_below || joined.contains('@') || TIME_OF_DAY.is_match(&joined)).then_some(next)
 }
 
-/// If an attribution header starts at line `i` (possibly wrapped over a
-/// few lines), the index of the first line after it.
-pub(super) fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
+/// "I wrote", "we wrote", "she wrote" …: prose about writing. ("You
+/// wrote:" is how some clients attribute: "At 6/1/2016 08:32 PM, you
+/// wrote:".)
+static PRONOUN_WROTE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(&format!(
+        r"(?i)(?:^|\s)(?:i|we|he|she|they|ich|wir|je|j'ai|nous|yo|eu|io|ik|jag|jeg)\s+(?:have\s+|had\s+|also\s+|already\s+|then\s+)?(?:{WROTE})\b"
+    ))
+    .expect("valid regex")
+});
+
+/// A time of day ("17:21", "5:21 PM", "17.21", "17h21").
+static TIME_OF_DAY: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"\b\d{1,2}[:.h]\d{2}\b").expect("valid regex"));
+
+/// Where the header that [`attribution_at`] looks at ends, before the
+/// prose checks.
+fn header_end(lines: &[&str], i: usize) -> Option<usize> {
     if undated_attribution(lines, i) {
         return Some(i + 1);
     }
@@ -209,6 +256,8 @@ fn name_before_address(lines: &[&str], i: usize) -> bool {
 }
 
 /// "Jo Example wrote:" with no date: a header only when a quote follows.
+/// Webmail that opens with its verb ("Quoting Jo <jo@x.org>:", Horde's)
+/// is one too.
 pub(super) fn undated_attribution(lines: &[&str], i: usize) -> bool {
     let line = lines[i].trim();
     line.ends_with([':', '：'])
@@ -217,8 +266,16 @@ pub(super) fn undated_attribution(lines: &[&str], i: usize) -> bool {
             .iter()
             .find(|l| !l.trim().is_empty())
             .is_some_and(|l| is_quoted(l))
-        && ATTRIBUTION.is_match(line)
+        && (ATTRIBUTION.is_match(line) || QUOTING.is_match(line))
 }
+
+/// An attribution that opens with its verb and names the author.
+static QUOTING: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(
+        r"(?i)^(?:quoting|zitat\s+von|citando|citation\s+de|cytuję|цитата)\s+\S.{0,90}[:：]$",
+    )
+    .expect("valid regex")
+});
 
 pub(super) static INNER_SENTENCE: Lazy<Regex> =
     Lazy::new(|| Regex::new(r"\p{Ll}{4,}[.!?] +\p{Lu}\p{Ll}* \p{Ll}").expect("valid regex"));
@@ -264,8 +321,38 @@ pub(super) fn outlook_block_at(lines: &[&str], i: usize) -> bool {
         .count();
     let dated =
         |l: &&&str| DATE_FIELD.is_match(l) && (lines[i].contains('@') || FULL_DATE.is_match(l));
-    fields >= 2 || lines.iter().skip(i + 1).take(2).any(|l| dated(&l))
+    fields >= 2 || lines.iter().skip(i + 1).take(2).any(|l| dated(&l)) || field_run_at(lines, i)
 }
+
+/// A header block by its shape alone, for field names in languages not
+/// listed: the From-like line and at least two more `Label: value` lines
+/// right under it, with an address and a dated value (a year and a time)
+/// among them. A requester's own "Email: … / Created: …" details carry
+/// no From-like first line, so they stay.
+fn field_run_at(lines: &[&str], i: usize) -> bool {
+    let run: Vec<&str> = lines[i..]
+        .iter()
+        .take_while(|l| FIELD_LINE.is_match(l))
+        .take(8)
+        .copied()
+        .collect();
+    run.len() >= 3
+        && run.iter().any(|l| l.contains('@'))
+        && run
+            .iter()
+            .any(|l| FULL_DATE.is_match(l) || CJK_DATE.is_match(l))
+}
+
+/// One `Label: value` line of a header block: a label of one to three
+/// words, then a value.
+static FIELD_LINE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^\s*\*?\p{L}[\p{L}-]*(?:\s\p{L}[\p{L}-]*){0,2}\*?\s*[:：]\s*\S")
+        .expect("valid regex")
+});
+
+/// A date written with CJK units ("2016年3月3日", "2016년 3월 3일").
+static CJK_DATE: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"\d{4}\s*[年년]\s*\d{1,2}\s*[月월]").expect("valid regex"));
 
 /// A date with a year and a time of day: what a Sent line under a From
 /// line without an address must carry to make the two a header block.
@@ -299,7 +386,7 @@ static FIELD_WITH_ADDRESS: Lazy<Regex> = Lazy::new(|| {
 
 /// A dated Sent/Date field of a header block.
 pub(super) static DATE_FIELD: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)^\s*\*?(?:sent|date|datum|gesendet|envoyé|enviado|fecha|data|inviato|verzonden|sendt|dato|skickat|wysłano|wysłane|отправлено|надіслано|дата|lähetetty|päivämäärä|ngày|đã\s+gửi|tarih|gönderildi|odesláno|dátum|elküldve|ημερομηνία|στάλθηκε|发送时间|时间|傳送時間|送信日時)\*?\s*[:：].*\d")
+    Regex::new(r"(?i)^\s*\*?(?:sent|date|datum|gesendet|envoyé|enviado|fecha|data|inviato|verzonden|sendt|dato|skickat|wysłano|wysłane|отправлено|надіслано|дата|lähetetty|päivämäärä|ngày|đã\s+gửi|tarih|gönderildi|odesláno|dátum|elküldve|ημερομηνία|στάλθηκε|发送时间|时间|傳送時間|送信日時|보낸\s*날짜|enviada\s+em|enviada)\*?\s*[:：].*\d")
         .expect("valid regex")
 });
 
@@ -309,7 +396,7 @@ pub(super) fn block_start(lines: &[&str], from: usize) -> usize {
     let mut start = from;
     for j in (0..from).rev() {
         let above = lines[j].trim();
-        if RULE.is_match(above) || OTHER_FIELD.is_match(above) {
+        if RULE.is_match(above) || OTHER_FIELD.is_match(above) || BARE_SEPARATOR.is_match(above) {
             start = j;
         } else if !above.is_empty() {
             break;

@@ -135,6 +135,13 @@ fn short_note(top: &[&str]) -> bool {
 /// Markdown code fences: nothing inside them is a header or signature.
 static FENCE: Lazy<Regex> = Lazy::new(|| Regex::new(r"^\s*(?:```|~~~)").expect("valid regex"));
 
+/// A helpdesk's marker over its own mail ("##- Please type your reply
+/// above this line -##"): what the sender wrote is above it.
+static REPLY_ABOVE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:reply|respond|write|type)\s+(?:\S+\s+){0,3}above\s+this\s+line\b|oberhalb\s+dieser\s+zeile|au-dessus\s+de\s+cette\s+ligne|por\s+encima\s+de\s+esta\s+línea")
+        .expect("valid regex")
+});
+
 /// What ended the new text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cut {
@@ -406,7 +413,10 @@ fn find_cut(lines: &[&str]) -> (usize, Option<Cut>) {
             };
             return (i, Some(cut));
         }
-        if is_footer(line) {
+        if REPLY_ABOVE.is_match(line)
+            || (is_footer(line)
+                && !(greeting_at_most(&lines[..i]) && letter_goes_on(&lines[i + 1..])))
+        {
             return (i, Some(Cut::Rest));
         }
         // A leading forward separator is not writing: the header block
@@ -421,6 +431,39 @@ fn find_cut(lines: &[&str]) -> (usize, Option<Cut>) {
         }
     }
     (lines.len(), None)
+}
+
+/// Words in a line that makes it a sentence of the letter, not a card's
+/// or a footer's.
+const LETTER_LINE_WORDS: usize = 8;
+
+/// True when at most a greeting ("Hi,") is written in `lines`.
+fn greeting_at_most(lines: &[&str]) -> bool {
+    let written: Vec<&str> = lines
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !is_quoted(l))
+        .collect();
+    written.is_empty() || (written.len() == 1 && written[0].chars().count() <= 30)
+}
+
+/// True when the sender's letter goes on under a footer line: before the
+/// next history cut there is a written line of [`LETTER_LINE_WORDS`]
+/// words or more that is no confidentiality notice. A footer under no
+/// more than a greeting and over such text is where the sender's client
+/// put it, not the end of what they wrote; under a letter, the text below
+/// it is the earlier mail a phone shows unquoted.
+fn letter_goes_on(lines: &[&str]) -> bool {
+    let (end, _) = find_cut(lines);
+    let rest: Vec<&str> = lines[..end]
+        .iter()
+        .copied()
+        .filter(|l| !l.trim().is_empty() && !is_quoted(l))
+        .collect();
+    !is_disclaimer(&rest)
+        && rest
+            .iter()
+            .any(|l| l.split_whitespace().count() >= LETTER_LINE_WORDS)
 }
 
 /// Trims trailing spaces on each line, collapses runs of blank lines, and

@@ -29,12 +29,47 @@ static DEVICE: Lazy<Regex> = Lazy::new(|| {
         .expect("valid regex")
 });
 
-/// A phone or webmail footer line.
+/// "From my …" in the languages of [`SENT_FROM`]: what a footer that
+/// puts its verb elsewhere names its device with.
+static FROM_MY: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:from\s+my|von\s+meinem|vom|de\s+mon|depuis\s+mon|desde\s+mi|do\s+meu|dal\s+mio|vanaf\s+mijn|från\s+min|fra\s+min|z\s+mojego|с\s+моего|з\s+мого)\b")
+        .expect("valid regex")
+});
+
+/// A verb of sending, anywhere in a footer line.
+static SEND_VERB: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)\b(?:sent|gesendet|versendet|envoyé|enviado|inviato|verzonden|verstuurd|skickat|sendt|wysłane|отправлено|надіслано)\b")
+        .expect("valid regex")
+});
+
+/// A mail app's own advert: the app, a preposition and a platform ("Get
+/// Outlook for iOS", "Obtenir Outlook pour Android", "Outlook voor iOS
+/// downloaden"), a few words at most.
+static APP_FOOTER: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)^\W*(?:\p{L}+\s+){0,3}(?:outlook|bluemail|spark|yahoo\s+mail|aquamail|gmail|proton\s*mail|samsung\s+email|edison\s+mail|mail\.ru|яндекс\.почт\p{L}*)\s+\p{L}{2,5}\s+(?:ios|android|windows|mac|iphone|ipad)\b(?:\s+\p{L}+)?\W*$")
+        .expect("valid regex")
+});
+
+/// A first word that makes a line a person's sentence, not a footer.
+static PERSONAL: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?i)^\W*(?:i|we|you|my|our|it|ich|wir|je|nous|yo|eu|io|ik|jag|jeg)\b")
+        .expect("valid regex")
+});
+
+/// A phone or webmail footer line. A line that goes on past the footer
+/// with something to say ("Sent from my phone, sorry: my username is …")
+/// is the sender's.
 pub(super) fn is_footer(line: &str) -> bool {
-    SENT_FROM.is_match(line)
-        || (line.split_whitespace().count() <= 8
-            && SENT_LAST.is_match(line)
+    let words = line.split_whitespace().count();
+    let short = !line.contains(": ") && words <= 12;
+    (SENT_FROM.is_match(line) && short)
+        || (words <= 8 && SENT_LAST.is_match(line) && DEVICE.is_match(line))
+        || (short
+            && !PERSONAL.is_match(line)
+            && FROM_MY.is_match(line)
+            && SEND_VERB.is_match(line)
             && DEVICE.is_match(line))
+        || (words <= 7 && !PERSONAL.is_match(line) && APP_FOOTER.is_match(line))
 }
 
 /// Signature delimiters: RFC 3676 `-- `, its trimmed form, and underscores.
@@ -43,14 +78,18 @@ pub(super) static SIG_DELIM: Lazy<Regex> =
 
 /// Closing words above a signature card: the sender's, so kept.
 static VALEDICTION: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)^\s*(?:(?:best|kind|warm|warmest|many)\s+regards|regards|cheers|sincerely|yours\s+sincerely|yours\s+truly|best\s+wishes|thanks\s+(?:and|&)\s+regards|cordialement|bien\s+à\s+vous|mit\s+freundlichen\s+grüßen|viele\s+grüße|beste\s+grüße|saludos(?:\s+cordiales)?|atentamente|atenciosamente|abraços|cordiali\s+saluti|met\s+vriendelijke\s+groet|с\s+уважением|此致|敬礼)\s*[,.!]?\s*$")
+    Regex::new(r"(?i)^\s*(?:(?:best|kind|warm|warmest|many)\s+regards|regards|cheers|thanks|thank\s+you|many\s+thanks|best|all\s+the\s+best|take\s+care|danke|vielen\s+dank|merci|gracias|obrigad[oa]|grazie|bedankt|groetjes|tack|hälsningar|mvh|hilsen|pozdrawiam|dzięki|спасибо|liebe\s+grüße|gruß|grüße|un\s+saludo|amicalement|bien\s+cordialement|sincerely|yours\s+sincerely|yours\s+truly|best\s+wishes|thanks\s+(?:and|&)\s+regards|cordialement|bien\s+à\s+vous|mit\s+freundlichen\s+grüßen|viele\s+grüße|beste\s+grüße|saludos(?:\s+cordiales)?|atentamente|atenciosamente|abraços|cordiali\s+saluti|met\s+vriendelijke\s+groet|с\s+уважением|此致|敬礼)\s*[,.!]?\s*$")
         .expect("valid regex")
 });
 
-/// A line that is a telephone number, with or without its label.
+/// A line of telephone numbers, each with or without a short label
+/// ("+44 20 7946 0958", "Tél : +33 1 23 45 67 89", "T +44 20 7946 0958 |
+/// M +44 7700 900123").
 pub(super) static PHONE_LINE: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)^(?:(?:tel|phone|mobile|mob|cell|fax|office|direct|[tmpfo])\.?\s*[:.]?\s*)?\+?\(?\d[\d\s().\-/]{6,}\d$")
-        .expect("valid regex")
+    Regex::new(
+        r"(?i)^(?:(?:\p{L}{1,10}\.?\s*[:.]?\s*)?\+?\(?\d[\d\s().\-/]{6,}\d(?:\s*[|,/]\s*|\s+)?)+$",
+    )
+    .expect("valid regex")
 });
 
 /// A name line: two to four capitalised words, optionally with a title
@@ -67,7 +106,7 @@ static TITLE_LINE: Lazy<Regex> =
 
 /// A link or an address on a line of its own.
 static CONTACT_LINE: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?i)^(?:(?:web|www|email|e-mail|mail|w|e)\s*[:.]\s*)?(?:https?://\S+|www\.\S+|[^\s@]+@[^\s@]+\.\w+)$")
+    Regex::new(r"(?i)^(?:(?:web|www|email|e-mail|mail|w|e)\s*[:.]\s*)?(?:https?://\S+|www\.\S+|[^\s@]+@[^\s@]+\.\w+|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/?)$")
         .expect("valid regex")
 });
 
@@ -82,17 +121,83 @@ pub(super) fn drop_signature_block(lines: &mut Vec<&str>) {
         .iter()
         .rposition(|l| !l.trim().is_empty())
         .map_or(0, |p| p + 1);
-    let mut start = lines[..end]
+    // A card under a rule goes from the rule, whatever is above it.
+    if let Some(rule) = ruled_card(&lines[..end]) {
+        lines.truncate(rule);
+        return drop_signature_block(lines);
+    }
+    let paragraph = lines[..end]
         .iter()
         .rposition(|l| l.trim().is_empty())
         .map_or(0, |p| p + 1);
+    let mut start = paragraph;
     if lines.get(start).is_some_and(|l| VALEDICTION.is_match(l)) {
         start += 1;
     }
-    let above_written = lines[..start].iter().any(|l| !l.trim().is_empty());
-    if above_written && start < end && is_card(&lines[start..end]) {
+    // Closing words alone are no letter: a card under nothing else is
+    // the whole message (a name and a profile link as proof) and stays.
+    let above_written = lines[..paragraph].iter().any(|l| !l.trim().is_empty());
+    let block = &lines[start..end];
+    if above_written && start < end && (is_card(block) || is_disclaimer(block)) {
         lines.truncate(start);
+        // A notice may sit under a card, and a card under closing words.
+        if !VALEDICTION.is_match(lines[..start].last().copied().unwrap_or("")) {
+            drop_signature_block(lines);
+        }
     }
+}
+
+/// A rule of dashes, underscores, em dashes or `=` on a line of its own.
+static CARD_RULE: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"^\s*[-_=—–~*]{3,}\s*$").expect("valid regex"));
+
+/// Where a card drawn under a rule starts ("Thanks,\nJo\n\n-----\nJoanna
+/// Example\nAcme Ltd"): a rule line with written text above it and, to the
+/// end, at most six short lines, the first a name and none a sentence. A
+/// rule between two parts of a letter ("---\nReason: lost phone") has no
+/// name under it and stays.
+fn ruled_card(lines: &[&str]) -> Option<usize> {
+    let rule = lines.iter().rposition(|l| CARD_RULE.is_match(l))?;
+    let below: Vec<&str> = lines[rule + 1..]
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let written_above = lines[..rule].iter().any(|l| !l.trim().is_empty());
+    let card = (1..=6).contains(&below.len())
+        && NAME_LINE.is_match(below[0])
+        && below
+            .iter()
+            .all(|l| l.chars().count() <= 60 && !card_sentence(l) && !is_quoted(l));
+    // A long rule over a few lines with a link and no "Label: value"
+    // detail is a list's or a company's footer.
+    let footer = lines[rule].trim().chars().count() >= 10
+        && (1..=6).contains(&below.len())
+        && below
+            .iter()
+            .any(|l| l.contains("http") || CONTACT_LINE.is_match(l))
+        && below
+            .iter()
+            .all(|l| l.chars().count() <= 80 && !LABELLED.is_match(l) && !is_quoted(l));
+    (written_above && (card || footer)).then_some(rule)
+}
+
+/// A "Label: value" detail line ("Username: jodoe"), which a footer does
+/// not hold.
+static LABELLED: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"^\p{L}[\p{L} ]{0,30}:\s+\S").expect("valid regex"));
+
+/// A confidentiality notice: a last paragraph that calls the mail
+/// confidential and speaks to a recipient it was not meant for.
+static DISCLAIMER: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?is)(?:confidential|vertraulich|confidentiel|confidencial|riservat|vertrouwelijk|konfidentiell|fortrolig|poufn|конфиденциальн).{0,400}(?:intended|recipient|addressee|empfänger|destinataire|destinatario|geadresseerde|mottagare|modtager|adresat|адресат|получател)|(?:intended|recipient|addressee|empfänger|destinataire|destinatario|geadresseerde).{0,400}(?:confidential|vertraulich|confidentiel|confidencial|riservat|vertrouwelijk)")
+        .expect("valid regex")
+});
+
+/// True when the lines are a confidentiality notice.
+pub(super) fn is_disclaimer(lines: &[&str]) -> bool {
+    let text = lines.join(" ");
+    text.chars().count() <= 1500 && DISCLAIMER.is_match(&text)
 }
 
 /// True when the lines are a signature card.
@@ -106,7 +211,23 @@ fn is_card(card: &[&str]) -> bool {
     (2..=6).contains(&card.len())
         && NAME_LINE.is_match(card[0])
         && (phone || (title && contact))
-        && card.iter().all(|l| {
-            l.chars().count() <= 60 && !l.ends_with(['.', '!', '?', ':', ',']) && !is_quoted(l)
-        })
+        && card
+            .iter()
+            .all(|l| l.chars().count() <= 60 && !card_sentence(l) && !is_quoted(l))
+}
+
+/// A card line that reads as a sentence: ends in `!`, `?`, `:` or `,`, or
+/// in a full stop that closes no abbreviation ("Acme Inc." is a card's).
+fn card_sentence(line: &str) -> bool {
+    if line.ends_with(['!', '?', ':', ',']) {
+        return true;
+    }
+    let Some(rest) = line.strip_suffix('.') else {
+        return false;
+    };
+    let last = rest.rsplit(char::is_whitespace).next().unwrap_or("");
+    let abbreviation = last.chars().count() <= 4
+        && last.chars().next().is_some_and(char::is_uppercase)
+        && line.split_whitespace().count() <= 5;
+    !abbreviation
 }

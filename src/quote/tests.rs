@@ -458,3 +458,248 @@ fn an_outlook_html_block_in_more_languages_after_a_rule_is_history() {
         assert_eq!(new_text("", Some(&html)), "My new text", "{label}");
     }
 }
+
+#[test]
+fn attributions_whose_verb_follows_without_a_space_or_with_a_suffix_end_the_text() {
+    for header in [
+        // Gmail in Chinese puts the address first and the verb right
+        // after the time; Apple Mail in Russian genders the verb.
+        "Jo Example <jo@example.org> 于2016年3月3日周四 下午5:21写道：",
+        "3 марта 2016 г., в 17:21, Jo Example <jo@example.org> написал(а):",
+        "2016/03/03 17:21、Jo Example <jo@example.org>のメール:",
+    ] {
+        let body = format!("New words here.\n\n{header}\n\n> old");
+        assert_eq!(new_text(&body, None), "New words here.", "{header}");
+        // Earlier mail kept unquoted under it is history too.
+        let body = format!("New words here.\n\n{header}\n\nPlease send your username.");
+        assert_eq!(new_text(&body, None), "New words here.", "{header}");
+    }
+}
+
+#[test]
+fn a_sentence_before_any_attribution_on_its_line_is_kept() {
+    for header in [
+        "чт, 3 мар. 2016 г. в 17:21, Jo Example <jo@example.org>:",
+        "čt 3. 3. 2016 v 17:21 odesílatel Jo Example <jo@example.org> napsal:",
+        "to 3. maalisk. 2016 klo 17.21 Jo Example (jo@example.org) kirjoitti:",
+        "---- On Thu, 03 Mar 2016 17:21:00 +0100 Jo Example <jo@example.org> wrote ----",
+        "\"Jo Example\" <jo@example.org> wrote:",
+        "Jo Example <jo@example.org> 于2016年3月3日周四 下午5:21写道：",
+    ] {
+        let body = format!("Sounds good, thanks. {header}\n\n> old");
+        assert_eq!(new_text(&body, None), "Sounds good, thanks.", "{header}");
+    }
+}
+
+#[test]
+fn original_message_separators_by_their_phrase_end_the_text() {
+    for separator in [
+        "-------- Originalnachricht --------",
+        "------ Původní e-mail ------",
+        "-----Оригинальное сообщение-----",
+        "------------------ Original ------------------",
+    ] {
+        let body = format!("New words here.\n\n{separator}\nPlease send your username.");
+        assert_eq!(new_text(&body, None), "New words here.", "{separator}");
+    }
+    // The phrase without its rule, over a header block, goes with it.
+    let body = "New words here.\n\nOriginal Message\nFrom: Desk [mailto:desk@example.org]\nSent: Thursday, March 3, 2016 5:21 PM\nTo: Jo\nSubject: RE: account\n\nold";
+    assert_eq!(new_text(body, None), "New words here.");
+}
+
+#[test]
+fn header_blocks_with_field_names_in_more_languages_end_the_text() {
+    for block in [
+        // Outlook in Korean, Mail.ru, a Chinese webmail in English.
+        "보낸 사람: Desk <desk@example.org>\n보낸 날짜: 2016년 3월 3일 목요일 오후 5:21\n받는 사람: jo@example.org\n제목: RE: account",
+        "От кого: Desk <desk@example.org>\nКому: jo@example.org\nДата: Четверг, 3 марта 2016, 17:21 +03:00\nТема: account",
+        "Sender: Desk <desk@example.org>\nDate: 2016-03-03 17:21\nTo: jo\nSubject: account",
+        // Only the From field known: the block's shape does the rest.
+        "Od: Desk <desk@example.org>\nPoslano: četrtek, 3. marec 2016 17:21\nZa: jo@example.org\nZadeva: RE: račun",
+    ] {
+        let body = format!("New words here.\n\n{block}\n\nPlease send your username.");
+        assert_eq!(new_text(&body, None), "New words here.", "{block}");
+    }
+    // A requester's own details are no header block.
+    let body =
+        "New words here.\n\nEmail: jo@example.org\nCreated: 2019-03-03 10:00\nUsername: jodoe";
+    assert_eq!(new_text(body, None), body);
+}
+
+#[test]
+fn from_and_sent_pairs_with_localized_names_end_the_text() {
+    for block in [
+        "Von: Desk <desk@example.org>\nGesendet: Donnerstag, 3. März 2016 17:21",
+        "De : Desk <desk@example.org>\nEnvoyé : jeudi 3 mars 2016 17:21",
+        "Od: Desk <desk@example.org>\nWysłano: czwartek, 3 marca 2016 17:21",
+        "Fra: Desk <desk@example.org>\nSendt: 3. marts 2016 17:21",
+        "Van: Desk <desk@example.org>\nVerzonden: donderdag 3 maart 2016 17:21",
+        "Från: Desk <desk@example.org>\nSkickat: den 3 mars 2016 17:21",
+        "От: Desk <desk@example.org>\nОтправлено: 3 марта 2016 г. 17:21",
+        "Gesendet: Donnerstag, 03. März 2016 um 17:21 Uhr\nVon: \"Desk\" <desk@example.org>\nAn: jo@example.org\nBetreff: Re: Konto",
+    ] {
+        let body = format!("New words here.\n\n{block}\n\nPlease send your username.");
+        assert_eq!(new_text(&body, None), "New words here.", "{block}");
+    }
+}
+
+#[test]
+fn mail_app_adverts_and_long_phone_footers_are_dropped() {
+    for footer in [
+        "Obtenir Outlook pour iOS",
+        "Holen Sie sich Outlook für iOS",
+        "Obtener Outlook para Android",
+        "Outlook voor iOS downloaden",
+        "Get BlueMail for Android",
+        "Diese Nachricht wurde von meinem Android-Mobiltelefon mit GMX Mail gesendet.",
+    ] {
+        let body = format!("New words here.\n\n{footer}");
+        assert_eq!(new_text(&body, None), "New words here.", "{footer}");
+        let body = format!("New words here.\n\n{footer}\n\nOn Thu, Mar 3, 2016 at 5:21 PM Desk <desk@example.org> wrote:\n> old");
+        assert_eq!(new_text(&body, None), "New words here.", "{footer}");
+    }
+    // A footer's words opening a sentence that goes on are the sender's.
+    for body in [
+        "Sent from my phone, sorry for typos: my username is jodoe.",
+        "I use Outlook for iOS",
+        "Hi,\n\nI sent it from my Android phone but nothing came.",
+    ] {
+        assert_eq!(new_text(body, None), body);
+    }
+}
+
+#[test]
+fn cards_under_thanks_rules_and_notices_are_dropped() {
+    let new = "Please reset it.";
+    for (body, want) in [
+        // A thanks, a name, a title, a company and a bare domain.
+        (
+            "Please reset it.\n\nThanks,\nJoanna Example\nSenior Developer\nAcme Inc.\nacme.example",
+            "Please reset it.\n\nThanks,",
+        ),
+        // A labelled phone number in French.
+        (
+            "Please reset it.\n\nCordialement,\nJeanne Exemple\nResponsable technique\nTél : +33 1 23 45 67 89",
+            "Please reset it.\n\nCordialement,",
+        ),
+        // A card drawn under a rule below the sign-off.
+        (
+            "Please reset it.\n\nThanks!\nJo\n\n-----\nJoanna Example\nAcme Ltd\n+44 20 7946 0958",
+            "Please reset it.\n\nThanks!\nJo",
+        ),
+        (
+            "Please reset it.\n\nThanks,\nJo Example\n—————\nJoanna Example\nProduct Manager\njoanna@acme.example",
+            "Please reset it.\n\nThanks,\nJo Example",
+        ),
+        // Two numbers on one line.
+        (
+            "Please reset it.\n\nJoanna Example\nCTO, Acme\nT +44 20 7946 0958  M +44 7700 900123",
+            new,
+        ),
+        // A confidentiality notice.
+        (
+            "Please reset it.\n\nRegards,\nJo\n\nThis e-mail is confidential and may be privileged. If you are not the intended recipient, please delete it.",
+            "Please reset it.\n\nRegards,\nJo",
+        ),
+    ] {
+        assert_eq!(new_text(body, None), want, "{body}");
+    }
+    // A rule between parts of a letter stays, and so does what is under it.
+    for body in [
+        "My details are below.\n\n-----\nUsername: jodoe\nReason: lost phone",
+        "Part one of my story.\n\n---\n\nThen I lost the codes as well, so I cannot log in.",
+    ] {
+        assert_eq!(new_text(body, None), body);
+    }
+}
+
+#[test]
+fn prose_about_writing_is_no_attribution() {
+    for body in [
+        "I am writing again about my account.\nOn 3 March 2016 I wrote to you about this:\nmy phone was stolen and the codes were on it.",
+        "As support wrote on 3 March 2016:\nthe account must be verified first. I did that.",
+        "Thanks for the reply.\nYesterday we wrote to you from jo@example.org as well.\nThe username is jodoe.",
+    ] {
+        assert_eq!(new_text(body, None), body);
+    }
+    // A real attribution over a quote still ends the text.
+    let body = "New words here.\n\nOn 3 March 2016, Desk wrote:\n> old";
+    assert_eq!(new_text(body, None), "New words here.");
+    // So does an old client's "you wrote", dated to the minute.
+    let body = "New words here.\n\nAt 3/3/2016 05:21 PM, you wrote:\n> old";
+    assert_eq!(new_text(body, None), "New words here.");
+}
+
+#[test]
+fn webmail_attributions_and_helpdesk_markers_end_the_text() {
+    for history in [
+        // Open-Xchange (GMX, web.de) in German, Horde, AOL, Indonesian.
+        "Jo Example <jo@example.org> hat am 3. März 2016 um 17:21 geschrieben:\n> alt",
+        "Quoting Jo Example <jo@example.org>:\n\n> old",
+        "Zitat von Jo Example <jo@example.org>:\n\n> alt",
+        "In a message dated 3/3/2016 5:21:00 PM, jo@example.org writes:\n> old",
+        "Pada tanggal Kam, 3 Mar 2016 pukul 17.21 Jo Example <jo@example.org> menulis:\n> old",
+        "##- Please type your reply above this line -##\n\nYour request RD-7K3M9Q was updated.",
+    ] {
+        let body = format!("New words here.\n\n{history}");
+        assert_eq!(new_text(&body, None), "New words here.", "{history}");
+    }
+    // Quoting in a sentence, with no quote under it, is prose.
+    let body = "New words here.\nQuoting my earlier mail:\nthe phone was stolen.";
+    assert_eq!(new_text(body, None), body);
+}
+
+#[test]
+fn html_replies_of_more_clients_keep_only_the_new_text() {
+    for (client, html) in [
+        ("Outlook desktop", "<div class=WordSection1><p class=MsoNormal>Yes, the username is jodoe.</p><div><div style='border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm'><p class=MsoNormal><b>From:</b> Desk &lt;desk@example.org&gt;<br><b>Sent:</b> Thursday, March 3, 2016 5:21 PM<br><b>To:</b> Jo<br><b>Subject:</b> RE: account</p></div></div><p class=MsoNormal>Please send your username.</p></div>"),
+        ("Apple Mail", "<div>Yes, the username is jodoe.</div><div><br><blockquote type=\"cite\"><div>On 3 Mar 2016, at 17:21, Desk &lt;desk@example.org&gt; wrote:</div><div>Please send your username.</div></blockquote></div>"),
+        ("Thunderbird", "<p>Yes, the username is jodoe.</p><div class=\"moz-cite-prefix\">On 03/03/2016 17:21, Desk wrote:<br></div><blockquote type=\"cite\">Please send your username.</blockquote>"),
+        ("QQ", "<div>Yes, the username is jodoe.</div><div style=\"font-size: 12px;\">------------------&nbsp;原始邮件&nbsp;------------------</div><div><div><b>发件人:</b>&nbsp;\"Desk\"&lt;desk@example.org&gt;;</div><div><b>发送时间:</b>&nbsp;2016年3月3日(星期四) 下午5:21</div><div><b>收件人:</b>&nbsp;\"jo\"&lt;jo@example.org&gt;;</div></div>Please send your username."),
+        ("GMX", "<div>Yes, the username is jodoe.</div><div>&nbsp;</div><div name=\"quote\"><div><b>Gesendet:</b>&nbsp;Donnerstag, 03. März 2016 um 17:21 Uhr<br/><b>Von:</b>&nbsp;\"Desk\" &lt;desk@example.org&gt;<br/><b>An:</b>&nbsp;jo@example.org<br/><b>Betreff:</b>&nbsp;Konto</div><div name=\"quoted-content\">Please send your username.</div></div>"),
+        ("Yahoo", "<div>Yes, the username is jodoe.</div><div class=\"yahoo_quoted\"><div>On Thursday, March 3, 2016, 5:21:00 PM GMT+1, Desk &lt;desk@example.org&gt; wrote:</div><div>Please send your username.</div></div>"),
+    ] {
+        assert_eq!(new_text("", Some(html)), "Yes, the username is jodoe.", "{client}");
+    }
+}
+
+#[test]
+fn plain_replies_of_more_clients_keep_only_the_new_text() {
+    for (client, body) in [
+        ("K-9", "jodoe\n\nOn March 3, 2016 5:21:00 PM GMT+01:00, Desk <desk@example.org> wrote:\n>Please send your username.\n\n-- \nSent from my Android device with K-9 Mail. Please excuse my brevity."),
+        ("Naver", "jodoe\n\n-----Original Message-----\nFrom: \"Desk\"<desk@example.org>\nTo: <jo@example.org>;\nCc:\nSent: 2016-03-03 (목) 17:21:00\nSubject: account\n\nPlease send your username."),
+        ("163", "jodoe\n\n在 2016-03-03 17:21:00，\"Desk\" <desk@example.org> 写道：\n>Please send your username."),
+        ("Yandex", "jodoe\n\n03.03.2016, 17:21, \"Desk\" <desk@example.org>:\n> Please send your username."),
+        ("Mail.ru", "jodoe\n\n\nЧетверг, 3 марта 2016, 17:21 +03:00 от Desk <desk@example.org>:\n\n>Please send your username."),
+        ("Proton", "jodoe\n\nSent with Proton Mail secure email.\n\n------- Original Message -------\nOn Thursday, March 3rd, 2016 at 17:21, Desk <desk@example.org> wrote:\n\n> Please send your username."),
+        ("Outlook, Date first", "jodoe\n\nDate: Thu, 3 Mar 2016 17:21:00 +0000\nFrom: Desk <desk@example.org>\nTo: jo@example.org\nSubject: account\n\nPlease send your username."),
+        ("Outlook for iOS", "jodoe\n\nGet Outlook for iOS\n________________________________\nFrom: Desk <desk@example.org>\nSent: Thursday, March 3, 2016 5:21:00 PM\nTo: jo@example.org\nSubject: RE: account\n\nPlease send your username."),
+        ("a list footer", "jodoe\n\n-----------------------------------------\nThis list is run by Example Lists\nhttps://lists.example.org/listinfo"),
+    ] {
+        assert_eq!(new_text(body, None), "jodoe", "{client}");
+    }
+    // Closing words over a card and nothing else: the card is the message
+    // (a name and a profile link, as proof), and stays.
+    let body = "Thanks,\nJo Example\nSenior Developer\nhttps://github.com/jodoe";
+    assert_eq!(new_text(body, None), body);
+}
+
+#[test]
+fn a_footer_line_over_a_letter_under_a_greeting_cuts_nothing() {
+    // Some clients put their footer where the cursor was, under the
+    // greeting; what the sender wrote under it is still theirs.
+    let body = "Hi,\n\nSent from my iPhone\n\nI lost the phone with the authenticator app, my username is jodoe.";
+    assert_eq!(new_text(body, None), body);
+    // Under a letter, what follows is the earlier mail a phone shows
+    // unquoted.
+    let body = "I lost the phone with the authenticator app, my username is jodoe.\n\nSent from my iPhone\n\nPlease tell us which account it is and why you cannot sign in.";
+    assert_eq!(
+        new_text(body, None),
+        "I lost the phone with the authenticator app, my username is jodoe."
+    );
+    // A footer over history or a notice still ends the text.
+    let body = "New words here.\n\nSent from my iPhone\n\nThis e-mail is confidential. If you are not the intended recipient, please delete it.";
+    assert_eq!(new_text(body, None), "New words here.");
+    let body = "New words here.\n\nSent from my iPhone\n\nOn Thu, Mar 3, 2016 at 5:21 PM Desk <desk@example.org> wrote:\n> Please send us your username and the reason in a few words.";
+    assert_eq!(new_text(body, None), "New words here.");
+}
