@@ -384,6 +384,13 @@ fn unquoted<'a>(lines: &[&'a str]) -> Vec<&'a str> {
 
 /// Index of the first line that is not new text, and why.
 fn find_cut(lines: &[&str]) -> (usize, Option<Cut>) {
+    cut_in(lines, true)
+}
+
+/// [`find_cut`]; `look_below_footers` lets a footer under a greeting look
+/// for the letter below it, which the look itself does not do again (a
+/// body of nothing but footers would recurse as deep as it is long).
+fn cut_in(lines: &[&str], look_below_footers: bool) -> (usize, Option<Cut>) {
     let mut in_fence = false;
     // Nothing written yet: a header block or a forward separator here is
     // the sender's own letter heading ("From: me / Subject: …") or a
@@ -415,7 +422,9 @@ fn find_cut(lines: &[&str]) -> (usize, Option<Cut>) {
         }
         if REPLY_ABOVE.is_match(line)
             || (is_footer(line)
-                && !(greeting_at_most(&lines[..i]) && letter_goes_on(&lines[i + 1..])))
+                && !(look_below_footers
+                    && greeting_at_most(&lines[..i])
+                    && letter_goes_on(&lines[i + 1..])))
         {
             return (i, Some(Cut::Rest));
         }
@@ -454,7 +463,7 @@ fn greeting_at_most(lines: &[&str]) -> bool {
 /// put it, not the end of what they wrote; under a letter, the text below
 /// it is the earlier mail a phone shows unquoted.
 fn letter_goes_on(lines: &[&str]) -> bool {
-    let (end, _) = find_cut(lines);
+    let (end, _) = cut_in(lines, false);
     let rest: Vec<&str> = lines[..end]
         .iter()
         .copied()

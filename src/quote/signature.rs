@@ -117,6 +117,22 @@ static CONTACT_LINE: Lazy<Regex> = Lazy::new(|| {
 /// and a link alone stay: they may be a requester's proof of who they
 /// are. Closing words above the card ("Kind regards,") are kept.
 pub(super) fn drop_signature_block(lines: &mut Vec<&str>) {
+    // A notice may sit under a card, and a card under a rule or closing
+    // words: one block goes per round, from the end. Real mail has a few;
+    // the bound keeps a hostile body of thousands linear (and unrecursed).
+    for _ in 0..MAX_SIGNATURE_BLOCKS {
+        if !drop_last_block(lines) {
+            break;
+        }
+    }
+}
+
+/// Most blocks (card, notice, footer) one signature is made of.
+const MAX_SIGNATURE_BLOCKS: usize = 8;
+
+/// Drops the last block of a signature; true when one went and another
+/// may sit above it.
+fn drop_last_block(lines: &mut Vec<&str>) -> bool {
     let end = lines
         .iter()
         .rposition(|l| !l.trim().is_empty())
@@ -124,7 +140,7 @@ pub(super) fn drop_signature_block(lines: &mut Vec<&str>) {
     // A card under a rule goes from the rule, whatever is above it.
     if let Some(rule) = ruled_card(&lines[..end]) {
         lines.truncate(rule);
-        return drop_signature_block(lines);
+        return true;
     }
     let paragraph = lines[..end]
         .iter()
@@ -140,11 +156,9 @@ pub(super) fn drop_signature_block(lines: &mut Vec<&str>) {
     let block = &lines[start..end];
     if above_written && start < end && (is_card(block) || is_disclaimer(block)) {
         lines.truncate(start);
-        // A notice may sit under a card, and a card under closing words.
-        if !VALEDICTION.is_match(lines[..start].last().copied().unwrap_or("")) {
-            drop_signature_block(lines);
-        }
+        return !VALEDICTION.is_match(lines[..start].last().copied().unwrap_or(""));
     }
+    false
 }
 
 /// A rule of dashes, underscores, em dashes or `=` on a line of its own.

@@ -703,3 +703,25 @@ fn a_footer_line_over_a_letter_under_a_greeting_cuts_nothing() {
     let body = "New words here.\n\nSent from my iPhone\n\nOn Thu, Mar 3, 2016 at 5:21 PM Desk <desk@example.org> wrote:\n> Please send us your username and the reason in a few words.";
     assert_eq!(new_text(body, None), "New words here.");
 }
+
+#[test]
+fn a_body_of_thousands_of_phone_footers_is_read_in_one_pass() {
+    // Each footer under no more than a greeting looks below itself for the
+    // letter; a hostile body of nothing but footers must not make that a
+    // recursion as deep as the body is long (a stack overflow aborts).
+    let body = "Hi,\n".to_string() + &"Sent from my iPhone\n".repeat(200_000);
+    let text = new_text(&body, None);
+    assert!(text.starts_with("Hi,"), "{}", &text[..text.len().min(80)]);
+    assert!(text.len() < 100, "the footers are not the sender's words");
+}
+
+#[test]
+fn a_body_of_thousands_of_ruled_cards_is_read_without_recursing_per_card() {
+    let body = "Hi, my username is jodoe.\n".to_string() + &"-----\nJo Example\n".repeat(30_000);
+    let text = new_text(&body, None);
+    assert!(
+        text.starts_with("Hi, my username is jodoe."),
+        "{}",
+        &text[..text.len().min(80)]
+    );
+}
