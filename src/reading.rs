@@ -70,10 +70,11 @@ impl Reading {
     /// The bytes the store keeps of this message: never a secret in clear.
     /// A redacted copy is moved out, not copied (a 10 MB message held a
     /// third copy of itself here); call it once.
-    pub fn take_raw_to_keep(&mut self, fetched: &Fetched) -> Vec<u8> {
+    pub fn take_raw_to_keep(&mut self, fetched: &Fetched) -> Arc<Vec<u8>> {
         match &mut self.kept {
-            Some(kept) => std::mem::take(&mut kept.bytes),
-            None => fetched.raw.clone(),
+            Some(kept) => Arc::new(std::mem::take(&mut kept.bytes)),
+            // The fetched bytes themselves, shared: no copy.
+            None => Arc::clone(&fetched.raw),
         }
     }
 
@@ -262,7 +263,7 @@ mod tests {
     fn fetched(raw: &str) -> Fetched {
         Fetched {
             source_id: "t".into(),
-            raw: raw.as_bytes().to_vec(),
+            raw: Arc::new(raw.as_bytes().to_vec()),
             oversize: None,
             cursor: None,
         }
@@ -326,6 +327,15 @@ mod tests {
         );
         assert!(reading.new_codes.is_empty(), "{:?}", reading.new_codes);
         assert_eq!(reading.fields.username.as_deref(), Some("anapkg"));
+    }
+
+    #[test]
+    fn the_bytes_kept_of_a_message_without_secrets_are_the_fetched_bytes_not_a_copy() {
+        let fetched = fetched(REQUEST);
+        let mut reading = read(&fetched, &settings()).unwrap();
+        assert!(reading.kept.is_none(), "no secret in this request");
+        let kept = reading.take_raw_to_keep(&fetched);
+        assert!(Arc::ptr_eq(&kept, &fetched.raw), "a second copy was made");
     }
 
     #[test]

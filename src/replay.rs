@@ -175,7 +175,7 @@ fn next_batch(
         .map(|(name, raw)| Fetched {
             source_id: name,
             oversize: (raw.len() as u64 > max).then_some(raw.len() as u64),
-            raw,
+            raw: raw.into(),
             cursor: None,
         })
         .collect()
@@ -262,7 +262,7 @@ pub async fn inspect(config: Option<&Path>, file: &Path, json: bool) -> anyhow::
     let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let fetched = Fetched {
         source_id: file.display().to_string(),
-        raw,
+        raw: raw.into(),
         oversize: None,
         cursor: None,
     };

@@ -156,8 +156,9 @@ pub struct OutboxItem {
 /// Everything one step writes, in one transaction.
 #[derive(Debug, Default)]
 pub struct Commit {
-    /// Raw message to keep, by content hash.
-    pub raw: Option<(String, Vec<u8>)>,
+    /// Raw message to keep, by content hash (shared with the fetched
+    /// message: a 10 MB message is not copied to be kept).
+    pub raw: Option<(String, std::sync::Arc<Vec<u8>>)>,
     /// The processed marker of the inbound message.
     pub inbound: Option<(String, InboundRecord)>,
     /// Cases to write, each with its previous version (for index upkeep).
@@ -1209,7 +1210,7 @@ mod tests {
     fn a_batch_commits_every_step_with_the_last_cursor() {
         let store = Store::temporary().unwrap();
         let step = |n: u8| Commit {
-            raw: Some((format!("h{n}"), vec![n])),
+            raw: Some((format!("h{n}"), vec![n].into())),
             cursor: Some(("imap".into(), format!("uid {n}"))),
             ..Commit::default()
         };
@@ -1271,11 +1272,11 @@ mod tests {
         store
             .commit_all(&[
                 Commit {
-                    raw: Some(("large".into(), large.clone())),
+                    raw: Some(("large".into(), large.clone().into())),
                     ..Commit::default()
                 },
                 Commit {
-                    raw: Some(("small".into(), small.clone())),
+                    raw: Some(("small".into(), small.clone().into())),
                     ..Commit::default()
                 },
             ])
@@ -1299,7 +1300,7 @@ mod tests {
         let large: Vec<u8> = (0..10_000_000u32).map(|i| (i % 253) as u8).collect();
         store
             .commit(&Commit {
-                raw: Some(("large".into(), large.clone())),
+                raw: Some(("large".into(), large.clone().into())),
                 ..Commit::default()
             })
             .unwrap();

@@ -461,7 +461,7 @@ pub fn quarantine(store: &Store, fetched: &Fetched, error: &Error, now: i64) -> 
         notes: vec![format!("error: {error}")],
     };
     store.commit(&Commit {
-        raw: Some((hash.clone(), fetched.raw.clone())),
+        raw: Some((hash.clone(), Arc::clone(&fetched.raw))),
         inbound: Some((hash, record)),
         cursor: fetched
             .cursor
@@ -541,7 +541,7 @@ mod tests {
         );
         Fetched {
             source_id: format!("id-{i}"),
-            raw: raw.into_bytes(),
+            raw: raw.into_bytes().into(),
             oversize: None,
             cursor: None,
         }
@@ -603,7 +603,8 @@ mod tests {
             raw: b"From: other@example.org\r\nTo: support@pypi.example\r\n\
                    Subject: more\r\nMessage-ID: <reply@example.org>\r\n\
                    In-Reply-To: <w1@example.org>\r\n\r\nAlso my laptop.\r\n"
-                .to_vec(),
+                .to_vec()
+                .into(),
             oversize: None,
             cursor: None,
         };

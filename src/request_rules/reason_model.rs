@@ -193,7 +193,11 @@ fn char_grams(word: &str, out: &mut BTreeSet<String>) {
         return;
     }
     for gram in chars.windows(GRAM) {
-        out.insert(format!("g:{}", gram.iter().collect::<String>()));
+        // One allocation a gram (this runs for every gram of every word).
+        let mut name = String::with_capacity(2 + gram.iter().map(|c| c.len_utf8()).sum::<usize>());
+        name.push_str("g:");
+        name.extend(gram);
+        out.insert(name);
     }
 }
 
@@ -247,7 +251,13 @@ fn weigh(text: &str, share: f64, scale: f64, prefix: &str, out: &mut Features) {
     for f in features(text) {
         let v = if f.starts_with("g:") { share } else { 1.0 } * scale;
         if v > 0.0 {
-            *out.entry(format!("{prefix}{f}")).or_default() += v;
+            // The feature's own name when there is no prefix: no copy.
+            let name = if prefix.is_empty() {
+                f
+            } else {
+                format!("{prefix}{f}")
+            };
+            *out.entry(name).or_default() += v;
         }
     }
 }

@@ -111,7 +111,7 @@ impl MaildirSource {
         let name = rel.split_once('/').map(|(_, n)| n).unwrap_or(rel);
         Ok(Fetched {
             source_id: rel.to_owned(),
-            raw,
+            raw: std::sync::Arc::new(raw),
             oversize,
             cursor: Some(CursorUpdate {
                 key: format!("maildir:{}", Self::unique(name)),

@@ -29,8 +29,9 @@ pub struct CursorUpdate {
 pub struct Fetched {
     /// The source's own id for `mark_done` (file name, or UIDVALIDITY:UID).
     pub source_id: String,
-    /// The raw bytes (headers only when `oversize` is set).
-    pub raw: Vec<u8>,
+    /// The raw bytes (headers only when `oversize` is set), shared with
+    /// the commit that keeps them rather than copied into it.
+    pub raw: std::sync::Arc<Vec<u8>>,
     /// The full size in bytes when the body was too large and not fetched.
     pub oversize: Option<u64>,
     /// The cursor to commit with this message, if the source keeps one.

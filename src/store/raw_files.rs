@@ -216,7 +216,7 @@ mod tests {
 
     fn keep(hash: &str, raw: Vec<u8>, case: Option<&Case>) -> Commit {
         Commit {
-            raw: Some((hash.into(), raw)),
+            raw: Some((hash.into(), raw.into())),
             inbound: Some((
                 hash.into(),
                 InboundRecord {

@@ -631,7 +631,10 @@ mod tests {
         }
         store
             .commit(&Commit {
-                raw: Some((hash.clone(), b"From: jo@example.org\r\n\r\nhi".to_vec())),
+                raw: Some((
+                    hash.clone(),
+                    b"From: jo@example.org\r\n\r\nhi".to_vec().into(),
+                )),
                 inbound: Some((
                     hash,
                     InboundRecord {
@@ -820,7 +823,10 @@ mod tests {
         let store = Store::temporary().unwrap();
         store
             .commit(&Commit {
-                raw: Some(("h".into(), b"From: jo@example.org\r\n\r\nauto".to_vec())),
+                raw: Some((
+                    "h".into(),
+                    b"From: jo@example.org\r\n\r\nauto".to_vec().into(),
+                )),
                 inbound: Some((
                     "h".into(),
                     InboundRecord {
@@ -850,7 +856,7 @@ mod tests {
         raw.extend(std::iter::repeat_n(b'x', 40 * 1024));
         store
             .commit(&Commit {
-                raw: Some((hash.into(), raw)),
+                raw: Some((hash.into(), raw.into())),
                 inbound: Some((
                     hash.into(),
                     InboundRecord {

@@ -200,7 +200,7 @@ mod tests {
 
     fn step(hash: &str, case: Option<(&Case, Option<&Case>)>, cursor: &str) -> Commit {
         Commit {
-            raw: Some((hash.into(), hash.as_bytes().to_vec())),
+            raw: Some((hash.into(), hash.as_bytes().to_vec().into())),
             inbound: Some((
                 hash.into(),
                 InboundRecord {

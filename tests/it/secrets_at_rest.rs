@@ -134,7 +134,7 @@ async fn the_worker_marks_mail_that_held_a_secret_apart() {
     let mut app = TestApp::spawn().await;
     let fetched = |id: &str, raw: String| Fetched {
         source_id: id.into(),
-        raw: raw.into_bytes(),
+        raw: raw.into_bytes().into(),
         oversize: None,
         cursor: None,
     };

@@ -358,7 +358,7 @@ async fn uidvalidity_change_rescans_the_recreated_mailbox() {
         .cursor
         .as_ref()
         .is_some_and(|c| c.value.starts_with(&new_validity))));
-    assert_eq!(after[0].raw, one, "the same bytes come again");
+    assert_eq!(*after[0].raw, one, "the same bytes come again");
     assert!(contains(&after[0], "first") && contains(&after[1], "second"));
 
     // A stale id from before the rescan is not marked (and not an error).

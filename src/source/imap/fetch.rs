@@ -250,7 +250,7 @@ async fn fetch_chunk(
             uid,
             Fetched {
                 source_id: String::new(),
-                raw: bytes.to_vec(),
+                raw: std::sync::Arc::new(bytes.to_vec()),
                 oversize: headers_only.then(|| u64::from(f.size.unwrap_or(0))),
                 cursor: None,
             },
