@@ -104,6 +104,7 @@ fn grid(dev: &[&PypiRecord], raws: &[Raw]) {
                     gram_share,
                     rest_share,
                     rule_share: env("GRID_RULE", "0").parse().unwrap_or(0.0),
+                    fold: std::env::var("GRID_FOLD").map_or(true, |v| v != "0"),
                 };
                 let cvs = cross_validate(dev, raws, &cfg, &opts, &trusts);
                 let pct = |n: usize| 100.0 * n as f64 / cvs[0].total.max(1) as f64;

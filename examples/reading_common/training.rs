@@ -129,6 +129,7 @@ pub fn settings() -> (TrainConfig, FeatureOpts) {
         gram_share: 1.0,
         rest_share: 0.0,
         rule_share: 3.0,
+        fold: true,
     };
     (cfg, opts)
 }

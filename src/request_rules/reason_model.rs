@@ -85,7 +85,13 @@ pub(crate) fn is_cjk(c: char) -> bool {
 /// The features of a text: `w:` words, `b:` adjacent word pairs, `c:`
 /// CJK characters and character pairs. Each feature once.
 pub fn features(text: &str) -> BTreeSet<String> {
-    let (mut out, words) = analyse(text);
+    features_folded(text, false)
+}
+
+/// [`features`], with Latin accents folded first when `fold` is set
+/// ("código" and "codigo", "não" and "nao" read alike).
+pub fn features_folded(text: &str, fold: bool) -> BTreeSet<String> {
+    let (mut out, words) = analyse(text, fold);
     for w in &words {
         char_grams(w, &mut out);
     }
@@ -94,8 +100,11 @@ pub fn features(text: &str) -> BTreeSet<String> {
 
 /// The word, pair, negation and CJK features of a text, and its words
 /// (each once) for the character n-grams.
-fn analyse(text: &str) -> (BTreeSet<String>, BTreeSet<String>) {
-    let lower = text.to_lowercase();
+fn analyse(text: &str, fold: bool) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut lower = text.to_lowercase();
+    if fold {
+        lower = lower.chars().map(fold_accent).collect();
+    }
     let clean = NOISE.replace_all(&lower, " ");
     let mut out = BTreeSet::new();
     let mut word = String::new();
@@ -159,6 +168,23 @@ fn analyse(text: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     (out, words)
 }
 
+/// A lower-case Latin letter without its accent (Cyrillic, CJK and
+/// everything else unchanged): requesters type "nao", "codigo", "telefono"
+/// as often as the accented words, on keyboards that lack them.
+fn fold_accent(c: char) -> char {
+    match c {
+        'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' => 'a',
+        'é' | 'è' | 'ê' | 'ë' => 'e',
+        'í' | 'ì' | 'î' | 'ï' => 'i',
+        'ó' | 'ò' | 'ô' | 'ö' | 'õ' => 'o',
+        'ú' | 'ù' | 'û' | 'ü' => 'u',
+        'ç' => 'c',
+        'ñ' => 'n',
+        'ÿ' => 'y',
+        _ => c,
+    }
+}
+
 /// How many words a negation reaches.
 const NEGATED_WORDS: usize = 4;
 
@@ -214,6 +240,9 @@ pub struct FeatureOpts {
     /// name, `r1:` the first-named): the model learns how far each rule
     /// is to be believed (0: the rules are not read).
     pub rule_share: f64,
+    /// Latin accents are folded before the words are cut (a file that
+    /// names no `fold` was trained without).
+    pub fold: bool,
 }
 
 impl Default for FeatureOpts {
@@ -222,6 +251,7 @@ impl Default for FeatureOpts {
             gram_share: GRAM_SHARE,
             rest_share: 0.0,
             rule_share: 0.0,
+            fold: false,
         }
     }
 }
@@ -240,24 +270,23 @@ impl FeatureOpts {
             gram_share: get("gram_share", d.gram_share),
             rest_share: get("rest_share", d.rest_share),
             rule_share: get("rule_share", d.rule_share),
+            fold: linear.meta("fold") == Some("1"),
         }
     }
 }
 
 /// A text's features with their values: `w:` words, `b:` pairs, `n:`
 /// negated words, `c:` CJK characters and pairs at 1, `g:` character
-/// n-grams at `share`, each multiplied by `scale`.
-fn weigh(text: &str, share: f64, scale: f64, prefix: &str, out: &mut Features) {
-    for f in features(text) {
-        let v = if f.starts_with("g:") { share } else { 1.0 } * scale;
+/// n-grams at `opts.gram_share`, each multiplied by `scale`.
+fn weigh(text: &str, opts: &FeatureOpts, scale: f64, out: &mut Features) {
+    for f in features_folded(text, opts.fold) {
+        let v = if f.starts_with("g:") {
+            opts.gram_share
+        } else {
+            1.0
+        } * scale;
         if v > 0.0 {
-            // The feature's own name when there is no prefix: no copy.
-            let name = if prefix.is_empty() {
-                f
-            } else {
-                format!("{prefix}{f}")
-            };
-            *out.entry(name).or_default() += v;
+            *out.entry(f).or_default() += v;
         }
     }
 }
@@ -265,7 +294,7 @@ fn weigh(text: &str, share: f64, scale: f64, prefix: &str, out: &mut Features) {
 /// The features of free text (a seed sentence), normalised.
 pub fn text_features(text: &str, opts: &FeatureOpts) -> Features {
     let mut out = Features::new();
-    weigh(text, opts.gram_share, 1.0, "", &mut out);
+    weigh(text, opts, 1.0, &mut out);
     linear::normalise(&mut out);
     out
 }
@@ -275,21 +304,21 @@ pub fn text_features(text: &str, opts: &FeatureOpts) -> Features {
 /// [`reading_text`]); the rest of the prose at `rest_share`; and the shape
 /// of the form (`f:`: a form, a reason answer, the recovery-codes box
 /// ticked or not), which says which template, and so which era, the
-/// request is from. Normalised.
-pub(super) fn doc_features(doc: &Document, subject: &str, opts: &FeatureOpts) -> Features {
+/// request is from; and what the phrase rules `named` (the reader has
+/// them already: they are not found twice). Normalised.
+pub(super) fn doc_features(
+    doc: &Document,
+    subject: &str,
+    named: &[Reason],
+    opts: &FeatureOpts,
+) -> Features {
     let mut out = Features::new();
     let answer = doc.answers(SectionKind::Reason);
-    weigh(
-        &model_input(doc, subject),
-        opts.gram_share,
-        1.0,
-        "",
-        &mut out,
-    );
+    weigh(&model_input(doc, subject), opts, 1.0, &mut out);
     if !answer.trim().is_empty() && opts.rest_share > 0.0 {
         let rest = doc.prose.replacen(answer.trim(), " ", 1);
         let rest = format!("{rest}\n{subject}");
-        weigh(&rest, opts.gram_share, opts.rest_share, "", &mut out);
+        weigh(&rest, opts, opts.rest_share, &mut out);
     }
     let mut flag = |name: &str| {
         out.insert(format!("f:{name}"), 1.0);
@@ -310,7 +339,6 @@ pub(super) fn doc_features(doc: &Document, subject: &str, opts: &FeatureOpts) ->
         None => {}
     }
     if opts.rule_share > 0.0 {
-        let named = super::reasons::named(doc, subject);
         for (i, r) in named.iter().enumerate() {
             out.insert(format!("r:{}", r.code()), opts.rule_share);
             if i == 0 {
@@ -326,7 +354,8 @@ pub(super) fn doc_features(doc: &Document, subject: &str, opts: &FeatureOpts) ->
 /// trainer learns from).
 pub fn reading_features(new_text: &str, subject: &str, opts: &FeatureOpts) -> Features {
     let (doc, subject) = super::prepare(new_text, subject);
-    doc_features(&doc, &subject, opts)
+    let named = super::reasons::named(&doc, &subject);
+    doc_features(&doc, &subject, &named, opts)
 }
 
 /// A trained reason model: the learnt weights and how to weigh features.
@@ -486,6 +515,9 @@ pub fn train(examples: &[Example], cfg: &TrainConfig, opts: &FeatureOpts) -> Mod
     linear.set_meta("gram_share", &opts.gram_share.to_string());
     linear.set_meta("rest_share", &opts.rest_share.to_string());
     linear.set_meta("rule_share", &opts.rule_share.to_string());
+    if opts.fold {
+        linear.set_meta("fold", "1");
+    }
     linear.set_meta("l2", &cfg.l2.to_string());
     linear.set_meta("epochs", &cfg.epochs.to_string());
     Model {
@@ -516,6 +548,19 @@ mod tests {
         assert!(!f
             .iter()
             .any(|x| x.contains("1234") || x.contains("example")));
+    }
+
+    #[test]
+    fn accents_are_folded_only_when_asked() {
+        let f = features_folded("Código não funciona", true);
+        assert!(f.contains("w:codigo") && f.contains("n:funciona"), "{f:?}");
+        assert!(f.contains("g:^cod"));
+        let f = features_folded("Código не", true);
+        assert!(f.contains("w:не"));
+        let f = features("Código");
+        assert!(f.contains("w:código") && !f.contains("w:codigo"));
+        // The committed model was trained folded, and says so.
+        assert!(MODEL.opts().fold);
     }
 
     #[test]
