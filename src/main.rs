@@ -5,6 +5,7 @@ use clap::Parser;
 use recoverydesk::cli::{self, Cli};
 
 fn main() {
+    fixed_mmap_threshold();
     let cli = Cli::parse();
     // The demo prints its own summary; its per-message log lines are noise.
     let quiet = matches!(
@@ -139,3 +140,25 @@ mod json_log {
         }
     }
 }
+
+/// Large buffers in mappings of their own, returned to the system when
+/// freed. glibc otherwise raises its mmap threshold to the largest block
+/// freed (up to 32 MiB): after one 10 MB message, every later large
+/// buffer comes from the heap, whose top goes back only past twice that,
+/// so a backlog of large mail held memory it no longer used (30 messages
+/// of 9.6 MiB: 121 MiB peak RSS, 100 MiB with the threshold fixed at its
+/// 128 KiB default). An operator's own `MALLOC_MMAP_THRESHOLD_` wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn fixed_mmap_threshold() {
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; this runs
+        // first in main, before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        }
+    }
+}
+
+/// Other platforms' allocators have no such threshold to fix.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn fixed_mmap_threshold() {}
