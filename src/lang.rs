@@ -272,6 +272,23 @@ fn iso_639_1(lang: Lang) -> Option<&'static str> {
     })
 }
 
+/// A lower-case Latin letter without its accent (Cyrillic, CJK and
+/// everything else unchanged): people type "nao", "codigo", "si" as often
+/// as the accented words, on keyboards that lack them.
+pub(crate) fn fold_accent(c: char) -> char {
+    match c {
+        'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' => 'a',
+        'é' | 'è' | 'ê' | 'ë' => 'e',
+        'í' | 'ì' | 'î' | 'ï' => 'i',
+        'ó' | 'ò' | 'ô' | 'ö' | 'õ' => 'o',
+        'ú' | 'ù' | 'û' | 'ü' => 'u',
+        'ç' => 'c',
+        'ñ' => 'n',
+        'ÿ' => 'y',
+        _ => c,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

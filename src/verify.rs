@@ -845,15 +845,8 @@ fn fold_answer_text(text: &str) -> String {
         .flat_map(char::to_lowercase)
         .map(|c| match c {
             '\u{2019}' | '\u{2018}' | '`' | '\u{00B4}' | '\u{02BC}' | '\u{2032}' => '\'',
-            'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' => 'a',
-            'é' | 'è' | 'ê' | 'ë' => 'e',
-            'í' | 'ì' | 'î' | 'ï' => 'i',
-            'ó' | 'ò' | 'ô' | 'ö' | 'õ' => 'o',
-            'ú' | 'ù' | 'û' | 'ü' => 'u',
-            'ç' => 'c',
-            'ñ' => 'n',
             'ё' => 'е',
-            other => other,
+            other => crate::lang::fold_accent(other),
         })
         .collect()
 }

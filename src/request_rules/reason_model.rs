@@ -103,7 +103,7 @@ pub fn features_folded(text: &str, fold: bool) -> BTreeSet<String> {
 fn analyse(text: &str, fold: bool) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut lower = text.to_lowercase();
     if fold {
-        lower = lower.chars().map(fold_accent).collect();
+        lower = lower.chars().map(crate::lang::fold_accent).collect();
     }
     let clean = NOISE.replace_all(&lower, " ");
     let mut out = BTreeSet::new();
@@ -166,23 +166,6 @@ fn analyse(text: &str, fold: bool) -> (BTreeSet<String>, BTreeSet<String>) {
     }
     let words = words.into_iter().filter(|w| !w.is_empty()).collect();
     (out, words)
-}
-
-/// A lower-case Latin letter without its accent (Cyrillic, CJK and
-/// everything else unchanged): requesters type "nao", "codigo", "telefono"
-/// as often as the accented words, on keyboards that lack them.
-fn fold_accent(c: char) -> char {
-    match c {
-        'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' => 'a',
-        'é' | 'è' | 'ê' | 'ë' => 'e',
-        'í' | 'ì' | 'î' | 'ï' => 'i',
-        'ó' | 'ò' | 'ô' | 'ö' | 'õ' => 'o',
-        'ú' | 'ù' | 'û' | 'ü' => 'u',
-        'ç' => 'c',
-        'ñ' => 'n',
-        'ÿ' => 'y',
-        _ => c,
-    }
 }
 
 /// How many words a negation reaches.
