@@ -470,8 +470,9 @@ mod tests {
     }
 
     /// Wordings written for this test, in no seed: terse, rambling or
-    /// broken English and the other languages, each of which the reader
-    /// got wrong before the fifth round's seeds.
+    /// broken English and the other languages. The model before the
+    /// fifth round's seeds got the recovery-codes sheet wrong; the rest
+    /// guard what it already read right.
     #[test]
     fn terse_and_broken_phrasings_read_right() {
         let wrong = [
