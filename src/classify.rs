@@ -1140,13 +1140,7 @@ fn header_label(name: &str) -> String {
         .map(|part| match part {
             "id" => "Id".to_string(),
             "ms" => "MS".to_string(),
-            _ => {
-                let mut chars = part.chars();
-                match chars.next() {
-                    Some(first) => first.to_uppercase().chain(chars).collect(),
-                    None => String::new(),
-                }
-            }
+            _ => crate::lang::upper_first(part),
         })
         .collect::<Vec<_>>()
         .join("-")

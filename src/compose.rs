@@ -165,7 +165,7 @@ impl Composer<'_> {
                 let (label, hint) = l.field(*f);
                 // Staff read what the requester has not given, not "you".
                 let label = match staff_facing {
-                    true => sentence_start(crate::labels::staff_field(*f)),
+                    true => crate::lang::upper_first(crate::labels::staff_field(*f)),
                     false => label.to_owned(),
                 };
                 json!({"code": f.code(), "label": label, "hint": hint})
@@ -590,15 +590,6 @@ fn linked_address_status(case: &Case) -> &'static str {
         Verification::LookupPending { .. } => "lookup_pending",
         Verification::NoTarget { .. } => "none_found",
         _ => "unknown",
-    }
-}
-
-/// `text` with its first letter in upper case, for a list item.
-fn sentence_start(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 

@@ -272,6 +272,16 @@ fn iso_639_1(lang: Lang) -> Option<&'static str> {
     })
 }
 
+/// `text` with its first letter in upper case ("the username" as a list
+/// item, "reply-to" as a header's "Reply-To").
+pub(crate) fn upper_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// A lower-case Latin letter without its accent (Cyrillic, CJK and
 /// everything else unchanged): people type "nao", "codigo", "si" as often
 /// as the accented words, on keyboards that lack them.
